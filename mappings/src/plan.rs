@@ -1,0 +1,993 @@
+//! Validation: a parsed mapping plus the source's catalog become a typed [`Plan`], or a located
+//! [`MappingError`]. Columns the rules cannot map on their own become [`Finding`]s under
+//! `required_fixes`, so `etl plan` can list every one of them at once instead of stopping at the
+//! first.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+
+use crate::catalog::{SourceColumn, SourceTable, VectorIndexMethod};
+use crate::error::{MappingError, closest};
+use crate::ident::{QualifiedName, is_valid_name, sanitize_name};
+use crate::model::{FieldSpec, IndexSpec, TableSpec};
+use crate::parse::{Locator, ParsedMapping};
+use crate::rules::{
+    MAX_ARRAY_CAPACITY, MAX_VARCHAR_LENGTH, Note, Severity, TypeChoice, check_override,
+    default_rule, primary_key_type,
+};
+use crate::types::{DataType, IndexType, Metric, PgKind, PgType};
+
+/// The name of the JSON field that holds dynamic fields.
+pub const DYNAMIC_FIELD_NAME: &str = "$meta";
+/// Default rows per batch.
+pub const DEFAULT_BATCH_SIZE: usize = 10_000;
+/// Default concurrent readers.
+pub const DEFAULT_PARALLELISM: usize = 2;
+
+/// A validated mapping: what every table becomes.
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    /// One entry per table, in mapping order (catalog order when the mapping lists none).
+    pub tables: Vec<TablePlan>,
+    /// Rows per batch.
+    pub batch_size: usize,
+    /// Concurrent readers.
+    pub parallelism: usize,
+}
+
+impl Plan {
+    /// Whether any table has a required fix left.
+    pub fn has_required_fixes(&self) -> bool {
+        self.tables.iter().any(|t| !t.required_fixes.is_empty())
+    }
+}
+
+/// Something the user must decide (a required fix) or may want to know (a suggestion).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    /// The column concerned, if one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub column: Option<String>,
+    /// What is the matter.
+    pub message: String,
+    /// What to do about it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fix: Option<String>,
+}
+
+/// How the primary key is made.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum PrimaryKey {
+    /// A source column is the key.
+    Column {
+        /// The target field.
+        field: String,
+        /// The source column.
+        column: String,
+    },
+    /// An added INT64 field the engine fills.
+    Auto {
+        /// The added field.
+        field: String,
+    },
+}
+
+impl PrimaryKey {
+    /// The primary key field's name.
+    pub fn field(&self) -> &str {
+        match self {
+            PrimaryKey::Column { field, .. } | PrimaryKey::Auto { field } => field,
+        }
+    }
+}
+
+/// Where a field's index settings come from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "from", rename_all = "snake_case")]
+pub enum IndexOrigin {
+    /// The mapping file names it.
+    Mapping,
+    /// Copied from the source's own pgvector index.
+    Source {
+        /// The pgvector index.
+        index: String,
+    },
+    /// The default for the field's type.
+    Default,
+}
+
+/// HNSW build parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct HnswParams {
+    /// Links per node (`M`).
+    #[serde(rename = "M")]
+    pub m: u32,
+    /// Candidate list size while building.
+    pub ef_construction: u32,
+}
+
+impl Default for HnswParams {
+    fn default() -> Self {
+        HnswParams {
+            m: 16,
+            ef_construction: 200,
+        }
+    }
+}
+
+/// An index to build after the load.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct IndexPlan {
+    /// The kind.
+    #[serde(rename = "type")]
+    pub index_type: IndexType,
+    /// The metric, for vector indexes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metric: Option<Metric>,
+    /// HNSW parameters, for HNSW.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hnsw: Option<HnswParams>,
+    /// Why these settings.
+    pub origin: IndexOrigin,
+}
+
+impl std::fmt::Display for IndexPlan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.index_type)?;
+        if let Some(m) = self.metric {
+            write!(f, "({m}")?;
+            if let Some(h) = self.hnsw {
+                write!(f, ", M={}, ef_construction={}", h.m, h.ef_construction)?;
+            }
+            write!(f, ")")?;
+        }
+        Ok(())
+    }
+}
+
+/// One target field.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FieldPlan {
+    /// The field's name in the collection.
+    pub name: String,
+    /// The source column; `None` for an added auto-ID key or the `$meta` field.
+    pub source: Option<String>,
+    /// The source column's type.
+    pub pg_type: Option<PgType>,
+    /// The target type; `None` while a required fix is open.
+    pub data_type: Option<DataType>,
+    /// Vector dimension.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dim: Option<u32>,
+    /// VARCHAR length limit (of elements, for ARRAY).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_length: Option<u32>,
+    /// ARRAY element type.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub element_type: Option<DataType>,
+    /// ARRAY capacity.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_capacity: Option<u32>,
+    /// Whether NULL is stored.
+    pub nullable: bool,
+    /// Replaces NULLs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub default: Option<serde_json::Value>,
+    /// The primary key.
+    pub primary_key: bool,
+    /// Filled by the engine.
+    pub auto_id: bool,
+    /// The partition key.
+    pub partition_key: bool,
+    /// Packed into `$meta` rather than stored as a field.
+    pub dynamic: bool,
+    /// The index built after the load.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub index: Option<IndexPlan>,
+    /// Remarks for the user.
+    pub notes: Vec<Note>,
+}
+
+impl FieldPlan {
+    /// The target type with its parameters, as reports show it: `FLOAT_VECTOR(768)`,
+    /// `VARCHAR(512)`, `ARRAY<INT32>[4096]`.
+    pub fn type_display(&self) -> String {
+        let Some(t) = self.data_type else {
+            return "?".into();
+        };
+        match t {
+            DataType::VarChar => format!("VARCHAR({})", self.max_length.unwrap_or(MAX_VARCHAR_LENGTH)),
+            DataType::Array => format!(
+                "ARRAY<{}>[{}]",
+                self.element_type.map_or("?", DataType::name),
+                self.max_capacity.unwrap_or(MAX_ARRAY_CAPACITY)
+            ),
+            t if t.is_dense_vector() => match self.dim {
+                Some(d) => format!("{t}({d})"),
+                None => format!("{t}(?)"),
+            },
+            t => t.to_string(),
+        }
+    }
+}
+
+/// One table and the collection it becomes.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TablePlan {
+    /// The source table.
+    #[serde(serialize_with = "ser_display")]
+    pub source: QualifiedName,
+    /// The collection.
+    pub collection: String,
+    /// The mapping's `where`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub filter: Option<String>,
+    /// Fields in collection order: the primary key first.
+    pub fields: Vec<FieldPlan>,
+    /// How the key is made.
+    pub primary_key: PrimaryKey,
+    /// The source's own primary key columns (kept as fields under an auto ID), for verify.
+    pub source_key: Vec<String>,
+    /// Whether the collection has a `$meta` dynamic field.
+    pub dynamic_field: bool,
+    /// Shard count.
+    pub shards: u32,
+    /// Rejected rows tolerated.
+    pub max_rejects: u64,
+    /// Columns left out by `exclude`.
+    pub excluded: Vec<String>,
+    /// Whether the source is partitioned.
+    pub partitioned: bool,
+    /// Row estimate from statistics.
+    pub estimated_rows: Option<u64>,
+    /// What must be decided before a run.
+    pub required_fixes: Vec<Finding>,
+    /// What the user may want to change.
+    pub suggestions: Vec<Finding>,
+}
+
+fn ser_display<S: serde::Serializer, T: std::fmt::Display>(v: &T, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(v)
+}
+
+/// Validates `mapping` against `catalog` (every table the source has, or at least those the
+/// mapping names).
+pub fn build_plan(mapping: &ParsedMapping, catalog: &[SourceTable]) -> Result<Plan, MappingError> {
+    let loc = &mapping.locator;
+    let specs: Vec<TableSpec> = if mapping.file.tables.is_empty() {
+        catalog
+            .iter()
+            .map(|t| TableSpec {
+                source: t.name.display_for_mapping(),
+                ..TableSpec::default()
+            })
+            .collect()
+    } else {
+        mapping.file.tables.clone()
+    };
+    let mut tables = Vec::with_capacity(specs.len());
+    let mut collections = BTreeSet::new();
+    for spec in &specs {
+        let name = QualifiedName::parse(&spec.source)?;
+        let Some(table) = catalog.iter().find(|t| t.name == name) else {
+            let names: Vec<String> = catalog.iter().map(|t| t.name.display_for_mapping()).collect();
+            return Err(MappingError::UnknownTable {
+                at: loc.table(&spec.source),
+                table: spec.source.clone(),
+                suggestion: closest(&spec.source, names.iter().map(String::as_str))
+                    .or_else(|| closest(&name.name, catalog.iter().map(|t| t.name.name.as_str())).and_then(|n| {
+                        catalog.iter().find(|t| t.name.name == n).map(|t| t.name.display_for_mapping())
+                    })),
+            });
+        };
+        let plan = TablePlanner { spec, table, loc }.plan()?;
+        if !collections.insert(plan.collection.clone()) {
+            return Err(MappingError::Duplicate {
+                at: loc.table(&spec.source),
+                what: "collection",
+                name: plan.collection,
+            });
+        }
+        tables.push(plan);
+    }
+    Ok(Plan {
+        tables,
+        batch_size: mapping.file.options.batch_size.unwrap_or(DEFAULT_BATCH_SIZE).max(1),
+        parallelism: mapping.file.options.parallelism.unwrap_or(DEFAULT_PARALLELISM).max(1),
+    })
+}
+
+struct TablePlanner<'a> {
+    spec: &'a TableSpec,
+    table: &'a SourceTable,
+    loc: &'a Locator,
+}
+
+impl TablePlanner<'_> {
+    fn unknown_column(&self, key: &str, column: &str) -> MappingError {
+        MappingError::UnknownColumn {
+            at: self.loc.in_table(&self.spec.source, key, Some(column)),
+            table: self.spec.source.clone(),
+            column: column.to_string(),
+            suggestion: closest(column, self.table.columns.iter().map(|c| c.name.as_str())),
+        }
+    }
+
+    fn field_loc(&self, column: &str, key: &str) -> crate::error::Location {
+        let start = self.loc.in_table(&self.spec.source, "source", Some(column));
+        self.loc.key_from(key, start.line).unwrap_or(start)
+    }
+
+    fn plan(&self) -> Result<TablePlan, MappingError> {
+        let spec = self.spec;
+        let table = self.table;
+        for ex in &spec.exclude {
+            if table.column(ex).is_none() {
+                return Err(self.unknown_column("exclude", ex));
+            }
+        }
+        let mut field_specs: BTreeMap<&str, &FieldSpec> = BTreeMap::new();
+        for f in &spec.fields {
+            if table.column(&f.source).is_none() {
+                return Err(self.unknown_column("source", &f.source));
+            }
+            if field_specs.insert(f.source.as_str(), f).is_some() {
+                return Err(MappingError::Duplicate {
+                    at: self.loc.in_table(&spec.source, "source", Some(&f.source)),
+                    what: "field source",
+                    name: f.source.clone(),
+                });
+            }
+            if spec.exclude.contains(&f.source) {
+                return Err(MappingError::Conflict {
+                    at: self.loc.in_table(&spec.source, "source", Some(&f.source)),
+                    message: format!("column `{}` is both excluded and mapped", f.source),
+                });
+            }
+        }
+
+        let collection = match &spec.collection {
+            Some(c) if is_valid_name(c) => c.clone(),
+            Some(c) => {
+                return Err(MappingError::InvalidValue {
+                    at: self.loc.in_table(&spec.source, "collection", Some(c)),
+                    key: "collection".into(),
+                    value: c.clone(),
+                    reason: "collection names hold letters, digits and `_`, and start with a letter or `_`".into(),
+                    suggestion: Some(sanitize_name(c)),
+                });
+            }
+            None => sanitize_name(&table.name.name),
+        };
+
+        let mut required_fixes = Vec::new();
+        let mut suggestions = Vec::new();
+        let key = self.choose_key(&field_specs, &mut required_fixes, &mut suggestions)?;
+
+        let mut fields = Vec::new();
+        let mut partition_key_seen = false;
+        for column in &table.columns {
+            if spec.exclude.contains(&column.name) {
+                continue;
+            }
+            let fspec = field_specs.get(column.name.as_str()).copied();
+            let is_key = matches!(&key, KeyChoice::Column(c) if *c == column.name);
+            let field = self.plan_field(column, fspec, is_key, &mut required_fixes)?;
+            if field.partition_key {
+                if partition_key_seen {
+                    return Err(MappingError::Conflict {
+                        at: self.field_loc(&column.name, "partition_key"),
+                        message: "a collection has at most one partition key".into(),
+                    });
+                }
+                partition_key_seen = true;
+            }
+            fields.push(field);
+        }
+
+        let dynamic_field = spec.dynamic_field.unwrap_or(false) || fields.iter().any(|f| f.dynamic);
+        if fields.iter().any(|f| f.dynamic) && spec.dynamic_field == Some(false) {
+            return Err(MappingError::Conflict {
+                at: self.loc.in_table(&spec.source, "dynamic_field", None),
+                message: "fields are marked `dynamic` but `dynamic_field` is false".into(),
+            });
+        }
+
+        let primary_key = match key {
+            KeyChoice::Column(column) => {
+                let pos = fields
+                    .iter()
+                    .position(|f| f.source.as_deref() == Some(column.as_str()))
+                    .unwrap_or(0);
+                let f = fields.remove(pos);
+                let pk = PrimaryKey::Column {
+                    field: f.name.clone(),
+                    column,
+                };
+                fields.insert(0, f);
+                pk
+            }
+            KeyChoice::Auto => {
+                let name = ["id", "_id", "_auto_id"]
+                    .into_iter()
+                    .find(|n| !fields.iter().any(|f| f.name == *n))
+                    .unwrap_or("_etl_auto_id")
+                    .to_string();
+                fields.insert(0, auto_id_field(&name));
+                PrimaryKey::Auto { field: name }
+            }
+        };
+        let mut seen = BTreeSet::new();
+        for f in &fields {
+            if !f.dynamic && !seen.insert(f.name.as_str()) {
+                return Err(MappingError::Duplicate {
+                    at: self.loc.in_table(&spec.source, "name", Some(&f.name)),
+                    what: "field",
+                    name: f.name.clone(),
+                });
+            }
+        }
+        if dynamic_field {
+            fields.push(FieldPlan {
+                name: DYNAMIC_FIELD_NAME.into(),
+                data_type: Some(DataType::Json),
+                nullable: true,
+                notes: vec![rules_note(Severity::Info, "dynamic fields, packed as JSON")],
+                ..empty_field()
+            });
+        }
+        if !fields.iter().any(|f| f.data_type.is_some_and(DataType::is_vector)) {
+            suggestions.push(Finding {
+                column: None,
+                message: "no vector field: the collection can be filtered and queried but not searched by similarity".into(),
+                fix: None,
+            });
+        }
+        for f in &fields {
+            for n in f.notes.iter().filter(|n| n.severity == Severity::Warning) {
+                suggestions.push(Finding {
+                    column: f.source.clone(),
+                    message: n.text.clone(),
+                    fix: None,
+                });
+            }
+        }
+        Ok(TablePlan {
+            source: table.name.clone(),
+            collection,
+            filter: spec.filter.clone(),
+            fields,
+            primary_key,
+            source_key: table.primary_key.clone(),
+            dynamic_field,
+            shards: spec.shards.unwrap_or(1).max(1),
+            max_rejects: spec.max_rejects.unwrap_or(0),
+            excluded: spec.exclude.clone(),
+            partitioned: table.partitioned,
+            estimated_rows: table.estimated_rows,
+            required_fixes,
+            suggestions,
+        })
+    }
+
+    fn choose_key(
+        &self,
+        field_specs: &BTreeMap<&str, &FieldSpec>,
+        fixes: &mut Vec<Finding>,
+        suggestions: &mut Vec<Finding>,
+    ) -> Result<KeyChoice, MappingError> {
+        let spec = self.spec;
+        let table = self.table;
+        let marked: Vec<&str> = field_specs
+            .values()
+            .filter(|f| f.primary_key == Some(true))
+            .map(|f| f.source.as_str())
+            .collect();
+        if marked.len() > 1 {
+            return Err(MappingError::Conflict {
+                at: self.field_loc(marked[1], "primary_key"),
+                message: "a collection has one primary key; use `auto_id: true` for a composite key".into(),
+            });
+        }
+        if let Some(col) = marked.first() {
+            if spec.auto_id == Some(true) {
+                return Err(MappingError::Conflict {
+                    at: self.loc.in_table(&spec.source, "auto_id", None),
+                    message: format!("`auto_id: true` contradicts `primary_key: true` on `{col}`"),
+                });
+            }
+            return Ok(KeyChoice::Column((*col).to_string()));
+        }
+        if spec.auto_id == Some(true) {
+            return Ok(KeyChoice::Auto);
+        }
+        let single = match table.primary_key.as_slice() {
+            [only] => table
+                .column(only)
+                .filter(|c| primary_key_type(&c.pg_type.kind).is_some())
+                .map(|c| c.name.clone()),
+            _ => None,
+        };
+        if let Some(c) = single {
+            if spec.exclude.contains(&c) {
+                return Err(MappingError::Conflict {
+                    at: self.loc.in_table(&spec.source, "exclude", Some(&c)),
+                    message: format!("`{c}` is the primary key and cannot be excluded"),
+                });
+            }
+            return Ok(KeyChoice::Column(c));
+        }
+        let why = match table.primary_key.len() {
+            0 => "no primary key".to_string(),
+            1 => format!("primary key `{}` is not an integer, text or uuid column", table.primary_key[0]),
+            _ => format!("composite primary key ({})", table.primary_key.join(", ")),
+        };
+        if spec.auto_id == Some(false) {
+            fixes.push(Finding {
+                column: None,
+                message: format!("{why}, and `auto_id: false`"),
+                fix: Some("set `auto_id: true`, or mark a unique integer or text field `primary_key: true`".into()),
+            });
+        } else {
+            suggestions.push(Finding {
+                column: None,
+                message: format!(
+                    "{why}: an INT64 auto-ID primary key is added{}",
+                    if table.primary_key.is_empty() {
+                        "; verify compares rows by a hash of the whole row"
+                    } else {
+                        "; the key columns stay as fields and verify matches rows by them"
+                    }
+                ),
+                fix: None,
+            });
+        }
+        Ok(KeyChoice::Auto)
+    }
+
+    fn plan_field(
+        &self,
+        column: &SourceColumn,
+        fspec: Option<&FieldSpec>,
+        is_key: bool,
+        fixes: &mut Vec<Finding>,
+    ) -> Result<FieldPlan, MappingError> {
+        let kind = &column.pg_type.kind;
+        let empty = FieldSpec::default();
+        let fs = fspec.unwrap_or(&empty);
+        let name = match &fs.name {
+            Some(n) if is_valid_name(n) => n.clone(),
+            Some(n) => {
+                return Err(MappingError::InvalidValue {
+                    at: self.field_loc(&column.name, "name"),
+                    key: "name".into(),
+                    value: n.clone(),
+                    reason: "field names hold letters, digits and `_`, and start with a letter or `_`".into(),
+                    suggestion: Some(sanitize_name(n)),
+                });
+            }
+            None => sanitize_name(&column.name),
+        };
+        let mut notes = Vec::new();
+        let choice = match &fs.data_type {
+            Some(t) => {
+                let Some(target) = DataType::parse(t) else {
+                    return Err(MappingError::InvalidValue {
+                        at: self.field_loc(&column.name, "type"),
+                        key: "type".into(),
+                        value: t.clone(),
+                        reason: "not a field type".into(),
+                        suggestion: closest(t, DataType::ALL.iter().map(|d| d.name())),
+                    });
+                };
+                match check_override(kind, target) {
+                    Ok(note) => {
+                        notes.extend(note);
+                        Some(self.override_choice(column, target, fs)?)
+                    }
+                    Err(reason) => {
+                        return Err(MappingError::IncompatibleOverride {
+                            at: self.field_loc(&column.name, "type"),
+                            table: self.spec.source.clone(),
+                            column: column.name.clone(),
+                            pg_type: column.pg_type.display.clone(),
+                            target: target.name().into(),
+                            reason,
+                        });
+                    }
+                }
+            }
+            None => match default_rule(kind) {
+                Ok(mut c) => {
+                    if c.data_type.is_dense_vector() && c.dim.is_none() {
+                        c.dim = fs.dim;
+                    }
+                    Some(c)
+                }
+                Err(_)
+                    if fs.dim.is_some()
+                        && matches!(kind, PgKind::Vector { dim: None } | PgKind::HalfVec { dim: None }) =>
+                {
+                    let target = if matches!(kind, PgKind::HalfVec { .. }) {
+                        DataType::Float16Vector
+                    } else {
+                        DataType::FloatVector
+                    };
+                    Some(TypeChoice { dim: fs.dim, ..TypeChoice::of(target) })
+                }
+                Err(fix) => {
+                    fixes.push(Finding {
+                        column: Some(column.name.clone()),
+                        message: fix.reason,
+                        fix: Some(fix.fix),
+                    });
+                    None
+                }
+            },
+        };
+        let mut field = FieldPlan {
+            name,
+            source: Some(column.name.clone()),
+            pg_type: Some(column.pg_type.clone()),
+            nullable: column.nullable && !is_key,
+            ..empty_field()
+        };
+        if let Some(mut c) = choice {
+            if is_key {
+                if let Some(t) = primary_key_type(kind) {
+                    if fs.data_type.is_none() {
+                        c.data_type = t;
+                        if t == DataType::Int64 {
+                            c.max_length = None;
+                        }
+                    }
+                }
+                if !matches!(c.data_type, DataType::Int64 | DataType::VarChar) {
+                    return Err(MappingError::Conflict {
+                        at: self.field_loc(&column.name, "source"),
+                        message: format!("primary key `{}` must be INT64 or VARCHAR, not {}", column.name, c.data_type),
+                    });
+                }
+            }
+            if let Some(n) = c.note.take() {
+                notes.push(n);
+            }
+            if let Some(len) = fs.max_length {
+                if len == 0 || len > MAX_VARCHAR_LENGTH {
+                    return Err(MappingError::InvalidValue {
+                        at: self.field_loc(&column.name, "max_length"),
+                        key: "max_length".into(),
+                        value: len.to_string(),
+                        reason: format!("must be between 1 and {MAX_VARCHAR_LENGTH}"),
+                        suggestion: None,
+                    });
+                }
+                c.max_length = Some(len);
+            }
+            if let Some(cap) = fs.max_capacity {
+                if cap == 0 || cap > MAX_ARRAY_CAPACITY {
+                    return Err(MappingError::InvalidValue {
+                        at: self.field_loc(&column.name, "max_capacity"),
+                        key: "max_capacity".into(),
+                        value: cap.to_string(),
+                        reason: format!("must be between 1 and {MAX_ARRAY_CAPACITY}"),
+                        suggestion: None,
+                    });
+                }
+                c.max_capacity = Some(cap);
+            }
+            field.data_type = Some(c.data_type);
+            field.dim = c.dim;
+            field.max_length = c.max_length;
+            field.element_type = c.element_type;
+            field.max_capacity = c.max_capacity;
+        }
+        field.primary_key = is_key;
+        if let Some(n) = fs.nullable {
+            if n && is_key {
+                return Err(MappingError::Conflict {
+                    at: self.field_loc(&column.name, "nullable"),
+                    message: "the primary key cannot be nullable".into(),
+                });
+            }
+            field.nullable = n;
+        }
+        if let Some(d) = &fs.default {
+            self.check_default(column, field.data_type, d)?;
+            field.default = Some(d.clone());
+        }
+        if !field.nullable && column.nullable && field.default.is_none() && !is_key {
+            notes.push(rules_note(Severity::Warning, "not nullable here but NULL in the source: NULL rows are rejected"));
+        }
+        if fs.partition_key == Some(true) {
+            if !matches!(field.data_type, Some(DataType::Int64 | DataType::VarChar)) || is_key {
+                return Err(MappingError::Conflict {
+                    at: self.field_loc(&column.name, "partition_key"),
+                    message: "the partition key is an INT64 or VARCHAR field other than the primary key".into(),
+                });
+            }
+            field.partition_key = true;
+        }
+        if fs.dynamic == Some(true) {
+            if is_key || field.data_type.is_some_and(DataType::is_vector) {
+                return Err(MappingError::Conflict {
+                    at: self.field_loc(&column.name, "dynamic"),
+                    message: "the primary key and vector fields cannot be dynamic".into(),
+                });
+            }
+            field.dynamic = true;
+        }
+        field.index = match (&fs.index, field.data_type) {
+            (Some(ix), ty) => Some(self.index_from_spec(column, ix, ty, field.element_type)?),
+            (None, Some(ty)) if ty.is_vector() => Some(self.default_index(column, ty, &mut notes)),
+            (None, _) => None,
+        };
+        field.notes = notes;
+        Ok(field)
+    }
+
+    fn override_choice(
+        &self,
+        column: &SourceColumn,
+        target: DataType,
+        fs: &FieldSpec,
+    ) -> Result<TypeChoice, MappingError> {
+        let default = default_rule(&column.pg_type.kind).ok();
+        let mut c = TypeChoice::of(target);
+        match target {
+            DataType::VarChar => {
+                c.max_length = default
+                    .as_ref()
+                    .filter(|d| d.data_type == DataType::VarChar)
+                    .and_then(|d| d.max_length)
+                    .or(Some(MAX_VARCHAR_LENGTH));
+            }
+            DataType::Array => {
+                let element = match &fs.element_type {
+                    Some(e) => Some(DataType::parse(e).filter(|t| t.is_array_element()).ok_or_else(|| {
+                        MappingError::InvalidValue {
+                            at: self.field_loc(&column.name, "element_type"),
+                            key: "element_type".into(),
+                            value: e.clone(),
+                            reason: "ARRAY elements are BOOL, INT8/16/32/64, FLOAT, DOUBLE or VARCHAR".into(),
+                            suggestion: closest(e, DataType::ALL.iter().filter(|t| t.is_array_element()).map(|t| t.name())),
+                        }
+                    })?),
+                    None => default.as_ref().and_then(|d| d.element_type),
+                };
+                c.element_type = element;
+                c.max_capacity = Some(MAX_ARRAY_CAPACITY);
+                c.max_length = default.as_ref().and_then(|d| d.max_length);
+            }
+            t if t.is_dense_vector() => {
+                c.dim = fs.dim.or_else(|| default.as_ref().and_then(|d| d.dim));
+                if c.dim.is_none() {
+                    return Err(MappingError::Conflict {
+                        at: self.field_loc(&column.name, "type"),
+                        message: format!("{t} needs a `dim:` for column `{}`", column.name),
+                    });
+                }
+                if t == DataType::BinaryVector && c.dim.is_some_and(|d| d % 8 != 0) {
+                    return Err(MappingError::Conflict {
+                        at: self.field_loc(&column.name, "dim"),
+                        message: "BINARY_VECTOR's dim is a multiple of 8".into(),
+                    });
+                }
+            }
+            _ => {}
+        }
+        Ok(c)
+    }
+
+    fn check_default(
+        &self,
+        column: &SourceColumn,
+        ty: Option<DataType>,
+        value: &serde_json::Value,
+    ) -> Result<(), MappingError> {
+        use serde_json::Value as V;
+        let ok = match (ty, value) {
+            (_, V::Null) => true,
+            (Some(DataType::VarChar), V::String(_)) => true,
+            (Some(DataType::Bool), V::Bool(_)) => true,
+            (Some(t), V::Number(n)) if t.is_integer() => n.is_i64(),
+            (Some(DataType::Float | DataType::Double), V::Number(_)) => true,
+            (Some(DataType::Json), _) => true,
+            (Some(DataType::Array), V::Array(_)) => true,
+            (None, _) => true,
+            _ => false,
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(MappingError::InvalidValue {
+                at: self.field_loc(&column.name, "default"),
+                key: "default".into(),
+                value: value.to_string(),
+                reason: format!(
+                    "does not fit the field's type {}",
+                    ty.map_or("?", DataType::name)
+                ),
+                suggestion: None,
+            })
+        }
+    }
+
+    fn index_from_spec(
+        &self,
+        column: &SourceColumn,
+        ix: &IndexSpec,
+        ty: Option<DataType>,
+        element: Option<DataType>,
+    ) -> Result<IndexPlan, MappingError> {
+        let Some(index_type) = IndexType::parse(&ix.index_type) else {
+            return Err(MappingError::InvalidValue {
+                at: self.field_loc(&column.name, "type"),
+                key: "index type".into(),
+                value: ix.index_type.clone(),
+                reason: "not an index type".into(),
+                suggestion: closest(&ix.index_type, IndexType::ALL.iter().map(|t| t.name())),
+            });
+        };
+        let Some(ty) = ty else {
+            // The field's type is an open required fix; the index is checked once it is fixed.
+            return Ok(IndexPlan { index_type, metric: None, hnsw: None, origin: IndexOrigin::Mapping });
+        };
+        if !index_type.applies_to(ty, element) {
+            return Err(MappingError::Conflict {
+                at: self.field_loc(&column.name, "index"),
+                message: format!("a {index_type} index does not apply to a {ty} field (`{}`)", column.name),
+            });
+        }
+        let metric = match &ix.metric {
+            Some(m) => {
+                let parsed = Metric::parse(m).filter(|m| m.applies_to(ty));
+                Some(parsed.ok_or_else(|| MappingError::InvalidValue {
+                    at: self.field_loc(&column.name, "metric"),
+                    key: "metric".into(),
+                    value: m.clone(),
+                    reason: format!(
+                        "{ty} fields take {}",
+                        Metric::ALL.iter().filter(|x| x.applies_to(ty)).map(|x| x.name()).collect::<Vec<_>>().join(", ")
+                    ),
+                    suggestion: closest(m, Metric::ALL.iter().filter(|x| x.applies_to(ty)).map(|x| x.name())),
+                })?)
+            }
+            None if index_type.is_vector() => IndexType::default_metric(ty),
+            None => None,
+        };
+        let mut hnsw = (index_type == IndexType::Hnsw).then(HnswParams::default);
+        for (key, value) in &ix.params {
+            let allowed: &[&str] = match index_type {
+                IndexType::Hnsw => &["M", "ef_construction", "efConstruction"],
+                IndexType::SparseInverted => &["drop_ratio_build"],
+                _ => &[],
+            };
+            if !allowed.contains(&key.as_str()) {
+                return Err(MappingError::UnknownKey {
+                    at: self.field_loc(&column.name, key),
+                    key: key.clone(),
+                    expected: allowed.iter().map(|k| format!("`{k}`")).collect(),
+                    suggestion: closest(key, allowed.iter().copied()),
+                });
+            }
+            if let Some(h) = hnsw.as_mut() {
+                let (lo, hi) = if key == "M" { (4, 64) } else { (8, 512) };
+                let n = value
+                    .as_u64()
+                    .filter(|n| (lo..=hi).contains(n))
+                    .ok_or_else(|| MappingError::InvalidValue {
+                        at: self.field_loc(&column.name, key),
+                        key: key.clone(),
+                        value: value.to_string(),
+                        reason: format!("must be a whole number from {lo} to {hi}"),
+                        suggestion: None,
+                    })?;
+                let n = u32::try_from(n).unwrap_or(hi as u32);
+                if key == "M" {
+                    h.m = n;
+                } else {
+                    h.ef_construction = n;
+                }
+            }
+        }
+        Ok(IndexPlan {
+            index_type,
+            metric,
+            hnsw,
+            origin: IndexOrigin::Mapping,
+        })
+    }
+
+    fn default_index(&self, column: &SourceColumn, ty: DataType, notes: &mut Vec<Note>) -> IndexPlan {
+        let source = self.table.vector_indexes.iter().find(|i| i.column == column.name);
+        let (index_type, hnsw) = match ty {
+            DataType::FloatVector | DataType::Float16Vector => (IndexType::Hnsw, Some(HnswParams::default())),
+            DataType::BinaryVector => (IndexType::BinFlat, None),
+            _ => (IndexType::SparseInverted, None),
+        };
+        if let Some(src) = source {
+            if let Some(metric) = src.metric.filter(|m| m.applies_to(ty)) {
+                let hnsw = hnsw.map(|d| match src.method {
+                    VectorIndexMethod::Hnsw => HnswParams {
+                        m: opt_u32(&src.options, "m").unwrap_or(16).clamp(4, 64),
+                        ef_construction: opt_u32(&src.options, "ef_construction").unwrap_or(64).clamp(8, 512),
+                    },
+                    VectorIndexMethod::Ivfflat => d,
+                });
+                if src.method == VectorIndexMethod::Ivfflat && index_type == IndexType::Hnsw {
+                    notes.push(rules_note(Severity::Info, format!("ivfflat index {} becomes HNSW with its metric", src.name)));
+                }
+                return IndexPlan {
+                    index_type,
+                    metric: Some(metric),
+                    hnsw,
+                    origin: IndexOrigin::Source { index: src.name.clone() },
+                };
+            }
+            notes.push(rules_note(
+                Severity::Warning,
+                format!("source index {} uses {}, which the engine does not index; using the default metric", src.name, src.opclass),
+            ));
+        }
+        IndexPlan {
+            index_type,
+            metric: IndexType::default_metric(ty),
+            hnsw,
+            origin: IndexOrigin::Default,
+        }
+    }
+}
+
+enum KeyChoice {
+    Column(String),
+    Auto,
+}
+
+fn opt_u32(options: &BTreeMap<String, String>, key: &str) -> Option<u32> {
+    options.get(key).and_then(|v| v.parse().ok())
+}
+
+fn rules_note(severity: Severity, text: impl Into<String>) -> Note {
+    Note {
+        severity,
+        text: text.into(),
+    }
+}
+
+fn empty_field() -> FieldPlan {
+    FieldPlan {
+        name: String::new(),
+        source: None,
+        pg_type: None,
+        data_type: None,
+        dim: None,
+        max_length: None,
+        element_type: None,
+        max_capacity: None,
+        nullable: false,
+        default: None,
+        primary_key: false,
+        auto_id: false,
+        partition_key: false,
+        dynamic: false,
+        index: None,
+        notes: Vec::new(),
+    }
+}
+
+fn auto_id_field(name: &str) -> FieldPlan {
+    FieldPlan {
+        name: name.to_string(),
+        data_type: Some(DataType::Int64),
+        primary_key: true,
+        auto_id: true,
+        notes: vec![rules_note(Severity::Info, "added auto-ID primary key")],
+        ..empty_field()
+    }
+}
+
+#[cfg(test)]
+mod tests;
