@@ -1,1 +1,9 @@
-//! placeholder
+//! Sources and sinks. The live Postgres source reads its catalog for the planner and (later)
+//! its rows through binary COPY into Arrow batches.
+//!
+//! Everything here is async and runs on tokio; the engine crate stays synchronous.
+
+mod error;
+pub mod postgres;
+
+pub use error::ConnectorError;

@@ -500,9 +500,6 @@ impl TablePlanner<'_> {
             }
             return Ok(KeyChoice::Column((*col).to_string()));
         }
-        if spec.auto_id == Some(true) {
-            return Ok(KeyChoice::Auto);
-        }
         let single = match table.primary_key.as_slice() {
             [only] => table
                 .column(only)
@@ -510,7 +507,7 @@ impl TablePlanner<'_> {
                 .map(|c| c.name.clone()),
             _ => None,
         };
-        if let Some(c) = single {
+        if let Some(c) = single.clone().filter(|_| spec.auto_id != Some(true)) {
             if spec.exclude.contains(&c) {
                 return Err(MappingError::Conflict {
                     at: self.loc.in_table(&spec.source, "exclude", Some(&c)),
@@ -520,6 +517,7 @@ impl TablePlanner<'_> {
             return Ok(KeyChoice::Column(c));
         }
         let why = match table.primary_key.len() {
+            _ if single.is_some() => "`auto_id: true`".to_string(),
             0 => "no primary key".to_string(),
             1 => format!("primary key `{}` is not an integer, text or uuid column", table.primary_key[0]),
             _ => format!("composite primary key ({})", table.primary_key.join(", ")),

@@ -1,0 +1,35 @@
+//! The crate's one error type: mapping mistakes, source failures and file errors stay apart so
+//! the CLI can choose exit codes from the variant alone.
+
+use etl_connectors::ConnectorError;
+use etl_mappings::MappingError;
+
+/// Errors of a run, plan or verify.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    /// The mapping file is wrong.
+    #[error(transparent)]
+    Mapping(#[from] MappingError),
+    /// The source or a sink failed.
+    #[error(transparent)]
+    Connector(#[from] ConnectorError),
+    /// A file could not be read or written (the message names it).
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    /// A table named on the command line does not exist.
+    #[error("table `{table}` does not exist in the source{}", suggestion.as_ref().map(|s| format!("; did you mean `{s}`?")).unwrap_or_default())]
+    UnknownTable {
+        /// The table as given.
+        table: String,
+        /// The closest existing table.
+        suggestion: Option<String>,
+    },
+    /// The mapping asks for a source this build cannot read yet.
+    #[error("{file}: the `{kind}` source is not supported yet; use `postgres:`")]
+    UnsupportedSource {
+        /// The mapping file.
+        file: String,
+        /// `dump`, `csv` or `parquet`.
+        kind: &'static str,
+    },
+}

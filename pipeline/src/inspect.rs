@@ -1,0 +1,117 @@
+//! `etl init` and `etl plan`: read a source's catalog and turn it, with a mapping, into a plan
+//! (or, for init, into a new mapping file).
+
+use std::path::Path;
+
+use etl_connectors::postgres::{self, PgUrl};
+use etl_mappings::{
+    InitOptions, MappingError, ParsedMapping, Plan, QualifiedName, SourceTable, build_plan,
+    parse_mapping, render_mapping,
+};
+
+use crate::error::PipelineError;
+
+/// Reads and parses a mapping file, taking `${VAR}`s from the process environment.
+pub fn load_mapping(path: &Path) -> Result<ParsedMapping, PipelineError> {
+    let text = fs_err::read_to_string(path)?;
+    let name = path.display().to_string();
+    Ok(parse_mapping(&text, &name, &|k| std::env::var(k).ok())?)
+}
+
+/// The source's catalog for the tables the mapping names (every table when it names none).
+pub async fn read_catalog(mapping: &ParsedMapping) -> Result<Vec<SourceTable>, PipelineError> {
+    let url = postgres_url(mapping)?;
+    let client = postgres::connect(&url).await?;
+    let names = mapping
+        .file
+        .tables
+        .iter()
+        .map(|t| QualifiedName::parse(&t.source))
+        .collect::<Result<Vec<_>, MappingError>>()?;
+    let wanted = (!names.is_empty()).then_some(names.as_slice());
+    let mut tables = postgres::describe_tables(&client, wanted).await?;
+    if let Some(names) = wanted {
+        if tables.len() < names.len() {
+            // Some named table is missing: give the planner every table, for suggestions.
+            tables = postgres::describe_tables(&client, None).await?;
+        }
+    }
+    Ok(tables)
+}
+
+/// Connects, inspects and validates: the plan `etl plan` prints and `etl run` follows.
+pub async fn plan(mapping: &ParsedMapping) -> Result<Plan, PipelineError> {
+    let catalog = read_catalog(mapping).await?;
+    Ok(build_plan(mapping, &catalog)?)
+}
+
+/// The live source's URL.
+pub fn postgres_url(mapping: &ParsedMapping) -> Result<PgUrl, PipelineError> {
+    let file = mapping.locator.file().to_string();
+    let source = &mapping.file.source;
+    match (&source.postgres, &source.dump, &source.csv) {
+        (Some(url), _, _) => Ok(PgUrl::parse(url)?),
+        (None, Some(_), _) => Err(PipelineError::UnsupportedSource { file, kind: "dump" }),
+        (None, None, Some(_)) => Err(PipelineError::UnsupportedSource { file, kind: "csv" }),
+        (None, None, None) => Err(PipelineError::UnsupportedSource {
+            file,
+            kind: "parquet",
+        }),
+    }
+}
+
+/// What `etl init` is asked.
+#[derive(Debug, Clone)]
+pub struct InitRequest {
+    /// The source URL as given (it may hold a password, which is never written out).
+    pub source: String,
+    /// Tables to include; all when empty.
+    pub tables: Vec<String>,
+    /// The engine directory to write into the mapping.
+    pub target: String,
+}
+
+/// Reads the live catalog and writes a complete mapping for it.
+pub async fn init(req: &InitRequest) -> Result<String, PipelineError> {
+    let url = PgUrl::parse(&req.source)?;
+    let client = postgres::connect(&url).await?;
+    let names = req
+        .tables
+        .iter()
+        .map(|t| QualifiedName::parse(t))
+        .collect::<Result<Vec<_>, MappingError>>()?;
+    let clean_url = postgres::strip_password(&req.source);
+    let stub = format!(
+        "version: 1\nsource:\n  postgres: '{}'\ntarget:\n  engine: '{}'\n",
+        clean_url.replace('\'', "''"),
+        req.target.replace('\'', "''")
+    );
+    let mut parsed = parse_mapping(&stub, "<init>", &|_| None)?;
+    parsed.file.tables = req
+        .tables
+        .iter()
+        .map(|t| etl_mappings::TableSpec {
+            source: t.clone(),
+            ..Default::default()
+        })
+        .collect();
+    let wanted = (!names.is_empty()).then_some(names.as_slice());
+    let mut catalog = postgres::describe_tables(&client, wanted).await?;
+    if wanted.is_some_and(|n| catalog.len() < n.len()) {
+        catalog = postgres::describe_tables(&client, None).await?;
+    }
+    let plan = build_plan(&parsed, &catalog).map_err(|e| match e {
+        MappingError::UnknownTable { table, suggestion, .. } => {
+            PipelineError::UnknownTable { table, suggestion }
+        }
+        other => PipelineError::Mapping(other),
+    })?;
+    Ok(render_mapping(
+        &plan,
+        &InitOptions {
+            source_key: "postgres".into(),
+            source_value: clean_url,
+            target: req.target.clone(),
+        },
+    ))
+}

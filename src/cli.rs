@@ -1,0 +1,119 @@
+//! Argument parsing and dispatch. Each subcommand lives in its own module under `cli/`.
+
+mod init;
+mod plan;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use etl_connectors::ConnectorError;
+use etl_pipeline::PipelineError;
+
+/// Move PostgreSQL data, pgvector columns above all, into a vector search engine, then search
+/// and verify it.
+#[derive(Debug, Parser)]
+#[command(name = "etl", version, about, propagate_version = true)]
+pub struct Cli {
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// More logging (-v info, -vv debug).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// How log lines look.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Output format of reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// A table for people.
+    Table,
+    /// JSON for machines.
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Read a live database's catalog and write a complete mapping file.
+    Init(init::InitArgs),
+    /// Connect, inspect and validate a mapping; print what every column becomes.
+    Plan(plan::PlanArgs),
+}
+
+/// Sets up tracing on stderr.
+pub fn init_tracing(cli: &Cli) {
+    let default = match cli.verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("ETL_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+/// Runs the chosen subcommand.
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Init(args) => init::run(args).await,
+        Command::Plan(args) => plan::run(args).await,
+    }
+}
+
+/// Exit code 2 for what the user must correct (the file, the arguments, the connection);
+/// 1 for failures while working.
+pub fn exit_code_for(err: &anyhow::Error) -> u8 {
+    match err.downcast_ref::<PipelineError>() {
+        Some(PipelineError::Mapping(_))
+        | Some(PipelineError::UnknownTable { .. })
+        | Some(PipelineError::UnsupportedSource { .. })
+        | Some(PipelineError::Io(_)) => 2,
+        Some(PipelineError::Connector(c)) => match c {
+            ConnectorError::BadUrl { .. }
+            | ConnectorError::Unreachable { .. }
+            | ConnectorError::Auth { .. }
+            | ConnectorError::Tls { .. }
+            | ConnectorError::PermissionDenied { .. }
+            | ConnectorError::TableNotFound { .. } => 2,
+            ConnectorError::StatementTimeout { .. } | ConnectorError::Query { .. } => 1,
+        },
+        None => 1,
+    }
+}
+
+/// Whether the error is stdout closing under us (`etl plan | head`).
+pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+/// Writes to stdout, turning a closed pipe into an error the caller can ignore.
+pub fn out(text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(text.as_bytes())?;
+    stdout.flush()?;
+    Ok(())
+}
+
+/// A mapping file argument.
+pub type MappingPath = PathBuf;
