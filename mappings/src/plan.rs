@@ -580,7 +580,14 @@ impl TablePlanner<'_> {
                         suggestion: closest(t, DataType::ALL.iter().map(|d| d.name())),
                     });
                 };
+                let same_as_default = default_rule(kind).ok().filter(|d| d.data_type == target);
                 match check_override(kind, target) {
+                    Ok(_) if same_as_default.is_some() => same_as_default.map(|mut d| {
+                        if d.data_type.is_dense_vector() {
+                            d.dim = fs.dim.or(d.dim);
+                        }
+                        d
+                    }),
                     Ok(note) => {
                         notes.extend(note);
                         Some(self.override_choice(column, target, fs)?)

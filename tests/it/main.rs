@@ -1,1 +1,7 @@
-//! Integration tests.
+//! The one integration test binary: the `etl` CLI against a real PostgreSQL 16 with pgvector.
+//!
+//! Uses `ETL_TEST_PG_URL` when set; otherwise starts a throwaway server with
+//! `scripts/pg-test-server` that stops when this process exits.
+
+mod init_plan;
+mod support;

@@ -1,0 +1,99 @@
+//! Shared test plumbing: the server, fresh databases, and running the binary.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// The server's base URL (database `postgres`).
+pub fn server_url() -> &'static str {
+    static URL: OnceLock<String> = OnceLock::new();
+    URL.get_or_init(|| {
+        if let Ok(u) = std::env::var("ETL_TEST_PG_URL") {
+            if !u.is_empty() {
+                return u;
+            }
+        }
+        let script = repo_root().join("scripts/pg-test-server");
+        let out = Command::new("bash")
+            .arg(&script)
+            .args(["start", "--owner-pid", &std::process::id().to_string()])
+            .output()
+            .expect("run scripts/pg-test-server");
+        assert!(
+            out.status.success(),
+            "pg-test-server failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    })
+}
+
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// `url` with its database replaced by `db`.
+pub fn with_db(url: &str, db: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, format!("?{q}")),
+        None => (url, String::new()),
+    };
+    let cut = base.rfind('/').expect("url has a path");
+    format!("{}/{db}{query}", &base[..cut])
+}
+
+/// Runs SQL on the server in a throwaway runtime.
+pub fn sql(url: &str, statements: &str) {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let cfg: tokio_postgres::Config = url.parse().unwrap();
+        let (client, conn) = cfg.connect(tokio_postgres::NoTls).await.unwrap();
+        let handle = tokio::spawn(conn);
+        client
+            .batch_execute(statements)
+            .await
+            .unwrap_or_else(|e| panic!("{e:?}\n{statements}"));
+        drop(client);
+        let _ = handle.await;
+    });
+}
+
+/// A new, empty database (with pgvector) and its URL.
+pub fn fresh_db(prefix: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let name = format!("{prefix}_{}_{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst));
+    sql(server_url(), &format!("CREATE DATABASE {name}"));
+    let url = with_db(server_url(), &name);
+    sql(&url, "CREATE EXTENSION IF NOT EXISTS vector");
+    url
+}
+
+/// Runs `etl` with `args`.
+pub fn etl<I, S>(args: I) -> Output
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    Command::new(env!("CARGO_BIN_EXE_etl"))
+        .args(args)
+        .env_remove("PGPASSWORD")
+        .env("PGPASSFILE", "/nonexistent")
+        .output()
+        .expect("run etl")
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Writes `text` to `dir/name` and returns the path.
+pub fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(name);
+    fs_err::write(&p, text).unwrap();
+    p
+}
