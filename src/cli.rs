@@ -91,8 +91,13 @@ pub fn exit_code_for(err: &anyhow::Error) -> u8 {
             | ConnectorError::Auth { .. }
             | ConnectorError::Tls { .. }
             | ConnectorError::PermissionDenied { .. }
-            | ConnectorError::TableNotFound { .. } => 2,
-            ConnectorError::StatementTimeout { .. } | ConnectorError::Query { .. } => 1,
+            | ConnectorError::TableNotFound { .. }
+            | ConnectorError::HotStandby { .. } => 2,
+            ConnectorError::StatementTimeout { .. }
+            | ConnectorError::Query { .. }
+            | ConnectorError::SnapshotLost { .. }
+            | ConnectorError::Decode { .. }
+            | ConnectorError::RetriesExhausted { .. } => 1,
         },
         None => 1,
     }

@@ -62,6 +62,45 @@ pub enum ConnectorError {
         /// The server's message.
         reason: String,
     },
+    /// The source is a hot standby that cannot export a snapshot for a consistent read.
+    #[error("{url} is a hot standby and cannot export a snapshot for a consistent parallel read ({reason}); read from the primary, or use --partitions 1")]
+    HotStandby {
+        /// Redacted URL.
+        url: String,
+        /// The server's message.
+        reason: String,
+    },
+    /// The exported snapshot that all readers share is gone (its session ended).
+    #[error("the exported snapshot of {table} is gone ({reason}); the read cannot continue at the same point in time and must be restarted")]
+    SnapshotLost {
+        /// The table being read.
+        table: String,
+        /// The server's message.
+        reason: String,
+    },
+    /// A COPY stream could not be decoded.
+    #[error("decoding {table}{}, row {row}: {reason}", column.as_ref().map(|c| format!(" column `{c}`")).unwrap_or_default())]
+    Decode {
+        /// The table.
+        table: String,
+        /// The column, when one field was at fault.
+        column: Option<String>,
+        /// Rows read before it in that range.
+        row: u64,
+        /// What was wrong.
+        reason: String,
+    },
+    /// A reader kept failing after its retries.
+    #[error("reading {table} failed after {attempts} attempts: {last}")]
+    RetriesExhausted {
+        /// The table.
+        table: String,
+        /// Attempts made.
+        attempts: u32,
+        /// The last error.
+        #[source]
+        last: Box<ConnectorError>,
+    },
     /// Any other server or protocol error.
     #[error("{context}: {reason}")]
     Query {
@@ -139,7 +178,11 @@ impl ConnectorError {
             | ConnectorError::Tls { .. }
             | ConnectorError::PermissionDenied { .. }
             | ConnectorError::TableNotFound { .. }
-            | ConnectorError::StatementTimeout { .. } => false,
+            | ConnectorError::StatementTimeout { .. }
+            | ConnectorError::HotStandby { .. }
+            | ConnectorError::SnapshotLost { .. }
+            | ConnectorError::Decode { .. }
+            | ConnectorError::RetriesExhausted { .. } => false,
         }
     }
 }

@@ -3,7 +3,19 @@
 mod catalog;
 mod config;
 mod connect;
+mod copy;
+mod decode;
+mod provider;
+mod reader;
+mod text;
 
 pub use catalog::{TypeCatalog, TypeInfo, describe_tables, list_tables};
 pub use config::{Env, PgUrl, ProcessEnv, TlsMode, redact_url, strip_password};
 pub use connect::connect;
+pub use copy::{CopyDecoder, FrameError, Tid};
+pub use decode::{ColumnDecoder, ReadKind, SelectAs, read_kind, sparse_fields};
+pub use provider::{
+    DEFAULT_BATCH_BYTES, DEFAULT_BATCH_ROWS, DEFAULT_MAX_RETRIES, PgScanExec, PgTableProvider,
+    ReadOptions,
+};
+pub use reader::{BlockRange, ReadSpec, ReadStats, SnapshotSession, assign, copy_sql};

@@ -4,4 +4,5 @@
 //! `scripts/pg-test-server` that stops when this process exits.
 
 mod init_plan;
+mod pg_read;
 mod support;

@@ -43,20 +43,26 @@ pub fn with_db(url: &str, db: &str) -> String {
     format!("{}/{db}{query}", &base[..cut])
 }
 
-/// Runs SQL on the server in a throwaway runtime.
+/// Runs SQL on the server in a throwaway runtime on its own thread (so async tests can call it).
 pub fn sql(url: &str, statements: &str) {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    rt.block_on(async {
-        let cfg: tokio_postgres::Config = url.parse().unwrap();
-        let (client, conn) = cfg.connect(tokio_postgres::NoTls).await.unwrap();
-        let handle = tokio::spawn(conn);
-        client
-            .batch_execute(statements)
-            .await
-            .unwrap_or_else(|e| panic!("{e:?}\n{statements}"));
-        drop(client);
-        let _ = handle.await;
-    });
+    let url = url.to_string();
+    let statements = statements.to_string();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let cfg: tokio_postgres::Config = url.parse().unwrap();
+            let (client, conn) = cfg.connect(tokio_postgres::NoTls).await.unwrap();
+            let handle = tokio::spawn(conn);
+            client
+                .batch_execute(&statements)
+                .await
+                .unwrap_or_else(|e| panic!("{e:?}\n{statements}"));
+            drop(client);
+            let _ = handle.await;
+        });
+    })
+    .join()
+    .unwrap();
 }
 
 /// A new, empty database (with pgvector) and its URL.

@@ -222,6 +222,11 @@ impl PgUrl {
         &self.redacted
     }
 
+    /// Sets the `application_name` the server shows for this connection.
+    pub fn set_application_name(&mut self, name: &str) {
+        self.config.application_name(name);
+    }
+
     /// The user name connected as.
     pub fn user(&self) -> &str {
         self.config.get_user().unwrap_or("postgres")
