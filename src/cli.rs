@@ -1,5 +1,6 @@
 //! Argument parsing and dispatch. Each subcommand lives in its own module under `cli/`.
 
+mod bench;
 mod init;
 mod plan;
 
@@ -49,6 +50,8 @@ pub enum Command {
     Init(init::InitArgs),
     /// Connect, inspect and validate a mapping; print what every column becomes.
     Plan(plan::PlanArgs),
+    /// Measure how fast a source can be read.
+    Bench(bench::BenchArgs),
 }
 
 /// Sets up tracing on stderr.
@@ -74,6 +77,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Init(args) => init::run(args).await,
         Command::Plan(args) => plan::run(args).await,
+        Command::Bench(args) => bench::run(args).await,
     }
 }
 
@@ -85,6 +89,7 @@ pub fn exit_code_for(err: &anyhow::Error) -> u8 {
         | Some(PipelineError::UnknownTable { .. })
         | Some(PipelineError::UnsupportedSource { .. })
         | Some(PipelineError::Io(_)) => 2,
+        Some(PipelineError::DataFusion { .. }) | Some(PipelineError::Internal { .. }) => 1,
         Some(PipelineError::Connector(c)) => match c {
             ConnectorError::BadUrl { .. }
             | ConnectorError::Unreachable { .. }

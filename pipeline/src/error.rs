@@ -24,6 +24,19 @@ pub enum PipelineError {
         /// The closest existing table.
         suggestion: Option<String>,
     },
+    /// A query engine failure that is not one of ours.
+    #[error("query engine: {source}")]
+    DataFusion {
+        /// The cause.
+        #[source]
+        source: datafusion::error::DataFusionError,
+    },
+    /// A bug: something that cannot happen did.
+    #[error("internal error: {message}")]
+    Internal {
+        /// What happened.
+        message: String,
+    },
     /// The mapping asks for a source this build cannot read yet.
     #[error("{file}: the `{kind}` source is not supported yet; use `postgres:`")]
     UnsupportedSource {
@@ -32,4 +45,19 @@ pub enum PipelineError {
         /// `dump`, `csv` or `parquet`.
         kind: &'static str,
     },
+}
+
+impl PipelineError {
+    /// Unwraps a DataFusion error that carries one of our connector errors.
+    pub fn from_datafusion(err: datafusion::error::DataFusionError) -> Self {
+        match err {
+            datafusion::error::DataFusionError::External(e) => match e.downcast::<ConnectorError>() {
+                Ok(c) => PipelineError::Connector(*c),
+                Err(other) => PipelineError::DataFusion {
+                    source: datafusion::error::DataFusionError::External(other),
+                },
+            },
+            other => PipelineError::DataFusion { source: other },
+        }
+    }
 }

@@ -1,8 +1,10 @@
 //! Runs: from a mapping file to a planned (and, in later stages, loaded and verified)
 //! collection. This crate wires the pure mapping model to the async connectors.
 
+mod bench;
 mod error;
 mod inspect;
 
+pub use bench::{ReadBench, bench_read};
 pub use error::PipelineError;
 pub use inspect::{InitRequest, init, load_mapping, plan, postgres_url, read_catalog};

@@ -357,3 +357,21 @@ async fn a_reader_whose_backend_is_terminated_resumes_without_loss_or_duplicates
     assert_eq!(count as i64, N);
     assert!(stats.retries.load(Ordering::Relaxed) >= 1, "the reader did not retry");
 }
+
+#[test]
+fn bench_read_reports_the_documented_keys() {
+    let url = fresh_db("benchread");
+    sql(&url, "CREATE TABLE items (id bigint PRIMARY KEY, v vector(8)); INSERT INTO items SELECT i, array_fill(1::real, ARRAY[8])::vector FROM generate_series(1, 5000) i; ANALYZE items;");
+    for partitions in ["1", "3"] {
+        let o = crate::support::etl(["bench", "read", "--source", &url, "--table", "public.items", "--partitions", partitions, "--format", "json"]);
+        assert!(o.status.success(), "{}", crate::support::stderr(&o));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        let keys: Vec<&String> = v.as_object().unwrap().keys().collect();
+        assert_eq!(keys, ["bytes", "mb_per_s", "rows", "rows_per_s", "seconds"]);
+        assert_eq!(v["rows"], 5000);
+        assert!(v["bytes"].as_u64().unwrap() > 5000 * 40);
+    }
+    let o = crate::support::etl(["bench", "read", "--source", &url, "--table", "public.nope"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(crate::support::stderr(&o).contains("table public.nope does not exist"));
+}
