@@ -17,26 +17,30 @@ use crate::error::{ConnectorError, describe};
 pub async fn connect(url: &PgUrl) -> Result<Client, ConnectorError> {
     let result = match url.tls() {
         TlsMode::Disable => url.config().connect(NoTls).await.map(|(client, conn)| {
-            tokio::spawn(async move {
-                if let Err(e) = conn.await {
-                    tracing::debug!(error = %describe(&e), "postgres connection closed");
-                }
-            });
+            drive(conn);
             client
         }),
         mode => {
             let tls = make_tls(url, mode)?;
             url.config().connect(tls).await.map(|(client, conn)| {
-                tokio::spawn(async move {
-                    if let Err(e) = conn.await {
-                        tracing::debug!(error = %describe(&e), "postgres connection closed");
-                    }
-                });
+                drive(conn);
                 client
             })
         }
     };
     result.map_err(|e| connect_error(url, e))
+}
+
+/// Runs a connection's I/O on the current runtime until it closes.
+fn drive<F>(conn: F)
+where
+    F: std::future::Future<Output = Result<(), tokio_postgres::Error>> + Send + 'static,
+{
+    tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            tracing::debug!(error = %describe(&e), "postgres connection closed");
+        }
+    });
 }
 
 fn connect_error(url: &PgUrl, err: tokio_postgres::Error) -> ConnectorError {

@@ -331,29 +331,34 @@ async fn read_range(
         stats.bytes.fetch_add(chunk.len() as u64, Ordering::Relaxed);
         decoder.push(&chunk).map_err(|e| fail(decode_err(e), sent))?;
         if decoder.buffered_rows() >= spec.batch_rows || decoder.buffered_bytes() >= spec.batch_bytes {
-            if let Some((batch, tid)) = decoder.flush().map_err(|e| fail(decode_err(e), sent))? {
-                let n = batch.num_rows();
-                if tx.send(Ok(batch)).await.is_err() {
-                    return Err(RangeError::Closed);
-                }
-                sent += n;
-                stats.rows.fetch_add(n as u64, Ordering::Relaxed);
-                *last_sent = tid;
-            }
+            let flushed = decoder.flush().map_err(|e| fail(decode_err(e), sent))?;
+            sent += emit(flushed, tx, stats, last_sent).await?;
         }
     }
     decoder.finish_stream().map_err(|e| fail(decode_err(e), sent))?;
-    if let Some((batch, tid)) = decoder.flush().map_err(|e| fail(decode_err(e), sent))? {
-        let n = batch.num_rows();
-        if tx.send(Ok(batch)).await.is_err() {
-            return Err(RangeError::Closed);
-        }
-        sent += n;
-        stats.rows.fetch_add(n as u64, Ordering::Relaxed);
-        *last_sent = tid;
-    }
+    let flushed = decoder.flush().map_err(|e| fail(decode_err(e), sent))?;
+    sent += emit(flushed, tx, stats, last_sent).await?;
     let _ = client.batch_execute("COMMIT").await;
     Ok(sent)
+}
+
+/// Sends a flushed batch downstream and remembers its last ctid; returns the rows sent.
+async fn emit(
+    flushed: Option<(RecordBatch, Option<Tid>)>,
+    tx: &mpsc::Sender<Result<RecordBatch, ConnectorError>>,
+    stats: &ReadStats,
+    last_sent: &mut Option<Tid>,
+) -> Result<usize, RangeError> {
+    let Some((batch, tid)) = flushed else {
+        return Ok(0);
+    };
+    let n = batch.num_rows();
+    if tx.send(Ok(batch)).await.is_err() {
+        return Err(RangeError::Closed);
+    }
+    stats.rows.fetch_add(n as u64, Ordering::Relaxed);
+    *last_sent = tid;
+    Ok(n)
 }
 
 #[cfg(test)]
