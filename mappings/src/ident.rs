@@ -13,29 +13,24 @@ pub const MAX_NAME_LEN: usize = 255;
 
 /// Quotes a Postgres identifier: always double-quoted, inner quotes doubled.
 pub fn quote_ident(ident: &str) -> String {
-    let mut out = String::with_capacity(ident.len() + 2);
-    out.push('"');
-    for c in ident.chars() {
-        if c == '"' {
-            out.push('"');
-        }
-        out.push(c);
-    }
-    out.push('"');
-    out
+    quote_with(ident, '"')
 }
 
 /// Quotes a Postgres string literal, inner quotes doubled (standard_conforming_strings).
 pub fn quote_literal(value: &str) -> String {
-    let mut out = String::with_capacity(value.len() + 2);
-    out.push('\'');
-    for c in value.chars() {
-        if c == '\'' {
-            out.push('\'');
+    quote_with(value, '\'')
+}
+
+fn quote_with(text: &str, quote: char) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push(quote);
+    for c in text.chars() {
+        if c == quote {
+            out.push(quote);
         }
         out.push(c);
     }
-    out.push('\'');
+    out.push(quote);
     out
 }
 

@@ -148,7 +148,7 @@ impl std::fmt::Display for IndexPlan {
 }
 
 /// One target field.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct FieldPlan {
     /// The field's name in the collection.
     pub name: String,
@@ -434,8 +434,8 @@ impl TablePlanner<'_> {
                 name: DYNAMIC_FIELD_NAME.into(),
                 data_type: Some(DataType::Json),
                 nullable: true,
-                notes: vec![rules_note(Severity::Info, "dynamic fields, packed as JSON")],
-                ..empty_field()
+                notes: vec![Note::info("dynamic fields, packed as JSON")],
+                ..FieldPlan::default()
             });
         }
         if !fields.iter().any(|f| f.data_type.is_some_and(DataType::is_vector)) {
@@ -637,7 +637,7 @@ impl TablePlanner<'_> {
             source: Some(column.name.clone()),
             pg_type: Some(column.pg_type.clone()),
             nullable: column.nullable && !is_key,
-            ..empty_field()
+            ..FieldPlan::default()
         };
         if let Some(mut c) = choice {
             if is_key {
@@ -660,28 +660,10 @@ impl TablePlanner<'_> {
                 notes.push(n);
             }
             if let Some(len) = fs.max_length {
-                if len == 0 || len > MAX_VARCHAR_LENGTH {
-                    return Err(MappingError::InvalidValue {
-                        at: self.field_loc(&column.name, "max_length"),
-                        key: "max_length".into(),
-                        value: len.to_string(),
-                        reason: format!("must be between 1 and {MAX_VARCHAR_LENGTH}"),
-                        suggestion: None,
-                    });
-                }
-                c.max_length = Some(len);
+                c.max_length = Some(self.in_range(column, "max_length", len, MAX_VARCHAR_LENGTH)?);
             }
             if let Some(cap) = fs.max_capacity {
-                if cap == 0 || cap > MAX_ARRAY_CAPACITY {
-                    return Err(MappingError::InvalidValue {
-                        at: self.field_loc(&column.name, "max_capacity"),
-                        key: "max_capacity".into(),
-                        value: cap.to_string(),
-                        reason: format!("must be between 1 and {MAX_ARRAY_CAPACITY}"),
-                        suggestion: None,
-                    });
-                }
-                c.max_capacity = Some(cap);
+                c.max_capacity = Some(self.in_range(column, "max_capacity", cap, MAX_ARRAY_CAPACITY)?);
             }
             field.data_type = Some(c.data_type);
             field.dim = c.dim;
@@ -704,7 +686,7 @@ impl TablePlanner<'_> {
             field.default = Some(d.clone());
         }
         if !field.nullable && column.nullable && field.default.is_none() && !is_key {
-            notes.push(rules_note(Severity::Warning, "not nullable here but NULL in the source: NULL rows are rejected"));
+            notes.push(Note::warning("not nullable here but NULL in the source: NULL rows are rejected"));
         }
         if fs.partition_key == Some(true) {
             if !matches!(field.data_type, Some(DataType::Int64 | DataType::VarChar)) || is_key {
@@ -731,6 +713,21 @@ impl TablePlanner<'_> {
         };
         field.notes = notes;
         Ok(field)
+    }
+
+    /// `value` when it is between 1 and `max`, else an error located at the field's `key`.
+    fn in_range(&self, column: &SourceColumn, key: &str, value: u32, max: u32) -> Result<u32, MappingError> {
+        if (1..=max).contains(&value) {
+            Ok(value)
+        } else {
+            Err(MappingError::InvalidValue {
+                at: self.field_loc(&column.name, key),
+                key: key.into(),
+                value: value.to_string(),
+                reason: format!("must be between 1 and {max}"),
+                suggestion: None,
+            })
+        }
     }
 
     fn override_choice(
@@ -923,7 +920,7 @@ impl TablePlanner<'_> {
                     VectorIndexMethod::Ivfflat => d,
                 });
                 if src.method == VectorIndexMethod::Ivfflat && index_type == IndexType::Hnsw {
-                    notes.push(rules_note(Severity::Info, format!("ivfflat index {} becomes HNSW with its metric", src.name)));
+                    notes.push(Note::info(format!("ivfflat index {} becomes HNSW with its metric", src.name)));
                 }
                 return IndexPlan {
                     index_type,
@@ -932,8 +929,7 @@ impl TablePlanner<'_> {
                     origin: IndexOrigin::Source { index: src.name.clone() },
                 };
             }
-            notes.push(rules_note(
-                Severity::Warning,
+            notes.push(Note::warning(
                 format!("source index {} uses {}, which the engine does not index; using the default metric", src.name, src.opclass),
             ));
         }
@@ -955,42 +951,14 @@ fn opt_u32(options: &BTreeMap<String, String>, key: &str) -> Option<u32> {
     options.get(key).and_then(|v| v.parse().ok())
 }
 
-fn rules_note(severity: Severity, text: impl Into<String>) -> Note {
-    Note {
-        severity,
-        text: text.into(),
-    }
-}
-
-fn empty_field() -> FieldPlan {
-    FieldPlan {
-        name: String::new(),
-        source: None,
-        pg_type: None,
-        data_type: None,
-        dim: None,
-        max_length: None,
-        element_type: None,
-        max_capacity: None,
-        nullable: false,
-        default: None,
-        primary_key: false,
-        auto_id: false,
-        partition_key: false,
-        dynamic: false,
-        index: None,
-        notes: Vec::new(),
-    }
-}
-
 fn auto_id_field(name: &str) -> FieldPlan {
     FieldPlan {
         name: name.to_string(),
         data_type: Some(DataType::Int64),
         primary_key: true,
         auto_id: true,
-        notes: vec![rules_note(Severity::Info, "added auto-ID primary key")],
-        ..empty_field()
+        notes: vec![Note::info("added auto-ID primary key")],
+        ..FieldPlan::default()
     }
 }
 

@@ -33,13 +33,15 @@ pub struct Note {
 }
 
 impl Note {
-    fn info(text: impl Into<String>) -> Self {
+    /// An informational note.
+    pub fn info(text: impl Into<String>) -> Self {
         Note {
             severity: Severity::Info,
             text: text.into(),
         }
     }
-    fn warning(text: impl Into<String>) -> Self {
+    /// A warning.
+    pub fn warning(text: impl Into<String>) -> Self {
         Note {
             severity: Severity::Warning,
             text: text.into(),

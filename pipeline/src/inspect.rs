@@ -28,13 +28,19 @@ pub async fn read_catalog(mapping: &ParsedMapping) -> Result<Vec<SourceTable>, P
         .iter()
         .map(|t| QualifiedName::parse(&t.source))
         .collect::<Result<Vec<_>, MappingError>>()?;
-    let wanted = (!names.is_empty()).then_some(names.as_slice());
-    let mut tables = postgres::describe_tables(&client, wanted).await?;
-    if let Some(names) = wanted {
-        if tables.len() < names.len() {
-            // Some named table is missing: give the planner every table, for suggestions.
-            tables = postgres::describe_tables(&client, None).await?;
-        }
+    describe_for_plan(&client, &names).await
+}
+
+/// Describes the named tables (every table when none are named). When a named table is
+/// missing, every table is described instead so the planner can suggest the closest one.
+async fn describe_for_plan(
+    client: &postgres::Client,
+    names: &[QualifiedName],
+) -> Result<Vec<SourceTable>, PipelineError> {
+    let wanted = (!names.is_empty()).then_some(names);
+    let tables = postgres::describe_tables(client, wanted).await?;
+    if tables.len() < names.len() {
+        return Ok(postgres::describe_tables(client, None).await?);
     }
     Ok(tables)
 }
@@ -95,11 +101,7 @@ pub async fn init(req: &InitRequest) -> Result<String, PipelineError> {
             ..Default::default()
         })
         .collect();
-    let wanted = (!names.is_empty()).then_some(names.as_slice());
-    let mut catalog = postgres::describe_tables(&client, wanted).await?;
-    if wanted.is_some_and(|n| catalog.len() < n.len()) {
-        catalog = postgres::describe_tables(&client, None).await?;
-    }
+    let catalog = describe_for_plan(&client, &names).await?;
     let plan = build_plan(&parsed, &catalog).map_err(|e| match e {
         MappingError::UnknownTable { table, suggestion, .. } => {
             PipelineError::UnknownTable { table, suggestion }

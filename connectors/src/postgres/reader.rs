@@ -199,7 +199,7 @@ pub async fn read_partition(
         let mut resume: Option<Tid> = None;
         let mut attempt = 0u32;
         loop {
-            let result = read_range(&spec, &session, partition, &range, resume, remaining, &stats, &tx, &mut resume).await;
+            let result = read_range(&spec, &session, partition, &range, remaining, &stats, &tx, &mut resume).await;
             match result {
                 Ok(sent) => {
                     if let Some(r) = remaining.as_mut() {
@@ -278,7 +278,6 @@ async fn read_range(
     session: &SnapshotSession,
     partition: usize,
     range: &BlockRange,
-    after: Option<Tid>,
     limit: Option<usize>,
     stats: &ReadStats,
     tx: &mpsc::Sender<Result<RecordBatch, ConnectorError>>,
@@ -311,7 +310,8 @@ async fn read_range(
                 fail(ConnectorError::from_pg(format!("joining the snapshot of {table}"), e), 0)
             }
         })?;
-    let sql = copy_sql(spec, range, after, limit);
+    // Resume right after the last row this range already emitted (none on the first try).
+    let sql = copy_sql(spec, range, *last_sent, limit);
     let stream = client
         .copy_out(sql.as_str())
         .await
