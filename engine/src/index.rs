@@ -1,0 +1,256 @@
+//! Indexes: specs, the [`VectorIndex`] trait every vector index implements, and exact search.
+//!
+//! Indexes are built per segment after a load, written beside the segment and named in the
+//! manifest, so opening a collection never rebuilds one. Search and storage only see the trait:
+//! swapping the HNSW implementation touches `index/hnsw.rs` alone.
+
+/// HNSW through hnsw_rs.
+pub mod hnsw;
+/// STL_SORT and INVERTED.
+pub mod scalar;
+/// SPARSE_INVERTED_INDEX.
+pub mod sparse;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{EngineError, Result};
+use crate::schema::{Field, FieldType};
+use crate::vector::{Metric, QueryVector, VectorData};
+
+/// The kinds of index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum IndexType {
+    /// Exact search over float vectors (any vector type, in fact).
+    Flat,
+    /// Hierarchical navigable small world graph, for float vectors.
+    Hnsw,
+    /// Inverted lists per dimension, for sparse vectors (IP).
+    SparseInvertedIndex,
+    /// Exact search over binary vectors.
+    BinFlat,
+    /// Sorted values, for numeric fields.
+    StlSort,
+    /// Value → rows, for VARCHAR, BOOL and array elements.
+    Inverted,
+}
+
+impl IndexType {
+    /// Milvus' spelling.
+    pub fn name(self) -> &'static str {
+        match self {
+            IndexType::Flat => "FLAT",
+            IndexType::Hnsw => "HNSW",
+            IndexType::SparseInvertedIndex => "SPARSE_INVERTED_INDEX",
+            IndexType::BinFlat => "BIN_FLAT",
+            IndexType::StlSort => "STL_SORT",
+            IndexType::Inverted => "INVERTED",
+        }
+    }
+
+    /// Parses Milvus' spelling, case-insensitively.
+    pub fn parse(s: &str) -> Option<IndexType> {
+        [
+            IndexType::Flat,
+            IndexType::Hnsw,
+            IndexType::SparseInvertedIndex,
+            IndexType::BinFlat,
+            IndexType::StlSort,
+            IndexType::Inverted,
+        ]
+        .into_iter()
+        .find(|t| t.name().eq_ignore_ascii_case(s))
+    }
+
+    /// True for indexes over scalar fields.
+    pub fn is_scalar(self) -> bool {
+        matches!(self, IndexType::StlSort | IndexType::Inverted)
+    }
+
+    /// The index a field gets when none is named.
+    pub fn default_for(t: FieldType) -> IndexType {
+        match t {
+            FieldType::FloatVector | FieldType::Float16Vector => IndexType::Hnsw,
+            FieldType::BinaryVector => IndexType::BinFlat,
+            FieldType::SparseFloatVector => IndexType::SparseInvertedIndex,
+            t if t.is_numeric() => IndexType::StlSort,
+            _ => IndexType::Inverted,
+        }
+    }
+}
+
+impl std::fmt::Display for IndexType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// HNSW build parameters (Milvus' names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HnswParams {
+    /// Links per node (Milvus `M`, pgvector `m`).
+    #[serde(rename = "M")]
+    pub m: u32,
+    /// Candidate list size while building.
+    #[serde(rename = "efConstruction")]
+    pub ef_construction: u32,
+}
+
+impl Default for HnswParams {
+    fn default() -> Self {
+        // pgvector's defaults, so a migrated index behaves as the user's did.
+        HnswParams { m: 16, ef_construction: 64 }
+    }
+}
+
+/// An index definition for one field.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct IndexSpec {
+    /// The kind.
+    pub index_type: IndexType,
+    /// The metric (vector indexes only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metric: Option<Metric>,
+    /// HNSW parameters (HNSW only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hnsw: Option<HnswParams>,
+}
+
+impl IndexSpec {
+    /// Checks the spec against the field it indexes; fills the default metric.
+    pub fn checked_for(mut self, field: &Field) -> Result<IndexSpec> {
+        let t = field.data_type;
+        let bad = |why: String| EngineError::InvalidRequest(format!("index {} on `{}` ({t}): {why}", self.index_type, field.name));
+        let ok_type = match self.index_type {
+            IndexType::Flat => t.is_vector(),
+            IndexType::Hnsw => matches!(t, FieldType::FloatVector | FieldType::Float16Vector),
+            IndexType::SparseInvertedIndex => t == FieldType::SparseFloatVector,
+            IndexType::BinFlat => t == FieldType::BinaryVector,
+            IndexType::StlSort => t.is_numeric(),
+            IndexType::Inverted => matches!(t, FieldType::Varchar | FieldType::Bool | FieldType::Array) || t.is_numeric(),
+        };
+        if !ok_type {
+            return Err(bad("this index type does not apply to this field type".into()));
+        }
+        if self.index_type.is_scalar() {
+            if self.metric.is_some() {
+                return Err(bad("scalar indexes take no metric".into()));
+            }
+            return Ok(self);
+        }
+        let metric = self.metric.unwrap_or(Metric::default_for(t));
+        if !metric.supported_by(t) {
+            return Err(bad(format!("metric {metric} does not apply")));
+        }
+        self.metric = Some(metric);
+        if self.index_type == IndexType::Hnsw {
+            let p = self.hnsw.unwrap_or_default();
+            if !(4..=64).contains(&p.m) {
+                return Err(bad(format!("M must be between 4 and 64, not {}", p.m)));
+            }
+            if !(8..=512).contains(&p.ef_construction) {
+                return Err(bad(format!("efConstruction must be between 8 and 512, not {}", p.ef_construction)));
+            }
+            self.hnsw = Some(p);
+        } else if self.hnsw.is_some() {
+            return Err(bad("M and efConstruction apply to HNSW only".into()));
+        }
+        Ok(self)
+    }
+
+    /// The metric (vector indexes), COSINE when unset.
+    pub fn metric(&self) -> Metric {
+        self.metric.unwrap_or(Metric::Cosine)
+    }
+}
+
+/// A hit inside one segment: row offset and pgvector distance.
+pub type RowHit = (u32, f32);
+
+/// A vector index over one segment's column.
+pub trait VectorIndex: Send + Sync {
+    /// The `k` nearest rows to `q` that `allow` admits, nearest first. `ef` is the search
+    /// breadth for graph indexes. May return fewer than `k` when the filter is selective;
+    /// the caller then falls back to exact search.
+    fn search(&self, q: &QueryVector, k: usize, ef: usize, allow: Option<&(dyn Fn(u32) -> bool + Sync)>) -> Vec<RowHit>;
+
+    /// Bytes the index holds in memory.
+    fn memory_bytes(&self) -> usize;
+}
+
+/// Exact search: distances to every admitted row, the `k` smallest. Used by FLAT and BIN_FLAT,
+/// and as the fallback when a filter admits few rows.
+pub fn exact_search(
+    data: &VectorData,
+    metric: Metric,
+    q: &QueryVector,
+    k: usize,
+    allow: Option<&(dyn Fn(u32) -> bool + Sync)>,
+) -> Vec<RowHit> {
+    let mut top = TopK::new(k);
+    for r in 0..data.len() {
+        let row = r as u32;
+        if allow.is_some_and(|f| !f(row)) {
+            continue;
+        }
+        top.push(row, data.distance(metric, q, r));
+    }
+    top.into_sorted()
+}
+
+/// Keeps the `k` smallest distances (NaN counts as farthest).
+pub struct TopK {
+    k: usize,
+    heap: std::collections::BinaryHeap<Cand>,
+}
+
+#[derive(PartialEq)]
+struct Cand(f32, u32);
+impl Eq for Cand {}
+impl PartialOrd for Cand {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Cand {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        nan_last(self.0).total_cmp(&nan_last(other.0)).then(self.1.cmp(&other.1))
+    }
+}
+
+fn nan_last(d: f32) -> f32 {
+    if d.is_nan() { f32::INFINITY } else { d }
+}
+
+impl TopK {
+    /// An empty set keeping `k`.
+    pub fn new(k: usize) -> TopK {
+        TopK { k, heap: std::collections::BinaryHeap::with_capacity(k + 1) }
+    }
+
+    /// Offers a candidate.
+    #[inline]
+    pub fn push(&mut self, row: u32, d: f32) {
+        if self.k == 0 {
+            return;
+        }
+        if self.heap.len() < self.k {
+            self.heap.push(Cand(d, row));
+        } else if let Some(top) = self.heap.peek()
+            && Cand(d, row) < *top
+        {
+            self.heap.pop();
+            self.heap.push(Cand(d, row));
+        }
+    }
+
+    /// The kept candidates, nearest first.
+    pub fn into_sorted(self) -> Vec<RowHit> {
+        self.heap.into_sorted_vec().into_iter().map(|c| (c.1, c.0)).collect()
+    }
+}
+
+/// Orders hits nearest first, NaN last, ties by row.
+pub fn cmp_distance(a: f32, b: f32) -> std::cmp::Ordering {
+    nan_last(a).total_cmp(&nan_last(b))
+}

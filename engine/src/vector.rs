@@ -1,0 +1,447 @@
+//! Metrics, distances and vector data.
+//!
+//! Distances follow pgvector, so numbers users saw in Postgres still hold: L2 is the Euclidean
+//! distance (`<->`), COSINE the cosine distance `1 - cos` (`<=>`), IP the negative inner
+//! product (`<#>`), HAMMING and JACCARD as `bit_hamming_ops` / `bit_jaccard_ops`. Smaller is
+//! always nearer. The loops keep eight independent accumulators so the compiler vectorizes
+//! them without fast-math.
+
+use arrow::array::{Array, AsArray, FixedSizeBinaryArray, FixedSizeListArray, StructArray};
+use arrow::datatypes::{DataType, Float16Type, Float32Type, Int32Type};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{EngineError, Result};
+use crate::schema::{Field, FieldType};
+
+/// A similarity metric.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Metric {
+    /// Euclidean distance.
+    L2,
+    /// Negative inner product.
+    Ip,
+    /// Cosine distance.
+    Cosine,
+    /// Number of differing bits.
+    Hamming,
+    /// 1 − |a∧b| / |a∨b|.
+    Jaccard,
+}
+
+impl Metric {
+    /// Milvus' spelling.
+    pub fn name(self) -> &'static str {
+        match self {
+            Metric::L2 => "L2",
+            Metric::Ip => "IP",
+            Metric::Cosine => "COSINE",
+            Metric::Hamming => "HAMMING",
+            Metric::Jaccard => "JACCARD",
+        }
+    }
+
+    /// Parses Milvus' spelling, case-insensitively.
+    pub fn parse(s: &str) -> Option<Metric> {
+        [Metric::L2, Metric::Ip, Metric::Cosine, Metric::Hamming, Metric::Jaccard]
+            .into_iter()
+            .find(|m| m.name().eq_ignore_ascii_case(s))
+    }
+
+    /// The metrics a vector type supports.
+    pub fn supported_by(self, t: FieldType) -> bool {
+        match t {
+            FieldType::FloatVector | FieldType::Float16Vector => {
+                matches!(self, Metric::L2 | Metric::Ip | Metric::Cosine)
+            }
+            FieldType::BinaryVector => matches!(self, Metric::Hamming | Metric::Jaccard),
+            FieldType::SparseFloatVector => self == Metric::Ip,
+            _ => false,
+        }
+    }
+
+    /// The metric used when none is given: COSINE for float vectors, HAMMING for binary, IP for sparse.
+    pub fn default_for(t: FieldType) -> Metric {
+        match t {
+            FieldType::BinaryVector => Metric::Hamming,
+            FieldType::SparseFloatVector => Metric::Ip,
+            _ => Metric::Cosine,
+        }
+    }
+}
+
+impl std::fmt::Display for Metric {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Inner product.
+#[inline]
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let n = a.len().min(b.len());
+    let (a, b) = (&a[..n], &b[..n]);
+    let mut acc = [0f32; 8];
+    let chunks = n / 8;
+    for c in 0..chunks {
+        let (x, y) = (&a[c * 8..c * 8 + 8], &b[c * 8..c * 8 + 8]);
+        for i in 0..8 {
+            acc[i] += x[i] * y[i];
+        }
+    }
+    let mut s: f32 = acc.iter().sum();
+    for i in chunks * 8..n {
+        s += a[i] * b[i];
+    }
+    s
+}
+
+/// Squared Euclidean distance.
+#[inline]
+pub fn l2_squared(a: &[f32], b: &[f32]) -> f32 {
+    let n = a.len().min(b.len());
+    let (a, b) = (&a[..n], &b[..n]);
+    let mut acc = [0f32; 8];
+    let chunks = n / 8;
+    for c in 0..chunks {
+        let (x, y) = (&a[c * 8..c * 8 + 8], &b[c * 8..c * 8 + 8]);
+        for i in 0..8 {
+            let d = x[i] - y[i];
+            acc[i] += d * d;
+        }
+    }
+    let mut s: f32 = acc.iter().sum();
+    for i in chunks * 8..n {
+        let d = a[i] - b[i];
+        s += d * d;
+    }
+    s
+}
+
+/// Euclidean norm.
+#[inline]
+pub fn norm(a: &[f32]) -> f32 {
+    dot(a, a).sqrt()
+}
+
+/// The pgvector distance between two dense vectors for a float metric.
+#[inline]
+pub fn dense_distance(metric: Metric, a: &[f32], b: &[f32]) -> f32 {
+    match metric {
+        Metric::L2 => l2_squared(a, b).sqrt(),
+        Metric::Ip => -dot(a, b),
+        Metric::Cosine => {
+            let d = norm(a) * norm(b);
+            if d == 0.0 { f32::NAN } else { 1.0 - dot(a, b) / d }
+        }
+        Metric::Hamming | Metric::Jaccard => f32::NAN,
+    }
+}
+
+/// The pgvector distance between two bit strings.
+#[inline]
+pub fn binary_distance(metric: Metric, a: &[u8], b: &[u8]) -> f32 {
+    match metric {
+        Metric::Hamming => a.iter().zip(b).map(|(x, y)| (x ^ y).count_ones()).sum::<u32>() as f32,
+        Metric::Jaccard => {
+            let (mut inter, mut union) = (0u32, 0u32);
+            for (x, y) in a.iter().zip(b) {
+                inter += (x & y).count_ones();
+                union += (x | y).count_ones();
+            }
+            if union == 0 { 0.0 } else { 1.0 - inter as f32 / union as f32 }
+        }
+        _ => f32::NAN,
+    }
+}
+
+/// Negative inner product of two sparse vectors (indices strictly increasing).
+pub fn sparse_distance(ai: &[i32], av: &[f32], bi: &[i32], bv: &[f32]) -> f32 {
+    let (mut i, mut j, mut s) = (0, 0, 0f32);
+    while i < ai.len() && j < bi.len() {
+        match ai[i].cmp(&bi[j]) {
+            std::cmp::Ordering::Less => i += 1,
+            std::cmp::Ordering::Greater => j += 1,
+            std::cmp::Ordering::Equal => {
+                s += av[i] * bv[j];
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    -s
+}
+
+/// A query vector, already checked against its field.
+#[derive(Debug, Clone, PartialEq)]
+pub enum QueryVector {
+    /// FLOAT_VECTOR or FLOAT16_VECTOR (as f32).
+    Dense(Vec<f32>),
+    /// BINARY_VECTOR, packed bits, most significant bit first.
+    Binary(Vec<u8>),
+    /// SPARSE_FLOAT_VECTOR.
+    Sparse {
+        /// Strictly increasing 0-based indices.
+        indices: Vec<i32>,
+        /// Values.
+        values: Vec<f32>,
+    },
+}
+
+impl QueryVector {
+    /// Parses a JSON query vector for a field: `[0.1, …]` for dense; `[0,1,…]` (bits) or
+    /// `"0101…"` for binary; `{"3": 0.5, …}` or `{"indices": […], "values": […]}` for sparse.
+    pub fn from_json(field: &Field, value: &serde_json::Value) -> Result<QueryVector> {
+        let bad = |why: String| EngineError::InvalidRequest(format!("query vector for `{}` ({}): {why}", field.name, field.data_type));
+        let dim = field.dim_usize();
+        match field.data_type {
+            FieldType::FloatVector | FieldType::Float16Vector => {
+                let arr = value.as_array().ok_or_else(|| bad("expected a JSON array of numbers".into()))?;
+                let v: Vec<f32> = arr
+                    .iter()
+                    .enumerate()
+                    .map(|(i, x)| x.as_f64().map(|f| f as f32).ok_or_else(|| bad(format!("element {i} is not a number: {x}"))))
+                    .collect::<Result<_>>()?;
+                if v.len() != dim {
+                    return Err(bad(format!("has {} dimensions, the field has {dim}", v.len())));
+                }
+                if let Some(i) = v.iter().position(|x| !x.is_finite()) {
+                    return Err(bad(format!("element {i} is not finite")));
+                }
+                Ok(QueryVector::Dense(v))
+            }
+            FieldType::BinaryVector => {
+                let bits: Vec<bool> = match value {
+                    serde_json::Value::String(s) => s
+                        .chars()
+                        .map(|c| match c {
+                            '0' => Ok(false),
+                            '1' => Ok(true),
+                            _ => Err(bad(format!("`{c}` is not a bit"))),
+                        })
+                        .collect::<Result<_>>()?,
+                    serde_json::Value::Array(a) => a
+                        .iter()
+                        .map(|x| match x.as_u64() {
+                            Some(0) => Ok(false),
+                            Some(1) => Ok(true),
+                            _ => Err(bad(format!("`{x}` is not a bit"))),
+                        })
+                        .collect::<Result<_>>()?,
+                    _ => return Err(bad("expected a bit string \"0101…\" or an array of 0 and 1".into())),
+                };
+                if bits.len() != dim {
+                    return Err(bad(format!("has {} bits, the field has {dim}", bits.len())));
+                }
+                Ok(QueryVector::Binary(pack_bits(&bits)))
+            }
+            FieldType::SparseFloatVector => {
+                let obj = value.as_object().ok_or_else(|| bad("expected {\"index\": value, …}".into()))?;
+                let mut pairs: Vec<(i32, f32)> = if let (Some(i), Some(v)) = (obj.get("indices"), obj.get("values")) {
+                    let i = i.as_array().ok_or_else(|| bad("indices is not an array".into()))?;
+                    let v = v.as_array().ok_or_else(|| bad("values is not an array".into()))?;
+                    if i.len() != v.len() {
+                        return Err(bad("indices and values differ in length".into()));
+                    }
+                    i.iter()
+                        .zip(v)
+                        .map(|(i, v)| Ok((json_index(i).ok_or_else(|| bad(format!("bad index {i}")))?, v.as_f64().ok_or_else(|| bad(format!("bad value {v}")))? as f32)))
+                        .collect::<Result<_>>()?
+                } else {
+                    obj.iter()
+                        .map(|(k, v)| Ok((k.parse::<i32>().ok().filter(|i| *i >= 0).ok_or_else(|| bad(format!("bad index `{k}`")))?, v.as_f64().ok_or_else(|| bad(format!("bad value {v}")))? as f32)))
+                        .collect::<Result<_>>()?
+                };
+                pairs.sort_by_key(|p| p.0);
+                if pairs.windows(2).any(|w| w[0].0 == w[1].0) {
+                    return Err(bad("an index appears twice".into()));
+                }
+                Ok(QueryVector::Sparse { indices: pairs.iter().map(|p| p.0).collect(), values: pairs.iter().map(|p| p.1).collect() })
+            }
+            _ => Err(bad("the field is not a vector".into())),
+        }
+    }
+}
+
+fn json_index(v: &serde_json::Value) -> Option<i32> {
+    v.as_i64().and_then(|i| i32::try_from(i).ok()).filter(|i| *i >= 0)
+}
+
+/// Packs bits, most significant first (pgvector's `bit` layout).
+pub fn pack_bits(bits: &[bool]) -> Vec<u8> {
+    bits.chunks(8).map(|c| c.iter().enumerate().fold(0u8, |b, (i, &on)| if on { b | (0x80 >> i) } else { b })).collect()
+}
+
+/// In-memory vectors of one segment's column, in the form the distance loops read.
+#[derive(Debug, Clone)]
+pub enum VectorData {
+    /// Row-major f32 values (`dim` per row), FLOAT16 widened.
+    Dense {
+        /// Dimension.
+        dim: usize,
+        /// Values.
+        values: Vec<f32>,
+    },
+    /// Packed bits, `bytes` per row.
+    Binary {
+        /// Bytes per row.
+        bytes: usize,
+        /// Values.
+        values: Vec<u8>,
+    },
+    /// CSR sparse rows.
+    Sparse {
+        /// Row `r` is `offsets[r]..offsets[r + 1]`.
+        offsets: Vec<usize>,
+        /// Indices.
+        indices: Vec<i32>,
+        /// Values.
+        values: Vec<f32>,
+    },
+}
+
+impl VectorData {
+    /// Reads a vector column. NULL rows get zeros (they are masked out of searches).
+    pub fn from_array(array: &dyn Array) -> Result<VectorData> {
+        match array.data_type() {
+            DataType::FixedSizeList(_, dim) => {
+                let list: &FixedSizeListArray = array.as_fixed_size_list();
+                let dim = *dim as usize;
+                let child = list.values();
+                let offset = list.offset() * dim;
+                let len = list.len() * dim;
+                let values: Vec<f32> = match child.data_type() {
+                    DataType::Float32 => child.as_primitive::<Float32Type>().values()[offset..offset + len].to_vec(),
+                    DataType::Float16 => child.as_primitive::<Float16Type>().values()[offset..offset + len].iter().map(|h| h.to_f32()).collect(),
+                    other => return Err(EngineError::InvalidRequest(format!("vector element type {other} is not supported"))),
+                };
+                Ok(VectorData::Dense { dim, values })
+            }
+            DataType::FixedSizeBinary(bytes) => {
+                let a: &FixedSizeBinaryArray = array.as_fixed_size_binary();
+                let bytes = *bytes as usize;
+                let mut values = Vec::with_capacity(a.len() * bytes);
+                for i in 0..a.len() {
+                    if a.is_null(i) {
+                        values.extend(std::iter::repeat_n(0u8, bytes));
+                    } else {
+                        values.extend_from_slice(a.value(i));
+                    }
+                }
+                Ok(VectorData::Binary { bytes, values })
+            }
+            DataType::Struct(_) => {
+                let s: &StructArray = array.as_struct();
+                let (idx, val) = sparse_children(s)?;
+                let mut offsets = Vec::with_capacity(s.len() + 1);
+                let (mut indices, mut values) = (Vec::new(), Vec::new());
+                offsets.push(0);
+                for r in 0..s.len() {
+                    if !s.is_null(r) {
+                        let i = idx.value(r);
+                        let v = val.value(r);
+                        indices.extend_from_slice(i.as_primitive::<Int32Type>().values());
+                        values.extend_from_slice(v.as_primitive::<Float32Type>().values());
+                    }
+                    offsets.push(indices.len());
+                }
+                Ok(VectorData::Sparse { offsets, indices, values })
+            }
+            other => Err(EngineError::InvalidRequest(format!("{other} is not a vector column"))),
+        }
+    }
+
+    /// Number of rows.
+    pub fn len(&self) -> usize {
+        match self {
+            VectorData::Dense { dim, values } => values.len() / (*dim).max(1),
+            VectorData::Binary { bytes, values } => values.len() / (*bytes).max(1),
+            VectorData::Sparse { offsets, .. } => offsets.len().saturating_sub(1),
+        }
+    }
+
+    /// True when there are no rows.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Row `r` of dense data.
+    pub fn dense_row(&self, r: usize) -> &[f32] {
+        match self {
+            VectorData::Dense { dim, values } => &values[r * dim..(r + 1) * dim],
+            _ => &[],
+        }
+    }
+
+    /// The distance from `q` to row `r`.
+    pub fn distance(&self, metric: Metric, q: &QueryVector, r: usize) -> f32 {
+        match (self, q) {
+            (VectorData::Dense { dim, values }, QueryVector::Dense(q)) => dense_distance(metric, q, &values[r * dim..(r + 1) * dim]),
+            (VectorData::Binary { bytes, values }, QueryVector::Binary(q)) => binary_distance(metric, q, &values[r * bytes..(r + 1) * bytes]),
+            (VectorData::Sparse { offsets, indices, values }, QueryVector::Sparse { indices: qi, values: qv }) => {
+                let (s, e) = (offsets[r], offsets[r + 1]);
+                sparse_distance(qi, qv, &indices[s..e], &values[s..e])
+            }
+            _ => f32::NAN,
+        }
+    }
+
+    /// Bytes held.
+    pub fn memory_bytes(&self) -> usize {
+        match self {
+            VectorData::Dense { values, .. } => values.len() * 4,
+            VectorData::Binary { values, .. } => values.len(),
+            VectorData::Sparse { offsets, indices, values } => offsets.len() * 8 + indices.len() * 4 + values.len() * 4,
+        }
+    }
+}
+
+/// The `indices` and `values` lists of a sparse struct column.
+pub fn sparse_children(s: &StructArray) -> Result<(&arrow::array::ListArray, &arrow::array::ListArray)> {
+    let get = |name: &str| {
+        s.column_by_name(name)
+            .and_then(|c| c.as_list_opt::<i32>())
+            .ok_or_else(|| EngineError::InvalidRequest(format!("sparse vector column has no `{name}` list")))
+    };
+    Ok((get("indices")?, get("values")?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn distances_match_pgvector() {
+        let a = [1.0, 2.0, 3.0];
+        let b = [4.0, 5.0, 6.0];
+        assert!((dense_distance(Metric::L2, &a, &b) - 27f32.sqrt()).abs() < 1e-6);
+        assert_eq!(dense_distance(Metric::Ip, &a, &b), -32.0);
+        let cos = 1.0 - 32.0 / (14f32.sqrt() * 77f32.sqrt());
+        assert!((dense_distance(Metric::Cosine, &a, &b) - cos).abs() < 1e-6);
+        assert_eq!(binary_distance(Metric::Hamming, &[0b1010_0000], &[0b0110_0000]), 2.0);
+        assert!((binary_distance(Metric::Jaccard, &[0b1110_0000], &[0b0110_0000]) - (1.0 - 2.0 / 3.0)).abs() < 1e-6);
+        assert_eq!(sparse_distance(&[0, 3, 7], &[1.0, 2.0, 3.0], &[3, 7, 9], &[10.0, 1.0, 5.0]), -23.0);
+    }
+
+    #[test]
+    fn long_vectors_use_every_lane() {
+        let a: Vec<f32> = (0..19).map(|i| i as f32).collect();
+        let naive: f32 = a.iter().map(|x| x * x).sum();
+        assert_eq!(dot(&a, &a), naive);
+    }
+
+    #[test]
+    fn query_vectors_are_checked() {
+        let f = Field { dim: Some(3), ..Field::new("v", FieldType::FloatVector) };
+        assert!(QueryVector::from_json(&f, &serde_json::json!([1, 2, 3])).is_ok());
+        let e = QueryVector::from_json(&f, &serde_json::json!([1, 2])).unwrap_err().to_string();
+        assert!(e.contains("2 dimensions") && e.contains("has 3"), "{e}");
+        let b = Field { dim: Some(8), ..Field::new("b", FieldType::BinaryVector) };
+        assert_eq!(QueryVector::from_json(&b, &serde_json::json!("10000001")).unwrap(), QueryVector::Binary(vec![0x81]));
+        let s = Field::new("s", FieldType::SparseFloatVector);
+        assert_eq!(
+            QueryVector::from_json(&s, &serde_json::json!({"5": 1.0, "2": 0.5})).unwrap(),
+            QueryVector::Sparse { indices: vec![2, 5], values: vec![0.5, 1.0] }
+        );
+    }
+}
