@@ -3,6 +3,9 @@
 //!
 //! Synchronous by design (no tokio): callers that are async run it on a blocking thread.
 
+pub mod collection;
+pub mod convert;
+pub mod database;
 pub mod error;
 pub mod filter;
 pub mod fsutil;
@@ -12,4 +15,9 @@ pub mod schema;
 pub mod segment;
 pub mod vector;
 
+pub use collection::{BulkWriter, Collection, CommitStats, Hit, IndexProgress, LoadState, QueryRequest, SearchRequest};
+pub use database::Database;
 pub use error::{EngineError, Result};
+pub use index::{HnswParams, IndexSpec, IndexType};
+pub use schema::{CollectionSchema, Field, FieldType};
+pub use vector::{Metric, QueryVector};

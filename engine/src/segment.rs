@@ -68,9 +68,12 @@ impl SegmentWriter {
 /// Reads a segment (or the given columns of it) as one batch.
 pub fn read_segment(path: &Path, projection: Option<Vec<usize>>) -> Result<RecordBatch> {
     let file = File::open(path).map_err(EngineError::io("open", path))?;
-    let reader = FileReader::try_new(BufReader::with_capacity(1 << 20, file), projection)
+    let reader = FileReader::try_new(BufReader::with_capacity(1 << 20, file), projection.clone())
         .map_err(|e| corrupt(path, e))?;
-    let schema = reader.schema();
+    let schema = match &projection {
+        Some(p) => std::sync::Arc::new(reader.schema().project(p)?),
+        None => reader.schema(),
+    };
     let batches: Vec<RecordBatch> = reader.collect::<std::result::Result<_, _>>().map_err(|e| corrupt(path, e))?;
     Ok(concat_batches(&schema, &batches)?)
 }

@@ -123,7 +123,8 @@ pub fn build(
     };
     let base = dir.join(basename);
     let hnsw_err = |reason: String| EngineError::Hnsw { path: base.clone(), reason };
-    let max_layer = 16usize.min(((rows.max(2) as f64).ln() / (params.m as f64).ln()).ceil() as usize + 1).max(1);
+    // hnsw_rs only dumps graphs declared with its maximum of 16 layers.
+    let max_layer = 16;
     let graph: Graph<'static> = Hnsw::new(params.m as usize, rows.max(1), max_layer, params.ef_construction as usize, distance);
     let items: Vec<(&[f32], usize)> = vectors
         .chunks_exact(dim)

@@ -1,0 +1,324 @@
+//! Bulk loads: batches → new segments → one manifest swap.
+//!
+//! Primary keys stay unique: on commit, every earlier row whose key appears in the load (and
+//! every earlier duplicate inside the load) is marked deleted in the same swap, so loading
+//! the same rows twice replaces them instead of duplicating them.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, AsArray, Int64Array, RecordBatch, new_null_array};
+use arrow::datatypes::{DataType, Float16Type, Float32Type, Int32Type, SchemaRef};
+
+use super::{Collection, WriteLock};
+use crate::error::{EngineError, Result};
+use crate::manifest::{Manifest, SegmentMeta};
+use crate::schema::{CollectionSchema, Field, FieldType};
+use crate::segment::{SegmentWriter, read_deletes, read_segment, unique_name, write_deletes};
+
+/// Rows per segment before a new file starts.
+pub const SEGMENT_ROWS: u64 = 1 << 20;
+
+/// What a commit did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CommitStats {
+    /// Rows written by this load.
+    pub rows: u64,
+    /// Earlier rows replaced (same primary key).
+    pub replaced: u64,
+    /// The manifest version committed.
+    pub version: u64,
+}
+
+/// An open bulk load. Dropping it without [`BulkWriter::commit`] discards its files.
+pub struct BulkWriter {
+    coll: Collection,
+    _lock: WriteLock,
+    base: Arc<Manifest>,
+    schema: CollectionSchema,
+    arrow: SchemaRef,
+    current: Option<(u64, SegmentWriter)>,
+    done: Vec<SegmentMeta>,
+    written_files: Vec<String>,
+    next_segment: u64,
+    next_auto_id: i64,
+    rows: u64,
+    segment_rows: u64,
+    committed: bool,
+}
+
+#[derive(Clone, PartialEq, Eq, Hash)]
+enum Pk {
+    Int(i64),
+    Str(String),
+}
+
+fn keys_of(column: &dyn Array) -> Vec<Pk> {
+    match column.data_type() {
+        DataType::Int64 => column.as_primitive::<arrow::datatypes::Int64Type>().values().iter().map(|v| Pk::Int(*v)).collect(),
+        _ => column.as_string::<i32>().iter().map(|v| Pk::Str(v.unwrap_or_default().to_string())).collect(),
+    }
+}
+
+impl Collection {
+    /// Starts a bulk load (takes the write lock and clears leftovers of interrupted loads).
+    pub fn writer(&self) -> Result<BulkWriter> {
+        let lock = self.lock()?;
+        self.collect_garbage(&lock)?;
+        let base = self.manifest();
+        Ok(BulkWriter {
+            coll: self.clone(),
+            _lock: lock,
+            schema: base.schema.clone(),
+            arrow: base.schema.arrow_schema(),
+            next_segment: base.next_segment,
+            next_auto_id: base.next_auto_id,
+            base,
+            current: None,
+            done: Vec::new(),
+            written_files: Vec::new(),
+            rows: 0,
+            segment_rows: SEGMENT_ROWS,
+            committed: false,
+        })
+    }
+}
+
+impl BulkWriter {
+    /// Sets the rows per segment file (tests use small segments).
+    pub fn with_segment_rows(mut self, rows: u64) -> BulkWriter {
+        self.segment_rows = rows.max(1);
+        self
+    }
+
+    /// Checkpoints committed so far (the pipeline's resume points).
+    pub fn checkpoints(&self) -> &BTreeMap<String, serde_json::Value> {
+        &self.base.checkpoints
+    }
+
+    /// Validates a batch against the schema and appends it.
+    pub fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        let batch = self.conform(batch)?;
+        let mut offset = 0;
+        while offset < batch.num_rows() {
+            if self.current.as_ref().is_none_or(|(_, w)| w.rows() >= self.segment_rows) {
+                self.roll()?;
+            }
+            let Some((_, w)) = self.current.as_mut() else { break };
+            let room = (self.segment_rows - w.rows()) as usize;
+            let n = room.min(batch.num_rows() - offset);
+            w.write(&batch.slice(offset, n))?;
+            offset += n;
+        }
+        self.rows += batch.num_rows() as u64;
+        Ok(())
+    }
+
+    fn roll(&mut self) -> Result<()> {
+        self.finish_current()?;
+        let id = self.next_segment;
+        self.next_segment += 1;
+        let file = unique_name("seg", id, "arrow");
+        self.written_files.push(file.clone());
+        let w = SegmentWriter::create(self.coll.dir().join(&file), &self.arrow)?;
+        self.current = Some((id, w));
+        Ok(())
+    }
+
+    fn finish_current(&mut self) -> Result<()> {
+        if let Some((id, w)) = self.current.take() {
+            let rows = w.rows();
+            let (path, bytes) = w.finish()?;
+            let file = path.file_name().map(|f| f.to_string_lossy().to_string()).unwrap_or_default();
+            self.done.push(SegmentMeta { id, file, rows, bytes, deletes: None, deleted: 0, indexes: BTreeMap::new() });
+        }
+        Ok(())
+    }
+
+    /// Puts a batch in the segment layout: columns in schema order, auto IDs assigned, missing
+    /// nullable columns as NULL, types and limits checked.
+    fn conform(&mut self, batch: &RecordBatch) -> Result<RecordBatch> {
+        let n = batch.num_rows();
+        let mut columns: Vec<ArrayRef> = Vec::with_capacity(self.schema.fields.len());
+        for f in &self.schema.fields {
+            let bad = |reason: String| EngineError::BadBatch { collection: self.coll.name().to_string(), field: f.name.clone(), reason };
+            let col = if f.primary_key && self.schema.auto_id {
+                let start = self.next_auto_id;
+                self.next_auto_id += n as i64;
+                Arc::new(Int64Array::from_iter_values(start..start + n as i64)) as ArrayRef
+            } else {
+                match batch.column_by_name(&f.name) {
+                    Some(c) => conform_type(c, &f.arrow_type()).map_err(bad)?,
+                    None if f.nullable => new_null_array(&f.arrow_type(), n),
+                    None => return Err(bad("the batch has no such column".into())),
+                }
+            };
+            check_values(f, col.as_ref()).map_err(bad)?;
+            columns.push(col);
+        }
+        Ok(RecordBatch::try_new(self.arrow.clone(), columns)?)
+    }
+
+    /// Rows written so far.
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    /// Commits the load with `checkpoints` (merged into the manifest's) in one manifest swap.
+    pub fn commit(mut self, checkpoints: BTreeMap<String, serde_json::Value>) -> Result<CommitStats> {
+        self.finish_current()?;
+        let dir = self.coll.dir().to_path_buf();
+        let mut manifest: Manifest = (*self.base).clone();
+        let pk = self.schema.primary_key().name.clone();
+        let pk_index = self.schema.fields.iter().position(|f| f.name == pk).unwrap_or(0);
+        let mut replaced = 0u64;
+        if !self.schema.auto_id && !self.done.is_empty() {
+            // Key → (new segment, row) of its last occurrence in this load.
+            let mut latest: HashMap<Pk, (usize, u32)> = HashMap::new();
+            let mut new_deletes: Vec<Vec<u32>> = vec![Vec::new(); self.done.len()];
+            for (s, seg) in self.done.iter().enumerate() {
+                let keys = read_segment(&dir.join(&seg.file), Some(vec![pk_index]))?;
+                for (r, k) in keys_of(keys.column(0).as_ref()).into_iter().enumerate() {
+                    if let Some((ps, pr)) = latest.insert(k, (s, r as u32)) {
+                        new_deletes[ps].push(pr);
+                    }
+                }
+            }
+            for seg in manifest.segments.iter_mut() {
+                let keys = read_segment(&dir.join(&seg.file), Some(vec![pk_index]))?;
+                let hits: Vec<u32> = keys_of(keys.column(0).as_ref())
+                    .into_iter()
+                    .enumerate()
+                    .filter(|(_, k)| latest.contains_key(k))
+                    .map(|(r, _)| r as u32)
+                    .collect();
+                if hits.is_empty() {
+                    continue;
+                }
+                let before = seg.deleted;
+                apply_deletes(&dir, seg, hits, &mut self.written_files)?;
+                replaced += seg.deleted - before;
+            }
+            for (seg, rows) in self.done.iter_mut().zip(new_deletes) {
+                if !rows.is_empty() {
+                    apply_deletes(&dir, seg, rows, &mut self.written_files)?;
+                }
+            }
+        }
+        manifest.segments.extend(self.done.drain(..));
+        // A segment whose rows were all replaced goes; its files are collected later.
+        manifest.segments.retain(|s| s.live_rows() > 0);
+        manifest.version += 1;
+        manifest.next_segment = self.next_segment;
+        manifest.next_auto_id = self.next_auto_id;
+        manifest.checkpoints.extend(checkpoints);
+        manifest.write(&dir)?;
+        self.committed = true;
+        let version = manifest.version;
+        self.coll.set_manifest(manifest);
+        Ok(CommitStats { rows: self.rows, replaced, version })
+    }
+}
+
+/// Adds rows to a segment's delete set: a new delete file replaces the old one.
+fn apply_deletes(dir: &std::path::Path, seg: &mut SegmentMeta, mut rows: Vec<u32>, written: &mut Vec<String>) -> Result<()> {
+    if let Some(old) = &seg.deletes {
+        rows.extend(read_deletes(&dir.join(old))?);
+    }
+    rows.sort_unstable();
+    rows.dedup();
+    let file = unique_name("del", seg.id, "bin");
+    write_deletes(&dir.join(&file), &rows)?;
+    written.push(file.clone());
+    seg.deletes = Some(file);
+    seg.deleted = rows.len() as u64;
+    Ok(())
+}
+
+#[cfg(test)]
+impl BulkWriter {
+    /// Releases the lock and leaves every written file behind, as a killed process would.
+    pub(crate) fn simulate_crash(mut self) {
+        self.finish_current().ok();
+        self.committed = true;
+    }
+}
+
+impl Drop for BulkWriter {
+    fn drop(&mut self) {
+        if !self.committed {
+            // Best effort: anything left is collected by the next writer.
+            self.current = None;
+            for f in &self.written_files {
+                let _ = std::fs::remove_file(self.coll.dir().join(f));
+            }
+        }
+    }
+}
+
+/// Casts a column to the field's exact type when they differ only in nested names or
+/// nullability; anything else is an error.
+fn conform_type(c: &ArrayRef, want: &DataType) -> Result<ArrayRef, String> {
+    if c.data_type() == want {
+        return Ok(c.clone());
+    }
+    if c.data_type().equals_datatype(want) || matches!(c.data_type(), DataType::Null) {
+        return arrow::compute::cast(c, want).map_err(|e| e.to_string());
+    }
+    Err(format!("column is {}, the field needs {want}", c.data_type()))
+}
+
+/// Limits a mapped row must respect; the pipeline rejects such rows before they get here.
+fn check_values(f: &Field, c: &dyn Array) -> Result<(), String> {
+    if !f.nullable && c.null_count() > 0 {
+        let row = (0..c.len()).find(|r| c.is_null(*r)).unwrap_or(0);
+        return Err(format!("row {row} is NULL and the field is not nullable"));
+    }
+    match f.data_type {
+        FieldType::Varchar => check_lengths(c, f.max_length.unwrap_or(u32::MAX))?,
+        FieldType::Array => {
+            let list = c.as_list::<i32>();
+            let cap = f.max_capacity.unwrap_or(u32::MAX) as i32;
+            if let Some(r) = (0..list.len()).find(|r| list.is_valid(*r) && list.value_length(*r) > cap) {
+                return Err(format!("row {r} has {} elements, max_capacity is {cap}", list.value_length(r)));
+            }
+            if f.element_type == Some(FieldType::Varchar) {
+                check_lengths(list.values().as_ref(), f.max_length.unwrap_or(u32::MAX))?;
+            }
+        }
+        FieldType::FloatVector | FieldType::Float16Vector => {
+            let list = c.as_fixed_size_list();
+            let dim = f.dim_usize().max(1);
+            let bad = match list.values().data_type() {
+                DataType::Float32 => list.values().as_primitive::<Float32Type>().values().iter().position(|v| !v.is_finite()),
+                DataType::Float16 => list.values().as_primitive::<Float16Type>().values().iter().position(|v| !v.is_finite()),
+                _ => None,
+            };
+            if let Some(i) = bad {
+                return Err(format!("row {} has a NaN or infinite element", i / dim));
+            }
+        }
+        FieldType::SparseFloatVector => {
+            let (idx, _) = crate::vector::sparse_children(c.as_struct()).map_err(|e| e.to_string())?;
+            for r in 0..idx.len() {
+                if idx.is_valid(r) {
+                    let v = idx.value(r);
+                    let v = v.as_primitive::<Int32Type>().values();
+                    if v.iter().any(|i| *i < 0) || v.windows(2).any(|w| w[0] >= w[1]) {
+                        return Err(format!("row {r}: sparse indices must be non-negative and strictly increasing"));
+                    }
+                }
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+fn check_lengths(c: &dyn Array, max: u32) -> Result<(), String> {
+    let s = c.as_string::<i32>();
+    match (0..s.len()).find(|r| s.is_valid(*r) && s.value(*r).len() > max as usize) {
+        Some(r) => Err(format!("row {r} is {} bytes long, max_length is {max}", s.value(r).len())),
+        None => Ok(()),
+    }
+}
