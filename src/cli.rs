@@ -1,14 +1,18 @@
 //! Argument parsing and dispatch. Each subcommand lives in its own module under `cli/`.
 
 mod bench;
+mod collections;
+mod index;
 mod init;
 mod plan;
+mod search;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use etl_connectors::ConnectorError;
+use etl_engine::EngineError;
 use etl_pipeline::PipelineError;
 
 /// Move PostgreSQL data, pgvector columns above all, into a vector search engine, then search
@@ -52,6 +56,12 @@ pub enum Command {
     Plan(plan::PlanArgs),
     /// Measure how fast a source can be read.
     Bench(bench::BenchArgs),
+    /// List, describe, load, release or drop the engine's collections.
+    Collections(collections::CollectionsArgs),
+    /// Build indexes after the load.
+    Index(index::IndexArgs),
+    /// Filtered similarity search over a collection.
+    Search(search::SearchArgs),
 }
 
 /// Sets up tracing on stderr.
@@ -78,12 +88,19 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Init(args) => init::run(args).await,
         Command::Plan(args) => plan::run(args).await,
         Command::Bench(args) => bench::run(args).await,
+        // The engine is synchronous; these commands own the process, so they run it directly.
+        Command::Collections(args) => collections::run(args),
+        Command::Index(args) => index::run(args),
+        Command::Search(args) => search::run(args),
     }
 }
 
 /// Exit code 2 for what the user must correct (the file, the arguments, the connection);
 /// 1 for failures while working.
 pub fn exit_code_for(err: &anyhow::Error) -> u8 {
+    if let Some(e) = err.downcast_ref::<EngineError>() {
+        return if e.is_user_error() { 2 } else { 1 };
+    }
     match err.downcast_ref::<PipelineError>() {
         Some(PipelineError::Mapping(_))
         | Some(PipelineError::UnknownTable { .. })

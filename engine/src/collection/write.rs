@@ -30,21 +30,25 @@ pub struct CommitStats {
     pub version: u64,
 }
 
-/// An open bulk load. Dropping it without [`BulkWriter::commit`] discards its files.
+/// An open bulk load. Dropping it without committing discards its uncommitted files.
+///
+/// Rows are written to named parts (a source range each); [`BulkWriter::commit_part`] commits
+/// one part's segments with its checkpoint while the others keep writing, so a resumed run
+/// knows exactly which ranges are in.
 pub struct BulkWriter {
     coll: Collection,
     _lock: WriteLock,
     base: Arc<Manifest>,
     schema: CollectionSchema,
     arrow: SchemaRef,
-    current: Option<(u64, SegmentWriter)>,
-    done: Vec<SegmentMeta>,
-    written_files: Vec<String>,
+    current: HashMap<String, (u64, SegmentWriter)>,
+    done: HashMap<String, Vec<SegmentMeta>>,
+    /// Uncommitted files by part, removed if the writer is dropped.
+    pending_files: HashMap<String, Vec<String>>,
     next_segment: u64,
     next_auto_id: i64,
     rows: u64,
     segment_rows: u64,
-    committed: bool,
 }
 
 #[derive(Clone, PartialEq, Eq, Hash)]
@@ -74,12 +78,11 @@ impl Collection {
             next_segment: base.next_segment,
             next_auto_id: base.next_auto_id,
             base,
-            current: None,
-            done: Vec::new(),
-            written_files: Vec::new(),
+            current: HashMap::new(),
+            done: HashMap::new(),
+            pending_files: HashMap::new(),
             rows: 0,
             segment_rows: SEGMENT_ROWS,
-            committed: false,
         })
     }
 }
@@ -96,15 +99,20 @@ impl BulkWriter {
         &self.base.checkpoints
     }
 
-    /// Validates a batch against the schema and appends it.
+    /// Validates a batch against the schema and appends it (to the default part).
     pub fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        self.write_part("", batch)
+    }
+
+    /// Validates a batch and appends it to `part`.
+    pub fn write_part(&mut self, part: &str, batch: &RecordBatch) -> Result<()> {
         let batch = self.conform(batch)?;
         let mut offset = 0;
         while offset < batch.num_rows() {
-            if self.current.as_ref().is_none_or(|(_, w)| w.rows() >= self.segment_rows) {
-                self.roll()?;
+            if self.current.get(part).is_none_or(|(_, w)| w.rows() >= self.segment_rows) {
+                self.roll(part)?;
             }
-            let Some((_, w)) = self.current.as_mut() else { break };
+            let Some((_, w)) = self.current.get_mut(part) else { break };
             let room = (self.segment_rows - w.rows()) as usize;
             let n = room.min(batch.num_rows() - offset);
             w.write(&batch.slice(offset, n))?;
@@ -114,23 +122,23 @@ impl BulkWriter {
         Ok(())
     }
 
-    fn roll(&mut self) -> Result<()> {
-        self.finish_current()?;
+    fn roll(&mut self, part: &str) -> Result<()> {
+        self.finish_current(part)?;
         let id = self.next_segment;
         self.next_segment += 1;
         let file = unique_name("seg", id, "arrow");
-        self.written_files.push(file.clone());
+        self.pending_files.entry(part.to_string()).or_default().push(file.clone());
         let w = SegmentWriter::create(self.coll.dir().join(&file), &self.arrow)?;
-        self.current = Some((id, w));
+        self.current.insert(part.to_string(), (id, w));
         Ok(())
     }
 
-    fn finish_current(&mut self) -> Result<()> {
-        if let Some((id, w)) = self.current.take() {
+    fn finish_current(&mut self, part: &str) -> Result<()> {
+        if let Some((id, w)) = self.current.remove(part) {
             let rows = w.rows();
             let (path, bytes) = w.finish()?;
             let file = path.file_name().map(|f| f.to_string_lossy().to_string()).unwrap_or_default();
-            self.done.push(SegmentMeta { id, file, rows, bytes, deletes: None, deleted: 0, indexes: BTreeMap::new() });
+            self.done.entry(part.to_string()).or_default().push(SegmentMeta { id, file, rows, bytes, deletes: None, deleted: 0, indexes: BTreeMap::new() });
         }
         Ok(())
     }
@@ -164,19 +172,44 @@ impl BulkWriter {
         self.rows
     }
 
-    /// Commits the load with `checkpoints` (merged into the manifest's) in one manifest swap.
+    /// Commits every part with `checkpoints` (merged into the manifest's) in one manifest swap.
     pub fn commit(mut self, checkpoints: BTreeMap<String, serde_json::Value>) -> Result<CommitStats> {
-        self.finish_current()?;
+        let parts: Vec<String> = self.current.keys().chain(self.done.keys()).cloned().collect();
+        let mut segments = Vec::new();
+        for p in parts {
+            self.finish_current(&p)?;
+            segments.extend(self.done.remove(&p).unwrap_or_default());
+        }
+        let rows = self.rows;
+        let mut stats = self.commit_segments(segments, checkpoints)?;
+        self.pending_files.clear();
+        stats.rows = rows;
+        Ok(stats)
+    }
+
+    /// Commits one part's rows with its checkpoints; other parts keep writing.
+    pub fn commit_part(&mut self, part: &str, checkpoints: BTreeMap<String, serde_json::Value>) -> Result<CommitStats> {
+        self.finish_current(part)?;
+        let segments = self.done.remove(part).unwrap_or_default();
+        let rows = segments.iter().map(|s| s.rows).sum();
+        let mut stats = self.commit_segments(segments, checkpoints)?;
+        self.pending_files.remove(part);
+        stats.rows = rows;
+        Ok(stats)
+    }
+
+    fn commit_segments(&mut self, mut segments: Vec<SegmentMeta>, checkpoints: BTreeMap<String, serde_json::Value>) -> Result<CommitStats> {
         let dir = self.coll.dir().to_path_buf();
         let mut manifest: Manifest = (*self.base).clone();
         let pk = self.schema.primary_key().name.clone();
         let pk_index = self.schema.fields.iter().position(|f| f.name == pk).unwrap_or(0);
         let mut replaced = 0u64;
-        if !self.schema.auto_id && !self.done.is_empty() {
-            // Key → (new segment, row) of its last occurrence in this load.
+        let mut scratch = Vec::new();
+        if !self.schema.auto_id && !segments.is_empty() {
+            // Key → (new segment, row) of its last occurrence in this commit.
             let mut latest: HashMap<Pk, (usize, u32)> = HashMap::new();
-            let mut new_deletes: Vec<Vec<u32>> = vec![Vec::new(); self.done.len()];
-            for (s, seg) in self.done.iter().enumerate() {
+            let mut new_deletes: Vec<Vec<u32>> = vec![Vec::new(); segments.len()];
+            for (s, seg) in segments.iter().enumerate() {
                 let keys = read_segment(&dir.join(&seg.file), Some(vec![pk_index]))?;
                 for (r, k) in keys_of(keys.column(0).as_ref()).into_iter().enumerate() {
                     if let Some((ps, pr)) = latest.insert(k, (s, r as u32)) {
@@ -196,16 +229,16 @@ impl BulkWriter {
                     continue;
                 }
                 let before = seg.deleted;
-                apply_deletes(&dir, seg, hits, &mut self.written_files)?;
+                apply_deletes(&dir, seg, hits, &mut scratch)?;
                 replaced += seg.deleted - before;
             }
-            for (seg, rows) in self.done.iter_mut().zip(new_deletes) {
+            for (seg, rows) in segments.iter_mut().zip(new_deletes) {
                 if !rows.is_empty() {
-                    apply_deletes(&dir, seg, rows, &mut self.written_files)?;
+                    apply_deletes(&dir, seg, rows, &mut scratch)?;
                 }
             }
         }
-        manifest.segments.extend(self.done.drain(..));
+        manifest.segments.extend(segments);
         // A segment whose rows were all replaced goes; its files are collected later.
         manifest.segments.retain(|s| s.live_rows() > 0);
         manifest.version += 1;
@@ -213,10 +246,10 @@ impl BulkWriter {
         manifest.next_auto_id = self.next_auto_id;
         manifest.checkpoints.extend(checkpoints);
         manifest.write(&dir)?;
-        self.committed = true;
         let version = manifest.version;
+        self.base = Arc::new(manifest.clone());
         self.coll.set_manifest(manifest);
-        Ok(CommitStats { rows: self.rows, replaced, version })
+        Ok(CommitStats { rows: 0, replaced, version })
     }
 }
 
@@ -239,19 +272,20 @@ fn apply_deletes(dir: &std::path::Path, seg: &mut SegmentMeta, mut rows: Vec<u32
 impl BulkWriter {
     /// Releases the lock and leaves every written file behind, as a killed process would.
     pub(crate) fn simulate_crash(mut self) {
-        self.finish_current().ok();
-        self.committed = true;
+        let parts: Vec<String> = self.current.keys().cloned().collect();
+        for p in parts {
+            self.finish_current(&p).ok();
+        }
+        self.pending_files.clear();
     }
 }
 
 impl Drop for BulkWriter {
     fn drop(&mut self) {
-        if !self.committed {
-            // Best effort: anything left is collected by the next writer.
-            self.current = None;
-            for f in &self.written_files {
-                let _ = std::fs::remove_file(self.coll.dir().join(f));
-            }
+        // Best effort: anything left is collected by the next writer.
+        self.current.clear();
+        for f in self.pending_files.values().flatten() {
+            let _ = std::fs::remove_file(self.coll.dir().join(f));
         }
     }
 }

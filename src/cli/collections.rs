@@ -1,0 +1,189 @@
+//! `etl collections list|describe|load|release|drop`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use clap::{Args, Subcommand};
+use etl_engine::{Collection, Database};
+use serde_json::{Value, json};
+
+use super::{Format, out};
+
+/// Arguments of `etl collections`.
+#[derive(Debug, Args)]
+pub struct CollectionsArgs {
+    #[command(subcommand)]
+    pub what: CollectionsCommand,
+}
+
+/// What to do with collections.
+#[derive(Debug, Subcommand)]
+pub enum CollectionsCommand {
+    /// List the collections of a target directory.
+    List(Target),
+    /// Show a collection's schema, rows, indexes and load state.
+    Describe(Named),
+    /// Load a collection's indexes and filter columns into memory; report the memory it holds.
+    Load(Named),
+    /// Release a loaded collection.
+    Release(Named),
+    /// Delete a collection and its files.
+    Drop(Named),
+}
+
+/// A target directory.
+#[derive(Debug, Args)]
+pub struct Target {
+    /// The engine's target directory.
+    #[arg(long)]
+    pub target: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+}
+
+/// A collection in a target directory.
+#[derive(Debug, Args)]
+pub struct Named {
+    #[command(flatten)]
+    pub target: Target,
+    /// The collection.
+    pub name: String,
+}
+
+pub fn run(args: CollectionsArgs) -> anyhow::Result<ExitCode> {
+    match args.what {
+        CollectionsCommand::List(t) => {
+            let db = Database::open_existing(&t.target)?;
+            let mut rows = Vec::new();
+            for name in db.list()? {
+                rows.push(summary(&db.collection(&name)?));
+            }
+            match t.format {
+                Format::Json => out(&format!("{}\n", Value::Array(rows)))?,
+                Format::Table => {
+                    let mut text = format!("{:<32} {:>12} {:>9} {:>12}  {}\n", "collection", "rows", "segments", "disk MB", "indexes");
+                    for r in &rows {
+                        text.push_str(&format!(
+                            "{:<32} {:>12} {:>9} {:>12.1}  {}\n",
+                            r["name"].as_str().unwrap_or(""),
+                            r["rows"],
+                            r["segments"],
+                            r["disk_bytes"].as_f64().unwrap_or(0.0) / 1e6,
+                            r["indexes"].as_array().map(|a| a.iter().filter_map(|i| i.as_str()).collect::<Vec<_>>().join(", ")).unwrap_or_default()
+                        ));
+                    }
+                    out(&text)?;
+                }
+            }
+        }
+        CollectionsCommand::Describe(n) => {
+            let c = Database::open_existing(&n.target.target)?.collection(&n.name)?;
+            let m = c.manifest();
+            let indexes: Vec<Value> = m
+                .indexes
+                .iter()
+                .map(|(field, spec)| {
+                    let built = m.segments.iter().filter(|s| s.indexes.get(field).is_some_and(|i| i.spec == *spec)).count();
+                    json!({"field": field, "index_type": spec.index_type, "metric": spec.metric, "params": spec.hnsw, "built_segments": built, "segments": m.segments.len()})
+                })
+                .collect();
+            let mut d = summary(&c);
+            d["schema"] = serde_json::to_value(&m.schema)?;
+            d["indexes"] = Value::Array(indexes);
+            d["version"] = json!(m.version);
+            match n.target.format {
+                Format::Json => out(&format!("{}\n", serde_json::to_string_pretty(&d)?))?,
+                Format::Table => {
+                    let mut text = format!(
+                        "collection {}  rows {}  segments {}  disk {:.1} MB  load state {}  version {}\n\nfields:\n",
+                        c.name(),
+                        d["rows"],
+                        d["segments"],
+                        d["disk_bytes"].as_f64().unwrap_or(0.0) / 1e6,
+                        d["load_state"].as_str().unwrap_or(""),
+                        m.version
+                    );
+                    for f in &m.schema.fields {
+                        let mut extra = Vec::new();
+                        if f.primary_key {
+                            extra.push(if m.schema.auto_id { "primary key, auto_id".to_string() } else { "primary key".into() });
+                        }
+                        if let Some(d) = f.dim {
+                            extra.push(format!("dim {d}"));
+                        }
+                        if let Some(l) = f.max_length {
+                            extra.push(format!("max_length {l}"));
+                        }
+                        if let Some(e) = f.element_type {
+                            extra.push(format!("of {e}, max_capacity {}", f.max_capacity.unwrap_or(0)));
+                        }
+                        if f.nullable {
+                            extra.push("nullable".into());
+                        }
+                        if f.partition_key {
+                            extra.push("partition key".into());
+                        }
+                        text.push_str(&format!("  {:<28} {:<20} {}\n", f.name, f.data_type.name(), extra.join(", ")));
+                    }
+                    text.push_str("\nindexes:\n");
+                    for i in d["indexes"].as_array().into_iter().flatten() {
+                        text.push_str(&format!(
+                            "  {:<28} {:<22} {:<8} {}  built {}/{}\n",
+                            i["field"].as_str().unwrap_or(""),
+                            i["index_type"].as_str().unwrap_or(""),
+                            i["metric"].as_str().unwrap_or("-"),
+                            if i["params"].is_null() { String::new() } else { i["params"].to_string() },
+                            i["built_segments"],
+                            i["segments"]
+                        ));
+                    }
+                    out(&text)?;
+                }
+            }
+        }
+        CollectionsCommand::Load(n) => {
+            let c = Database::open_existing(&n.target.target)?.collection(&n.name)?;
+            let started = Instant::now();
+            let loaded = c.load()?;
+            let seconds = started.elapsed().as_secs_f64();
+            let bytes = loaded.memory_bytes();
+            match n.target.format {
+                Format::Json => out(&format!("{}\n", json!({"collection": c.name(), "load_state": "Loaded", "memory_bytes": bytes, "seconds": seconds})))?,
+                Format::Table => out(&format!("loaded {} in {seconds:.2} s, holding {:.1} MB\n", c.name(), bytes as f64 / 1e6))?,
+            }
+        }
+        CollectionsCommand::Release(n) => {
+            let c = Database::open_existing(&n.target.target)?.collection(&n.name)?;
+            c.release()?;
+            if n.target.format == Format::Json {
+                out(&format!("{}\n", json!({"collection": c.name(), "load_state": "Unloaded"})))?;
+            } else {
+                out(&format!("released {}\n", c.name()))?;
+            }
+        }
+        CollectionsCommand::Drop(n) => {
+            let db = Database::open_existing(&n.target.target)?;
+            db.drop_collection(&n.name)?;
+            if n.target.format == Format::Json {
+                out(&format!("{}\n", json!({"collection": n.name, "dropped": true})))?;
+            } else {
+                out(&format!("dropped {}\n", n.name))?;
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn summary(c: &Collection) -> Value {
+    let m = c.manifest();
+    json!({
+        "name": c.name(),
+        "rows": m.live_rows(),
+        "segments": m.segments.len(),
+        "disk_bytes": c.disk_bytes(),
+        "load_state": if c.wants_loaded() { "Loaded" } else { "Unloaded" },
+        "indexes": m.indexes.iter().map(|(f, s)| format!("{f}: {}", s.index_type)).collect::<Vec<_>>(),
+    })
+}
