@@ -5,6 +5,7 @@ mod collections;
 mod index;
 mod init;
 mod plan;
+mod run;
 mod search;
 
 use std::path::PathBuf;
@@ -54,6 +55,10 @@ pub enum Command {
     Init(init::InitArgs),
     /// Connect, inspect and validate a mapping; print what every column becomes.
     Plan(plan::PlanArgs),
+    /// Migrate: read, map, load, index and load the collections a mapping names.
+    Run(run::RunArgs),
+    /// List or show runs recorded in a target directory.
+    Jobs(run::JobsArgs),
     /// Measure how fast a source can be read.
     Bench(bench::BenchArgs),
     /// List, describe, load, release or drop the engine's collections.
@@ -88,6 +93,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Init(args) => init::run(args).await,
         Command::Plan(args) => plan::run(args).await,
         Command::Bench(args) => bench::run(args).await,
+        Command::Run(args) => run::run(args).await,
+        Command::Jobs(args) => run::jobs(args),
         // The engine is synchronous; these commands own the process, so they run it directly.
         Command::Collections(args) => collections::run(args),
         Command::Index(args) => index::run(args),
@@ -105,7 +112,17 @@ pub fn exit_code_for(err: &anyhow::Error) -> u8 {
         Some(PipelineError::Mapping(_))
         | Some(PipelineError::UnknownTable { .. })
         | Some(PipelineError::UnsupportedSource { .. })
-        | Some(PipelineError::Io(_)) => 2,
+        | Some(PipelineError::Io(_))
+        | Some(PipelineError::Usage { .. })
+        | Some(PipelineError::NeedsFixes { .. }) => 2,
+        Some(PipelineError::Engine(e)) => {
+            if e.is_user_error() {
+                2
+            } else {
+                1
+            }
+        }
+        Some(PipelineError::TooManyRejects { .. }) | Some(PipelineError::Cancelled) => 1,
         Some(PipelineError::DataFusion { .. }) | Some(PipelineError::Internal { .. }) => 1,
         Some(PipelineError::Connector(c)) => match c {
             ConnectorError::BadUrl { .. }

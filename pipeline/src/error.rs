@@ -37,6 +37,38 @@ pub enum PipelineError {
         /// What happened.
         message: String,
     },
+    /// The engine failed (or refused a request).
+    #[error(transparent)]
+    Engine(Box<etl_engine::EngineError>),
+    /// A bad argument or request, explained.
+    #[error("{message}")]
+    Usage {
+        /// What is wrong.
+        message: String,
+    },
+    /// The plan has problems that must be fixed before any data moves.
+    #[error("table `{table}` needs fixes before it can be migrated (run `etl plan`):\n{fixes}")]
+    NeedsFixes {
+        /// The source table.
+        table: String,
+        /// One line per fix.
+        fixes: String,
+    },
+    /// More rows were rejected than the table allows.
+    #[error("table `{table}`: {rejected} rows rejected, more than max_rejects = {max}; see {file}")]
+    TooManyRejects {
+        /// The source table.
+        table: String,
+        /// Rows rejected.
+        rejected: u64,
+        /// The limit.
+        max: u64,
+        /// The rejects file.
+        file: String,
+    },
+    /// The user stopped the run.
+    #[error("cancelled; run the same command again to resume")]
+    Cancelled,
     /// The mapping asks for a source this build cannot read yet.
     #[error("{file}: the `{kind}` source is not supported yet; use `postgres:`")]
     UnsupportedSource {
@@ -45,6 +77,12 @@ pub enum PipelineError {
         /// `dump`, `csv` or `parquet`.
         kind: &'static str,
     },
+}
+
+impl From<etl_engine::EngineError> for PipelineError {
+    fn from(e: etl_engine::EngineError) -> Self {
+        PipelineError::Engine(Box::new(e))
+    }
 }
 
 impl PipelineError {

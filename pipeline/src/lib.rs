@@ -4,7 +4,10 @@
 mod bench;
 mod error;
 mod inspect;
+pub mod run;
 
 pub use bench::{ReadBench, bench_read};
 pub use error::PipelineError;
+pub use run::job::{Job, JobState, list_jobs, show_job};
+pub use run::{Phase, RunObserver, RunOptions, RunReport, Silent, TableReport, run};
 pub use inspect::{InitRequest, init, load_mapping, plan, postgres_url, read_catalog};

@@ -1,0 +1,487 @@
+//! `etl run`: plan → read (parallel ranges, one snapshot) → map → bulk load (a commit and a
+//! checkpoint per range) → index builds → load, per table, with a report and a job record.
+//!
+//! Reading, mapping and writing overlap: readers feed a bounded channel, and one writer thread
+//! per collection writes segments while the readers go on. A range's rows and its checkpoint
+//! are committed in the same manifest swap, so after a crash the same command skips the ranges
+//! that are in and reads the rest: no row lost, none twice.
+
+pub mod job;
+pub mod map;
+pub mod target;
+
+use std::collections::{BTreeMap, HashSet};
+use std::future::Future;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use datafusion::arrow::array::RecordBatch;
+use datafusion::datasource::TableProvider;
+use datafusion::prelude::SessionContext;
+use etl_connectors::postgres::{PgTableProvider, PgUrl, ReadOptions};
+use etl_engine::{Collection, CommitStats, Database, IndexProgress};
+use etl_mappings::{Plan, SourceTable, TablePlan, build_plan};
+use futures::StreamExt;
+use serde::Serialize;
+use tokio::sync::{mpsc, oneshot};
+
+use self::job::{Job, JobState};
+use self::map::{Mapper, Reject};
+use crate::error::PipelineError;
+use crate::inspect::{load_mapping, postgres_url, read_catalog};
+
+/// Options of `etl run`.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Only these tables (source names or collection names).
+    pub tables: Option<Vec<String>>,
+    /// Rows per batch (overrides the mapping's options).
+    pub batch_size: Option<usize>,
+    /// Concurrent readers and tables (overrides the mapping's options).
+    pub parallelism: Option<usize>,
+    /// Read at most this many rows per table.
+    pub row_limit: Option<u64>,
+    /// Read and map a sample, write nothing.
+    pub dry_run: bool,
+    /// Resume the last unfinished job (the default when one exists).
+    pub resume: bool,
+    /// Start over: drop the collections and ignore unfinished jobs.
+    pub restart: bool,
+}
+
+/// What a table is doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Phase {
+    /// Copying rows.
+    Reading,
+    /// Building indexes.
+    Indexing,
+    /// Loading the collection into memory.
+    Loading,
+    /// Finished.
+    Done,
+}
+
+/// Receives progress; the CLI draws bars or logs lines from it.
+pub trait RunObserver: Send + Sync {
+    /// A table starts; `estimate` is the catalog's row estimate.
+    fn table_started(&self, _table: &str, _estimate: Option<u64>) {}
+    /// Rows and bytes read so far for a table.
+    fn progress(&self, _table: &str, _rows: u64, _bytes: u64) {}
+    /// A table enters a phase.
+    fn phase(&self, _table: &str, _phase: Phase) {}
+    /// A table is done.
+    fn table_finished(&self, _report: &TableReport) {}
+}
+
+/// An observer that ignores everything.
+pub struct Silent;
+impl RunObserver for Silent {}
+
+/// Per-table results (JSON keys are part of `--report`).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct TableReport {
+    /// Source table.
+    pub table: String,
+    /// Target collection.
+    pub collection: String,
+    /// Rows read from the source in this run.
+    pub rows_read: u64,
+    /// Rows written to the collection in this run.
+    pub rows_written: u64,
+    /// Rows sent to the rejects file in this run.
+    pub rows_rejected: u64,
+    /// COPY bytes read.
+    pub bytes: u64,
+    /// Wall-clock seconds for the table.
+    pub seconds: f64,
+    /// rows_read / seconds.
+    pub rows_per_s: f64,
+    /// Seconds spent building indexes.
+    pub index_seconds: f64,
+    /// Source ranges in all.
+    pub ranges: usize,
+    /// Ranges already committed by an earlier, interrupted run.
+    pub ranges_resumed: usize,
+    /// Rows in the collection at the end.
+    pub collection_rows: u64,
+    /// The rejects file, when rows were rejected.
+    pub rejects_file: Option<String>,
+}
+
+/// Sums over tables.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Totals {
+    /// Rows read.
+    pub rows_read: u64,
+    /// Rows written.
+    pub rows_written: u64,
+    /// Rows rejected.
+    pub rows_rejected: u64,
+    /// Bytes read.
+    pub bytes: u64,
+    /// Wall-clock seconds of the run.
+    pub seconds: f64,
+    /// rows_read / seconds.
+    pub rows_per_s: f64,
+}
+
+/// The report `etl run` prints and writes with `--report`.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RunReport {
+    /// The job.
+    pub job_id: String,
+    /// Whether this run resumed an interrupted one.
+    pub resumed: bool,
+    /// Whether nothing was written.
+    pub dry_run: bool,
+    /// Per table.
+    pub tables: Vec<TableReport>,
+    /// Totals.
+    pub totals: Totals,
+}
+
+const RANGES_KEY: &str = "ranges";
+
+/// Runs a mapping file. `cancel` resolving stops the run cleanly (the job is marked Cancelled
+/// and a re-run resumes it).
+pub async fn run(mapping_path: &Path, opts: &RunOptions, observer: Arc<dyn RunObserver>, cancel: impl Future<Output = ()>) -> Result<RunReport, PipelineError> {
+    let started = Instant::now();
+    let mapping = load_mapping(mapping_path)?;
+    let target = mapping.file.target.engine.clone().map(PathBuf::from).ok_or_else(|| PipelineError::Usage {
+        message: format!("{}: `target.engine` (the engine's directory) is required for `etl run`", mapping_path.display()),
+    })?;
+    let url = postgres_url(&mapping)?;
+    let catalog = read_catalog(&mapping).await?;
+    let mut plan = build_plan(&mapping, &catalog)?;
+    if let Some(b) = opts.batch_size {
+        plan.batch_size = b.max(1);
+    }
+    if let Some(p) = opts.parallelism {
+        plan.parallelism = p.max(1);
+    }
+    let tables = select_tables(&plan, opts.tables.as_deref())?;
+    for t in &tables {
+        if !t.required_fixes.is_empty() {
+            let fixes = t.required_fixes.iter().map(|f| format!("  - {}{}", f.column.as_deref().map(|c| format!("{c}: ")).unwrap_or_default(), f.message)).collect::<Vec<_>>().join("\n");
+            return Err(PipelineError::NeedsFixes { table: t.source.to_string(), fixes });
+        }
+    }
+    let db = Database::open(&target)?;
+    let abs_mapping = std::path::absolute(mapping_path).unwrap_or_else(|_| mapping_path.to_path_buf());
+    let previous = if opts.restart || opts.dry_run { None } else { job::unfinished_job(&target, &abs_mapping)? };
+    let resumed = previous.is_some();
+    let mut job = previous.unwrap_or_else(|| Job::new(&abs_mapping));
+    if !opts.dry_run {
+        if !resumed {
+            // A fresh run replaces what an earlier run of these tables loaded.
+            for t in &tables {
+                if db.list()?.contains(&t.collection) {
+                    db.drop_collection(&t.collection)?;
+                }
+            }
+        }
+        job.state = JobState::InProgress;
+        job.error = None;
+        job.save(&target)?;
+    }
+    let ctx = RunContext { url, db, target: target.clone(), plan: plan.clone(), catalog, opts: opts.clone(), observer, resumed };
+    let work = async {
+        let concurrency = plan.parallelism.clamp(1, tables.len().max(1));
+        let reports: Vec<Result<TableReport, PipelineError>> = futures::stream::iter(tables.iter().map(|t| ctx.run_table(t))).buffer_unordered(concurrency).collect().await;
+        reports.into_iter().collect::<Result<Vec<_>, _>>()
+    };
+    let outcome = tokio::select! {
+        r = work => r,
+        () = cancel => Err(PipelineError::Cancelled),
+    };
+    let mut report = RunReport { job_id: job.id.clone(), resumed, dry_run: opts.dry_run, ..Default::default() };
+    match outcome {
+        Ok(mut tables) => {
+            tables.sort_by(|a, b| a.table.cmp(&b.table));
+            let seconds = started.elapsed().as_secs_f64();
+            report.totals = Totals {
+                rows_read: tables.iter().map(|t| t.rows_read).sum(),
+                rows_written: tables.iter().map(|t| t.rows_written).sum(),
+                rows_rejected: tables.iter().map(|t| t.rows_rejected).sum(),
+                bytes: tables.iter().map(|t| t.bytes).sum(),
+                seconds,
+                rows_per_s: tables.iter().map(|t| t.rows_read).sum::<u64>() as f64 / seconds.max(1e-9),
+            };
+            report.tables = tables;
+            if !opts.dry_run {
+                job.report = serde_json::to_value(&report).ok();
+                job.finish(&target, JobState::Successful, None)?;
+            }
+            Ok(report)
+        }
+        Err(e) => {
+            if !opts.dry_run {
+                let state = if matches!(e, PipelineError::Cancelled) { JobState::Cancelled } else { JobState::Failed };
+                job.finish(&target, state, Some(e.to_string()))?;
+            }
+            Err(e)
+        }
+    }
+}
+
+fn select_tables(plan: &Plan, names: Option<&[String]>) -> Result<Vec<TablePlan>, PipelineError> {
+    let Some(names) = names else { return Ok(plan.tables.clone()) };
+    let mut out = Vec::new();
+    for n in names {
+        let found = plan.tables.iter().find(|t| t.collection == *n || t.source.to_string() == *n || t.source.name == *n);
+        match found {
+            Some(t) => out.push(t.clone()),
+            None => {
+                return Err(PipelineError::UnknownTable {
+                    table: n.clone(),
+                    suggestion: plan.tables.iter().map(|t| t.source.to_string()).min_by_key(|s| strsim::levenshtein(s, n)),
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+struct RunContext {
+    url: PgUrl,
+    db: Database,
+    target: PathBuf,
+    plan: Plan,
+    catalog: Vec<SourceTable>,
+    opts: RunOptions,
+    observer: Arc<dyn RunObserver>,
+    resumed: bool,
+}
+
+enum WriterMsg {
+    Write(String, RecordBatch),
+    Commit(String, BTreeMap<String, serde_json::Value>, oneshot::Sender<Result<CommitStats, PipelineError>>),
+}
+
+impl RunContext {
+    async fn run_table(&self, tp: &TablePlan) -> Result<TableReport, PipelineError> {
+        let started = Instant::now();
+        let name = tp.source.to_string();
+        let source = self.catalog.iter().find(|s| s.name == tp.source).ok_or_else(|| PipelineError::UnknownTable { table: name.clone(), suggestion: None })?;
+        self.observer.table_started(&name, tp.estimated_rows);
+        self.observer.phase(&name, Phase::Reading);
+        let schema = target::collection_schema(tp)?;
+        let mapper = Arc::new(Mapper::new(tp.clone(), schema.clone()));
+        let mut report = TableReport { table: name.clone(), collection: tp.collection.clone(), ..Default::default() };
+
+        let coll = if self.opts.dry_run { None } else { Some(self.db.ensure_collection(&tp.collection, schema)?) };
+        let done: BTreeMap<String, serde_json::Value> = coll.as_ref().map(|c| c.manifest().checkpoints.clone()).unwrap_or_default();
+        // The range count is fixed by the first run so a resumed run splits the table the same way.
+        let ranges = match done.get(RANGES_KEY).and_then(|v| v.as_u64()) {
+            Some(n) => n as usize,
+            None if self.opts.row_limit.is_some() || self.opts.dry_run => 1,
+            None => {
+                let bytes = source.estimated_bytes.unwrap_or(0);
+                let by_size = (bytes / (64 << 20)) as usize;
+                by_size.clamp(self.plan.parallelism, self.plan.parallelism * 8).max(1)
+            }
+        };
+        let read_opts = ReadOptions { partitions: ranges, batch_rows: self.plan.batch_size, filter: tp.filter.clone(), ..ReadOptions::default() };
+        let provider = Arc::new(PgTableProvider::new(self.url.clone(), source, read_opts));
+        let stats = provider.stats();
+        let provider_schema = provider.schema();
+        let projection: Vec<usize> = mapper
+            .source_columns()
+            .iter()
+            .map(|c| provider_schema.index_of(c).map_err(|_| PipelineError::Internal { message: format!("source has no column `{c}`") }))
+            .collect::<Result<_, _>>()?;
+        let limit = if self.opts.dry_run { Some(self.opts.row_limit.unwrap_or(1_000) as usize) } else { self.opts.row_limit.map(|l| l as usize) };
+        let session = SessionContext::new();
+        let scan = provider.scan(&session.state(), Some(&projection), &[], limit).await.map_err(PipelineError::from_datafusion)?;
+        let parts = scan.properties().partitioning.partition_count();
+        report.ranges = parts;
+        let key = |p: usize| format!("range/{p}/{parts}");
+        let todo: Vec<usize> = (0..parts).filter(|p| !done.contains_key(&key(*p))).collect();
+        report.ranges_resumed = parts - todo.len();
+
+        // Rejects: one JSON-lines file per table, appended to on resume.
+        let rejects_path = self.target.join("_rejects").join(format!("{}.jsonl", tp.collection));
+        let rejects = Arc::new(Mutex::new(RejectsFile::new(rejects_path.clone(), !(self.resumed && report.ranges_resumed > 0) || self.opts.dry_run)));
+        let rejected = Arc::new(AtomicU64::new(0));
+        let written = Arc::new(AtomicU64::new(0));
+
+        // One writer thread per collection: the engine is synchronous.
+        let (tx, mut rx) = mpsc::channel::<WriterMsg>(4);
+        let writer = match &coll {
+            Some(c) => {
+                let c = c.clone();
+                let w = c.writer()?;
+                Some(std::thread::spawn(move || writer_loop(w, &mut rx)))
+            }
+            None => {
+                tokio::spawn(async move { while rx.recv().await.is_some() {} });
+                None
+            }
+        };
+        let first_commit = done.is_empty() && coll.is_some();
+        let table_rows = AtomicU64::new(0);
+        let read_part = |p: usize| {
+            let scan = scan.clone();
+            let task_ctx = session.task_ctx();
+            let tx = tx.clone();
+            let mapper = mapper.clone();
+            let rejects = rejects.clone();
+            let rejected = rejected.clone();
+            let written = written.clone();
+            let stats = stats.clone();
+            let observer = self.observer.clone();
+            let name = name.clone();
+            let table_rows = &table_rows;
+            let part_key = key(p);
+            let max_rejects = tp.max_rejects;
+            let rejects_path = rejects_path.clone();
+            async move {
+                let mut stream = scan.execute(p, task_ctx).map_err(PipelineError::from_datafusion)?;
+                let mut part_rows = 0u64;
+                while let Some(batch) = stream.next().await {
+                    let batch = batch.map_err(PipelineError::from_datafusion)?;
+                    part_rows += batch.num_rows() as u64;
+                    table_rows.fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
+                    let (mapped, bad) = mapper.map(&batch)?;
+                    if !bad.is_empty() {
+                        let total = rejected.fetch_add(bad.len() as u64, Ordering::Relaxed) + bad.len() as u64;
+                        rejects.lock().unwrap_or_else(|e| e.into_inner()).append(&name, &bad)?;
+                        if total > max_rejects {
+                            return Err(PipelineError::TooManyRejects { table: name.clone(), rejected: total, max: max_rejects, file: rejects_path.display().to_string() });
+                        }
+                    }
+                    written.fetch_add(mapped.num_rows() as u64, Ordering::Relaxed);
+                    if mapped.num_rows() > 0 {
+                        tx.send(WriterMsg::Write(part_key.clone(), mapped)).await.map_err(|_| closed())?;
+                    }
+                    observer.progress(&name, table_rows.load(Ordering::Relaxed), stats.bytes.load(Ordering::Relaxed));
+                }
+                let mut cp = BTreeMap::new();
+                cp.insert(part_key.clone(), serde_json::json!({ "rows": part_rows }));
+                if first_commit {
+                    cp.insert(RANGES_KEY.to_string(), serde_json::json!(parts));
+                }
+                let (reply, wait) = oneshot::channel();
+                tx.send(WriterMsg::Commit(part_key, cp, reply)).await.map_err(|_| closed())?;
+                wait.await.map_err(|_| closed())??;
+                Ok::<(), PipelineError>(())
+            }
+        };
+        let concurrency = self.plan.parallelism.max(1);
+        let results: Vec<Result<(), PipelineError>> = futures::stream::iter(todo.iter().map(|p| read_part(*p))).buffer_unordered(concurrency).collect().await;
+        drop(tx);
+        if let Some(h) = writer {
+            h.join().map_err(|_| PipelineError::Internal { message: "writer thread panicked".into() })??;
+        }
+        results.into_iter().collect::<Result<Vec<_>, _>>()?;
+        report.rows_read = table_rows.load(Ordering::Relaxed);
+        report.rows_written = written.load(Ordering::Relaxed);
+        report.rows_rejected = rejected.load(Ordering::Relaxed);
+        report.bytes = stats.bytes.load(Ordering::Relaxed);
+        if report.rows_rejected > 0 || rejects.lock().unwrap_or_else(|e| e.into_inner()).lines > 0 {
+            report.rejects_file = Some(rejects_path.display().to_string());
+        }
+
+        if let Some(c) = &coll {
+            self.observer.phase(&name, Phase::Indexing);
+            report.index_seconds = build_indexes(c, tp, self.observer.clone(), &name).await?;
+            self.observer.phase(&name, Phase::Loading);
+            let c2 = c.clone();
+            tokio::task::spawn_blocking(move || c2.load().map(|_| ())).await.map_err(|e| PipelineError::Internal { message: e.to_string() })??;
+            report.collection_rows = c.count_rows();
+        }
+        report.seconds = started.elapsed().as_secs_f64();
+        report.rows_per_s = report.rows_read as f64 / report.seconds.max(1e-9);
+        self.observer.phase(&name, Phase::Done);
+        self.observer.table_finished(&report);
+        Ok(report)
+    }
+}
+
+fn closed() -> PipelineError {
+    PipelineError::Internal { message: "the collection writer stopped".into() }
+}
+
+fn writer_loop(mut w: etl_engine::BulkWriter, rx: &mut mpsc::Receiver<WriterMsg>) -> Result<(), PipelineError> {
+    while let Some(msg) = rx.blocking_recv() {
+        match msg {
+            WriterMsg::Write(part, batch) => w.write_part(&part, &batch)?,
+            WriterMsg::Commit(part, cp, reply) => {
+                let r = w.commit_part(&part, cp).map_err(PipelineError::from);
+                let failed = r.is_err();
+                let _ = reply.send(r);
+                if failed {
+                    break;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Builds the mapping's indexes on the collection (every core, off the async threads).
+async fn build_indexes(c: &Collection, tp: &TablePlan, observer: Arc<dyn RunObserver>, name: &str) -> Result<f64, PipelineError> {
+    let specs = target::index_specs(tp)?;
+    let c = c.clone();
+    let name = name.to_string();
+    tokio::task::spawn_blocking(move || {
+        let mut seconds = 0.0;
+        for (field, spec) in specs {
+            let progress = |p: IndexProgress| observer.progress(&name, p.done_rows, 0);
+            seconds += c.create_index(&field, spec, &progress)?;
+        }
+        Ok::<f64, PipelineError>(seconds)
+    })
+    .await
+    .map_err(|e| PipelineError::Internal { message: e.to_string() })?
+}
+
+/// The rejects file of a table (JSON lines).
+struct RejectsFile {
+    path: PathBuf,
+    truncate: bool,
+    file: Option<std::fs::File>,
+    lines: u64,
+}
+
+impl RejectsFile {
+    fn new(path: PathBuf, truncate: bool) -> RejectsFile {
+        if truncate {
+            let _ = std::fs::remove_file(&path);
+        }
+        RejectsFile { path, truncate, file: None, lines: 0 }
+    }
+
+    fn append(&mut self, table: &str, rejects: &[Reject]) -> Result<(), PipelineError> {
+        if self.file.is_none() {
+            if let Some(dir) = self.path.parent() {
+                fs_err::create_dir_all(dir)?;
+            }
+            let f = std::fs::OpenOptions::new().create(true).append(true).open(&self.path).map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", self.path.display())))?;
+            self.file = Some(f);
+            let _ = self.truncate;
+        }
+        let Some(f) = self.file.as_mut() else { return Ok(()) };
+        let mut buf = Vec::new();
+        for r in rejects {
+            let mut v = serde_json::to_value(r).map_err(|e| PipelineError::Internal { message: e.to_string() })?;
+            v["table"] = serde_json::Value::String(table.to_string());
+            buf.extend_from_slice(v.to_string().as_bytes());
+            buf.push(b'\n');
+        }
+        f.write_all(&buf)?;
+        f.sync_data()?;
+        self.lines += rejects.len() as u64;
+        Ok(())
+    }
+}
+
+/// Tables whose names are given but not planned.
+pub fn unknown_tables(plan: &Plan, names: &[String]) -> Vec<String> {
+    let known: HashSet<String> = plan.tables.iter().flat_map(|t| [t.collection.clone(), t.source.to_string()]).collect();
+    names.iter().filter(|n| !known.contains(*n)).cloned().collect()
+}

@@ -1,0 +1,51 @@
+//! A table plan as the engine sees it: the collection schema and the index specs.
+
+use etl_engine::{CollectionSchema, Field, FieldType, HnswParams, IndexSpec, IndexType, Metric};
+use etl_mappings::TablePlan;
+
+use crate::error::PipelineError;
+
+fn internal(message: String) -> PipelineError {
+    PipelineError::Internal { message }
+}
+
+/// The engine schema of a table plan: its fields (dynamic ones folded into `$meta`).
+pub fn collection_schema(tp: &TablePlan) -> Result<CollectionSchema, PipelineError> {
+    let mut fields = Vec::new();
+    let mut auto_id = false;
+    for f in tp.fields.iter().filter(|f| !f.dynamic) {
+        let Some(dt) = f.data_type else { continue };
+        let data_type = FieldType::parse(&dt.to_string()).ok_or_else(|| internal(format!("no engine type for {dt}")))?;
+        let element_type = f.element_type.map(|e| FieldType::parse(&e.to_string()).ok_or_else(|| internal(format!("no engine type for {e}")))).transpose()?;
+        auto_id |= f.auto_id;
+        fields.push(Field {
+            name: f.name.clone(),
+            data_type,
+            dim: f.dim,
+            max_length: f.max_length,
+            element_type,
+            max_capacity: f.max_capacity,
+            nullable: f.nullable,
+            default: f.default.clone(),
+            primary_key: f.primary_key,
+            partition_key: f.partition_key,
+        });
+    }
+    if tp.dynamic_field {
+        fields.push(Field { nullable: true, ..Field::new(etl_engine::schema::DYNAMIC_FIELD, FieldType::Json) });
+    }
+    Ok(CollectionSchema { fields, auto_id, dynamic_field: tp.dynamic_field, shards: tp.shards.max(1), description: format!("from {}", tp.source) })
+}
+
+/// The indexes to build after the load, by field.
+pub fn index_specs(tp: &TablePlan) -> Result<Vec<(String, IndexSpec)>, PipelineError> {
+    let mut out = Vec::new();
+    for f in tp.fields.iter().filter(|f| !f.dynamic) {
+        let Some(ix) = &f.index else { continue };
+        let index_type = IndexType::parse(&ix.index_type.to_string()).ok_or_else(|| internal(format!("no engine index {}", ix.index_type)))?;
+        let metric = ix.metric.map(|m| Metric::parse(&m.to_string()).ok_or_else(|| internal(format!("no engine metric {m}")))).transpose()?;
+        let hnsw = ix.hnsw.map(|h| HnswParams { m: h.m, ef_construction: h.ef_construction });
+        out.push((f.name.clone(), IndexSpec { index_type, metric, hnsw: if index_type == IndexType::Hnsw { Some(hnsw.unwrap_or_default()) } else { None } }));
+    }
+    Ok(out)
+}
