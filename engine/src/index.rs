@@ -193,7 +193,11 @@ pub fn exact_search(
         if allow.is_some_and(|f| !f(row)) {
             continue;
         }
-        top.push(row, data.distance(metric, q, r));
+        let d = data.distance(metric, q, r);
+        // NULL vectors (and zero vectors under COSINE, as in pgvector) have no distance.
+        if !d.is_nan() {
+            top.push(row, d);
+        }
     }
     top.into_sorted()
 }

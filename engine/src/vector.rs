@@ -272,9 +272,19 @@ pub fn pack_bits(bits: &[bool]) -> Vec<u8> {
     bits.chunks(8).map(|c| c.iter().enumerate().fold(0u8, |b, (i, &on)| if on { b | (0x80 >> i) } else { b })).collect()
 }
 
-/// In-memory vectors of one segment's column, in the form the distance loops read.
+/// In-memory vectors of one segment's column, in the form the distance loops read, with the
+/// rows whose vector is NULL (they are never hits).
 #[derive(Debug, Clone)]
-pub enum VectorData {
+pub struct VectorData {
+    /// The values.
+    pub values: VectorValues,
+    /// `Some(valid)` when some rows are NULL.
+    pub valid: Option<Vec<bool>>,
+}
+
+/// The values of a vector column.
+#[derive(Debug, Clone)]
+pub enum VectorValues {
     /// Row-major f32 values (`dim` per row), FLOAT16 widened.
     Dense {
         /// Dimension.
@@ -301,8 +311,42 @@ pub enum VectorData {
 }
 
 impl VectorData {
-    /// Reads a vector column. NULL rows get zeros (they are masked out of searches).
+    /// Reads a vector column; NULL rows are recorded and never returned as hits.
     pub fn from_array(array: &dyn Array) -> Result<VectorData> {
+        let valid = (array.null_count() > 0).then(|| (0..array.len()).map(|r| array.is_valid(r)).collect());
+        Ok(VectorData { values: VectorValues::from_array(array)?, valid })
+    }
+
+    /// Whether row `r` has a vector.
+    #[inline]
+    pub fn is_valid(&self, r: usize) -> bool {
+        self.valid.as_ref().is_none_or(|v| v[r])
+    }
+
+    /// Number of rows.
+    pub fn len(&self) -> usize {
+        self.values.len()
+    }
+
+    /// True when there are no rows.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The distance from `q` to row `r` (NaN for a NULL vector).
+    #[inline]
+    pub fn distance(&self, metric: Metric, q: &QueryVector, r: usize) -> f32 {
+        if self.is_valid(r) { self.values.distance(metric, q, r) } else { f32::NAN }
+    }
+
+    /// Bytes held.
+    pub fn memory_bytes(&self) -> usize {
+        self.values.memory_bytes() + self.valid.as_ref().map_or(0, Vec::len)
+    }
+}
+
+impl VectorValues {
+    fn from_array(array: &dyn Array) -> Result<VectorValues> {
         match array.data_type() {
             DataType::FixedSizeList(_, dim) => {
                 let list: &FixedSizeListArray = array.as_fixed_size_list();
@@ -315,7 +359,7 @@ impl VectorData {
                     DataType::Float16 => child.as_primitive::<Float16Type>().values()[offset..offset + len].iter().map(|h| h.to_f32()).collect(),
                     other => return Err(EngineError::InvalidRequest(format!("vector element type {other} is not supported"))),
                 };
-                Ok(VectorData::Dense { dim, values })
+                Ok(VectorValues::Dense { dim, values })
             }
             DataType::FixedSizeBinary(bytes) => {
                 let a: &FixedSizeBinaryArray = array.as_fixed_size_binary();
@@ -328,7 +372,7 @@ impl VectorData {
                         values.extend_from_slice(a.value(i));
                     }
                 }
-                Ok(VectorData::Binary { bytes, values })
+                Ok(VectorValues::Binary { bytes, values })
             }
             DataType::Struct(_) => {
                 let s: &StructArray = array.as_struct();
@@ -345,7 +389,7 @@ impl VectorData {
                     }
                     offsets.push(indices.len());
                 }
-                Ok(VectorData::Sparse { offsets, indices, values })
+                Ok(VectorValues::Sparse { offsets, indices, values })
             }
             other => Err(EngineError::InvalidRequest(format!("{other} is not a vector column"))),
         }
@@ -354,31 +398,26 @@ impl VectorData {
     /// Number of rows.
     pub fn len(&self) -> usize {
         match self {
-            VectorData::Dense { dim, values } => values.len() / (*dim).max(1),
-            VectorData::Binary { bytes, values } => values.len() / (*bytes).max(1),
-            VectorData::Sparse { offsets, .. } => offsets.len().saturating_sub(1),
+            VectorValues::Dense { dim, values } => values.len() / (*dim).max(1),
+            VectorValues::Binary { bytes, values } => values.len() / (*bytes).max(1),
+            VectorValues::Sparse { offsets, .. } => offsets.len().saturating_sub(1),
         }
-    }
-
-    /// True when there are no rows.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 
     /// Row `r` of dense data.
     pub fn dense_row(&self, r: usize) -> &[f32] {
         match self {
-            VectorData::Dense { dim, values } => &values[r * dim..(r + 1) * dim],
+            VectorValues::Dense { dim, values } => &values[r * dim..(r + 1) * dim],
             _ => &[],
         }
     }
 
     /// The distance from `q` to row `r`.
-    pub fn distance(&self, metric: Metric, q: &QueryVector, r: usize) -> f32 {
+    fn distance(&self, metric: Metric, q: &QueryVector, r: usize) -> f32 {
         match (self, q) {
-            (VectorData::Dense { dim, values }, QueryVector::Dense(q)) => dense_distance(metric, q, &values[r * dim..(r + 1) * dim]),
-            (VectorData::Binary { bytes, values }, QueryVector::Binary(q)) => binary_distance(metric, q, &values[r * bytes..(r + 1) * bytes]),
-            (VectorData::Sparse { offsets, indices, values }, QueryVector::Sparse { indices: qi, values: qv }) => {
+            (VectorValues::Dense { dim, values }, QueryVector::Dense(q)) => dense_distance(metric, q, &values[r * dim..(r + 1) * dim]),
+            (VectorValues::Binary { bytes, values }, QueryVector::Binary(q)) => binary_distance(metric, q, &values[r * bytes..(r + 1) * bytes]),
+            (VectorValues::Sparse { offsets, indices, values }, QueryVector::Sparse { indices: qi, values: qv }) => {
                 let (s, e) = (offsets[r], offsets[r + 1]);
                 sparse_distance(qi, qv, &indices[s..e], &values[s..e])
             }
@@ -389,9 +428,9 @@ impl VectorData {
     /// Bytes held.
     pub fn memory_bytes(&self) -> usize {
         match self {
-            VectorData::Dense { values, .. } => values.len() * 4,
-            VectorData::Binary { values, .. } => values.len(),
-            VectorData::Sparse { offsets, indices, values } => offsets.len() * 8 + indices.len() * 4 + values.len() * 4,
+            VectorValues::Dense { values, .. } => values.len() * 4,
+            VectorValues::Binary { values, .. } => values.len(),
+            VectorValues::Sparse { offsets, indices, values } => offsets.len() * 8 + indices.len() * 4 + values.len() * 4,
         }
     }
 }

@@ -271,6 +271,10 @@ pub fn check_override(kind: &PgKind, target: DataType) -> Result<Option<Note>, S
             "rows whose text is not valid JSON are rejected",
         ))),
         (PgKind::Json | PgKind::Jsonb | PgKind::Array { .. }, T::Json) => Ok(None),
+        // No declared dimension: the mapping's `dim` decides, other rows are rejected.
+        (PgKind::Vector { dim: None }, T::FloatVector) | (PgKind::HalfVec { dim: None }, T::Float16Vector) => Ok(Some(Note::warning(
+            "the column declares no dimension: rows whose dimension is not `dim` are rejected",
+        ))),
         (PgKind::Vector { .. }, T::Float16Vector) => {
             Ok(Some(Note::warning("rounded to 16-bit floats")))
         }

@@ -188,7 +188,7 @@ pub async fn run(mapping_path: &Path, opts: &RunOptions, observer: Arc<dyn RunOb
         job.error = None;
         job.save(&target)?;
     }
-    let ctx = RunContext { url, db, target: target.clone(), plan: plan.clone(), catalog, opts: opts.clone(), observer, resumed };
+    let ctx = RunContext { url, db, target: target.clone(), plan: plan.clone(), catalog, opts: opts.clone(), observer };
     let work = async {
         let concurrency = plan.parallelism.clamp(1, tables.len().max(1));
         let reports: Vec<Result<TableReport, PipelineError>> = futures::stream::iter(tables.iter().map(|t| ctx.run_table(t))).buffer_unordered(concurrency).collect().await;
@@ -254,7 +254,6 @@ struct RunContext {
     catalog: Vec<SourceTable>,
     opts: RunOptions,
     observer: Arc<dyn RunObserver>,
-    resumed: bool,
 }
 
 enum WriterMsg {
@@ -305,7 +304,9 @@ impl RunContext {
 
         // Rejects: one JSON-lines file per table, appended to on resume.
         let rejects_path = self.target.join("_rejects").join(format!("{}.jsonl", tp.collection));
-        let rejects = Arc::new(Mutex::new(RejectsFile::new(rejects_path.clone(), !(self.resumed && report.ranges_resumed > 0) || self.opts.dry_run)));
+        // Keep the rejects of committed ranges only: the others are read again.
+        let keep: HashSet<String> = if self.opts.dry_run { HashSet::new() } else { done.keys().filter(|k| k.starts_with("range/")).cloned().collect() };
+        let rejects = Arc::new(Mutex::new(RejectsFile::open(rejects_path.clone(), &keep)?));
         let rejected = Arc::new(AtomicU64::new(0));
         let written = Arc::new(AtomicU64::new(0));
 
@@ -349,7 +350,7 @@ impl RunContext {
                     let (mapped, bad) = mapper.map(&batch)?;
                     if !bad.is_empty() {
                         let total = rejected.fetch_add(bad.len() as u64, Ordering::Relaxed) + bad.len() as u64;
-                        rejects.lock().unwrap_or_else(|e| e.into_inner()).append(&name, &bad)?;
+                        rejects.lock().unwrap_or_else(|e| e.into_inner()).append(&name, &part_key, &bad)?;
                         if total > max_rejects {
                             return Err(PipelineError::TooManyRejects { table: name.clone(), rejected: total, max: max_rejects, file: rejects_path.display().to_string() });
                         }
@@ -440,36 +441,48 @@ async fn build_indexes(c: &Collection, tp: &TablePlan, observer: Arc<dyn RunObse
     .map_err(|e| PipelineError::Internal { message: e.to_string() })?
 }
 
-/// The rejects file of a table (JSON lines).
+/// The rejects file of a table (JSON lines, each naming its source range).
 struct RejectsFile {
     path: PathBuf,
-    truncate: bool,
     file: Option<std::fs::File>,
     lines: u64,
 }
 
 impl RejectsFile {
-    fn new(path: PathBuf, truncate: bool) -> RejectsFile {
-        if truncate {
-            let _ = std::fs::remove_file(&path);
+    /// Opens the file, keeping only lines of the ranges in `keep` (committed by an earlier run).
+    fn open(path: PathBuf, keep: &HashSet<String>) -> Result<RejectsFile, PipelineError> {
+        let mut lines = 0;
+        if let Ok(text) = std::fs::read_to_string(&path) {
+            let kept: Vec<&str> = text
+                .lines()
+                .filter(|l| serde_json::from_str::<serde_json::Value>(l).ok().and_then(|v| v["range"].as_str().map(|r| keep.contains(r))).unwrap_or(false))
+                .collect();
+            lines = kept.len() as u64;
+            if kept.is_empty() {
+                let _ = std::fs::remove_file(&path);
+            } else {
+                let mut body = kept.join("\n");
+                body.push('\n');
+                etl_engine::fsutil::atomic_write(&path, body.as_bytes())?;
+            }
         }
-        RejectsFile { path, truncate, file: None, lines: 0 }
+        Ok(RejectsFile { path, file: None, lines })
     }
 
-    fn append(&mut self, table: &str, rejects: &[Reject]) -> Result<(), PipelineError> {
+    fn append(&mut self, table: &str, range: &str, rejects: &[Reject]) -> Result<(), PipelineError> {
         if self.file.is_none() {
             if let Some(dir) = self.path.parent() {
                 fs_err::create_dir_all(dir)?;
             }
             let f = std::fs::OpenOptions::new().create(true).append(true).open(&self.path).map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", self.path.display())))?;
             self.file = Some(f);
-            let _ = self.truncate;
         }
         let Some(f) = self.file.as_mut() else { return Ok(()) };
         let mut buf = Vec::new();
         for r in rejects {
             let mut v = serde_json::to_value(r).map_err(|e| PipelineError::Internal { message: e.to_string() })?;
             v["table"] = serde_json::Value::String(table.to_string());
+            v["range"] = serde_json::Value::String(range.to_string());
             buf.extend_from_slice(v.to_string().as_bytes());
             buf.push(b'\n');
         }
@@ -478,10 +491,4 @@ impl RejectsFile {
         self.lines += rejects.len() as u64;
         Ok(())
     }
-}
-
-/// Tables whose names are given but not planned.
-pub fn unknown_tables(plan: &Plan, names: &[String]) -> Vec<String> {
-    let known: HashSet<String> = plan.tables.iter().flat_map(|t| [t.collection.clone(), t.source.to_string()]).collect();
-    names.iter().filter(|n| !known.contains(*n)).cloned().collect()
 }

@@ -68,8 +68,8 @@ pub fn run(args: CollectionsArgs) -> anyhow::Result<ExitCode> {
                         text.push_str(&format!(
                             "{:<32} {:>12} {:>9} {:>12.1}  {}\n",
                             r["name"].as_str().unwrap_or(""),
-                            r["rows"],
-                            r["segments"],
+                            r["rows"].as_u64().unwrap_or(0),
+                            r["segments"].as_u64().unwrap_or(0),
                             r["disk_bytes"].as_f64().unwrap_or(0.0) / 1e6,
                             r["indexes"].as_array().map(|a| a.iter().filter_map(|i| i.as_str()).collect::<Vec<_>>().join(", ")).unwrap_or_default()
                         ));

@@ -6,4 +6,5 @@
 
 mod init_plan;
 mod pg_read;
+mod run;
 mod support;

@@ -103,3 +103,24 @@ pub fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     fs_err::write(&p, text).unwrap();
     p
 }
+
+/// Rows of `(int8, float8)` from a query (for comparing with pgvector's own results).
+pub fn query_rows(url: &str, query: &str) -> Vec<(i64, f64)> {
+    let url = url.to_string();
+    let query = query.to_string();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let cfg: tokio_postgres::Config = url.parse().unwrap();
+            let (client, conn) = cfg.connect(tokio_postgres::NoTls).await.unwrap();
+            let handle = tokio::spawn(conn);
+            let rows = client.query(&query, &[]).await.unwrap_or_else(|e| panic!("{e:?}\n{query}"));
+            let out = rows.iter().map(|r| (r.get::<_, i64>(0), r.get::<_, f64>(1))).collect();
+            drop(client);
+            let _ = handle.await;
+            out
+        })
+    })
+    .join()
+    .unwrap()
+}

@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{HnswParams, RowHit, VectorIndex};
 use crate::error::{EngineError, Result};
-use crate::vector::{Metric, QueryVector, VectorData, dense_distance, dot, l2_squared, norm};
+use crate::vector::{Metric, QueryVector, VectorData, VectorValues, dense_distance, dot, l2_squared, norm};
 
 /// The distance hnsw_rs computes, with its metric's constant.
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
@@ -98,7 +98,7 @@ pub fn build(
     basename: &str,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<Vec<String>> {
-    let VectorData::Dense { dim, values } = data else {
+    let VectorValues::Dense { dim, values } = &data.values else {
         return Err(EngineError::InvalidRequest("HNSW needs a dense vector column".into()));
     };
     let (dim, rows) = (*dim, data.len());
@@ -129,7 +129,7 @@ pub fn build(
     let items: Vec<(&[f32], usize)> = vectors
         .chunks_exact(dim)
         .enumerate()
-        .filter(|(r, _)| live(*r as u32))
+        .filter(|(r, _)| live(*r as u32) && data.is_valid(*r))
         .map(|(r, v)| (v, r))
         .collect();
     // Chunks big enough for rayon to spread, small enough to report progress.

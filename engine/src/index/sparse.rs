@@ -8,7 +8,7 @@ use std::path::Path;
 
 use super::{RowHit, TopK, VectorIndex};
 use crate::error::{EngineError, Result};
-use crate::vector::{QueryVector, VectorData};
+use crate::vector::{QueryVector, VectorData, VectorValues};
 
 /// A loaded inverted index.
 pub struct SparseIndex {
@@ -20,13 +20,13 @@ pub struct SparseIndex {
 
 /// Builds the index over the live rows of `data` and writes it to `path`.
 pub fn build(data: &VectorData, live: &dyn Fn(u32) -> bool, path: &Path) -> Result<()> {
-    let VectorData::Sparse { offsets, indices, values } = data else {
+    let VectorValues::Sparse { offsets, indices, values } = &data.values else {
         return Err(EngineError::InvalidRequest("SPARSE_INVERTED_INDEX needs a sparse vector column".into()));
     };
     let dims = indices.iter().copied().max().map_or(0, |m| m as usize + 1);
     let mut counts = vec![0u64; dims + 1];
     for r in 0..data.len() {
-        if live(r as u32) {
+        if live(r as u32) && data.is_valid(r) {
             for &i in &indices[offsets[r]..offsets[r + 1]] {
                 counts[i as usize + 1] += 1;
             }
@@ -40,7 +40,7 @@ pub fn build(data: &VectorData, live: &dyn Fn(u32) -> bool, path: &Path) -> Resu
     let mut prow = vec![0u32; total];
     let mut pval = vec![0f32; total];
     for r in 0..data.len() {
-        if live(r as u32) {
+        if live(r as u32) && data.is_valid(r) {
             for j in offsets[r]..offsets[r + 1] {
                 let d = indices[j] as usize;
                 let at = next[d] as usize;

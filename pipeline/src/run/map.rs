@@ -98,7 +98,8 @@ impl Mapper {
             let col = self.fill_default(f, col)?;
             check(f, col.as_ref(), &mut bad);
             columns.push(col);
-            names.push(Arc::new(target));
+            // Nullable until rejected rows are filtered out; the engine checks its own schema.
+            names.push(Arc::new(target.with_nullable(true)));
         }
         if self.plan.dynamic_field {
             columns.push(self.pack_dynamic(batch));
@@ -139,7 +140,9 @@ impl Mapper {
                 let dim = *dim as usize;
                 let mut values: Vec<ArrayRef> = Vec::with_capacity(list.len());
                 let mut nulls = Vec::with_capacity(list.len());
-                let zero = new_null_array(item.data_type(), dim);
+                // Rows without a vector hold zeros under the NULL bit (the child is non-null).
+                let zeros: ArrayRef = Arc::new(datafusion::arrow::array::Float32Array::from(vec![0f32; dim]));
+                let zero = cast_with_options(&zeros, item.data_type(), &CastOptions::default()).map_err(|e| PipelineError::Internal { message: e.to_string() })?;
                 for r in 0..list.len() {
                     if list.is_null(r) {
                         nulls.push(false);
@@ -156,8 +159,7 @@ impl Mapper {
                 let refs: Vec<&dyn Array> = values.iter().map(|a| a.as_ref()).collect();
                 let flat = if refs.is_empty() { new_null_array(item.data_type(), 0) } else { datafusion::arrow::compute::concat(&refs).map_err(|e| PipelineError::Internal { message: e.to_string() })? };
                 let flat = cast_with_options(&flat, item.data_type(), &CastOptions::default()).map_err(|e| PipelineError::Internal { message: e.to_string() })?;
-                let item = Arc::new(ArrowField::new("item", item.data_type().clone(), true));
-                let fsl = FixedSizeListArray::try_new(item, dim as i32, flat, Some(nulls.into())).map_err(|e| PipelineError::Internal { message: e.to_string() })?;
+                let fsl = FixedSizeListArray::try_new(item.clone(), dim as i32, flat, Some(nulls.into())).map_err(|e| PipelineError::Internal { message: e.to_string() })?;
                 Ok(Arc::new(fsl))
             }
             // Sparse vectors: the reader's struct carries `dim`; the engine's does not.
