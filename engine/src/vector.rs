@@ -343,10 +343,28 @@ impl VectorData {
     pub fn memory_bytes(&self) -> usize {
         self.values.memory_bytes() + self.valid.as_ref().map_or(0, Vec::len)
     }
+
+    /// Row `r` as JSON, as [`crate::convert::to_json`] writes the Arrow column: numbers for
+    /// dense vectors, a bit string for binary, `{"index": value}` for sparse, null for NULL.
+    pub fn row_json(&self, r: usize) -> serde_json::Value {
+        use serde_json::Value;
+        let num = |f: f32| serde_json::Number::from_f64(f64::from(f)).map_or(Value::Null, Value::Number);
+        if !self.is_valid(r) {
+            return Value::Null;
+        }
+        match &self.values {
+            VectorValues::Dense { dim, values } => Value::Array(values[r * dim..(r + 1) * dim].iter().map(|x| num(*x)).collect()),
+            VectorValues::Binary { bytes, values } => Value::String(values[r * bytes..(r + 1) * bytes].iter().map(|b| format!("{b:08b}")).collect()),
+            VectorValues::Sparse { offsets, indices, values } => {
+                let (s, e) = (offsets[r], offsets[r + 1]);
+                Value::Object(indices[s..e].iter().zip(&values[s..e]).map(|(i, v)| (i.to_string(), num(*v))).collect())
+            }
+        }
+    }
 }
 
 impl VectorValues {
-    fn from_array(array: &dyn Array) -> Result<VectorValues> {
+    pub(crate) fn from_array(array: &dyn Array) -> Result<VectorValues> {
         match array.data_type() {
             DataType::FixedSizeList(_, dim) => {
                 let list: &FixedSizeListArray = array.as_fixed_size_list();
@@ -396,7 +414,7 @@ impl VectorValues {
     }
 
     /// Number of rows.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         match self {
             VectorValues::Dense { dim, values } => values.len() / (*dim).max(1),
             VectorValues::Binary { bytes, values } => values.len() / (*bytes).max(1),

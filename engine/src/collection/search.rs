@@ -319,8 +319,8 @@ fn materialize(data: &Arc<LoadedCollection>, coll: &Collection, f: Found, output
     let mut fields = Map::new();
     for o in outputs {
         let v = if o.data_type.is_vector() {
-            let batch = crate::segment::read_segment(&seg.path, Some(vec![seg.vectors.get(&o.name).map_or(0, |s| s.column)]))?;
-            to_json(batch.column(0).as_ref(), r, Some(o.data_type))
+            // Read from the segment once, then kept with the loaded segment.
+            seg.vector_data(&o.name)?.row_json(r)
         } else {
             seg.column(&o.name).map_or(Value::Null, |c| to_json(c.as_ref(), r, Some(o.data_type)))
         };

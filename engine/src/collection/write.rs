@@ -204,7 +204,6 @@ impl BulkWriter {
         let pk = self.schema.primary_key().name.clone();
         let pk_index = self.schema.fields.iter().position(|f| f.name == pk).unwrap_or(0);
         let mut replaced = 0u64;
-        let mut scratch = Vec::new();
         if !self.schema.auto_id && !segments.is_empty() {
             // Key → (new segment, row) of its last occurrence in this commit.
             let mut latest: HashMap<Pk, (usize, u32)> = HashMap::new();
@@ -229,12 +228,12 @@ impl BulkWriter {
                     continue;
                 }
                 let before = seg.deleted;
-                apply_deletes(&dir, seg, hits, &mut scratch)?;
+                apply_deletes(&dir, seg, hits)?;
                 replaced += seg.deleted - before;
             }
             for (seg, rows) in segments.iter_mut().zip(new_deletes) {
                 if !rows.is_empty() {
-                    apply_deletes(&dir, seg, rows, &mut scratch)?;
+                    apply_deletes(&dir, seg, rows)?;
                 }
             }
         }
@@ -254,7 +253,7 @@ impl BulkWriter {
 }
 
 /// Adds rows to a segment's delete set: a new delete file replaces the old one.
-fn apply_deletes(dir: &std::path::Path, seg: &mut SegmentMeta, mut rows: Vec<u32>, written: &mut Vec<String>) -> Result<()> {
+fn apply_deletes(dir: &std::path::Path, seg: &mut SegmentMeta, mut rows: Vec<u32>) -> Result<()> {
     if let Some(old) = &seg.deletes {
         rows.extend(read_deletes(&dir.join(old))?);
     }
@@ -262,7 +261,6 @@ fn apply_deletes(dir: &std::path::Path, seg: &mut SegmentMeta, mut rows: Vec<u32
     rows.dedup();
     let file = unique_name("del", seg.id, "bin");
     write_deletes(&dir.join(&file), &rows)?;
-    written.push(file.clone());
     seg.deletes = Some(file);
     seg.deleted = rows.len() as u64;
     Ok(())

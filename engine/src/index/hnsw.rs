@@ -25,30 +25,20 @@ use crate::error::{EngineError, Result};
 use crate::vector::{Metric, QueryVector, VectorData, VectorValues, dense_distance, dot, l2_squared, norm};
 
 /// The distance hnsw_rs computes, with its metric's constant.
-#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 pub struct GraphDistance {
-    metric_code: u8,
+    metric: Metric,
     /// For IP: the offset `C`; for IP queries: the norm they are rescaled to (`sqrt(C)`-ish).
     ip_offset: f32,
     ip_norm: f32,
 }
 
-impl GraphDistance {
-    fn metric(&self) -> Metric {
-        match self.metric_code {
-            1 => Metric::Ip,
-            2 => Metric::Cosine,
-            _ => Metric::L2,
-        }
-    }
-}
-
 impl Distance<f32> for GraphDistance {
     #[inline]
     fn eval(&self, a: &[f32], b: &[f32]) -> f32 {
-        match self.metric_code {
-            1 => (self.ip_offset - dot(a, b)).max(0.0),
-            2 => (1.0 - dot(a, b)).max(0.0),
+        match self.metric {
+            Metric::Ip => (self.ip_offset - dot(a, b)).max(0.0),
+            Metric::Cosine => (1.0 - dot(a, b)).max(0.0),
             _ => l2_squared(a, b).sqrt(),
         }
     }
@@ -113,11 +103,7 @@ pub fn build(
         0.0
     };
     let distance = GraphDistance {
-        metric_code: match metric {
-            Metric::Ip => 1,
-            Metric::Cosine => 2,
-            _ => 0,
-        },
+        metric,
         ip_offset: max_norm_sq * 1.0001 + 1e-6,
         ip_norm: max_norm_sq.sqrt(),
     };
@@ -218,7 +204,7 @@ impl VectorIndex for HnswIndex {
         if q.len() != self.dim || k == 0 {
             return Vec::new();
         }
-        let metric = self.distance.metric();
+        let metric = self.distance.metric;
         let probe: Vec<f32> = match metric {
             Metric::Cosine => normalized(q),
             Metric::Ip => {
