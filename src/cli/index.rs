@@ -97,10 +97,9 @@ pub fn run(args: IndexArgs) -> anyhow::Result<ExitCode> {
 
 /// `{"M": 16, "efConstruction": 200}`; Milvus' names and pgvector's (`m`, `ef_construction`).
 fn parse_params(p: &str) -> anyhow::Result<HnswParams> {
-    let v: serde_json::Value = serde_json::from_str(p).map_err(|e| usage(format!("--params is not JSON: {e}")))?;
-    let obj = v.as_object().ok_or_else(|| usage("--params must be a JSON object".into()))?;
+    let obj = params_object(p)?;
     let mut out = HnswParams::default();
-    for (k, v) in obj {
+    for (k, v) in &obj {
         let n = v.as_u64().and_then(|n| u32::try_from(n).ok()).ok_or_else(|| usage(format!("--params `{k}` must be a positive integer")))?;
         match k.as_str() {
             "M" | "m" => out.m = n,
@@ -109,6 +108,15 @@ fn parse_params(p: &str) -> anyhow::Result<HnswParams> {
         }
     }
     Ok(out)
+}
+
+/// `--params` as a JSON object, or a usage error.
+pub fn params_object(p: &str) -> anyhow::Result<serde_json::Map<String, serde_json::Value>> {
+    match serde_json::from_str(p) {
+        Ok(serde_json::Value::Object(m)) => Ok(m),
+        Ok(_) => Err(usage("--params must be a JSON object".into())),
+        Err(e) => Err(usage(format!("--params is not JSON: {e}"))),
+    }
 }
 
 /// A user error in the arguments (exit code 2).

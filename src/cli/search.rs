@@ -7,7 +7,7 @@ use clap::Args;
 use etl_engine::{Database, Metric, SearchRequest};
 use serde_json::Value;
 
-use super::index::usage;
+use super::index::{params_object, usage};
 use super::{Format, out};
 
 /// Arguments of `etl search`.
@@ -69,9 +69,7 @@ pub fn run(a: SearchArgs) -> anyhow::Result<ExitCode> {
         req.metric = Some(Metric::parse(m).ok_or_else(|| usage(format!("unknown metric `{m}`")))?);
     }
     if let Some(p) = &a.params {
-        let v: Value = serde_json::from_str(p).map_err(|e| usage(format!("--params is not JSON: {e}")))?;
-        let obj = v.as_object().ok_or_else(|| usage("--params must be a JSON object".into()))?;
-        for (k, v) in obj {
+        for (k, v) in &params_object(p)? {
             let num = v.as_f64().ok_or_else(|| usage(format!("--params `{k}` must be a number")))?;
             match k.as_str() {
                 "ef" | "ef_search" => req.ef = Some(num as usize),
