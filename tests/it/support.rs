@@ -43,26 +43,36 @@ pub fn with_db(url: &str, db: &str) -> String {
     format!("{}/{db}{query}", &base[..cut])
 }
 
-/// Runs SQL on the server in a throwaway runtime on its own thread (so async tests can call it).
-pub fn sql(url: &str, statements: &str) {
+/// Runs `f` with a client of `url` in a throwaway runtime on its own thread (so async tests
+/// can call it too).
+fn with_client<T, F>(url: &str, f: F) -> T
+where
+    T: Send + 'static,
+    F: for<'c> FnOnce(&'c tokio_postgres::Client) -> std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'c>> + Send + 'static,
+{
     let url = url.to_string();
-    let statements = statements.to_string();
     std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         rt.block_on(async {
             let cfg: tokio_postgres::Config = url.parse().unwrap();
             let (client, conn) = cfg.connect(tokio_postgres::NoTls).await.unwrap();
             let handle = tokio::spawn(conn);
-            client
-                .batch_execute(&statements)
-                .await
-                .unwrap_or_else(|e| panic!("{e:?}\n{statements}"));
+            let out = f(&client).await;
             drop(client);
             let _ = handle.await;
-        });
+            out
+        })
     })
     .join()
-    .unwrap();
+    .unwrap()
+}
+
+/// Runs SQL statements on the server.
+pub fn sql(url: &str, statements: &str) {
+    let statements = statements.to_string();
+    with_client(url, move |c| {
+        Box::pin(async move { c.batch_execute(&statements).await.unwrap_or_else(|e| panic!("{e:?}\n{statements}")) })
+    })
 }
 
 /// A new, empty database (with pgvector) and its URL.
@@ -106,21 +116,11 @@ pub fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
 
 /// Rows of `(int8, float8)` from a query (for comparing with pgvector's own results).
 pub fn query_rows(url: &str, query: &str) -> Vec<(i64, f64)> {
-    let url = url.to_string();
     let query = query.to_string();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        rt.block_on(async {
-            let cfg: tokio_postgres::Config = url.parse().unwrap();
-            let (client, conn) = cfg.connect(tokio_postgres::NoTls).await.unwrap();
-            let handle = tokio::spawn(conn);
-            let rows = client.query(&query, &[]).await.unwrap_or_else(|e| panic!("{e:?}\n{query}"));
-            let out = rows.iter().map(|r| (r.get::<_, i64>(0), r.get::<_, f64>(1))).collect();
-            drop(client);
-            let _ = handle.await;
-            out
+    with_client(url, move |c| {
+        Box::pin(async move {
+            let rows = c.query(&query, &[]).await.unwrap_or_else(|e| panic!("{e:?}\n{query}"));
+            rows.iter().map(|r| (r.get::<_, i64>(0), r.get::<_, f64>(1))).collect()
         })
     })
-    .join()
-    .unwrap()
 }
