@@ -7,6 +7,7 @@ mod init;
 mod plan;
 mod run;
 mod search;
+mod verify;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -67,6 +68,8 @@ pub enum Command {
     Index(index::IndexArgs),
     /// Filtered similarity search over a collection.
     Search(search::SearchArgs),
+    /// Compare source and target row by row (MOLT Verify's counters); exit 0 only when clean.
+    Verify(verify::VerifyArgs),
 }
 
 /// Sets up tracing on stderr.
@@ -95,6 +98,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Bench(args) => bench::run(args).await,
         Command::Run(args) => run::run(args).await,
         Command::Jobs(args) => run::jobs(args),
+        Command::Verify(args) => verify::run(args).await,
         // The engine is synchronous; these commands own the process, so they run it directly.
         Command::Collections(args) => collections::run(args),
         Command::Index(args) => index::run(args),

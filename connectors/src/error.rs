@@ -63,7 +63,9 @@ pub enum ConnectorError {
         reason: String,
     },
     /// The source is a hot standby that cannot export a snapshot for a consistent read.
-    #[error("{url} is a hot standby and cannot export a snapshot for a consistent parallel read ({reason}); read from the primary, or use --partitions 1")]
+    #[error(
+        "{url} is a hot standby and cannot export a snapshot for a consistent parallel read ({reason}); read from the primary, or use --partitions 1"
+    )]
     HotStandby {
         /// Redacted URL.
         url: String,
@@ -71,7 +73,9 @@ pub enum ConnectorError {
         reason: String,
     },
     /// The exported snapshot that all readers share is gone (its session ended).
-    #[error("the exported snapshot of {table} is gone ({reason}); the read cannot continue at the same point in time and must be restarted")]
+    #[error(
+        "the exported snapshot of {table} is gone ({reason}); the read cannot continue at the same point in time and must be restarted"
+    )]
     SnapshotLost {
         /// The table being read.
         table: String,

@@ -12,7 +12,6 @@ mod text;
 pub use catalog::{TypeCatalog, TypeInfo, describe_tables, list_tables};
 pub use config::{Env, PgUrl, ProcessEnv, TlsMode, redact_url, strip_password};
 pub use connect::connect;
-pub use tokio_postgres::Client;
 pub use copy::{CopyDecoder, FrameError, Tid};
 pub use decode::{ColumnDecoder, ReadKind, SelectAs, read_kind, sparse_fields};
 pub use provider::{
@@ -20,3 +19,4 @@ pub use provider::{
     ReadOptions,
 };
 pub use reader::{BlockRange, ReadSpec, ReadStats, SnapshotSession, assign, copy_sql};
+pub use tokio_postgres::Client;

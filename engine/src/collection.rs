@@ -6,6 +6,7 @@
 
 mod build;
 mod loaded;
+mod scan;
 mod search;
 mod write;
 
@@ -18,6 +19,7 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 pub use build::IndexProgress;
 pub use loaded::LoadedCollection;
+pub use scan::SegmentScan;
 pub use search::{Hit, QueryRequest, SearchRequest};
 pub use write::{BulkWriter, CommitStats};
 
@@ -58,7 +60,10 @@ struct Slot {
 
 impl std::fmt::Debug for Collection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Collection").field("name", &self.inner.name).field("dir", &self.inner.dir).finish()
+        f.debug_struct("Collection")
+            .field("name", &self.inner.name)
+            .field("dir", &self.inner.dir)
+            .finish()
     }
 }
 
@@ -79,7 +84,10 @@ impl Collection {
                 dir,
                 schema: manifest.schema.clone(),
                 manifest: RwLock::new(Arc::new(manifest)),
-                loaded: Mutex::new(Slot { state: LoadState::Unloaded, data: None }),
+                loaded: Mutex::new(Slot {
+                    state: LoadState::Unloaded,
+                    data: None,
+                }),
             }),
         })
     }
@@ -96,7 +104,11 @@ impl Collection {
 
     /// The manifest as last committed or read.
     pub fn manifest(&self) -> Arc<Manifest> {
-        self.inner.manifest.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.inner
+            .manifest
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// The schema.
@@ -117,7 +129,11 @@ impl Collection {
     }
 
     fn set_manifest(&self, m: Manifest) {
-        *self.inner.manifest.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(m);
+        *self
+            .inner
+            .manifest
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = Arc::new(m);
         // Loaded data describe the old version; the next search loads again.
         let mut slot = self.slot();
         if slot.data.is_some() {
@@ -136,8 +152,15 @@ impl Collection {
         let file = File::create(&path).map_err(EngineError::io("create", &path))?;
         match file.try_lock() {
             Ok(()) => Ok(WriteLock { _file: file }),
-            Err(std::fs::TryLockError::WouldBlock) => Err(EngineError::Locked { name: self.inner.name.clone(), path }),
-            Err(std::fs::TryLockError::Error(e)) => Err(EngineError::Io { op: "lock", path, source: e }),
+            Err(std::fs::TryLockError::WouldBlock) => Err(EngineError::Locked {
+                name: self.inner.name.clone(),
+                path,
+            }),
+            Err(std::fs::TryLockError::Error(e)) => Err(EngineError::Io {
+                op: "lock",
+                path,
+                source: e,
+            }),
         }
     }
 
@@ -146,7 +169,8 @@ impl Collection {
     pub(crate) fn collect_garbage(&self, _lock: &WriteLock) -> Result<()> {
         let m = Manifest::read(&self.inner.dir)?;
         let keep = m.referenced_files();
-        let rd = std::fs::read_dir(&self.inner.dir).map_err(EngineError::io("list", &self.inner.dir))?;
+        let rd =
+            std::fs::read_dir(&self.inner.dir).map_err(EngineError::io("list", &self.inner.dir))?;
         for e in rd.filter_map(|e| e.ok()) {
             let name = e.file_name().to_string_lossy().to_string();
             if name == MANIFEST || name == LOCK || name == STATE || keep.contains(&name) {
@@ -178,7 +202,8 @@ impl Collection {
     }
 
     fn set_wants_loaded(&self, loaded: bool) -> Result<()> {
-        let bytes = serde_json::to_vec(&serde_json::json!({ "loaded": loaded })).unwrap_or_default();
+        let bytes =
+            serde_json::to_vec(&serde_json::json!({ "loaded": loaded })).unwrap_or_default();
         crate::fsutil::atomic_write(&self.inner.dir.join(STATE), &bytes)
     }
 

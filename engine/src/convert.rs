@@ -1,7 +1,9 @@
 //! Arrow values → JSON, for hits, query rows and `--format json`.
 
 use arrow::array::{Array, AsArray};
-use arrow::datatypes::{DataType, Float16Type, Float32Type, Float64Type, Int8Type, Int16Type, Int32Type, Int64Type};
+use arrow::datatypes::{
+    DataType, Float16Type, Float32Type, Float64Type, Int8Type, Int16Type, Int32Type, Int64Type,
+};
 use serde_json::{Number, Value};
 
 use crate::schema::FieldType;
@@ -47,12 +49,27 @@ pub fn to_json(c: &dyn Array, r: usize, field_type: Option<FieldType>) -> Value 
         DataType::Struct(_) => match crate::vector::sparse_children(c.as_struct()) {
             Ok((idx, val)) => {
                 let (i, v) = (idx.value(r), val.value(r));
-                let (i, v) = (i.as_primitive::<Int32Type>(), v.as_primitive::<Float32Type>());
-                Value::Object(i.values().iter().zip(v.values()).map(|(i, v)| (i.to_string(), float(f64::from(*v)))).collect())
+                let (i, v) = (
+                    i.as_primitive::<Int32Type>(),
+                    v.as_primitive::<Float32Type>(),
+                );
+                Value::Object(
+                    i.values()
+                        .iter()
+                        .zip(v.values())
+                        .map(|(i, v)| (i.to_string(), float(f64::from(*v))))
+                        .collect(),
+                )
             }
             Err(_) => Value::Null,
         },
-        DataType::Binary => Value::String(c.as_binary::<i32>().value(r).iter().map(|b| format!("{b:02x}")).collect()),
+        DataType::Binary => Value::String(
+            c.as_binary::<i32>()
+                .value(r)
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect(),
+        ),
         _ => Value::Null,
     }
 }

@@ -4,9 +4,9 @@ use std::path::{Path, PathBuf};
 
 use crate::collection::Collection;
 use crate::error::{EngineError, Result, did_you_mean};
+use crate::fsutil;
 use crate::manifest::{MANIFEST, Manifest};
 use crate::schema::CollectionSchema;
-use crate::fsutil;
 
 /// The engine's root: a directory of collections.
 #[derive(Debug, Clone)]
@@ -26,7 +26,10 @@ impl Database {
     pub fn open_existing(dir: impl Into<PathBuf>) -> Result<Database> {
         let dir = dir.into();
         if !dir.is_dir() {
-            return Err(EngineError::InvalidRequest(format!("target directory {} does not exist", dir.display())));
+            return Err(EngineError::InvalidRequest(format!(
+                "target directory {} does not exist",
+                dir.display()
+            )));
         }
         Ok(Database { dir })
     }
@@ -53,7 +56,9 @@ impl Database {
         schema.validate(name)?;
         let dir = self.dir.join(name);
         if dir.join(MANIFEST).is_file() {
-            return Err(EngineError::CollectionExists { name: name.to_string() });
+            return Err(EngineError::CollectionExists {
+                name: name.to_string(),
+            });
         }
         fsutil::create_dir_all(&dir)?;
         Manifest::new(schema).write(&dir)?;
@@ -97,7 +102,8 @@ impl Database {
         let _lock = c.lock()?;
         // Remove the manifest first: a crash mid-delete leaves a directory that is not a collection.
         let dir = self.dir.join(name);
-        std::fs::remove_file(dir.join(MANIFEST)).map_err(EngineError::io("remove", dir.join(MANIFEST)))?;
+        std::fs::remove_file(dir.join(MANIFEST))
+            .map_err(EngineError::io("remove", dir.join(MANIFEST)))?;
         fsutil::sync_dir(&dir)?;
         std::fs::remove_dir_all(&dir).map_err(EngineError::io("remove", &dir))?;
         fsutil::sync_dir(&self.dir)

@@ -132,7 +132,10 @@ impl EngineError {
 pub type Result<T, E = EngineError> = std::result::Result<T, E>;
 
 /// ", did you mean `x`?" for the closest candidate, or "".
-pub(crate) fn did_you_mean<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> String {
+pub(crate) fn did_you_mean<'a>(
+    name: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> String {
     let lower = name.to_ascii_lowercase();
     candidates
         .into_iter()

@@ -28,7 +28,10 @@ pub fn sync_dir(dir: &Path) -> Result<()> {
 
 /// fsyncs a finished file.
 pub fn sync_file(path: &Path) -> Result<()> {
-    let f = OpenOptions::new().read(true).open(path).map_err(EngineError::io("open", path))?;
+    let f = OpenOptions::new()
+        .read(true)
+        .open(path)
+        .map_err(EngineError::io("open", path))?;
     f.sync_all().map_err(EngineError::io("fsync", path))
 }
 
@@ -40,6 +43,11 @@ pub fn create_dir_all(dir: &Path) -> Result<()> {
 /// Total size in bytes of the regular files in a directory (not recursive).
 pub fn dir_size(dir: &Path) -> u64 {
     fs::read_dir(dir)
-        .map(|rd| rd.filter_map(|e| e.ok()?.metadata().ok()).filter(|m| m.is_file()).map(|m| m.len()).sum())
+        .map(|rd| {
+            rd.filter_map(|e| e.ok()?.metadata().ok())
+                .filter(|m| m.is_file())
+                .map(|m| m.len())
+                .sum()
+        })
         .unwrap_or(0)
 }

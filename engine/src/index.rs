@@ -99,7 +99,10 @@ pub struct HnswParams {
 impl Default for HnswParams {
     fn default() -> Self {
         // pgvector's defaults, so a migrated index behaves as the user's did.
-        HnswParams { m: 16, ef_construction: 64 }
+        HnswParams {
+            m: 16,
+            ef_construction: 64,
+        }
     }
 }
 
@@ -120,17 +123,27 @@ impl IndexSpec {
     /// Checks the spec against the field it indexes; fills the default metric.
     pub fn checked_for(mut self, field: &Field) -> Result<IndexSpec> {
         let t = field.data_type;
-        let bad = |why: String| EngineError::InvalidRequest(format!("index {} on `{}` ({t}): {why}", self.index_type, field.name));
+        let bad = |why: String| {
+            EngineError::InvalidRequest(format!(
+                "index {} on `{}` ({t}): {why}",
+                self.index_type, field.name
+            ))
+        };
         let ok_type = match self.index_type {
             IndexType::Flat => t.is_vector(),
             IndexType::Hnsw => matches!(t, FieldType::FloatVector | FieldType::Float16Vector),
             IndexType::SparseInvertedIndex => t == FieldType::SparseFloatVector,
             IndexType::BinFlat => t == FieldType::BinaryVector,
             IndexType::StlSort => t.is_numeric(),
-            IndexType::Inverted => matches!(t, FieldType::Varchar | FieldType::Bool | FieldType::Array) || t.is_numeric(),
+            IndexType::Inverted => {
+                matches!(t, FieldType::Varchar | FieldType::Bool | FieldType::Array)
+                    || t.is_numeric()
+            }
         };
         if !ok_type {
-            return Err(bad("this index type does not apply to this field type".into()));
+            return Err(bad(
+                "this index type does not apply to this field type".into()
+            ));
         }
         if self.index_type.is_scalar() {
             if self.metric.is_some() {
@@ -149,7 +162,10 @@ impl IndexSpec {
                 return Err(bad(format!("M must be between 4 and 64, not {}", p.m)));
             }
             if !(8..=512).contains(&p.ef_construction) {
-                return Err(bad(format!("efConstruction must be between 8 and 512, not {}", p.ef_construction)));
+                return Err(bad(format!(
+                    "efConstruction must be between 8 and 512, not {}",
+                    p.ef_construction
+                )));
             }
             self.hnsw = Some(p);
         } else if self.hnsw.is_some() {
@@ -172,7 +188,13 @@ pub trait VectorIndex: Send + Sync {
     /// The `k` nearest rows to `q` that `allow` admits, nearest first. `ef` is the search
     /// breadth for graph indexes. May return fewer than `k` when the filter is selective;
     /// the caller then falls back to exact search.
-    fn search(&self, q: &QueryVector, k: usize, ef: usize, allow: Option<&(dyn Fn(u32) -> bool + Sync)>) -> Vec<RowHit>;
+    fn search(
+        &self,
+        q: &QueryVector,
+        k: usize,
+        ef: usize,
+        allow: Option<&(dyn Fn(u32) -> bool + Sync)>,
+    ) -> Vec<RowHit>;
 
     /// Bytes the index holds in memory.
     fn memory_bytes(&self) -> usize;
@@ -218,7 +240,9 @@ impl PartialOrd for Cand {
 }
 impl Ord for Cand {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        nan_last(self.0).total_cmp(&nan_last(other.0)).then(self.1.cmp(&other.1))
+        nan_last(self.0)
+            .total_cmp(&nan_last(other.0))
+            .then(self.1.cmp(&other.1))
     }
 }
 
@@ -229,7 +253,10 @@ fn nan_last(d: f32) -> f32 {
 impl TopK {
     /// An empty set keeping `k`.
     pub fn new(k: usize) -> TopK {
-        TopK { k, heap: std::collections::BinaryHeap::with_capacity(k + 1) }
+        TopK {
+            k,
+            heap: std::collections::BinaryHeap::with_capacity(k + 1),
+        }
     }
 
     /// Offers a candidate.
@@ -250,7 +277,11 @@ impl TopK {
 
     /// The kept candidates, nearest first.
     pub fn into_sorted(self) -> Vec<RowHit> {
-        self.heap.into_sorted_vec().into_iter().map(|c| (c.1, c.0)).collect()
+        self.heap
+            .into_sorted_vec()
+            .into_iter()
+            .map(|c| (c.1, c.0))
+            .collect()
     }
 }
 

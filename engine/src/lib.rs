@@ -15,7 +15,10 @@ pub mod schema;
 pub mod segment;
 pub mod vector;
 
-pub use collection::{BulkWriter, Collection, CommitStats, Hit, IndexProgress, LoadState, QueryRequest, SearchRequest};
+pub use collection::{
+    BulkWriter, Collection, CommitStats, Hit, IndexProgress, LoadState, QueryRequest,
+    SearchRequest, SegmentScan,
+};
 pub use database::Database;
 pub use error::{EngineError, Result};
 pub use index::{HnswParams, IndexSpec, IndexType};

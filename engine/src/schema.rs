@@ -64,7 +64,10 @@ impl FieldType {
 
     /// Parses Milvus' spelling, case-insensitively.
     pub fn parse(s: &str) -> Option<FieldType> {
-        ALL_TYPES.iter().copied().find(|t| t.name().eq_ignore_ascii_case(s))
+        ALL_TYPES
+            .iter()
+            .copied()
+            .find(|t| t.name().eq_ignore_ascii_case(s))
     }
 
     /// True for the four vector types.
@@ -270,13 +273,21 @@ impl CollectionSchema {
         match pks.as_slice() {
             [pk] if matches!(pk.data_type, FieldType::Int64 | FieldType::Varchar) => {
                 if self.auto_id && pk.data_type != FieldType::Int64 {
-                    return Err(bad(format!("auto_id needs an INT64 primary key, `{}` is {}", pk.name, pk.data_type)));
+                    return Err(bad(format!(
+                        "auto_id needs an INT64 primary key, `{}` is {}",
+                        pk.name, pk.data_type
+                    )));
                 }
                 if pk.nullable {
                     return Err(bad(format!("primary key `{}` cannot be nullable", pk.name)));
                 }
             }
-            [pk] => return Err(bad(format!("primary key `{}` must be INT64 or VARCHAR, not {}", pk.name, pk.data_type))),
+            [pk] => {
+                return Err(bad(format!(
+                    "primary key `{}` must be INT64 or VARCHAR, not {}",
+                    pk.name, pk.data_type
+                )));
+            }
             [] => return Err(bad("no primary key field".into())),
             _ => return Err(bad("more than one primary key field".into())),
         }
@@ -292,10 +303,15 @@ impl CollectionSchema {
                 return Err(bad(format!("field `{}` appears twice", f.name)));
             }
             if f.name != DYNAMIC_FIELD && !is_valid_name(&f.name) {
-                return Err(bad(format!("field name `{}` is not letters, digits and `_`", f.name)));
+                return Err(bad(format!(
+                    "field name `{}` is not letters, digits and `_`",
+                    f.name
+                )));
             }
             if f.name == DYNAMIC_FIELD && !(self.dynamic_field && f.data_type == FieldType::Json) {
-                return Err(bad(format!("`{DYNAMIC_FIELD}` is reserved for the dynamic field")));
+                return Err(bad(format!(
+                    "`{DYNAMIC_FIELD}` is reserved for the dynamic field"
+                )));
             }
             validate_field(f).map_err(|r| bad(format!("field `{}`: {r}", f.name)))?;
         }
@@ -305,7 +321,10 @@ impl CollectionSchema {
     /// The primary key field.
     pub fn primary_key(&self) -> &Field {
         // validate() guarantees exactly one; fall back to the first field.
-        self.fields.iter().find(|f| f.primary_key).unwrap_or(&self.fields[0])
+        self.fields
+            .iter()
+            .find(|f| f.primary_key)
+            .unwrap_or(&self.fields[0])
     }
 
     /// A field by name.
@@ -350,7 +369,9 @@ fn validate_field(f: &Field) -> Result<(), String> {
         },
         FieldType::Varchar => match f.max_length {
             Some(l) if (1..=MAX_VARCHAR).contains(&l) => Ok(()),
-            _ => Err(format!("VARCHAR needs max_length between 1 and {MAX_VARCHAR}")),
+            _ => Err(format!(
+                "VARCHAR needs max_length between 1 and {MAX_VARCHAR}"
+            )),
         },
         FieldType::Array => {
             match f.element_type {
@@ -362,7 +383,9 @@ fn validate_field(f: &Field) -> Result<(), String> {
             }
             match f.max_capacity {
                 Some(c) if (1..=MAX_CAPACITY).contains(&c) => Ok(()),
-                _ => Err(format!("ARRAY needs max_capacity between 1 and {MAX_CAPACITY}")),
+                _ => Err(format!(
+                    "ARRAY needs max_capacity between 1 and {MAX_CAPACITY}"
+                )),
             }
         }
         _ => Ok(()),
@@ -384,8 +407,14 @@ mod tests {
     fn schema() -> CollectionSchema {
         CollectionSchema {
             fields: vec![
-                Field { primary_key: true, ..Field::new("id", FieldType::Int64) },
-                Field { dim: Some(3), ..Field::new("v", FieldType::FloatVector) },
+                Field {
+                    primary_key: true,
+                    ..Field::new("id", FieldType::Int64)
+                },
+                Field {
+                    dim: Some(3),
+                    ..Field::new("v", FieldType::FloatVector)
+                },
             ],
             auto_id: false,
             dynamic_field: false,
@@ -399,10 +428,20 @@ mod tests {
         assert!(schema().validate("c").is_ok());
         let mut s = schema();
         s.fields[0].data_type = FieldType::Int32;
-        assert!(s.validate("c").unwrap_err().to_string().contains("INT64 or VARCHAR"));
+        assert!(
+            s.validate("c")
+                .unwrap_err()
+                .to_string()
+                .contains("INT64 or VARCHAR")
+        );
         let mut s = schema();
         s.fields[1].dim = None;
-        assert!(s.validate("c").unwrap_err().to_string().contains("field `v`"));
+        assert!(
+            s.validate("c")
+                .unwrap_err()
+                .to_string()
+                .contains("field `v`")
+        );
         assert!(schema().validate("1bad").is_err());
     }
 
@@ -411,6 +450,9 @@ mod tests {
         for t in ALL_TYPES {
             assert_eq!(FieldType::parse(t.name()), Some(t));
         }
-        assert_eq!(FieldType::parse("float_vector"), Some(FieldType::FloatVector));
+        assert_eq!(
+            FieldType::parse("float_vector"),
+            Some(FieldType::FloatVector)
+        );
     }
 }

@@ -20,7 +20,11 @@ pub fn unique_name(prefix: &str, id: u64, ext: &str) -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos())
         .unwrap_or(0);
-    format!("{prefix}-{id:06}-{:x}{:x}.{ext}", nanos & 0xffff_ffff_ffff, std::process::id())
+    format!(
+        "{prefix}-{id:06}-{:x}{:x}.{ext}",
+        nanos & 0xffff_ffff_ffff,
+        std::process::id()
+    )
 }
 
 /// Writes one segment file.
@@ -35,7 +39,11 @@ impl SegmentWriter {
     pub fn create(path: PathBuf, schema: &SchemaRef) -> Result<SegmentWriter> {
         let file = File::create(&path).map_err(EngineError::io("create", &path))?;
         let writer = FileWriter::try_new(BufWriter::with_capacity(1 << 20, file), schema)?;
-        Ok(SegmentWriter { path, writer, rows: 0 })
+        Ok(SegmentWriter {
+            path,
+            writer,
+            rows: 0,
+        })
     }
 
     /// Appends a batch.
@@ -59,8 +67,12 @@ impl SegmentWriter {
             path: self.path.clone(),
             source: e.into_error(),
         })?;
-        file.sync_all().map_err(EngineError::io("fsync", &self.path))?;
-        let bytes = file.metadata().map_err(EngineError::io("stat", &self.path))?.len();
+        file.sync_all()
+            .map_err(EngineError::io("fsync", &self.path))?;
+        let bytes = file
+            .metadata()
+            .map_err(EngineError::io("stat", &self.path))?
+            .len();
         Ok((self.path, bytes))
     }
 }
@@ -74,12 +86,17 @@ pub fn read_segment(path: &Path, projection: Option<Vec<usize>>) -> Result<Recor
         Some(p) => std::sync::Arc::new(reader.schema().project(p)?),
         None => reader.schema(),
     };
-    let batches: Vec<RecordBatch> = reader.collect::<std::result::Result<_, _>>().map_err(|e| corrupt(path, e))?;
+    let batches: Vec<RecordBatch> = reader
+        .collect::<std::result::Result<_, _>>()
+        .map_err(|e| corrupt(path, e))?;
     Ok(concat_batches(&schema, &batches)?)
 }
 
 /// Iterates a segment's batches (or the given columns), one IPC batch at a time.
-pub fn scan_segment(path: &Path, projection: Option<Vec<usize>>) -> Result<impl Iterator<Item = Result<RecordBatch>> + use<>> {
+pub fn scan_segment(
+    path: &Path,
+    projection: Option<Vec<usize>>,
+) -> Result<impl Iterator<Item = Result<RecordBatch>> + use<>> {
     let file = File::open(path).map_err(EngineError::io("open", path))?;
     let reader = FileReader::try_new(BufReader::with_capacity(1 << 20, file), projection)
         .map_err(|e| corrupt(path, e))?;
@@ -88,7 +105,10 @@ pub fn scan_segment(path: &Path, projection: Option<Vec<usize>>) -> Result<impl 
 }
 
 fn corrupt(path: &Path, e: arrow::error::ArrowError) -> EngineError {
-    EngineError::Corrupt { path: path.to_path_buf(), reason: e.to_string() }
+    EngineError::Corrupt {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    }
 }
 
 /// Writes a delete file: sorted, distinct row offsets as little-endian u32.
@@ -105,7 +125,13 @@ pub fn write_deletes(path: &Path, rows: &[u32]) -> Result<()> {
 pub fn read_deletes(path: &Path) -> Result<Vec<u32>> {
     let bytes = std::fs::read(path).map_err(EngineError::io("read", path))?;
     if bytes.len() % 4 != 0 {
-        return Err(EngineError::Corrupt { path: path.to_path_buf(), reason: "length is not a multiple of 4".into() });
+        return Err(EngineError::Corrupt {
+            path: path.to_path_buf(),
+            reason: "length is not a multiple of 4".into(),
+        });
     }
-    Ok(bytes.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
+    Ok(bytes
+        .chunks_exact(4)
+        .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect())
 }

@@ -43,9 +43,15 @@ impl Metric {
 
     /// Parses Milvus' spelling, case-insensitively.
     pub fn parse(s: &str) -> Option<Metric> {
-        [Metric::L2, Metric::Ip, Metric::Cosine, Metric::Hamming, Metric::Jaccard]
-            .into_iter()
-            .find(|m| m.name().eq_ignore_ascii_case(s))
+        [
+            Metric::L2,
+            Metric::Ip,
+            Metric::Cosine,
+            Metric::Hamming,
+            Metric::Jaccard,
+        ]
+        .into_iter()
+        .find(|m| m.name().eq_ignore_ascii_case(s))
     }
 
     /// The metrics a vector type supports.
@@ -132,7 +138,11 @@ pub fn dense_distance(metric: Metric, a: &[f32], b: &[f32]) -> f32 {
         Metric::Ip => -dot(a, b),
         Metric::Cosine => {
             let d = norm(a) * norm(b);
-            if d == 0.0 { f32::NAN } else { 1.0 - dot(a, b) / d }
+            if d == 0.0 {
+                f32::NAN
+            } else {
+                1.0 - dot(a, b) / d
+            }
         }
         Metric::Hamming | Metric::Jaccard => f32::NAN,
     }
@@ -142,14 +152,22 @@ pub fn dense_distance(metric: Metric, a: &[f32], b: &[f32]) -> f32 {
 #[inline]
 pub fn binary_distance(metric: Metric, a: &[u8], b: &[u8]) -> f32 {
     match metric {
-        Metric::Hamming => a.iter().zip(b).map(|(x, y)| (x ^ y).count_ones()).sum::<u32>() as f32,
+        Metric::Hamming => a
+            .iter()
+            .zip(b)
+            .map(|(x, y)| (x ^ y).count_ones())
+            .sum::<u32>() as f32,
         Metric::Jaccard => {
             let (mut inter, mut union) = (0u32, 0u32);
             for (x, y) in a.iter().zip(b) {
                 inter += (x & y).count_ones();
                 union += (x | y).count_ones();
             }
-            if union == 0 { 0.0 } else { 1.0 - inter as f32 / union as f32 }
+            if union == 0 {
+                0.0
+            } else {
+                1.0 - inter as f32 / union as f32
+            }
         }
         _ => f32::NAN,
     }
@@ -192,18 +210,32 @@ impl QueryVector {
     /// Parses a JSON query vector for a field: `[0.1, …]` for dense; `[0,1,…]` (bits) or
     /// `"0101…"` for binary; `{"3": 0.5, …}` or `{"indices": […], "values": […]}` for sparse.
     pub fn from_json(field: &Field, value: &serde_json::Value) -> Result<QueryVector> {
-        let bad = |why: String| EngineError::InvalidRequest(format!("query vector for `{}` ({}): {why}", field.name, field.data_type));
+        let bad = |why: String| {
+            EngineError::InvalidRequest(format!(
+                "query vector for `{}` ({}): {why}",
+                field.name, field.data_type
+            ))
+        };
         let dim = field.dim_usize();
         match field.data_type {
             FieldType::FloatVector | FieldType::Float16Vector => {
-                let arr = value.as_array().ok_or_else(|| bad("expected a JSON array of numbers".into()))?;
+                let arr = value
+                    .as_array()
+                    .ok_or_else(|| bad("expected a JSON array of numbers".into()))?;
                 let v: Vec<f32> = arr
                     .iter()
                     .enumerate()
-                    .map(|(i, x)| x.as_f64().map(|f| f as f32).ok_or_else(|| bad(format!("element {i} is not a number: {x}"))))
+                    .map(|(i, x)| {
+                        x.as_f64()
+                            .map(|f| f as f32)
+                            .ok_or_else(|| bad(format!("element {i} is not a number: {x}")))
+                    })
                     .collect::<Result<_>>()?;
                 if v.len() != dim {
-                    return Err(bad(format!("has {} dimensions, the field has {dim}", v.len())));
+                    return Err(bad(format!(
+                        "has {} dimensions, the field has {dim}",
+                        v.len()
+                    )));
                 }
                 if let Some(i) = v.iter().position(|x| !x.is_finite()) {
                     return Err(bad(format!("element {i} is not finite")));
@@ -228,7 +260,11 @@ impl QueryVector {
                             _ => Err(bad(format!("`{x}` is not a bit"))),
                         })
                         .collect::<Result<_>>()?,
-                    _ => return Err(bad("expected a bit string \"0101…\" or an array of 0 and 1".into())),
+                    _ => {
+                        return Err(bad(
+                            "expected a bit string \"0101…\" or an array of 0 and 1".into(),
+                        ));
+                    }
                 };
                 if bits.len() != dim {
                     return Err(bad(format!("has {} bits, the field has {dim}", bits.len())));
@@ -236,27 +272,50 @@ impl QueryVector {
                 Ok(QueryVector::Binary(pack_bits(&bits)))
             }
             FieldType::SparseFloatVector => {
-                let obj = value.as_object().ok_or_else(|| bad("expected {\"index\": value, …}".into()))?;
-                let mut pairs: Vec<(i32, f32)> = if let (Some(i), Some(v)) = (obj.get("indices"), obj.get("values")) {
-                    let i = i.as_array().ok_or_else(|| bad("indices is not an array".into()))?;
-                    let v = v.as_array().ok_or_else(|| bad("values is not an array".into()))?;
-                    if i.len() != v.len() {
-                        return Err(bad("indices and values differ in length".into()));
-                    }
-                    i.iter()
-                        .zip(v)
-                        .map(|(i, v)| Ok((json_index(i).ok_or_else(|| bad(format!("bad index {i}")))?, v.as_f64().ok_or_else(|| bad(format!("bad value {v}")))? as f32)))
-                        .collect::<Result<_>>()?
-                } else {
-                    obj.iter()
-                        .map(|(k, v)| Ok((k.parse::<i32>().ok().filter(|i| *i >= 0).ok_or_else(|| bad(format!("bad index `{k}`")))?, v.as_f64().ok_or_else(|| bad(format!("bad value {v}")))? as f32)))
-                        .collect::<Result<_>>()?
-                };
+                let obj = value
+                    .as_object()
+                    .ok_or_else(|| bad("expected {\"index\": value, …}".into()))?;
+                let mut pairs: Vec<(i32, f32)> =
+                    if let (Some(i), Some(v)) = (obj.get("indices"), obj.get("values")) {
+                        let i = i
+                            .as_array()
+                            .ok_or_else(|| bad("indices is not an array".into()))?;
+                        let v = v
+                            .as_array()
+                            .ok_or_else(|| bad("values is not an array".into()))?;
+                        if i.len() != v.len() {
+                            return Err(bad("indices and values differ in length".into()));
+                        }
+                        i.iter()
+                            .zip(v)
+                            .map(|(i, v)| {
+                                Ok((
+                                    json_index(i).ok_or_else(|| bad(format!("bad index {i}")))?,
+                                    v.as_f64().ok_or_else(|| bad(format!("bad value {v}")))? as f32,
+                                ))
+                            })
+                            .collect::<Result<_>>()?
+                    } else {
+                        obj.iter()
+                            .map(|(k, v)| {
+                                Ok((
+                                    k.parse::<i32>()
+                                        .ok()
+                                        .filter(|i| *i >= 0)
+                                        .ok_or_else(|| bad(format!("bad index `{k}`")))?,
+                                    v.as_f64().ok_or_else(|| bad(format!("bad value {v}")))? as f32,
+                                ))
+                            })
+                            .collect::<Result<_>>()?
+                    };
                 pairs.sort_by_key(|p| p.0);
                 if pairs.windows(2).any(|w| w[0].0 == w[1].0) {
                     return Err(bad("an index appears twice".into()));
                 }
-                Ok(QueryVector::Sparse { indices: pairs.iter().map(|p| p.0).collect(), values: pairs.iter().map(|p| p.1).collect() })
+                Ok(QueryVector::Sparse {
+                    indices: pairs.iter().map(|p| p.0).collect(),
+                    values: pairs.iter().map(|p| p.1).collect(),
+                })
             }
             _ => Err(bad("the field is not a vector".into())),
         }
@@ -264,12 +323,20 @@ impl QueryVector {
 }
 
 fn json_index(v: &serde_json::Value) -> Option<i32> {
-    v.as_i64().and_then(|i| i32::try_from(i).ok()).filter(|i| *i >= 0)
+    v.as_i64()
+        .and_then(|i| i32::try_from(i).ok())
+        .filter(|i| *i >= 0)
 }
 
 /// Packs bits, most significant first (pgvector's `bit` layout).
 pub fn pack_bits(bits: &[bool]) -> Vec<u8> {
-    bits.chunks(8).map(|c| c.iter().enumerate().fold(0u8, |b, (i, &on)| if on { b | (0x80 >> i) } else { b })).collect()
+    bits.chunks(8)
+        .map(|c| {
+            c.iter()
+                .enumerate()
+                .fold(0u8, |b, (i, &on)| if on { b | (0x80 >> i) } else { b })
+        })
+        .collect()
 }
 
 /// In-memory vectors of one segment's column, in the form the distance loops read, with the
@@ -313,8 +380,12 @@ pub enum VectorValues {
 impl VectorData {
     /// Reads a vector column; NULL rows are recorded and never returned as hits.
     pub fn from_array(array: &dyn Array) -> Result<VectorData> {
-        let valid = (array.null_count() > 0).then(|| (0..array.len()).map(|r| array.is_valid(r)).collect());
-        Ok(VectorData { values: VectorValues::from_array(array)?, valid })
+        let valid =
+            (array.null_count() > 0).then(|| (0..array.len()).map(|r| array.is_valid(r)).collect());
+        Ok(VectorData {
+            values: VectorValues::from_array(array)?,
+            valid,
+        })
     }
 
     /// Whether row `r` has a vector.
@@ -336,7 +407,11 @@ impl VectorData {
     /// The distance from `q` to row `r` (NaN for a NULL vector).
     #[inline]
     pub fn distance(&self, metric: Metric, q: &QueryVector, r: usize) -> f32 {
-        if self.is_valid(r) { self.values.distance(metric, q, r) } else { f32::NAN }
+        if self.is_valid(r) {
+            self.values.distance(metric, q, r)
+        } else {
+            f32::NAN
+        }
     }
 
     /// Bytes held.
@@ -348,16 +423,37 @@ impl VectorData {
     /// dense vectors, a bit string for binary, `{"index": value}` for sparse, null for NULL.
     pub fn row_json(&self, r: usize) -> serde_json::Value {
         use serde_json::Value;
-        let num = |f: f32| serde_json::Number::from_f64(f64::from(f)).map_or(Value::Null, Value::Number);
+        let num =
+            |f: f32| serde_json::Number::from_f64(f64::from(f)).map_or(Value::Null, Value::Number);
         if !self.is_valid(r) {
             return Value::Null;
         }
         match &self.values {
-            VectorValues::Dense { dim, values } => Value::Array(values[r * dim..(r + 1) * dim].iter().map(|x| num(*x)).collect()),
-            VectorValues::Binary { bytes, values } => Value::String(values[r * bytes..(r + 1) * bytes].iter().map(|b| format!("{b:08b}")).collect()),
-            VectorValues::Sparse { offsets, indices, values } => {
+            VectorValues::Dense { dim, values } => Value::Array(
+                values[r * dim..(r + 1) * dim]
+                    .iter()
+                    .map(|x| num(*x))
+                    .collect(),
+            ),
+            VectorValues::Binary { bytes, values } => Value::String(
+                values[r * bytes..(r + 1) * bytes]
+                    .iter()
+                    .map(|b| format!("{b:08b}"))
+                    .collect(),
+            ),
+            VectorValues::Sparse {
+                offsets,
+                indices,
+                values,
+            } => {
                 let (s, e) = (offsets[r], offsets[r + 1]);
-                Value::Object(indices[s..e].iter().zip(&values[s..e]).map(|(i, v)| (i.to_string(), num(*v))).collect())
+                Value::Object(
+                    indices[s..e]
+                        .iter()
+                        .zip(&values[s..e])
+                        .map(|(i, v)| (i.to_string(), num(*v)))
+                        .collect(),
+                )
             }
         }
     }
@@ -373,9 +469,19 @@ impl VectorValues {
                 let offset = list.offset() * dim;
                 let len = list.len() * dim;
                 let values: Vec<f32> = match child.data_type() {
-                    DataType::Float32 => child.as_primitive::<Float32Type>().values()[offset..offset + len].to_vec(),
-                    DataType::Float16 => child.as_primitive::<Float16Type>().values()[offset..offset + len].iter().map(|h| h.to_f32()).collect(),
-                    other => return Err(EngineError::InvalidRequest(format!("vector element type {other} is not supported"))),
+                    DataType::Float32 => {
+                        child.as_primitive::<Float32Type>().values()[offset..offset + len].to_vec()
+                    }
+                    DataType::Float16 => child.as_primitive::<Float16Type>().values()
+                        [offset..offset + len]
+                        .iter()
+                        .map(|h| h.to_f32())
+                        .collect(),
+                    other => {
+                        return Err(EngineError::InvalidRequest(format!(
+                            "vector element type {other} is not supported"
+                        )));
+                    }
                 };
                 Ok(VectorValues::Dense { dim, values })
             }
@@ -407,9 +513,15 @@ impl VectorValues {
                     }
                     offsets.push(indices.len());
                 }
-                Ok(VectorValues::Sparse { offsets, indices, values })
+                Ok(VectorValues::Sparse {
+                    offsets,
+                    indices,
+                    values,
+                })
             }
-            other => Err(EngineError::InvalidRequest(format!("{other} is not a vector column"))),
+            other => Err(EngineError::InvalidRequest(format!(
+                "{other} is not a vector column"
+            ))),
         }
     }
 
@@ -433,9 +545,23 @@ impl VectorValues {
     /// The distance from `q` to row `r`.
     fn distance(&self, metric: Metric, q: &QueryVector, r: usize) -> f32 {
         match (self, q) {
-            (VectorValues::Dense { dim, values }, QueryVector::Dense(q)) => dense_distance(metric, q, &values[r * dim..(r + 1) * dim]),
-            (VectorValues::Binary { bytes, values }, QueryVector::Binary(q)) => binary_distance(metric, q, &values[r * bytes..(r + 1) * bytes]),
-            (VectorValues::Sparse { offsets, indices, values }, QueryVector::Sparse { indices: qi, values: qv }) => {
+            (VectorValues::Dense { dim, values }, QueryVector::Dense(q)) => {
+                dense_distance(metric, q, &values[r * dim..(r + 1) * dim])
+            }
+            (VectorValues::Binary { bytes, values }, QueryVector::Binary(q)) => {
+                binary_distance(metric, q, &values[r * bytes..(r + 1) * bytes])
+            }
+            (
+                VectorValues::Sparse {
+                    offsets,
+                    indices,
+                    values,
+                },
+                QueryVector::Sparse {
+                    indices: qi,
+                    values: qv,
+                },
+            ) => {
                 let (s, e) = (offsets[r], offsets[r + 1]);
                 sparse_distance(qi, qv, &indices[s..e], &values[s..e])
             }
@@ -448,17 +574,25 @@ impl VectorValues {
         match self {
             VectorValues::Dense { values, .. } => values.len() * 4,
             VectorValues::Binary { values, .. } => values.len(),
-            VectorValues::Sparse { offsets, indices, values } => offsets.len() * 8 + indices.len() * 4 + values.len() * 4,
+            VectorValues::Sparse {
+                offsets,
+                indices,
+                values,
+            } => offsets.len() * 8 + indices.len() * 4 + values.len() * 4,
         }
     }
 }
 
 /// The `indices` and `values` lists of a sparse struct column.
-pub fn sparse_children(s: &StructArray) -> Result<(&arrow::array::ListArray, &arrow::array::ListArray)> {
+pub fn sparse_children(
+    s: &StructArray,
+) -> Result<(&arrow::array::ListArray, &arrow::array::ListArray)> {
     let get = |name: &str| {
         s.column_by_name(name)
             .and_then(|c| c.as_list_opt::<i32>())
-            .ok_or_else(|| EngineError::InvalidRequest(format!("sparse vector column has no `{name}` list")))
+            .ok_or_else(|| {
+                EngineError::InvalidRequest(format!("sparse vector column has no `{name}` list"))
+            })
     };
     Ok((get("indices")?, get("values")?))
 }
@@ -475,9 +609,19 @@ mod tests {
         assert_eq!(dense_distance(Metric::Ip, &a, &b), -32.0);
         let cos = 1.0 - 32.0 / (14f32.sqrt() * 77f32.sqrt());
         assert!((dense_distance(Metric::Cosine, &a, &b) - cos).abs() < 1e-6);
-        assert_eq!(binary_distance(Metric::Hamming, &[0b1010_0000], &[0b0110_0000]), 2.0);
-        assert!((binary_distance(Metric::Jaccard, &[0b1110_0000], &[0b0110_0000]) - (1.0 - 2.0 / 3.0)).abs() < 1e-6);
-        assert_eq!(sparse_distance(&[0, 3, 7], &[1.0, 2.0, 3.0], &[3, 7, 9], &[10.0, 1.0, 5.0]), -23.0);
+        assert_eq!(
+            binary_distance(Metric::Hamming, &[0b1010_0000], &[0b0110_0000]),
+            2.0
+        );
+        assert!(
+            (binary_distance(Metric::Jaccard, &[0b1110_0000], &[0b0110_0000]) - (1.0 - 2.0 / 3.0))
+                .abs()
+                < 1e-6
+        );
+        assert_eq!(
+            sparse_distance(&[0, 3, 7], &[1.0, 2.0, 3.0], &[3, 7, 9], &[10.0, 1.0, 5.0]),
+            -23.0
+        );
     }
 
     #[test]
@@ -489,16 +633,30 @@ mod tests {
 
     #[test]
     fn query_vectors_are_checked() {
-        let f = Field { dim: Some(3), ..Field::new("v", FieldType::FloatVector) };
+        let f = Field {
+            dim: Some(3),
+            ..Field::new("v", FieldType::FloatVector)
+        };
         assert!(QueryVector::from_json(&f, &serde_json::json!([1, 2, 3])).is_ok());
-        let e = QueryVector::from_json(&f, &serde_json::json!([1, 2])).unwrap_err().to_string();
+        let e = QueryVector::from_json(&f, &serde_json::json!([1, 2]))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("2 dimensions") && e.contains("has 3"), "{e}");
-        let b = Field { dim: Some(8), ..Field::new("b", FieldType::BinaryVector) };
-        assert_eq!(QueryVector::from_json(&b, &serde_json::json!("10000001")).unwrap(), QueryVector::Binary(vec![0x81]));
+        let b = Field {
+            dim: Some(8),
+            ..Field::new("b", FieldType::BinaryVector)
+        };
+        assert_eq!(
+            QueryVector::from_json(&b, &serde_json::json!("10000001")).unwrap(),
+            QueryVector::Binary(vec![0x81])
+        );
         let s = Field::new("s", FieldType::SparseFloatVector);
         assert_eq!(
             QueryVector::from_json(&s, &serde_json::json!({"5": 1.0, "2": 0.5})).unwrap(),
-            QueryVector::Sparse { indices: vec![2, 5], values: vec![0.5, 1.0] }
+            QueryVector::Sparse {
+                indices: vec![2, 5],
+                values: vec![0.5, 1.0]
+            }
         );
     }
 }

@@ -118,7 +118,10 @@ pub enum MappingError {
         problem: NameProblem,
     },
     /// A table that the source does not have.
-    #[error("{at}: table `{table}` does not exist in the source{}", Suggest(suggestion))]
+    #[error(
+        "{at}: table `{table}` does not exist in the source{}",
+        Suggest(suggestion)
+    )]
     UnknownTable {
         /// Where.
         at: Location,
@@ -128,7 +131,10 @@ pub enum MappingError {
         suggestion: Option<String>,
     },
     /// A column that the table does not have.
-    #[error("{at}: column `{column}` does not exist in table `{table}`{}", Suggest(suggestion))]
+    #[error(
+        "{at}: column `{column}` does not exist in table `{table}`{}",
+        Suggest(suggestion)
+    )]
     UnknownColumn {
         /// Where.
         at: Location,
@@ -140,7 +146,9 @@ pub enum MappingError {
         suggestion: Option<String>,
     },
     /// A type override whose values do not convert.
-    #[error("{at}: column `{column}` of `{table}` is `{pg_type}` and cannot become {target}: {reason}")]
+    #[error(
+        "{at}: column `{column}` of `{table}` is `{pg_type}` and cannot become {target}: {reason}"
+    )]
     IncompatibleOverride {
         /// Where.
         at: Location,

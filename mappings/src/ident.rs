@@ -58,7 +58,10 @@ impl QualifiedName {
         match parts.as_slice() {
             [name] => Ok(QualifiedName::new("public", name.clone())),
             [schema, name] => Ok(QualifiedName::new(schema.clone(), name.clone())),
-            _ => Err(MappingError::InvalidName { input: input.to_string(), problem: NameProblem::TooManyParts }),
+            _ => Err(MappingError::InvalidName {
+                input: input.to_string(),
+                problem: NameProblem::TooManyParts,
+            }),
         }
     }
 
@@ -123,12 +126,18 @@ fn split_identifiers(input: &str) -> Result<Vec<String>, MappingError> {
                         Some('"') => break,
                         Some(c) => part.push(c),
                         None => {
-                            return Err(MappingError::InvalidName { input: input.to_string(), problem: NameProblem::UnterminatedQuote });
+                            return Err(MappingError::InvalidName {
+                                input: input.to_string(),
+                                problem: NameProblem::UnterminatedQuote,
+                            });
                         }
                     }
                 }
                 if part.is_empty() {
-                    return Err(MappingError::InvalidName { input: input.to_string(), problem: NameProblem::EmptyPart });
+                    return Err(MappingError::InvalidName {
+                        input: input.to_string(),
+                        problem: NameProblem::EmptyPart,
+                    });
                 }
             }
             _ => {
@@ -137,13 +146,19 @@ fn split_identifiers(input: &str) -> Result<Vec<String>, MappingError> {
                         break;
                     }
                     if c == '"' || c.is_whitespace() {
-                        return Err(MappingError::InvalidName { input: input.to_string(), problem: NameProblem::UnexpectedCharacter(c) });
+                        return Err(MappingError::InvalidName {
+                            input: input.to_string(),
+                            problem: NameProblem::UnexpectedCharacter(c),
+                        });
                     }
                     part.push(c.to_ascii_lowercase());
                     chars.next();
                 }
                 if part.is_empty() {
-                    return Err(MappingError::InvalidName { input: input.to_string(), problem: NameProblem::EmptyPart });
+                    return Err(MappingError::InvalidName {
+                        input: input.to_string(),
+                        problem: NameProblem::EmptyPart,
+                    });
                 }
             }
         }
@@ -152,7 +167,10 @@ fn split_identifiers(input: &str) -> Result<Vec<String>, MappingError> {
             None => return Ok(parts),
             Some('.') => continue,
             Some(c) => {
-                return Err(MappingError::InvalidName { input: input.to_string(), problem: NameProblem::UnexpectedCharacter(c) });
+                return Err(MappingError::InvalidName {
+                    input: input.to_string(),
+                    problem: NameProblem::UnexpectedCharacter(c),
+                });
             }
         }
     }

@@ -24,7 +24,9 @@ mod render;
 mod rules;
 mod types;
 
-pub use catalog::{SourceColumn, SourceTable, SourceVectorIndex, VectorIndexMethod, metric_of_opclass};
+pub use catalog::{
+    SourceColumn, SourceTable, SourceVectorIndex, VectorIndexMethod, metric_of_opclass,
+};
 pub use error::{Location, MappingError, NameProblem, closest};
 pub use ident::{
     MAX_NAME_LEN, QualifiedName, is_valid_name, quote_ident, quote_if_needed, quote_literal,

@@ -202,7 +202,12 @@ impl Locator {
     /// The first line (1-based, at or after `from_line`) holding `key:`, optionally followed by
     /// `value`.
     fn find_key(&self, key: &str, value: Option<&str>, from_line: usize) -> Option<Location> {
-        for (i, line) in self.lines.iter().enumerate().skip(from_line.saturating_sub(1)) {
+        for (i, line) in self
+            .lines
+            .iter()
+            .enumerate()
+            .skip(from_line.saturating_sub(1))
+        {
             let trimmed = line.trim_start();
             let indent = line.len() - trimmed.len();
             let (body, offset) = match trimmed.strip_prefix("- ") {
@@ -239,7 +244,8 @@ impl Locator {
 
     /// Where `key:` (with `value`, when given) first appears; line 1 when it cannot be found.
     pub fn key(&self, key: &str, value: Option<&str>) -> Location {
-        self.find_key(key, value, 1).unwrap_or_else(|| self.at(1, 1))
+        self.find_key(key, value, 1)
+            .unwrap_or_else(|| self.at(1, 1))
     }
 
     /// Where `key:` first appears at or after `line`.
@@ -308,7 +314,10 @@ tables:
         let err = parse_mapping(&bad, "m.yaml", &no_env).unwrap_err();
         let msg = err.to_string();
         assert!(msg.starts_with("m.yaml:10:"), "{msg}");
-        assert!(msg.contains("unknown key `metirc`; did you mean `metric`?"), "{msg}");
+        assert!(
+            msg.contains("unknown key `metirc`; did you mean `metric`?"),
+            "{msg}"
+        );
     }
 
     #[test]
@@ -339,7 +348,10 @@ tables:
         let text = GOOD.replace("postgres://u@h:5432/db", "postgres://${PGUSER}@h/${DB:-x}");
         let env = |k: &str| (k == "PGUSER").then(|| "alice".to_string());
         let p = parse_mapping(&text, "m.yaml", &env).unwrap();
-        assert_eq!(p.file.source.postgres.as_deref(), Some("postgres://alice@h/x"));
+        assert_eq!(
+            p.file.source.postgres.as_deref(),
+            Some("postgres://alice@h/x")
+        );
         let err = parse_mapping(&text, "m.yaml", &no_env).unwrap_err();
         assert!(err.to_string().contains("`PGUSER` is not set"), "{err}");
         assert!(err.to_string().starts_with("m.yaml:3:"), "{err}");

@@ -198,7 +198,9 @@ impl FieldPlan {
             return "?".into();
         };
         match t {
-            DataType::VarChar => format!("VARCHAR({})", self.max_length.unwrap_or(MAX_VARCHAR_LENGTH)),
+            DataType::VarChar => {
+                format!("VARCHAR({})", self.max_length.unwrap_or(MAX_VARCHAR_LENGTH))
+            }
             DataType::Array => format!(
                 "ARRAY<{}>[{}]",
                 self.element_type.map_or("?", DataType::name),
@@ -272,14 +274,23 @@ pub fn build_plan(mapping: &ParsedMapping, catalog: &[SourceTable]) -> Result<Pl
     for spec in &specs {
         let name = QualifiedName::parse(&spec.source)?;
         let Some(table) = catalog.iter().find(|t| t.name == name) else {
-            let names: Vec<String> = catalog.iter().map(|t| t.name.display_for_mapping()).collect();
+            let names: Vec<String> = catalog
+                .iter()
+                .map(|t| t.name.display_for_mapping())
+                .collect();
             return Err(MappingError::UnknownTable {
                 at: loc.table(&spec.source),
                 table: spec.source.clone(),
-                suggestion: closest(&spec.source, names.iter().map(String::as_str))
-                    .or_else(|| closest(&name.name, catalog.iter().map(|t| t.name.name.as_str())).and_then(|n| {
-                        catalog.iter().find(|t| t.name.name == n).map(|t| t.name.display_for_mapping())
-                    })),
+                suggestion: closest(&spec.source, names.iter().map(String::as_str)).or_else(|| {
+                    closest(&name.name, catalog.iter().map(|t| t.name.name.as_str())).and_then(
+                        |n| {
+                            catalog
+                                .iter()
+                                .find(|t| t.name.name == n)
+                                .map(|t| t.name.display_for_mapping())
+                        },
+                    )
+                }),
             });
         };
         let plan = TablePlanner { spec, table, loc }.plan()?;
@@ -294,8 +305,18 @@ pub fn build_plan(mapping: &ParsedMapping, catalog: &[SourceTable]) -> Result<Pl
     }
     Ok(Plan {
         tables,
-        batch_size: mapping.file.options.batch_size.unwrap_or(DEFAULT_BATCH_SIZE).max(1),
-        parallelism: mapping.file.options.parallelism.unwrap_or(DEFAULT_PARALLELISM).max(1),
+        batch_size: mapping
+            .file
+            .options
+            .batch_size
+            .unwrap_or(DEFAULT_BATCH_SIZE)
+            .max(1),
+        parallelism: mapping
+            .file
+            .options
+            .parallelism
+            .unwrap_or(DEFAULT_PARALLELISM)
+            .max(1),
     })
 }
 
@@ -438,7 +459,10 @@ impl TablePlanner<'_> {
                 ..FieldPlan::default()
             });
         }
-        if !fields.iter().any(|f| f.data_type.is_some_and(DataType::is_vector)) {
+        if !fields
+            .iter()
+            .any(|f| f.data_type.is_some_and(DataType::is_vector))
+        {
             suggestions.push(Finding {
                 column: None,
                 message: "no vector field: the collection can be filtered and queried but not searched by similarity".into(),
@@ -488,7 +512,9 @@ impl TablePlanner<'_> {
         if marked.len() > 1 {
             return Err(MappingError::Conflict {
                 at: self.field_loc(marked[1], "primary_key"),
-                message: "a collection has one primary key; use `auto_id: true` for a composite key".into(),
+                message:
+                    "a collection has one primary key; use `auto_id: true` for a composite key"
+                        .into(),
             });
         }
         if let Some(col) = marked.first() {
@@ -519,7 +545,10 @@ impl TablePlanner<'_> {
         let why = match table.primary_key.len() {
             _ if single.is_some() => "`auto_id: true`".to_string(),
             0 => "no primary key".to_string(),
-            1 => format!("primary key `{}` is not an integer, text or uuid column", table.primary_key[0]),
+            1 => format!(
+                "primary key `{}` is not an integer, text or uuid column",
+                table.primary_key[0]
+            ),
             _ => format!("composite primary key ({})", table.primary_key.join(", ")),
         };
         if spec.auto_id == Some(false) {
@@ -562,7 +591,9 @@ impl TablePlanner<'_> {
                     at: self.field_loc(&column.name, "name"),
                     key: "name".into(),
                     value: n.clone(),
-                    reason: "field names hold letters, digits and `_`, and start with a letter or `_`".into(),
+                    reason:
+                        "field names hold letters, digits and `_`, and start with a letter or `_`"
+                            .into(),
                     suggestion: Some(sanitize_name(n)),
                 });
             }
@@ -613,14 +644,20 @@ impl TablePlanner<'_> {
                 }
                 Err(_)
                     if fs.dim.is_some()
-                        && matches!(kind, PgKind::Vector { dim: None } | PgKind::HalfVec { dim: None }) =>
+                        && matches!(
+                            kind,
+                            PgKind::Vector { dim: None } | PgKind::HalfVec { dim: None }
+                        ) =>
                 {
                     let target = if matches!(kind, PgKind::HalfVec { .. }) {
                         DataType::Float16Vector
                     } else {
                         DataType::FloatVector
                     };
-                    Some(TypeChoice { dim: fs.dim, ..TypeChoice::of(target) })
+                    Some(TypeChoice {
+                        dim: fs.dim,
+                        ..TypeChoice::of(target)
+                    })
                 }
                 Err(fix) => {
                     fixes.push(Finding {
@@ -652,7 +689,10 @@ impl TablePlanner<'_> {
                 if !matches!(c.data_type, DataType::Int64 | DataType::VarChar) {
                     return Err(MappingError::Conflict {
                         at: self.field_loc(&column.name, "source"),
-                        message: format!("primary key `{}` must be INT64 or VARCHAR, not {}", column.name, c.data_type),
+                        message: format!(
+                            "primary key `{}` must be INT64 or VARCHAR, not {}",
+                            column.name, c.data_type
+                        ),
                     });
                 }
             }
@@ -660,10 +700,12 @@ impl TablePlanner<'_> {
                 notes.push(n);
             }
             if let Some(len) = fs.max_length {
-                c.max_length = Some(self.in_range(column, "max_length", len, MAX_VARCHAR_LENGTH)?);
+                c.max_length =
+                    Some(self.in_range(column, "max_length", len, MAX_VARCHAR_LENGTH)?);
             }
             if let Some(cap) = fs.max_capacity {
-                c.max_capacity = Some(self.in_range(column, "max_capacity", cap, MAX_ARRAY_CAPACITY)?);
+                c.max_capacity =
+                    Some(self.in_range(column, "max_capacity", cap, MAX_ARRAY_CAPACITY)?);
             }
             field.data_type = Some(c.data_type);
             field.dim = c.dim;
@@ -686,13 +728,17 @@ impl TablePlanner<'_> {
             field.default = Some(d.clone());
         }
         if !field.nullable && column.nullable && field.default.is_none() && !is_key {
-            notes.push(Note::warning("not nullable here but NULL in the source: NULL rows are rejected"));
+            notes.push(Note::warning(
+                "not nullable here but NULL in the source: NULL rows are rejected",
+            ));
         }
         if fs.partition_key == Some(true) {
             if !matches!(field.data_type, Some(DataType::Int64 | DataType::VarChar)) || is_key {
                 return Err(MappingError::Conflict {
                     at: self.field_loc(&column.name, "partition_key"),
-                    message: "the partition key is an INT64 or VARCHAR field other than the primary key".into(),
+                    message:
+                        "the partition key is an INT64 or VARCHAR field other than the primary key"
+                            .into(),
                 });
             }
             field.partition_key = true;
@@ -716,7 +762,13 @@ impl TablePlanner<'_> {
     }
 
     /// `value` when it is between 1 and `max`, else an error located at the field's `key`.
-    fn in_range(&self, column: &SourceColumn, key: &str, value: u32, max: u32) -> Result<u32, MappingError> {
+    fn in_range(
+        &self,
+        column: &SourceColumn,
+        key: &str,
+        value: u32,
+        max: u32,
+    ) -> Result<u32, MappingError> {
         if (1..=max).contains(&value) {
             Ok(value)
         } else {
@@ -835,26 +887,47 @@ impl TablePlanner<'_> {
         };
         let Some(ty) = ty else {
             // The field's type is an open required fix; the index is checked once it is fixed.
-            return Ok(IndexPlan { index_type, metric: None, hnsw: None, origin: IndexOrigin::Mapping });
+            return Ok(IndexPlan {
+                index_type,
+                metric: None,
+                hnsw: None,
+                origin: IndexOrigin::Mapping,
+            });
         };
         if !index_type.applies_to(ty, element) {
             return Err(MappingError::Conflict {
                 at: self.field_loc(&column.name, "index"),
-                message: format!("a {index_type} index does not apply to a {ty} field (`{}`)", column.name),
+                message: format!(
+                    "a {index_type} index does not apply to a {ty} field (`{}`)",
+                    column.name
+                ),
             });
         }
         let metric = match &ix.metric {
             Some(m) => {
                 let parsed = Metric::parse(m).filter(|m| m.applies_to(ty));
-                Some(parsed.ok_or_else(|| MappingError::InvalidValue {
-                    at: self.field_loc(&column.name, "metric"),
-                    key: "metric".into(),
-                    value: m.clone(),
-                    reason: format!(
-                        "{ty} fields take {}",
-                        Metric::ALL.iter().filter(|x| x.applies_to(ty)).map(|x| x.name()).collect::<Vec<_>>().join(", ")
-                    ),
-                    suggestion: closest(m, Metric::ALL.iter().filter(|x| x.applies_to(ty)).map(|x| x.name())),
+                Some(parsed.ok_or_else(|| {
+                    MappingError::InvalidValue {
+                        at: self.field_loc(&column.name, "metric"),
+                        key: "metric".into(),
+                        value: m.clone(),
+                        reason: format!(
+                            "{ty} fields take {}",
+                            Metric::ALL
+                                .iter()
+                                .filter(|x| x.applies_to(ty))
+                                .map(|x| x.name())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                        suggestion: closest(
+                            m,
+                            Metric::ALL
+                                .iter()
+                                .filter(|x| x.applies_to(ty))
+                                .map(|x| x.name()),
+                        ),
+                    }
                 })?)
             }
             None if index_type.is_vector() => IndexType::default_metric(ty),
@@ -903,10 +976,21 @@ impl TablePlanner<'_> {
         })
     }
 
-    fn default_index(&self, column: &SourceColumn, ty: DataType, notes: &mut Vec<Note>) -> IndexPlan {
-        let source = self.table.vector_indexes.iter().find(|i| i.column == column.name);
+    fn default_index(
+        &self,
+        column: &SourceColumn,
+        ty: DataType,
+        notes: &mut Vec<Note>,
+    ) -> IndexPlan {
+        let source = self
+            .table
+            .vector_indexes
+            .iter()
+            .find(|i| i.column == column.name);
         let (index_type, hnsw) = match ty {
-            DataType::FloatVector | DataType::Float16Vector => (IndexType::Hnsw, Some(HnswParams::default())),
+            DataType::FloatVector | DataType::Float16Vector => {
+                (IndexType::Hnsw, Some(HnswParams::default()))
+            }
             DataType::BinaryVector => (IndexType::BinFlat, None),
             _ => (IndexType::SparseInverted, None),
         };
@@ -915,18 +999,25 @@ impl TablePlanner<'_> {
                 let hnsw = hnsw.map(|d| match src.method {
                     VectorIndexMethod::Hnsw => HnswParams {
                         m: opt_u32(&src.options, "m").unwrap_or(16).clamp(4, 64),
-                        ef_construction: opt_u32(&src.options, "ef_construction").unwrap_or(64).clamp(8, 512),
+                        ef_construction: opt_u32(&src.options, "ef_construction")
+                            .unwrap_or(64)
+                            .clamp(8, 512),
                     },
                     VectorIndexMethod::Ivfflat => d,
                 });
                 if src.method == VectorIndexMethod::Ivfflat && index_type == IndexType::Hnsw {
-                    notes.push(Note::info(format!("ivfflat index {} becomes HNSW with its metric", src.name)));
+                    notes.push(Note::info(format!(
+                        "ivfflat index {} becomes HNSW with its metric",
+                        src.name
+                    )));
                 }
                 return IndexPlan {
                     index_type,
                     metric: Some(metric),
                     hnsw,
-                    origin: IndexOrigin::Source { index: src.name.clone() },
+                    origin: IndexOrigin::Source {
+                        index: src.name.clone(),
+                    },
                 };
             }
             notes.push(Note::warning(

@@ -21,13 +21,30 @@ pub struct InitOptions {
 /// Renders `plan` as a mapping file.
 pub fn render_mapping(plan: &Plan, opts: &InitOptions) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "# Written by `etl init`. Every column is listed with the type the default rules chose;");
-    let _ = writeln!(out, "# edit what you want changed, then check it with `etl plan` before `etl run`.");
-    let _ = writeln!(out, "# Passwords are never written here: they come from PGPASSWORD or ~/.pgpass,");
-    let _ = writeln!(out, "# or from the environment through ${{VAR}} in the URL.");
+    let _ = writeln!(
+        out,
+        "# Written by `etl init`. Every column is listed with the type the default rules chose;"
+    );
+    let _ = writeln!(
+        out,
+        "# edit what you want changed, then check it with `etl plan` before `etl run`."
+    );
+    let _ = writeln!(
+        out,
+        "# Passwords are never written here: they come from PGPASSWORD or ~/.pgpass,"
+    );
+    let _ = writeln!(
+        out,
+        "# or from the environment through ${{VAR}} in the URL."
+    );
     let _ = writeln!(out, "version: 1");
     let _ = writeln!(out, "source:");
-    let _ = writeln!(out, "  {}: {}", opts.source_key, yaml_str(&opts.source_value));
+    let _ = writeln!(
+        out,
+        "  {}: {}",
+        opts.source_key,
+        yaml_str(&opts.source_value)
+    );
     let _ = writeln!(out, "target:");
     let _ = writeln!(out, "  engine: {}", yaml_str(&opts.target));
     let _ = writeln!(out, "tables:");
@@ -38,28 +55,54 @@ pub fn render_mapping(plan: &Plan, opts: &InitOptions) -> String {
         render_table(&mut out, table);
     }
     let _ = writeln!(out, "options:");
-    let _ = writeln!(out, "  batch_size: {}      # rows per batch", plan.batch_size);
-    let _ = writeln!(out, "  parallelism: {}       # concurrent readers", plan.parallelism);
+    let _ = writeln!(
+        out,
+        "  batch_size: {}      # rows per batch",
+        plan.batch_size
+    );
+    let _ = writeln!(
+        out,
+        "  parallelism: {}       # concurrent readers",
+        plan.parallelism
+    );
     out
 }
 
 fn render_table(out: &mut String, t: &TablePlan) {
-    let rows = t
-        .estimated_rows
-        .map_or_else(|| "row count unknown (never analyzed)".to_string(), |r| format!("about {r} rows"));
+    let rows = t.estimated_rows.map_or_else(
+        || "row count unknown (never analyzed)".to_string(),
+        |r| format!("about {r} rows"),
+    );
     let key = match &t.primary_key {
         PrimaryKey::Column { column, .. } => format!("primary key {column}"),
         PrimaryKey::Auto { .. } if t.source_key.is_empty() => "no primary key: auto ID".into(),
         PrimaryKey::Auto { .. } => format!("composite key ({}): auto ID", t.source_key.join(", ")),
     };
-    let _ = writeln!(out, "  # {}: {rows}; {key}{}", t.source, if t.partitioned { "; partitioned (read through its partitions)" } else { "" });
-    let _ = writeln!(out, "  - source: {}", yaml_str(&t.source.display_for_mapping()));
+    let _ = writeln!(
+        out,
+        "  # {}: {rows}; {key}{}",
+        t.source,
+        if t.partitioned {
+            "; partitioned (read through its partitions)"
+        } else {
+            ""
+        }
+    );
+    let _ = writeln!(
+        out,
+        "  - source: {}",
+        yaml_str(&t.source.display_for_mapping())
+    );
     let _ = writeln!(out, "    collection: {}", yaml_str(&t.collection));
     let auto = matches!(t.primary_key, PrimaryKey::Auto { .. });
     let _ = writeln!(out, "    auto_id: {auto}");
     let _ = writeln!(out, "    dynamic_field: {}", t.dynamic_field);
     let _ = writeln!(out, "    shards: {}", t.shards);
-    let _ = writeln!(out, "    max_rejects: {}      # rows that may fail to map before the run fails", t.max_rejects);
+    let _ = writeln!(
+        out,
+        "    max_rejects: {}      # rows that may fail to map before the run fails",
+        t.max_rejects
+    );
     if let Some(f) = &t.filter {
         let _ = writeln!(out, "    where: {}", yaml_str(f));
     }
@@ -72,7 +115,10 @@ fn render_table(out: &mut String, t: &TablePlan) {
 fn render_field(out: &mut String, t: &TablePlan, f: &FieldPlan) {
     let Some(source) = &f.source else { return };
     let pg = f.pg_type.as_ref().map_or("?", |p| p.display.as_str());
-    let fix = t.required_fixes.iter().find(|x| x.column.as_deref() == Some(source));
+    let fix = t
+        .required_fixes
+        .iter()
+        .find(|x| x.column.as_deref() == Some(source));
     let mut comment = format!("{pg} → {}", f.type_display());
     if f.primary_key {
         comment.push_str(", primary key");
@@ -80,7 +126,12 @@ fn render_field(out: &mut String, t: &TablePlan, f: &FieldPlan) {
     for n in &f.notes {
         let _ = write!(comment, "; {}", n.text);
     }
-    let _ = writeln!(out, "      - source: {}   # {}", yaml_str(source), comment.replace('\n', " "));
+    let _ = writeln!(
+        out,
+        "      - source: {}   # {}",
+        yaml_str(source),
+        comment.replace('\n', " ")
+    );
     let Some(ty) = f.data_type else {
         if let Some(fix) = fix {
             let _ = writeln!(out, "        # REQUIRED FIX: {}", fix.message);
@@ -127,7 +178,11 @@ fn render_field(out: &mut String, t: &TablePlan, f: &FieldPlan) {
             let _ = write!(line, ", metric: {m}");
         }
         if let Some(h) = ix.hnsw {
-            let _ = write!(line, ", params: {{ M: {}, ef_construction: {} }}", h.m, h.ef_construction);
+            let _ = write!(
+                line,
+                ", params: {{ M: {}, ef_construction: {} }}",
+                h.m, h.ef_construction
+            );
         }
         line.push_str(" }");
         let origin = match &ix.origin {
@@ -142,10 +197,14 @@ fn render_field(out: &mut String, t: &TablePlan, f: &FieldPlan) {
 /// A YAML scalar: plain where that is unambiguous, single-quoted otherwise.
 fn yaml_str(s: &str) -> String {
     let plain = !s.is_empty()
-        && s.chars().all(|c| c.is_ascii_alphanumeric() || "_./-@:${}".contains(c))
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_./-@:${}".contains(c))
         && s.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '.' || c == '/' || c == '_')
         && !s.contains(": ")
-        && !matches!(s.to_ascii_lowercase().as_str(), "true" | "false" | "null" | "yes" | "no" | "on" | "off" | "~")
+        && !matches!(
+            s.to_ascii_lowercase().as_str(),
+            "true" | "false" | "null" | "yes" | "no" | "on" | "off" | "~"
+        )
         && s.parse::<f64>().is_err();
     if plain {
         s.to_string()

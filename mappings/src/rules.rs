@@ -263,7 +263,9 @@ pub fn check_override(kind: &PgKind, target: DataType) -> Result<Option<Note>, S
             Ok(Some(Note::warning("rounded to binary floating point")))
         }
         (PgKind::Numeric { scale, .. }, t) if t.is_integer() => match scale {
-            Some(0) => Ok(Some(Note::warning("values outside the integer's range are rejected"))),
+            Some(0) => Ok(Some(Note::warning(
+                "values outside the integer's range are rejected",
+            ))),
             _ => refuse("a numeric with a fractional part does not convert to an integer"),
         },
         (PgKind::Bool, t) if t.is_integer() => Ok(None),
@@ -272,7 +274,8 @@ pub fn check_override(kind: &PgKind, target: DataType) -> Result<Option<Note>, S
         ))),
         (PgKind::Json | PgKind::Jsonb | PgKind::Array { .. }, T::Json) => Ok(None),
         // No declared dimension: the mapping's `dim` decides, other rows are rejected.
-        (PgKind::Vector { dim: None }, T::FloatVector) | (PgKind::HalfVec { dim: None }, T::Float16Vector) => Ok(Some(Note::warning(
+        (PgKind::Vector { dim: None }, T::FloatVector)
+        | (PgKind::HalfVec { dim: None }, T::Float16Vector) => Ok(Some(Note::warning(
             "the column declares no dimension: rows whose dimension is not `dim` are rejected",
         ))),
         (PgKind::Vector { .. }, T::Float16Vector) => {
@@ -284,7 +287,10 @@ pub fn check_override(kind: &PgKind, target: DataType) -> Result<Option<Note>, S
             _ => refuse("ARRAY holds scalars only"),
         },
         (PgKind::Array { element, .. }, T::FloatVector | T::Float16Vector)
-            if matches!(**element, PgKind::Float4 | PgKind::Float8 | PgKind::Numeric { .. }) =>
+            if matches!(
+                **element,
+                PgKind::Float4 | PgKind::Float8 | PgKind::Numeric { .. }
+            ) =>
         {
             Ok(Some(Note::warning(
                 "arrays of another length than `dim`, or with NULLs, are rejected",
@@ -311,7 +317,8 @@ fn narrowing(kind: &PgKind, target: DataType) -> Option<Note> {
         DataType::Int32 => 32,
         _ => 64,
     };
-    (target_bits < source_bits).then(|| Note::warning("values outside the target range are rejected"))
+    (target_bits < source_bits)
+        .then(|| Note::warning("values outside the target range are rejected"))
 }
 
 #[cfg(test)]

@@ -31,14 +31,21 @@ pub struct ReadBench {
 }
 
 /// Reads `table` with `partitions` readers and drops the batches.
-pub async fn bench_read(source: &str, table: &str, partitions: usize) -> Result<ReadBench, PipelineError> {
+pub async fn bench_read(
+    source: &str,
+    table: &str,
+    partitions: usize,
+) -> Result<ReadBench, PipelineError> {
     let url = PgUrl::parse(source)?;
     let name = QualifiedName::parse(table)?;
     let client = postgres::connect(&url).await?;
     let described = postgres::describe_tables(&client, Some(std::slice::from_ref(&name))).await?;
     drop(client);
     let Some(t) = described.first() else {
-        return Err(ConnectorError::TableNotFound { table: name.to_string() }.into());
+        return Err(ConnectorError::TableNotFound {
+            table: name.to_string(),
+        }
+        .into());
     };
     let provider = Arc::new(PgTableProvider::new(
         url,
@@ -57,7 +64,9 @@ pub async fn bench_read(source: &str, table: &str, partitions: usize) -> Result<
         .map_err(PipelineError::from_datafusion)?;
     let mut tasks = Vec::new();
     for p in 0..plan.properties().partitioning.partition_count() {
-        let mut stream = plan.execute(p, ctx.task_ctx()).map_err(PipelineError::from_datafusion)?;
+        let mut stream = plan
+            .execute(p, ctx.task_ctx())
+            .map_err(PipelineError::from_datafusion)?;
         tasks.push(tokio::spawn(async move {
             while let Some(batch) = stream.next().await {
                 batch?;
@@ -67,7 +76,9 @@ pub async fn bench_read(source: &str, table: &str, partitions: usize) -> Result<
     }
     for t in tasks {
         t.await
-            .map_err(|e| PipelineError::Internal { message: format!("reader task: {e}") })?
+            .map_err(|e| PipelineError::Internal {
+                message: format!("reader task: {e}"),
+            })?
             .map_err(PipelineError::from_datafusion)?;
     }
     let seconds = start.elapsed().as_secs_f64().max(1e-9);

@@ -89,7 +89,8 @@ impl PipelineError {
     /// Unwraps a DataFusion error that carries one of our connector errors.
     pub fn from_datafusion(err: datafusion::error::DataFusionError) -> Self {
         match err {
-            datafusion::error::DataFusionError::External(e) => match e.downcast::<ConnectorError>() {
+            datafusion::error::DataFusionError::External(e) => match e.downcast::<ConnectorError>()
+            {
                 Ok(c) => PipelineError::Connector(*c),
                 Err(other) => PipelineError::DataFusion {
                     source: datafusion::error::DataFusionError::External(other),

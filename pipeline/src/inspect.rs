@@ -103,9 +103,9 @@ pub async fn init(req: &InitRequest) -> Result<String, PipelineError> {
         .collect();
     let catalog = describe_for_plan(&client, &names).await?;
     let plan = build_plan(&parsed, &catalog).map_err(|e| match e {
-        MappingError::UnknownTable { table, suggestion, .. } => {
-            PipelineError::UnknownTable { table, suggestion }
-        }
+        MappingError::UnknownTable {
+            table, suggestion, ..
+        } => PipelineError::UnknownTable { table, suggestion },
         other => PipelineError::Mapping(other),
     })?;
     Ok(render_mapping(

@@ -1,13 +1,14 @@
-//! Runs: from a mapping file to a planned (and, in later stages, loaded and verified)
-//! collection. This crate wires the pure mapping model to the async connectors.
+//! Runs: from a mapping file to a planned, loaded and verified collection. This crate wires the pure mapping model to the async connectors.
 
 mod bench;
 mod error;
 mod inspect;
 pub mod run;
+mod source;
+pub mod verify;
 
 pub use bench::{ReadBench, bench_read};
 pub use error::PipelineError;
+pub use inspect::{InitRequest, init, load_mapping, plan, postgres_url, read_catalog};
 pub use run::job::{Job, JobState, list_jobs, show_job};
 pub use run::{Phase, RunObserver, RunOptions, RunReport, Silent, TableReport, run};
-pub use inspect::{InitRequest, init, load_mapping, plan, postgres_url, read_catalog};

@@ -19,9 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use datafusion::arrow::array::RecordBatch;
-use datafusion::datasource::TableProvider;
-use datafusion::prelude::SessionContext;
-use etl_connectors::postgres::{PgTableProvider, PgUrl, ReadOptions};
+use etl_connectors::postgres::{PgUrl, ReadOptions};
 use etl_engine::{Collection, CommitStats, Database, IndexProgress};
 use etl_mappings::{Plan, SourceTable, TablePlan, build_plan};
 use futures::StreamExt;
@@ -32,6 +30,7 @@ use self::job::{Job, JobState};
 use self::map::{Mapper, Reject};
 use crate::error::PipelineError;
 use crate::inspect::{load_mapping, postgres_url, read_catalog};
+use crate::source::SourceScan;
 
 /// Options of `etl run`.
 #[derive(Debug, Clone, Default)]
@@ -148,12 +147,26 @@ const RANGES_KEY: &str = "ranges";
 
 /// Runs a mapping file. `cancel` resolving stops the run cleanly (the job is marked Cancelled
 /// and a re-run resumes it).
-pub async fn run(mapping_path: &Path, opts: &RunOptions, observer: Arc<dyn RunObserver>, cancel: impl Future<Output = ()>) -> Result<RunReport, PipelineError> {
+pub async fn run(
+    mapping_path: &Path,
+    opts: &RunOptions,
+    observer: Arc<dyn RunObserver>,
+    cancel: impl Future<Output = ()>,
+) -> Result<RunReport, PipelineError> {
     let started = Instant::now();
     let mapping = load_mapping(mapping_path)?;
-    let target = mapping.file.target.engine.clone().map(PathBuf::from).ok_or_else(|| PipelineError::Usage {
-        message: format!("{}: `target.engine` (the engine's directory) is required for `etl run`", mapping_path.display()),
-    })?;
+    let target = mapping
+        .file
+        .target
+        .engine
+        .clone()
+        .map(PathBuf::from)
+        .ok_or_else(|| PipelineError::Usage {
+            message: format!(
+                "{}: `target.engine` (the engine's directory) is required for `etl run`",
+                mapping_path.display()
+            ),
+        })?;
     let url = postgres_url(&mapping)?;
     let catalog = read_catalog(&mapping).await?;
     let mut plan = build_plan(&mapping, &catalog)?;
@@ -166,13 +179,35 @@ pub async fn run(mapping_path: &Path, opts: &RunOptions, observer: Arc<dyn RunOb
     let tables = select_tables(&plan, opts.tables.as_deref())?;
     for t in &tables {
         if !t.required_fixes.is_empty() {
-            let fixes = t.required_fixes.iter().map(|f| format!("  - {}{}", f.column.as_deref().map(|c| format!("{c}: ")).unwrap_or_default(), f.message)).collect::<Vec<_>>().join("\n");
-            return Err(PipelineError::NeedsFixes { table: t.source.to_string(), fixes });
+            let fixes = t
+                .required_fixes
+                .iter()
+                .map(|f| {
+                    format!(
+                        "  - {}{}",
+                        f.column
+                            .as_deref()
+                            .map(|c| format!("{c}: "))
+                            .unwrap_or_default(),
+                        f.message
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("\n");
+            return Err(PipelineError::NeedsFixes {
+                table: t.source.to_string(),
+                fixes,
+            });
         }
     }
     let db = Database::open(&target)?;
-    let abs_mapping = std::path::absolute(mapping_path).unwrap_or_else(|_| mapping_path.to_path_buf());
-    let previous = if opts.restart || opts.dry_run { None } else { job::unfinished_job(&target, &abs_mapping)? };
+    let abs_mapping =
+        std::path::absolute(mapping_path).unwrap_or_else(|_| mapping_path.to_path_buf());
+    let previous = if opts.restart || opts.dry_run {
+        None
+    } else {
+        job::unfinished_job(&target, &abs_mapping)?
+    };
     let resumed = previous.is_some();
     let mut job = previous.unwrap_or_else(|| Job::new(&abs_mapping));
     if !opts.dry_run {
@@ -188,17 +223,34 @@ pub async fn run(mapping_path: &Path, opts: &RunOptions, observer: Arc<dyn RunOb
         job.error = None;
         job.save(&target)?;
     }
-    let ctx = RunContext { url, db, target: target.clone(), plan: plan.clone(), catalog, opts: opts.clone(), observer };
+    let ctx = RunContext {
+        url,
+        db,
+        target: target.clone(),
+        plan: plan.clone(),
+        catalog,
+        opts: opts.clone(),
+        observer,
+    };
     let work = async {
         let concurrency = plan.parallelism.clamp(1, tables.len().max(1));
-        let reports: Vec<Result<TableReport, PipelineError>> = futures::stream::iter(tables.iter().map(|t| ctx.run_table(t))).buffer_unordered(concurrency).collect().await;
+        let reports: Vec<Result<TableReport, PipelineError>> =
+            futures::stream::iter(tables.iter().map(|t| ctx.run_table(t)))
+                .buffer_unordered(concurrency)
+                .collect()
+                .await;
         reports.into_iter().collect::<Result<Vec<_>, _>>()
     };
     let outcome = tokio::select! {
         r = work => r,
         () = cancel => Err(PipelineError::Cancelled),
     };
-    let mut report = RunReport { job_id: job.id.clone(), resumed, dry_run: opts.dry_run, ..Default::default() };
+    let mut report = RunReport {
+        job_id: job.id.clone(),
+        resumed,
+        dry_run: opts.dry_run,
+        ..Default::default()
+    };
     match outcome {
         Ok(mut tables) => {
             tables.sort_by(|a, b| a.table.cmp(&b.table));
@@ -209,7 +261,8 @@ pub async fn run(mapping_path: &Path, opts: &RunOptions, observer: Arc<dyn RunOb
                 rows_rejected: tables.iter().map(|t| t.rows_rejected).sum(),
                 bytes: tables.iter().map(|t| t.bytes).sum(),
                 seconds,
-                rows_per_s: tables.iter().map(|t| t.rows_read).sum::<u64>() as f64 / seconds.max(1e-9),
+                rows_per_s: tables.iter().map(|t| t.rows_read).sum::<u64>() as f64
+                    / seconds.max(1e-9),
             };
             report.tables = tables;
             if !opts.dry_run {
@@ -220,7 +273,11 @@ pub async fn run(mapping_path: &Path, opts: &RunOptions, observer: Arc<dyn RunOb
         }
         Err(e) => {
             if !opts.dry_run {
-                let state = if matches!(e, PipelineError::Cancelled) { JobState::Cancelled } else { JobState::Failed };
+                let state = if matches!(e, PipelineError::Cancelled) {
+                    JobState::Cancelled
+                } else {
+                    JobState::Failed
+                };
                 job.finish(&target, state, Some(e.to_string()))?;
             }
             Err(e)
@@ -228,17 +285,29 @@ pub async fn run(mapping_path: &Path, opts: &RunOptions, observer: Arc<dyn RunOb
     }
 }
 
-fn select_tables(plan: &Plan, names: Option<&[String]>) -> Result<Vec<TablePlan>, PipelineError> {
-    let Some(names) = names else { return Ok(plan.tables.clone()) };
+pub(crate) fn select_tables(
+    plan: &Plan,
+    names: Option<&[String]>,
+) -> Result<Vec<TablePlan>, PipelineError> {
+    let Some(names) = names else {
+        return Ok(plan.tables.clone());
+    };
     let mut out = Vec::new();
     for n in names {
-        let found = plan.tables.iter().find(|t| t.collection == *n || t.source.to_string() == *n || t.source.name == *n);
+        let found = plan
+            .tables
+            .iter()
+            .find(|t| t.collection == *n || t.source.to_string() == *n || t.source.name == *n);
         match found {
             Some(t) => out.push(t.clone()),
             None => {
                 return Err(PipelineError::UnknownTable {
                     table: n.clone(),
-                    suggestion: plan.tables.iter().map(|t| t.source.to_string()).min_by_key(|s| strsim::levenshtein(s, n)),
+                    suggestion: plan
+                        .tables
+                        .iter()
+                        .map(|t| t.source.to_string())
+                        .min_by_key(|s| strsim::levenshtein(s, n)),
                 });
             }
         }
@@ -258,22 +327,44 @@ struct RunContext {
 
 enum WriterMsg {
     Write(String, RecordBatch),
-    Commit(String, BTreeMap<String, serde_json::Value>, oneshot::Sender<Result<CommitStats, PipelineError>>),
+    Commit(
+        String,
+        BTreeMap<String, serde_json::Value>,
+        oneshot::Sender<Result<CommitStats, PipelineError>>,
+    ),
 }
 
 impl RunContext {
     async fn run_table(&self, tp: &TablePlan) -> Result<TableReport, PipelineError> {
         let started = Instant::now();
         let name = tp.source.to_string();
-        let source = self.catalog.iter().find(|s| s.name == tp.source).ok_or_else(|| PipelineError::UnknownTable { table: name.clone(), suggestion: None })?;
+        let source = self
+            .catalog
+            .iter()
+            .find(|s| s.name == tp.source)
+            .ok_or_else(|| PipelineError::UnknownTable {
+                table: name.clone(),
+                suggestion: None,
+            })?;
         self.observer.table_started(&name, tp.estimated_rows);
         self.observer.phase(&name, Phase::Reading);
         let schema = target::collection_schema(tp)?;
         let mapper = Arc::new(Mapper::new(tp.clone(), schema.clone()));
-        let mut report = TableReport { table: name.clone(), collection: tp.collection.clone(), ..Default::default() };
+        let mut report = TableReport {
+            table: name.clone(),
+            collection: tp.collection.clone(),
+            ..Default::default()
+        };
 
-        let coll = if self.opts.dry_run { None } else { Some(self.db.ensure_collection(&tp.collection, schema)?) };
-        let done: BTreeMap<String, serde_json::Value> = coll.as_ref().map(|c| c.manifest().checkpoints.clone()).unwrap_or_default();
+        let coll = if self.opts.dry_run {
+            None
+        } else {
+            Some(self.db.ensure_collection(&tp.collection, schema)?)
+        };
+        let done: BTreeMap<String, serde_json::Value> = coll
+            .as_ref()
+            .map(|c| c.manifest().checkpoints.clone())
+            .unwrap_or_default();
         // The range count is fixed by the first run so a resumed run splits the table the same way.
         let ranges = match done.get(RANGES_KEY).and_then(|v| v.as_u64()) {
             Some(n) => n as usize,
@@ -281,31 +372,55 @@ impl RunContext {
             None => {
                 let bytes = source.estimated_bytes.unwrap_or(0);
                 let by_size = (bytes / (64 << 20)) as usize;
-                by_size.clamp(self.plan.parallelism, self.plan.parallelism * 8).max(1)
+                by_size
+                    .clamp(self.plan.parallelism, self.plan.parallelism * 8)
+                    .max(1)
             }
         };
-        let read_opts = ReadOptions { partitions: ranges, batch_rows: self.plan.batch_size, filter: tp.filter.clone(), ..ReadOptions::default() };
-        let provider = Arc::new(PgTableProvider::new(self.url.clone(), source, read_opts));
-        let stats = provider.stats();
-        let provider_schema = provider.schema();
-        let projection: Vec<usize> = mapper
-            .source_columns()
-            .iter()
-            .map(|c| provider_schema.index_of(c).map_err(|_| PipelineError::Internal { message: format!("source has no column `{c}`") }))
-            .collect::<Result<_, _>>()?;
-        let limit = if self.opts.dry_run { Some(self.opts.row_limit.unwrap_or(1_000) as usize) } else { self.opts.row_limit.map(|l| l as usize) };
-        let session = SessionContext::new();
-        let scan = provider.scan(&session.state(), Some(&projection), &[], limit).await.map_err(PipelineError::from_datafusion)?;
-        let parts = scan.properties().partitioning.partition_count();
+        let read_opts = ReadOptions {
+            partitions: ranges,
+            batch_rows: self.plan.batch_size,
+            filter: tp.filter.clone(),
+            ..ReadOptions::default()
+        };
+        let limit = if self.opts.dry_run {
+            Some(self.opts.row_limit.unwrap_or(1_000) as usize)
+        } else {
+            self.opts.row_limit.map(|l| l as usize)
+        };
+        let scan = Arc::new(
+            SourceScan::open(
+                &self.url,
+                source,
+                read_opts,
+                &mapper.source_columns(),
+                limit,
+            )
+            .await?,
+        );
+        let stats = scan.stats.clone();
+        let parts = scan.partitions();
         report.ranges = parts;
         let key = |p: usize| format!("range/{p}/{parts}");
-        let todo: Vec<usize> = (0..parts).filter(|p| !done.contains_key(&key(*p))).collect();
+        let todo: Vec<usize> = (0..parts)
+            .filter(|p| !done.contains_key(&key(*p)))
+            .collect();
         report.ranges_resumed = parts - todo.len();
 
         // Rejects: one JSON-lines file per table, appended to on resume.
-        let rejects_path = self.target.join("_rejects").join(format!("{}.jsonl", tp.collection));
+        let rejects_path = self
+            .target
+            .join("_rejects")
+            .join(format!("{}.jsonl", tp.collection));
         // Keep the rejects of committed ranges only: the others are read again.
-        let keep: HashSet<String> = if self.opts.dry_run { HashSet::new() } else { done.keys().filter(|k| k.starts_with("range/")).cloned().collect() };
+        let keep: HashSet<String> = if self.opts.dry_run {
+            HashSet::new()
+        } else {
+            done.keys()
+                .filter(|k| k.starts_with("range/"))
+                .cloned()
+                .collect()
+        };
         let rejects = Arc::new(Mutex::new(RejectsFile::open(rejects_path.clone(), &keep)?));
         let rejected = Arc::new(AtomicU64::new(0));
         let written = Arc::new(AtomicU64::new(0));
@@ -327,7 +442,6 @@ impl RunContext {
         let table_rows = AtomicU64::new(0);
         let read_part = |p: usize| {
             let scan = scan.clone();
-            let task_ctx = session.task_ctx();
             let tx = tx.clone();
             let mapper = mapper.clone();
             let rejects = rejects.clone();
@@ -341,7 +455,7 @@ impl RunContext {
             let max_rejects = tp.max_rejects;
             let rejects_path = rejects_path.clone();
             async move {
-                let mut stream = scan.execute(p, task_ctx).map_err(PipelineError::from_datafusion)?;
+                let mut stream = scan.execute(p)?;
                 let mut part_rows = 0u64;
                 while let Some(batch) = stream.next().await {
                     let batch = batch.map_err(PipelineError::from_datafusion)?;
@@ -349,17 +463,32 @@ impl RunContext {
                     table_rows.fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
                     let (mapped, bad) = mapper.map(&batch)?;
                     if !bad.is_empty() {
-                        let total = rejected.fetch_add(bad.len() as u64, Ordering::Relaxed) + bad.len() as u64;
-                        rejects.lock().unwrap_or_else(|e| e.into_inner()).append(&name, &part_key, &bad)?;
+                        let total = rejected.fetch_add(bad.len() as u64, Ordering::Relaxed)
+                            + bad.len() as u64;
+                        rejects
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .append(&name, &part_key, &bad)?;
                         if total > max_rejects {
-                            return Err(PipelineError::TooManyRejects { table: name.clone(), rejected: total, max: max_rejects, file: rejects_path.display().to_string() });
+                            return Err(PipelineError::TooManyRejects {
+                                table: name.clone(),
+                                rejected: total,
+                                max: max_rejects,
+                                file: rejects_path.display().to_string(),
+                            });
                         }
                     }
                     written.fetch_add(mapped.num_rows() as u64, Ordering::Relaxed);
                     if mapped.num_rows() > 0 {
-                        tx.send(WriterMsg::Write(part_key.clone(), mapped)).await.map_err(|_| closed())?;
+                        tx.send(WriterMsg::Write(part_key.clone(), mapped))
+                            .await
+                            .map_err(|_| closed())?;
                     }
-                    observer.progress(&name, table_rows.load(Ordering::Relaxed), stats.bytes.load(Ordering::Relaxed));
+                    observer.progress(
+                        &name,
+                        table_rows.load(Ordering::Relaxed),
+                        stats.bytes.load(Ordering::Relaxed),
+                    );
                 }
                 let mut cp = BTreeMap::new();
                 cp.insert(part_key.clone(), serde_json::json!({ "rows": part_rows }));
@@ -367,16 +496,24 @@ impl RunContext {
                     cp.insert(RANGES_KEY.to_string(), serde_json::json!(parts));
                 }
                 let (reply, wait) = oneshot::channel();
-                tx.send(WriterMsg::Commit(part_key, cp, reply)).await.map_err(|_| closed())?;
+                tx.send(WriterMsg::Commit(part_key, cp, reply))
+                    .await
+                    .map_err(|_| closed())?;
                 wait.await.map_err(|_| closed())??;
                 Ok::<(), PipelineError>(())
             }
         };
         let concurrency = self.plan.parallelism.max(1);
-        let results: Vec<Result<(), PipelineError>> = futures::stream::iter(todo.iter().map(|p| read_part(*p))).buffer_unordered(concurrency).collect().await;
+        let results: Vec<Result<(), PipelineError>> =
+            futures::stream::iter(todo.iter().map(|p| read_part(*p)))
+                .buffer_unordered(concurrency)
+                .collect()
+                .await;
         drop(tx);
         if let Some(h) = writer {
-            h.join().map_err(|_| PipelineError::Internal { message: "writer thread panicked".into() })??;
+            h.join().map_err(|_| PipelineError::Internal {
+                message: "writer thread panicked".into(),
+            })??;
         }
         results.into_iter().collect::<Result<Vec<_>, _>>()?;
         report.rows_read = table_rows.load(Ordering::Relaxed);
@@ -392,7 +529,11 @@ impl RunContext {
             report.index_seconds = build_indexes(c, tp, self.observer.clone(), &name).await?;
             self.observer.phase(&name, Phase::Loading);
             let c2 = c.clone();
-            tokio::task::spawn_blocking(move || c2.load().map(|_| ())).await.map_err(|e| PipelineError::Internal { message: e.to_string() })??;
+            tokio::task::spawn_blocking(move || c2.load().map(|_| ()))
+                .await
+                .map_err(|e| PipelineError::Internal {
+                    message: e.to_string(),
+                })??;
             report.collection_rows = c.count_rows();
         }
         report.seconds = started.elapsed().as_secs_f64();
@@ -404,10 +545,15 @@ impl RunContext {
 }
 
 fn closed() -> PipelineError {
-    PipelineError::Internal { message: "the collection writer stopped".into() }
+    PipelineError::Internal {
+        message: "the collection writer stopped".into(),
+    }
 }
 
-fn writer_loop(mut w: etl_engine::BulkWriter, rx: &mut mpsc::Receiver<WriterMsg>) -> Result<(), PipelineError> {
+fn writer_loop(
+    mut w: etl_engine::BulkWriter,
+    rx: &mut mpsc::Receiver<WriterMsg>,
+) -> Result<(), PipelineError> {
     while let Some(msg) = rx.blocking_recv() {
         match msg {
             WriterMsg::Write(part, batch) => w.write_part(&part, &batch)?,
@@ -425,7 +571,12 @@ fn writer_loop(mut w: etl_engine::BulkWriter, rx: &mut mpsc::Receiver<WriterMsg>
 }
 
 /// Builds the mapping's indexes on the collection (every core, off the async threads).
-async fn build_indexes(c: &Collection, tp: &TablePlan, observer: Arc<dyn RunObserver>, name: &str) -> Result<f64, PipelineError> {
+async fn build_indexes(
+    c: &Collection,
+    tp: &TablePlan,
+    observer: Arc<dyn RunObserver>,
+    name: &str,
+) -> Result<f64, PipelineError> {
     let specs = target::index_specs(tp)?;
     let c = c.clone();
     let name = name.to_string();
@@ -438,7 +589,9 @@ async fn build_indexes(c: &Collection, tp: &TablePlan, observer: Arc<dyn RunObse
         Ok::<f64, PipelineError>(seconds)
     })
     .await
-    .map_err(|e| PipelineError::Internal { message: e.to_string() })?
+    .map_err(|e| PipelineError::Internal {
+        message: e.to_string(),
+    })?
 }
 
 /// The rejects file of a table (JSON lines, each naming its source range).
@@ -455,7 +608,12 @@ impl RejectsFile {
         if let Ok(text) = std::fs::read_to_string(&path) {
             let kept: Vec<&str> = text
                 .lines()
-                .filter(|l| serde_json::from_str::<serde_json::Value>(l).ok().and_then(|v| v["range"].as_str().map(|r| keep.contains(r))).unwrap_or(false))
+                .filter(|l| {
+                    serde_json::from_str::<serde_json::Value>(l)
+                        .ok()
+                        .and_then(|v| v["range"].as_str().map(|r| keep.contains(r)))
+                        .unwrap_or(false)
+                })
                 .collect();
             lines = kept.len() as u64;
             if kept.is_empty() {
@@ -466,21 +624,40 @@ impl RejectsFile {
                 etl_engine::fsutil::atomic_write(&path, body.as_bytes())?;
             }
         }
-        Ok(RejectsFile { path, file: None, lines })
+        Ok(RejectsFile {
+            path,
+            file: None,
+            lines,
+        })
     }
 
-    fn append(&mut self, table: &str, range: &str, rejects: &[Reject]) -> Result<(), PipelineError> {
+    fn append(
+        &mut self,
+        table: &str,
+        range: &str,
+        rejects: &[Reject],
+    ) -> Result<(), PipelineError> {
         if self.file.is_none() {
             if let Some(dir) = self.path.parent() {
                 fs_err::create_dir_all(dir)?;
             }
-            let f = std::fs::OpenOptions::new().create(true).append(true).open(&self.path).map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", self.path.display())))?;
+            let f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&self.path)
+                .map_err(|e| {
+                    std::io::Error::new(e.kind(), format!("{}: {e}", self.path.display()))
+                })?;
             self.file = Some(f);
         }
-        let Some(f) = self.file.as_mut() else { return Ok(()) };
+        let Some(f) = self.file.as_mut() else {
+            return Ok(());
+        };
         let mut buf = Vec::new();
         for r in rejects {
-            let mut v = serde_json::to_value(r).map_err(|e| PipelineError::Internal { message: e.to_string() })?;
+            let mut v = serde_json::to_value(r).map_err(|e| PipelineError::Internal {
+                message: e.to_string(),
+            })?;
             v["table"] = serde_json::Value::String(table.to_string());
             v["range"] = serde_json::Value::String(range.to_string());
             buf.extend_from_slice(v.to_string().as_bytes());

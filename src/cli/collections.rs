@@ -63,7 +63,10 @@ pub fn run(args: CollectionsArgs) -> anyhow::Result<ExitCode> {
             match t.format {
                 Format::Json => out(&format!("{}\n", Value::Array(rows)))?,
                 Format::Table => {
-                    let mut text = format!("{:<32} {:>12} {:>9} {:>12}  {}\n", "collection", "rows", "segments", "disk MB", "indexes");
+                    let mut text = format!(
+                        "{:<32} {:>12} {:>9} {:>12}  {}\n",
+                        "collection", "rows", "segments", "disk MB", "indexes"
+                    );
                     for r in &rows {
                         text.push_str(&format!(
                             "{:<32} {:>12} {:>9} {:>12.1}  {}\n",
@@ -71,7 +74,14 @@ pub fn run(args: CollectionsArgs) -> anyhow::Result<ExitCode> {
                             r["rows"].as_u64().unwrap_or(0),
                             r["segments"].as_u64().unwrap_or(0),
                             r["disk_bytes"].as_f64().unwrap_or(0.0) / 1e6,
-                            r["indexes"].as_array().map(|a| a.iter().filter_map(|i| i.as_str()).collect::<Vec<_>>().join(", ")).unwrap_or_default()
+                            r["indexes"]
+                                .as_array()
+                                .map(|a| a
+                                    .iter()
+                                    .filter_map(|i| i.as_str())
+                                    .collect::<Vec<_>>()
+                                    .join(", "))
+                                .unwrap_or_default()
                         ));
                     }
                     out(&text)?;
@@ -108,7 +118,11 @@ pub fn run(args: CollectionsArgs) -> anyhow::Result<ExitCode> {
                     for f in &m.schema.fields {
                         let mut extra = Vec::new();
                         if f.primary_key {
-                            extra.push(if m.schema.auto_id { "primary key, auto_id".to_string() } else { "primary key".into() });
+                            extra.push(if m.schema.auto_id {
+                                "primary key, auto_id".to_string()
+                            } else {
+                                "primary key".into()
+                            });
                         }
                         if let Some(d) = f.dim {
                             extra.push(format!("dim {d}"));
@@ -117,7 +131,10 @@ pub fn run(args: CollectionsArgs) -> anyhow::Result<ExitCode> {
                             extra.push(format!("max_length {l}"));
                         }
                         if let Some(e) = f.element_type {
-                            extra.push(format!("of {e}, max_capacity {}", f.max_capacity.unwrap_or(0)));
+                            extra.push(format!(
+                                "of {e}, max_capacity {}",
+                                f.max_capacity.unwrap_or(0)
+                            ));
                         }
                         if f.nullable {
                             extra.push("nullable".into());
@@ -125,7 +142,12 @@ pub fn run(args: CollectionsArgs) -> anyhow::Result<ExitCode> {
                         if f.partition_key {
                             extra.push("partition key".into());
                         }
-                        text.push_str(&format!("  {:<28} {:<20} {}\n", f.name, f.data_type.name(), extra.join(", ")));
+                        text.push_str(&format!(
+                            "  {:<28} {:<20} {}\n",
+                            f.name,
+                            f.data_type.name(),
+                            extra.join(", ")
+                        ));
                     }
                     text.push_str("\nindexes:\n");
                     for i in d["indexes"].as_array().into_iter().flatten() {
@@ -134,7 +156,11 @@ pub fn run(args: CollectionsArgs) -> anyhow::Result<ExitCode> {
                             i["field"].as_str().unwrap_or(""),
                             i["index_type"].as_str().unwrap_or(""),
                             i["metric"].as_str().unwrap_or("-"),
-                            if i["params"].is_null() { String::new() } else { i["params"].to_string() },
+                            if i["params"].is_null() {
+                                String::new()
+                            } else {
+                                i["params"].to_string()
+                            },
                             i["built_segments"],
                             i["segments"]
                         ));
@@ -150,15 +176,25 @@ pub fn run(args: CollectionsArgs) -> anyhow::Result<ExitCode> {
             let seconds = started.elapsed().as_secs_f64();
             let bytes = loaded.memory_bytes();
             match n.target.format {
-                Format::Json => out(&format!("{}\n", json!({"collection": c.name(), "load_state": "Loaded", "memory_bytes": bytes, "seconds": seconds})))?,
-                Format::Table => out(&format!("loaded {} in {seconds:.2} s, holding {:.1} MB\n", c.name(), bytes as f64 / 1e6))?,
+                Format::Json => out(&format!(
+                    "{}\n",
+                    json!({"collection": c.name(), "load_state": "Loaded", "memory_bytes": bytes, "seconds": seconds})
+                ))?,
+                Format::Table => out(&format!(
+                    "loaded {} in {seconds:.2} s, holding {:.1} MB\n",
+                    c.name(),
+                    bytes as f64 / 1e6
+                ))?,
             }
         }
         CollectionsCommand::Release(n) => {
             let c = Database::open_existing(&n.target.target)?.collection(&n.name)?;
             c.release()?;
             if n.target.format == Format::Json {
-                out(&format!("{}\n", json!({"collection": c.name(), "load_state": "Unloaded"})))?;
+                out(&format!(
+                    "{}\n",
+                    json!({"collection": c.name(), "load_state": "Unloaded"})
+                ))?;
             } else {
                 out(&format!("released {}\n", c.name()))?;
             }
@@ -167,7 +203,10 @@ pub fn run(args: CollectionsArgs) -> anyhow::Result<ExitCode> {
             let db = Database::open_existing(&n.target.target)?;
             db.drop_collection(&n.name)?;
             if n.target.format == Format::Json {
-                out(&format!("{}\n", json!({"collection": n.name, "dropped": true})))?;
+                out(&format!(
+                    "{}\n",
+                    json!({"collection": n.name, "dropped": true})
+                ))?;
             } else {
                 out(&format!("dropped {}\n", n.name))?;
             }

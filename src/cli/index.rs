@@ -66,15 +66,32 @@ pub fn run(args: IndexArgs) -> anyhow::Result<ExitCode> {
     let metric = a
         .metric
         .as_deref()
-        .map(|m| Metric::parse(m).ok_or_else(|| usage(format!("unknown metric `{m}`; use L2, IP, COSINE, HAMMING or JACCARD"))))
+        .map(|m| {
+            Metric::parse(m).ok_or_else(|| {
+                usage(format!(
+                    "unknown metric `{m}`; use L2, IP, COSINE, HAMMING or JACCARD"
+                ))
+            })
+        })
         .transpose()?;
     let hnsw = match &a.params {
         Some(p) => Some(parse_params(p)?),
         None => (index_type == IndexType::Hnsw).then(HnswParams::default),
     };
-    let spec = IndexSpec { index_type, metric, hnsw };
-    let bar = if a.format == Format::Table { ProgressBar::new(c.count_rows()) } else { ProgressBar::hidden() };
-    bar.set_style(ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} rows {per_sec} eta {eta}").unwrap_or_else(|_| ProgressStyle::default_bar()));
+    let spec = IndexSpec {
+        index_type,
+        metric,
+        hnsw,
+    };
+    let bar = if a.format == Format::Table {
+        ProgressBar::new(c.count_rows())
+    } else {
+        ProgressBar::hidden()
+    };
+    bar.set_style(
+        ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} rows {per_sec} eta {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
     bar.set_message(format!("indexing {}.{}", c.name(), field.name));
     let seconds = c.create_index(&field.name, spec, &|p| {
         bar.set_length(p.total_rows);
@@ -83,10 +100,19 @@ pub fn run(args: IndexArgs) -> anyhow::Result<ExitCode> {
     bar.finish_and_clear();
     let spec = c.manifest().indexes.get(&field.name).copied();
     match a.format {
-        Format::Json => out(&format!("{}\n", json!({"collection": c.name(), "field": field.name, "index": spec, "rows": c.count_rows(), "build_seconds": seconds})))?,
+        Format::Json => out(&format!(
+            "{}\n",
+            json!({"collection": c.name(), "field": field.name, "index": spec, "rows": c.count_rows(), "build_seconds": seconds})
+        ))?,
         Format::Table => out(&format!(
             "built {} on {}.{} ({} rows) in {seconds:.2} s\n",
-            spec.map(|s| format!("{} {}", s.index_type, s.metric.map(|m| m.name()).unwrap_or(""))).unwrap_or_default().trim(),
+            spec.map(|s| format!(
+                "{} {}",
+                s.index_type,
+                s.metric.map(|m| m.name()).unwrap_or("")
+            ))
+            .unwrap_or_default()
+            .trim(),
             c.name(),
             field.name,
             c.count_rows()
@@ -100,11 +126,18 @@ fn parse_params(p: &str) -> anyhow::Result<HnswParams> {
     let obj = params_object(p)?;
     let mut out = HnswParams::default();
     for (k, v) in &obj {
-        let n = v.as_u64().and_then(|n| u32::try_from(n).ok()).ok_or_else(|| usage(format!("--params `{k}` must be a positive integer")))?;
+        let n = v
+            .as_u64()
+            .and_then(|n| u32::try_from(n).ok())
+            .ok_or_else(|| usage(format!("--params `{k}` must be a positive integer")))?;
         match k.as_str() {
             "M" | "m" => out.m = n,
             "efConstruction" | "ef_construction" => out.ef_construction = n,
-            other => return Err(usage(format!("--params: unknown key `{other}`; use M and efConstruction"))),
+            other => {
+                return Err(usage(format!(
+                    "--params: unknown key `{other}`; use M and efConstruction"
+                )));
+            }
         }
     }
     Ok(out)

@@ -34,7 +34,11 @@ pub async fn run(args: InitArgs) -> anyhow::Result<ExitCode> {
     match args.output {
         Some(path) => {
             fs_err::write(&path, yaml).map_err(etl_pipeline::PipelineError::Io)?;
-            eprintln!("wrote {}; check it with `etl plan {}`", path.display(), path.display());
+            eprintln!(
+                "wrote {}; check it with `etl plan {}`",
+                path.display(),
+                path.display()
+            );
         }
         None => super::out(&yaml)?,
     }

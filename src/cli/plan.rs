@@ -57,27 +57,48 @@ fn render(source: &str, plan: &Plan) -> String {
         plan.tables.len(),
         fixes,
         suggestions,
-        if fixes == 0 { "runnable" } else { "NOT runnable until the required fixes are made" }
+        if fixes == 0 {
+            "runnable"
+        } else {
+            "NOT runnable until the required fixes are made"
+        }
     );
     out
 }
 
 fn render_table(out: &mut String, t: &TablePlan) {
-    let rows = t.estimated_rows.map_or_else(|| "rows unknown".to_string(), |r| format!("~{r} rows"));
+    let rows = t
+        .estimated_rows
+        .map_or_else(|| "rows unknown".to_string(), |r| format!("~{r} rows"));
     let _ = writeln!(
         out,
         "Table {} → collection {} ({rows}{}{})",
         t.source,
         t.collection,
         if t.partitioned { ", partitioned" } else { "" },
-        t.filter.as_ref().map(|f| format!(", where {f}")).unwrap_or_default()
+        t.filter
+            .as_ref()
+            .map(|f| format!(", where {f}"))
+            .unwrap_or_default()
     );
-    let header = ["SOURCE COLUMN", "POSTGRES TYPE", "TARGET FIELD", "TARGET TYPE", "NULLABLE", "INDEX", "NOTES"];
+    let header = [
+        "SOURCE COLUMN",
+        "POSTGRES TYPE",
+        "TARGET FIELD",
+        "TARGET TYPE",
+        "NULLABLE",
+        "INDEX",
+        "NOTES",
+    ];
     let mut rows: Vec<[String; 7]> = Vec::new();
     for f in &t.fields {
         let mut notes: Vec<String> = Vec::new();
         if f.primary_key {
-            notes.push(if f.auto_id { "primary key, auto ID".into() } else { "primary key".into() });
+            notes.push(if f.auto_id {
+                "primary key, auto ID".into()
+            } else {
+                "primary key".into()
+            });
         }
         if f.partition_key {
             notes.push("partition key".into());
@@ -88,17 +109,33 @@ fn render_table(out: &mut String, t: &TablePlan) {
         if let Some(d) = &f.default {
             notes.push(format!("default {d}"));
         }
-        notes.extend(f.notes.iter().filter(|n| !(f.auto_id && n.text.contains("auto-ID"))).map(|n| n.text.clone()));
-        if t.required_fixes.iter().any(|x| x.column.is_some() && x.column == f.source) {
+        notes.extend(
+            f.notes
+                .iter()
+                .filter(|n| !(f.auto_id && n.text.contains("auto-ID")))
+                .map(|n| n.text.clone()),
+        );
+        if t.required_fixes
+            .iter()
+            .any(|x| x.column.is_some() && x.column == f.source)
+        {
             notes.push("REQUIRED FIX".into());
         }
         rows.push([
             f.source.clone().unwrap_or_else(|| "-".into()),
-            f.pg_type.as_ref().map_or_else(|| "-".into(), |p| p.display.clone()),
+            f.pg_type
+                .as_ref()
+                .map_or_else(|| "-".into(), |p| p.display.clone()),
             f.name.clone(),
             f.type_display(),
-            if f.nullable { "yes".into() } else { "no".into() },
-            f.index.as_ref().map_or_else(|| "-".into(), |i| i.to_string()),
+            if f.nullable {
+                "yes".into()
+            } else {
+                "no".into()
+            },
+            f.index
+                .as_ref()
+                .map_or_else(|| "-".into(), |i| i.to_string()),
             notes.join("; "),
         ]);
     }
@@ -129,15 +166,27 @@ fn render_table(out: &mut String, t: &TablePlan) {
     if !t.required_fixes.is_empty() {
         let _ = writeln!(out, "  Required fixes:");
         for f in &t.required_fixes {
-            let col = f.column.as_ref().map(|c| format!("{c}: ")).unwrap_or_default();
-            let fix = f.fix.as_ref().map(|x| format!(" → {x}")).unwrap_or_default();
+            let col = f
+                .column
+                .as_ref()
+                .map(|c| format!("{c}: "))
+                .unwrap_or_default();
+            let fix = f
+                .fix
+                .as_ref()
+                .map(|x| format!(" → {x}"))
+                .unwrap_or_default();
             let _ = writeln!(out, "    - {col}{}{fix}", f.message);
         }
     }
     if !t.suggestions.is_empty() {
         let _ = writeln!(out, "  Suggestions:");
         for f in &t.suggestions {
-            let col = f.column.as_ref().map(|c| format!("{c}: ")).unwrap_or_default();
+            let col = f
+                .column
+                .as_ref()
+                .map(|c| format!("{c}: "))
+                .unwrap_or_default();
             let _ = writeln!(out, "    - {col}{}", f.message);
         }
     }

@@ -84,7 +84,11 @@ pub async fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
 fn summary(r: &RunReport) -> String {
     let mut s = format!(
         "{}job {}{}\n{:<32} {:<24} {:>10} {:>10} {:>9} {:>9} {:>10} {:>9}\n",
-        if r.dry_run { "dry run (nothing written), " } else { "" },
+        if r.dry_run {
+            "dry run (nothing written), "
+        } else {
+            ""
+        },
         r.job_id,
         if r.resumed { " (resumed)" } else { "" },
         "table",
@@ -112,7 +116,10 @@ fn summary(r: &RunReport) -> String {
             s.push_str(&format!("  rejects: {f}\n"));
         }
         if t.ranges_resumed > 0 {
-            s.push_str(&format!("  resumed: {} of {} ranges were already loaded\n", t.ranges_resumed, t.ranges));
+            s.push_str(&format!(
+                "  resumed: {} of {} ranges were already loaded\n",
+                t.ranges_resumed, t.ranges
+            ));
         }
     }
     let tt = &r.totals;
@@ -136,23 +143,38 @@ struct Bars {
 
 impl Bars {
     fn new() -> Bars {
-        Bars { multi: MultiProgress::with_draw_target(ProgressDrawTarget::stderr()), bars: Mutex::new(HashMap::new()) }
+        Bars {
+            multi: MultiProgress::with_draw_target(ProgressDrawTarget::stderr()),
+            bars: Mutex::new(HashMap::new()),
+        }
     }
 }
 
 impl RunObserver for Bars {
     fn table_started(&self, table: &str, estimate: Option<u64>) {
-        let bar = self.multi.add(ProgressBar::new(estimate.unwrap_or(0).max(1)));
+        let bar = self
+            .multi
+            .add(ProgressBar::new(estimate.unwrap_or(0).max(1)));
         bar.set_style(
-            ProgressStyle::with_template("{prefix:<28} {msg:<9} [{bar:30}] {pos}/{len} rows {per_sec} eta {eta}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            ProgressStyle::with_template(
+                "{prefix:<28} {msg:<9} [{bar:30}] {pos}/{len} rows {per_sec} eta {eta}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
         );
         bar.set_prefix(table.to_string());
         bar.enable_steady_tick(Duration::from_millis(200));
-        self.bars.lock().unwrap_or_else(|e| e.into_inner()).insert(table.to_string(), (bar, Instant::now()));
+        self.bars
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(table.to_string(), (bar, Instant::now()));
     }
     fn progress(&self, table: &str, rows: u64, _bytes: u64) {
-        if let Some((b, _)) = self.bars.lock().unwrap_or_else(|e| e.into_inner()).get(table) {
+        if let Some((b, _)) = self
+            .bars
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(table)
+        {
             if rows > b.length().unwrap_or(0) {
                 b.set_length(rows);
             }
@@ -160,7 +182,12 @@ impl RunObserver for Bars {
         }
     }
     fn phase(&self, table: &str, phase: Phase) {
-        if let Some((b, _)) = self.bars.lock().unwrap_or_else(|e| e.into_inner()).get(table) {
+        if let Some((b, _)) = self
+            .bars
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(table)
+        {
             b.set_message(format!("{phase:?}").to_lowercase());
             if phase == Phase::Indexing {
                 b.set_position(0);
@@ -168,9 +195,17 @@ impl RunObserver for Bars {
         }
     }
     fn table_finished(&self, r: &TableReport) {
-        if let Some((b, _)) = self.bars.lock().unwrap_or_else(|e| e.into_inner()).remove(&r.table) {
+        if let Some((b, _)) = self
+            .bars
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&r.table)
+        {
             b.finish_and_clear();
-            let _ = self.multi.println(format!("{}: {} rows written, {} rejected, {:.1} s", r.table, r.rows_written, r.rows_rejected, r.seconds));
+            let _ = self.multi.println(format!(
+                "{}: {} rows written, {} rejected, {:.1} s",
+                r.table, r.rows_written, r.rows_rejected, r.seconds
+            ));
         }
     }
 }
@@ -189,22 +224,33 @@ impl LogLines {
 
 impl RunObserver for LogLines {
     fn table_started(&self, table: &str, estimate: Option<u64>) {
-        self.line(format!("{table}: started (about {} rows)", estimate.unwrap_or(0)));
+        self.line(format!(
+            "{table}: started (about {} rows)",
+            estimate.unwrap_or(0)
+        ));
     }
     fn progress(&self, table: &str, rows: u64, bytes: u64) {
         let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
-        let due = last.get(table).is_none_or(|t| t.elapsed() >= Duration::from_secs(5));
+        let due = last
+            .get(table)
+            .is_none_or(|t| t.elapsed() >= Duration::from_secs(5));
         if due {
             last.insert(table.to_string(), Instant::now());
             drop(last);
-            self.line(format!("{table}: {rows} rows, {:.1} MB", bytes as f64 / 1e6));
+            self.line(format!(
+                "{table}: {rows} rows, {:.1} MB",
+                bytes as f64 / 1e6
+            ));
         }
     }
     fn phase(&self, table: &str, phase: Phase) {
         self.line(format!("{table}: {}", format!("{phase:?}").to_lowercase()));
     }
     fn table_finished(&self, r: &TableReport) {
-        self.line(format!("{}: done, {} rows written, {} rejected, {:.1} s", r.table, r.rows_written, r.rows_rejected, r.seconds));
+        self.line(format!(
+            "{}: done, {} rows written, {} rejected, {:.1} s",
+            r.table, r.rows_written, r.rows_rejected, r.seconds
+        ));
     }
 }
 
@@ -247,9 +293,18 @@ pub fn jobs(a: JobsArgs) -> anyhow::Result<ExitCode> {
             match format {
                 Format::Json => out(&format!("{}\n", serde_json::to_string_pretty(&jobs)?))?,
                 Format::Table => {
-                    let mut s = format!("{:<24} {:<12} {:>12}  {}\n", "job", "state", "started", "mapping");
+                    let mut s = format!(
+                        "{:<24} {:<12} {:>12}  {}\n",
+                        "job", "state", "started", "mapping"
+                    );
                     for j in &jobs {
-                        s.push_str(&format!("{:<24} {:<12} {:>12}  {}\n", j.id, format!("{:?}", j.state), j.started_at, j.mapping));
+                        s.push_str(&format!(
+                            "{:<24} {:<12} {:>12}  {}\n",
+                            j.id,
+                            format!("{:?}", j.state),
+                            j.started_at,
+                            j.mapping
+                        ));
                     }
                     out(&s)?;
                 }
@@ -260,7 +315,10 @@ pub fn jobs(a: JobsArgs) -> anyhow::Result<ExitCode> {
             match format {
                 Format::Json => out(&format!("{}\n", serde_json::to_string_pretty(&j)?))?,
                 Format::Table => {
-                    let mut s = format!("job {}\nstate {:?}\nmapping {}\nstarted {}\n", j.id, j.state, j.mapping, j.started_at);
+                    let mut s = format!(
+                        "job {}\nstate {:?}\nmapping {}\nstarted {}\n",
+                        j.id, j.state, j.mapping, j.started_at
+                    );
                     if let Some(f) = j.finished_at {
                         s.push_str(&format!("finished {f}\n"));
                     }

@@ -54,7 +54,10 @@ pub fn run(a: SearchArgs) -> anyhow::Result<ExitCode> {
     let vectors: Vec<Value> = a
         .vectors
         .iter()
-        .map(|v| serde_json::from_str(v).map_err(|e| usage(format!("--vector is not JSON ({e}): {}", clip(v)))))
+        .map(|v| {
+            serde_json::from_str(v)
+                .map_err(|e| usage(format!("--vector is not JSON ({e}): {}", clip(v))))
+        })
         .collect::<anyhow::Result<_>>()?;
     let mut req = SearchRequest {
         field: a.field.clone(),
@@ -62,7 +65,12 @@ pub fn run(a: SearchArgs) -> anyhow::Result<ExitCode> {
         limit: a.limit,
         offset: a.offset,
         filter: a.filter.clone(),
-        output_fields: a.output_fields.iter().map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect(),
+        output_fields: a
+            .output_fields
+            .iter()
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect(),
         ..Default::default()
     };
     if let Some(m) = &a.metric {
@@ -70,20 +78,33 @@ pub fn run(a: SearchArgs) -> anyhow::Result<ExitCode> {
     }
     if let Some(p) = &a.params {
         for (k, v) in &params_object(p)? {
-            let num = v.as_f64().ok_or_else(|| usage(format!("--params `{k}` must be a number")))?;
+            let num = v
+                .as_f64()
+                .ok_or_else(|| usage(format!("--params `{k}` must be a number")))?;
             match k.as_str() {
                 "ef" | "ef_search" => req.ef = Some(num as usize),
                 "radius" => req.radius = Some(num as f32),
                 "range_filter" => req.range_filter = Some(num as f32),
-                other => return Err(usage(format!("--params: unknown key `{other}`; use ef, radius, range_filter"))),
+                other => {
+                    return Err(usage(format!(
+                        "--params: unknown key `{other}`; use ef, radius, range_filter"
+                    )));
+                }
             }
         }
     }
     let results = c.search(&req)?;
     match a.format {
         Format::Json => {
-            let lists: Vec<Value> = results.iter().map(|hits| Value::Array(hits.iter().map(|h| h.to_json()).collect())).collect();
-            let v = if lists.len() == 1 { lists.into_iter().next().unwrap_or(Value::Null) } else { Value::Array(lists) };
+            let lists: Vec<Value> = results
+                .iter()
+                .map(|hits| Value::Array(hits.iter().map(|h| h.to_json()).collect()))
+                .collect();
+            let v = if lists.len() == 1 {
+                lists.into_iter().next().unwrap_or(Value::Null)
+            } else {
+                Value::Array(lists)
+            };
             out(&format!("{v}\n"))?;
         }
         Format::Table => {
@@ -92,10 +113,23 @@ pub fn run(a: SearchArgs) -> anyhow::Result<ExitCode> {
                 if results.len() > 1 {
                     text.push_str(&format!("query {qi}:\n"));
                 }
-                text.push_str(&format!("{:>4}  {:<24} {:>12}  {}\n", "rank", "id", "distance", req.output_fields.join("  ")));
+                text.push_str(&format!(
+                    "{:>4}  {:<24} {:>12}  {}\n",
+                    "rank",
+                    "id",
+                    "distance",
+                    req.output_fields.join("  ")
+                ));
                 for (i, h) in hits.iter().enumerate() {
-                    let fields: Vec<String> = h.fields.values().map(|v| clip(&v.to_string())).collect();
-                    text.push_str(&format!("{:>4}  {:<24} {:>12.6}  {}\n", i + 1 + req.offset, h.id.to_string(), h.distance, fields.join("  ")));
+                    let fields: Vec<String> =
+                        h.fields.values().map(|v| clip(&v.to_string())).collect();
+                    text.push_str(&format!(
+                        "{:>4}  {:<24} {:>12.6}  {}\n",
+                        i + 1 + req.offset,
+                        h.id.to_string(),
+                        h.distance,
+                        fields.join("  ")
+                    ));
                 }
             }
             out(&text)?;
@@ -105,5 +139,9 @@ pub fn run(a: SearchArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn clip(s: &str) -> String {
-    if s.chars().count() > 60 { format!("{}…", s.chars().take(59).collect::<String>()) } else { s.to_string() }
+    if s.chars().count() > 60 {
+        format!("{}…", s.chars().take(59).collect::<String>())
+    } else {
+        s.to_string()
+    }
 }

@@ -65,7 +65,15 @@ fn init_writes_a_mapping_that_plan_accepts_and_shows_right() {
     sql(&url, AWKWARD);
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("mapping.yaml");
-    let o = etl(["init", "--source", &url, "--target", "./data", "-o", out.to_str().unwrap()]);
+    let o = etl([
+        "init",
+        "--source",
+        &url,
+        "--target",
+        "./data",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let yaml = fs_err::read_to_string(&out).unwrap();
     let pw = password(&url);
@@ -85,22 +93,41 @@ fn init_writes_a_mapping_that_plan_accepts_and_shows_right() {
     assert_eq!(field(&plan, "nokey", "id")["auto_id"], true);
     // uuid key, halfvec, sparsevec, bit, enum, domain.
     let id = field(&plan, "uuidkey", "id");
-    assert_eq!((id["data_type"].as_str(), id["primary_key"].as_bool()), (Some("VARCHAR"), Some(true)));
+    assert_eq!(
+        (id["data_type"].as_str(), id["primary_key"].as_bool()),
+        (Some("VARCHAR"), Some(true))
+    );
     assert_eq!(field(&plan, "uuidkey", "h")["data_type"], "FLOAT16_VECTOR");
     assert_eq!(field(&plan, "uuidkey", "h")["dim"], 4);
-    assert_eq!(field(&plan, "uuidkey", "s")["data_type"], "SPARSE_FLOAT_VECTOR");
-    assert_eq!(field(&plan, "uuidkey", "s")["index"]["type"], "SPARSE_INVERTED_INDEX");
+    assert_eq!(
+        field(&plan, "uuidkey", "s")["data_type"],
+        "SPARSE_FLOAT_VECTOR"
+    );
+    assert_eq!(
+        field(&plan, "uuidkey", "s")["index"]["type"],
+        "SPARSE_INVERTED_INDEX"
+    );
     assert_eq!(field(&plan, "uuidkey", "b")["data_type"], "BINARY_VECTOR");
     assert_eq!(field(&plan, "uuidkey", "b")["dim"], 16);
     assert_eq!(field(&plan, "uuidkey", "m")["data_type"], "VARCHAR");
     assert_eq!(field(&plan, "uuidkey", "d")["max_length"], 40);
     // Quoted mixed-case names.
-    let t = plan["tables"].as_array().unwrap().iter().find(|t| t["collection"] == "Doc_Chunks").unwrap();
+    let t = plan["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["collection"] == "Doc_Chunks")
+        .unwrap();
     assert_eq!(t["source"], "\"Knowledge Base\".\"Doc Chunks\"");
     assert_eq!(field(&plan, "Doc_Chunks", "ID")["primary_key"], true);
     assert_eq!(field(&plan, "Doc_Chunks", "embedding")["nullable"], false);
     // Partitioned: one table, estimated across its partitions.
-    let ev = plan["tables"].as_array().unwrap().iter().find(|t| t["collection"] == "events").unwrap();
+    let ev = plan["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["collection"] == "events")
+        .unwrap();
     assert_eq!(ev["partitioned"], true);
     assert_eq!(ev["estimated_rows"], 2);
     assert_eq!(field(&plan, "events", "at")["data_type"], "VARCHAR");
@@ -121,7 +148,10 @@ fn init_writes_a_mapping_that_plan_accepts_and_shows_right() {
     assert_eq!(nv["index"]["metric"], "IP");
     assert_eq!(nv["index"]["hnsw"]["M"], 8);
     // init spells the source's index out, and says where it came from.
-    assert!(yaml.contains("from the source's index kitchen_nv_idx"), "{yaml}");
+    assert!(
+        yaml.contains("from the source's index kitchen_nv_idx"),
+        "{yaml}"
+    );
     // The empty table is planned like any other.
     assert_eq!(field(&plan, "empty", "v")["dim"], 2);
 
@@ -133,18 +163,35 @@ fn init_writes_a_mapping_that_plan_accepts_and_shows_right() {
         .unwrap();
     let text = stdout(&o);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert!(text.contains("Table \"Knowledge Base\".\"Doc Chunks\" → collection Doc_Chunks"), "{text}");
-    assert!(text.contains("halfvec(4)") && text.contains("FLOAT16_VECTOR(4)"), "{text}");
+    assert!(
+        text.contains("Table \"Knowledge Base\".\"Doc Chunks\" → collection Doc_Chunks"),
+        "{text}"
+    );
+    assert!(
+        text.contains("halfvec(4)") && text.contains("FLOAT16_VECTOR(4)"),
+        "{text}"
+    );
     assert!(text.contains(": runnable"), "{text}");
 }
 
 #[test]
 fn init_with_tables_and_a_required_fix() {
     let url = fresh_db("initfix");
-    sql(&url, "CREATE TABLE blobs (id int PRIMARY KEY, data bytea, odd bit(12)); CREATE TABLE other (id int PRIMARY KEY);");
+    sql(
+        &url,
+        "CREATE TABLE blobs (id int PRIMARY KEY, data bytea, odd bit(12)); CREATE TABLE other (id int PRIMARY KEY);",
+    );
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("m.yaml");
-    let o = etl(["init", "--source", &url, "--tables", "public.blobs", "-o", out.to_str().unwrap()]);
+    let o = etl([
+        "init",
+        "--source",
+        &url,
+        "--tables",
+        "public.blobs",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let yaml = fs_err::read_to_string(&out).unwrap();
     assert!(!yaml.contains("other"), "{yaml}");
@@ -157,7 +204,13 @@ fn init_with_tables_and_a_required_fix() {
 
     let o = etl(["init", "--source", &url, "--tables", "public.blobz"]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("table `public.blobz` does not exist in the source; did you mean `public.blobs`?"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(
+            "table `public.blobz` does not exist in the source; did you mean `public.blobs`?"
+        ),
+        "{}",
+        stderr(&o)
+    );
 }
 
 fn mapping(url: &str, tables: &str) -> String {
@@ -171,13 +224,20 @@ fn assert_plan_fails(file: &std::path::Path, code: i32, wanted: &[&str]) {
     for w in wanted {
         assert!(err.contains(w), "expected {w:?} in: {err}");
     }
-    assert!(stdout(&o).is_empty(), "nothing runs, nothing is printed: {}", stdout(&o));
+    assert!(
+        stdout(&o).is_empty(),
+        "nothing runs, nothing is printed: {}",
+        stdout(&o)
+    );
 }
 
 #[test]
 fn bad_input_gets_one_clear_message_each() {
     let url = fresh_db("badinput");
-    sql(&url, "CREATE TABLE items (id int PRIMARY KEY, title text, embedding vector(3));");
+    sql(
+        &url,
+        "CREATE TABLE items (id int PRIMARY KEY, title text, embedding vector(3));",
+    );
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let good_table = "  - source: public.items\n";
@@ -185,22 +245,85 @@ fn bad_input_gets_one_clear_message_each() {
     let f = write(d, "malformed.yaml", "version: 1\nsource: [postgres\n");
     assert_plan_fails(&f, 2, &["malformed.yaml:"]);
 
-    let f = write(d, "key.yaml", &mapping(&url, "  - source: public.items\n    fields:\n      - source: embedding\n        index: { type: HNSW, metirc: COSINE }\n"));
-    assert_plan_fails(&f, 2, &["key.yaml:10:", "unknown key `metirc`; did you mean `metric`?"]);
+    let f = write(
+        d,
+        "key.yaml",
+        &mapping(
+            &url,
+            "  - source: public.items\n    fields:\n      - source: embedding\n        index: { type: HNSW, metirc: COSINE }\n",
+        ),
+    );
+    assert_plan_fails(
+        &f,
+        2,
+        &[
+            "key.yaml:10:",
+            "unknown key `metirc`; did you mean `metric`?",
+        ],
+    );
 
-    let f = write(d, "table.yaml", &mapping(&url, "  - source: public.itemz\n"));
-    assert_plan_fails(&f, 2, &["table.yaml:7:5", "table `public.itemz` does not exist", "did you mean `public.items`?"]);
+    let f = write(
+        d,
+        "table.yaml",
+        &mapping(&url, "  - source: public.itemz\n"),
+    );
+    assert_plan_fails(
+        &f,
+        2,
+        &[
+            "table.yaml:7:5",
+            "table `public.itemz` does not exist",
+            "did you mean `public.items`?",
+        ],
+    );
 
-    let f = write(d, "column.yaml", &mapping(&url, "  - source: public.items\n    fields:\n      - source: titel\n"));
-    assert_plan_fails(&f, 2, &["column.yaml:9:9", "column `titel` does not exist in table `public.items`; did you mean `title`?"]);
+    let f = write(
+        d,
+        "column.yaml",
+        &mapping(
+            &url,
+            "  - source: public.items\n    fields:\n      - source: titel\n",
+        ),
+    );
+    assert_plan_fails(
+        &f,
+        2,
+        &[
+            "column.yaml:9:9",
+            "column `titel` does not exist in table `public.items`; did you mean `title`?",
+        ],
+    );
 
-    let f = write(d, "override.yaml", &mapping(&url, "  - source: public.items\n    fields:\n      - source: title\n        type: FLOAT_VECTOR\n"));
-    assert_plan_fails(&f, 2, &["override.yaml:10:9", "`title`", "`text` and cannot become FLOAT_VECTOR"]);
+    let f = write(
+        d,
+        "override.yaml",
+        &mapping(
+            &url,
+            "  - source: public.items\n    fields:\n      - source: title\n        type: FLOAT_VECTOR\n",
+        ),
+    );
+    assert_plan_fails(
+        &f,
+        2,
+        &[
+            "override.yaml:10:9",
+            "`title`",
+            "`text` and cannot become FLOAT_VECTOR",
+        ],
+    );
 
     // Nothing listens on port 1.
-    let dead = url.replacen(&url[url.rfind(':').unwrap()..url.rfind('/').unwrap()], ":1", 1);
+    let dead = url.replacen(
+        &url[url.rfind(':').unwrap()..url.rfind('/').unwrap()],
+        ":1",
+        1,
+    );
     let f = write(d, "unreachable.yaml", &mapping(&dead, good_table));
-    assert_plan_fails(&f, 2, &["cannot reach Postgres at postgres://postgres:***@127.0.0.1:1/"]);
+    assert_plan_fails(
+        &f,
+        2,
+        &["cannot reach Postgres at postgres://postgres:***@127.0.0.1:1/"],
+    );
 
     let pw = password(&url);
     let wrong = url.replacen(&format!(":{pw}@"), ":not-the-password@", 1);
@@ -208,7 +331,10 @@ fn bad_input_gets_one_clear_message_each() {
     let o = etl(["plan", f.to_str().unwrap()]);
     let err = stderr(&o);
     assert_eq!(o.status.code(), Some(2), "{err}");
-    assert!(err.contains("authentication failed for user `postgres`"), "{err}");
+    assert!(
+        err.contains("authentication failed for user `postgres`"),
+        "{err}"
+    );
     assert!(!err.contains("not-the-password"), "password leaked: {err}");
 
     let f = write(d, "ok.yaml", &mapping(&url, good_table));

@@ -41,13 +41,33 @@ fn render(a: &dyn Array, i: usize) -> String {
     }
     let any = a.as_any();
     match a.data_type() {
-        DataType::Boolean => any.downcast_ref::<BooleanArray>().unwrap().value(i).to_string(),
-        DataType::Int16 => any.downcast_ref::<Int16Array>().unwrap().value(i).to_string(),
-        DataType::Int32 => any.downcast_ref::<Int32Array>().unwrap().value(i).to_string(),
-        DataType::Int64 => any.downcast_ref::<Int64Array>().unwrap().value(i).to_string(),
+        DataType::Boolean => any
+            .downcast_ref::<BooleanArray>()
+            .unwrap()
+            .value(i)
+            .to_string(),
+        DataType::Int16 => any
+            .downcast_ref::<Int16Array>()
+            .unwrap()
+            .value(i)
+            .to_string(),
+        DataType::Int32 => any
+            .downcast_ref::<Int32Array>()
+            .unwrap()
+            .value(i)
+            .to_string(),
+        DataType::Int64 => any
+            .downcast_ref::<Int64Array>()
+            .unwrap()
+            .value(i)
+            .to_string(),
         DataType::Float32 => float32(any.downcast_ref::<Float32Array>().unwrap().value(i)),
         DataType::Float64 => float(any.downcast_ref::<Float64Array>().unwrap().value(i)),
-        DataType::Utf8 => any.downcast_ref::<StringArray>().unwrap().value(i).to_string(),
+        DataType::Utf8 => any
+            .downcast_ref::<StringArray>()
+            .unwrap()
+            .value(i)
+            .to_string(),
         DataType::Binary => hex(any.downcast_ref::<BinaryArray>().unwrap().value(i)),
         DataType::FixedSizeBinary(_) => any
             .downcast_ref::<FixedSizeBinaryArray>()
@@ -61,7 +81,12 @@ fn render(a: &dyn Array, i: usize) -> String {
             let items: Vec<String> = (0..v.len()).map(|j| render(v.as_ref(), j)).collect();
             format!("[{}]", items.join(","))
         }
-        DataType::Float16 => float32(any.downcast_ref::<Float16Array>().unwrap().value(i).to_f32()),
+        DataType::Float16 => float32(
+            any.downcast_ref::<Float16Array>()
+                .unwrap()
+                .value(i)
+                .to_f32(),
+        ),
         DataType::List(_) => {
             let v = any.downcast_ref::<ListArray>().unwrap().value(i);
             let items: Vec<String> = (0..v.len()).map(|j| render(v.as_ref(), j)).collect();
@@ -70,9 +95,24 @@ fn render(a: &dyn Array, i: usize) -> String {
         DataType::Struct(_) => {
             // sparsevec: pgvector's text form is 1-based.
             let s = any.downcast_ref::<StructArray>().unwrap();
-            let dim = s.column(0).as_any().downcast_ref::<Int32Array>().unwrap().value(i);
-            let idx = s.column(1).as_any().downcast_ref::<ListArray>().unwrap().value(i);
-            let val = s.column(2).as_any().downcast_ref::<ListArray>().unwrap().value(i);
+            let dim = s
+                .column(0)
+                .as_any()
+                .downcast_ref::<Int32Array>()
+                .unwrap()
+                .value(i);
+            let idx = s
+                .column(1)
+                .as_any()
+                .downcast_ref::<ListArray>()
+                .unwrap()
+                .value(i);
+            let val = s
+                .column(2)
+                .as_any()
+                .downcast_ref::<ListArray>()
+                .unwrap()
+                .value(i);
             let idx = idx.as_any().downcast_ref::<Int32Array>().unwrap();
             let val = val.as_any().downcast_ref::<Float32Array>().unwrap();
             let pairs: Vec<String> = (0..idx.len())
@@ -88,14 +128,22 @@ fn float(v: f64) -> String {
     if v.is_nan() {
         "NaN".into()
     } else if v.is_infinite() {
-        if v > 0.0 { "Infinity".into() } else { "-Infinity".into() }
+        if v > 0.0 {
+            "Infinity".into()
+        } else {
+            "-Infinity".into()
+        }
     } else {
         format!("{v:e}")
     }
 }
 
 fn float32(v: f32) -> String {
-    if v.is_finite() { format!("{v:e}") } else { float(f64::from(v)) }
+    if v.is_finite() {
+        format!("{v:e}")
+    } else {
+        float(f64::from(v))
+    }
 }
 
 fn hex(b: &[u8]) -> String {
@@ -109,31 +157,125 @@ const COLUMNS: &[(&str, &str, &[&str], &str)] = &[
     ("b", "boolean", &["true", "false"], "$::text"),
     ("i2", "smallint", &["-32768", "32767"], "$::text"),
     ("i4", "integer", &["-2147483648", "0"], "$::text"),
-    ("i8", "bigint", &["-9223372036854775808", "9223372036854775807"], "$::text"),
-    ("f4", "real", &["'NaN'", "'-Infinity'", "3.14159", "1e-38"], "f"),
-    ("f8", "double precision", &["'Infinity'", "-0.0", "1e300", "'NaN'"], "f"),
-    ("n", "numeric", &["'NaN'", "'Infinity'", "'-Infinity'", "0.000001", "-123456789012345678901234567890.123456789", "0", "1e20"], "$::text"),
+    (
+        "i8",
+        "bigint",
+        &["-9223372036854775808", "9223372036854775807"],
+        "$::text",
+    ),
+    (
+        "f4",
+        "real",
+        &["'NaN'", "'-Infinity'", "3.14159", "1e-38"],
+        "f",
+    ),
+    (
+        "f8",
+        "double precision",
+        &["'Infinity'", "-0.0", "1e300", "'NaN'"],
+        "f",
+    ),
+    (
+        "n",
+        "numeric",
+        &[
+            "'NaN'",
+            "'Infinity'",
+            "'-Infinity'",
+            "0.000001",
+            "-123456789012345678901234567890.123456789",
+            "0",
+            "1e20",
+        ],
+        "$::text",
+    ),
     ("n2", "numeric(12,4)", &["1.5", "-0.0001"], "$::text"),
     ("t", "text", &["''", "'héllo ✓ \"q\" \\ tab\t'"], "$"),
     ("vc", "varchar(10)", &["'abc'"], "$"),
-    ("c", "char(3)", &["'a'"], "CASE WHEN $ IS NOT NULL THEN format('%s', $) END"),
-    ("u", "uuid", &["'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'"], "$::text"),
-    ("d", "date", &["'infinity'", "'-infinity'", "'2024-02-29'", "'0044-03-15 BC'", "'1999-12-31'"], "to_json($)#>>'{}'"),
-    ("ts", "timestamp", &["'infinity'", "'-infinity'", "'2024-02-29 13:14:15.123456'", "'0100-01-01 00:00:00 BC'", "'1970-01-01'"], "to_json($)#>>'{}'"),
-    ("tz", "timestamptz", &["'infinity'", "'2024-06-01 12:00:00+02'", "'1999-12-31 23:59:59.5-08'"], "to_json($)#>>'{}'"),
-    ("tm", "time", &["'00:00:00'", "'23:59:59.999999'"], "to_json($)#>>'{}'"),
-    ("ttz", "timetz", &["'12:00:00+05:30'", "'01:02:03-08'"], "to_json($)#>>'{}'"),
-    ("iv", "interval", &["'1 year 2 mons 3 days 04:05:06.7'"], "$::text"),
+    (
+        "c",
+        "char(3)",
+        &["'a'"],
+        "CASE WHEN $ IS NOT NULL THEN format('%s', $) END",
+    ),
+    (
+        "u",
+        "uuid",
+        &["'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'"],
+        "$::text",
+    ),
+    (
+        "d",
+        "date",
+        &[
+            "'infinity'",
+            "'-infinity'",
+            "'2024-02-29'",
+            "'0044-03-15 BC'",
+            "'1999-12-31'",
+        ],
+        "to_json($)#>>'{}'",
+    ),
+    (
+        "ts",
+        "timestamp",
+        &[
+            "'infinity'",
+            "'-infinity'",
+            "'2024-02-29 13:14:15.123456'",
+            "'0100-01-01 00:00:00 BC'",
+            "'1970-01-01'",
+        ],
+        "to_json($)#>>'{}'",
+    ),
+    (
+        "tz",
+        "timestamptz",
+        &[
+            "'infinity'",
+            "'2024-06-01 12:00:00+02'",
+            "'1999-12-31 23:59:59.5-08'",
+        ],
+        "to_json($)#>>'{}'",
+    ),
+    (
+        "tm",
+        "time",
+        &["'00:00:00'", "'23:59:59.999999'"],
+        "to_json($)#>>'{}'",
+    ),
+    (
+        "ttz",
+        "timetz",
+        &["'12:00:00+05:30'", "'01:02:03-08'"],
+        "to_json($)#>>'{}'",
+    ),
+    (
+        "iv",
+        "interval",
+        &["'1 year 2 mons 3 days 04:05:06.7'"],
+        "$::text",
+    ),
     ("ip", "inet", &["'192.168.0.1/24'", "'::1'"], "$::text"),
     ("j", "json", &["'{\"b\": 1,  \"a\": [1, 2]}'"], "$::text"),
-    ("jb", "jsonb", &["'{\"b\": 1, \"a\": [1, 2, null]}'"], "$::text"),
+    (
+        "jb",
+        "jsonb",
+        &["'{\"b\": 1, \"a\": [1, 2, null]}'"],
+        "$::text",
+    ),
     ("by", "bytea", &["'\\x00ff10'", "''"], "encode($, 'hex')"),
     ("e", "mood", &["'happy'"], "$::text"),
     ("dm", "short_text", &["'in a domain'"], "$::text"),
     ("v", "vector(3)", &["'[1,-2.5,3e-7]'", "'[0,0,0]'"], "vec"),
     ("vu", "vector", &["'[1,2]'", "'[1,2,3,4]'"], "vec"),
     ("h", "halfvec(2)", &["'[1.5,-65504]'"], "vec"),
-    ("sv", "sparsevec(10)", &["'{1:1.5,10:-2}/10'", "'{}/10'"], "sparse"),
+    (
+        "sv",
+        "sparsevec(10)",
+        &["'{1:1.5,10:-2}/10'", "'{}/10'"],
+        "sparse",
+    ),
     ("bt", "bit(16)", &["B'1010101011110000'"], "$::text"),
     ("bo", "bit(5)", &["B'10101'"], "$::text"),
     ("vb", "varbit(20)", &["B'101'"], "$::text"),
@@ -141,15 +283,27 @@ const COLUMNS: &[(&str, &str, &[&str], &str)] = &[
     ("at", "text[]", &["'{a,\"b c\",NULL,\"\"}'"], "arr"),
     ("an", "numeric[]", &["'{1.50,NaN}'"], "arr"),
     ("ad", "date[]", &["'{2024-01-01,infinity}'"], "arr"),
-    ("au", "uuid[]", &["'{a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11}'"], "arr"),
+    (
+        "au",
+        "uuid[]",
+        &["'{a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11}'"],
+        "arr",
+    ),
     ("ainet", "inet[]", &["'{10.0.0.1,::1}'"], "arr"),
-    ("a2", "int[][]", &["'{{1,2},{3,4}}'"], "array_to_json($)::text"),
+    (
+        "a2",
+        "int[][]",
+        &["'{{1,2},{3,4}}'"],
+        "array_to_json($)::text",
+    ),
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_type_decodes_to_postgres_own_values() {
     let url = fresh_db("types");
-    let mut ddl = String::from("CREATE TYPE mood AS ENUM ('sad', 'happy'); CREATE DOMAIN short_text AS varchar(40);\nCREATE TABLE alltypes (k int PRIMARY KEY");
+    let mut ddl = String::from(
+        "CREATE TYPE mood AS ENUM ('sad', 'happy'); CREATE DOMAIN short_text AS varchar(40);\nCREATE TABLE alltypes (k int PRIMARY KEY",
+    );
     for (name, ty, _, _) in COLUMNS {
         ddl.push_str(&format!(", {name} {ty}"));
     }
@@ -159,9 +313,15 @@ async fn every_type_decodes_to_postgres_own_values() {
     for k in 0..rows {
         let vals: Vec<String> = COLUMNS
             .iter()
-            .map(|(_, ty, vs, _)| vs.get(k).map_or("NULL".to_string(), |v| format!("({v})::{ty}")))
+            .map(|(_, ty, vs, _)| {
+                vs.get(k)
+                    .map_or("NULL".to_string(), |v| format!("({v})::{ty}"))
+            })
             .collect();
-        ddl.push_str(&format!("INSERT INTO alltypes VALUES ({k}, {});\n", vals.join(", ")));
+        ddl.push_str(&format!(
+            "INSERT INTO alltypes VALUES ({k}, {});\n",
+            vals.join(", ")
+        ));
     }
     sql(&url, &ddl);
 
@@ -169,21 +329,33 @@ async fn every_type_decodes_to_postgres_own_values() {
     let batches = read_all(p, "SELECT * FROM t ORDER BY k").await;
     let got: Vec<Vec<String>> = batches
         .iter()
-        .flat_map(|b| (0..b.num_rows()).map(move |i| (1..b.num_columns()).map(|c| render(b.column(c).as_ref(), i)).collect::<Vec<_>>()))
+        .flat_map(|b| {
+            (0..b.num_rows()).map(move |i| {
+                (1..b.num_columns())
+                    .map(|c| render(b.column(c).as_ref(), i))
+                    .collect::<Vec<_>>()
+            })
+        })
         .collect();
     assert_eq!(got.len(), rows);
 
     // What Postgres says, in the same shapes.
     let pg = PgUrl::parse(&url).unwrap();
     let client = connect(&pg).await.unwrap();
-    client.batch_execute("SET TimeZone = 'UTC'; SET extra_float_digits = 3").await.unwrap();
+    client
+        .batch_execute("SET TimeZone = 'UTC'; SET extra_float_digits = 3")
+        .await
+        .unwrap();
     for (ci, (name, ty, _, how)) in COLUMNS.iter().enumerate() {
         let expr = match *how {
             "f" | "vec" | "sparse" | "arr" => format!("{name}::text"),
             other => other.replace('$', name),
         };
         let expected: Vec<Option<String>> = client
-            .query(&format!("SELECT ({expr})::text FROM alltypes ORDER BY k"), &[])
+            .query(
+                &format!("SELECT ({expr})::text FROM alltypes ORDER BY k"),
+                &[],
+            )
             .await
             .unwrap()
             .iter()
@@ -200,19 +372,30 @@ async fn every_type_decodes_to_postgres_own_values() {
                 "f" => float(exp.parse::<f64>().unwrap()),
                 "vec" => {
                     let inner = exp.trim_matches(|c| c == '[' || c == ']');
-                    let items: Vec<String> = inner.split(',').map(|x| {
-                        let v: f32 = x.parse().unwrap();
-                        if ty.starts_with("halfvec") { float32(half::f16::from_f32(v).to_f32()) } else { float32(v) }
-                    }).collect();
+                    let items: Vec<String> = inner
+                        .split(',')
+                        .map(|x| {
+                            let v: f32 = x.parse().unwrap();
+                            if ty.starts_with("halfvec") {
+                                float32(half::f16::from_f32(v).to_f32())
+                            } else {
+                                float32(v)
+                            }
+                        })
+                        .collect();
                     format!("[{}]", items.join(","))
                 }
                 "sparse" => {
                     let (body, dim) = exp.rsplit_once('/').unwrap();
                     let body = body.trim_matches(|c| c == '{' || c == '}');
-                    let pairs: Vec<String> = body.split(',').filter(|p| !p.is_empty()).map(|p| {
-                        let (i, v) = p.split_once(':').unwrap();
-                        format!("{i}:{}", float32(v.parse::<f32>().unwrap()))
-                    }).collect();
+                    let pairs: Vec<String> = body
+                        .split(',')
+                        .filter(|p| !p.is_empty())
+                        .map(|p| {
+                            let (i, v) = p.split_once(':').unwrap();
+                            format!("{i}:{}", float32(v.parse::<f32>().unwrap()))
+                        })
+                        .collect();
                     format!("{{{}}}/{dim}", pairs.join(","))
                 }
                 "arr" => {
@@ -240,11 +423,14 @@ async fn every_type_decodes_to_postgres_own_values() {
 async fn parallel_read_is_one_point_in_time_while_the_source_takes_writes() {
     let url = fresh_db("consistent");
     const N: i64 = 40_000;
-    sql(&url, &format!(
-        "CREATE TABLE acct (id bigint PRIMARY KEY, bal int NOT NULL, pad text);
+    sql(
+        &url,
+        &format!(
+            "CREATE TABLE acct (id bigint PRIMARY KEY, bal int NOT NULL, pad text);
          INSERT INTO acct SELECT i, 100, repeat('x', 200) FROM generate_series(1, {N}) i;
          ANALYZE acct;"
-    ));
+        ),
+    );
     let stop = Arc::new(AtomicBool::new(false));
     let writer = {
         let stop = stop.clone();
@@ -276,7 +462,11 @@ async fn parallel_read_is_one_point_in_time_while_the_source_takes_writes() {
         })
     };
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let options = ReadOptions { partitions: 4, batch_rows: 500, ..ReadOptions::default() };
+    let options = ReadOptions {
+        partitions: 4,
+        batch_rows: 500,
+        ..ReadOptions::default()
+    };
     let p = provider(&url, "public.acct", options).await;
     let batches = read_all(p, "SELECT id, bal FROM t").await;
     stop.store(true, Ordering::Relaxed);
@@ -306,7 +496,12 @@ async fn a_reader_whose_backend_is_terminated_resumes_without_loss_or_duplicates
          INSERT INTO big SELECT i, array_fill(i::real, ARRAY[256])::vector FROM generate_series(1, {N}) i;
          ANALYZE big;"
     ));
-    let options = ReadOptions { partitions: 2, batch_rows: 200, channel_depth: 1, ..ReadOptions::default() };
+    let options = ReadOptions {
+        partitions: 2,
+        batch_rows: 200,
+        channel_depth: 1,
+        ..ReadOptions::default()
+    };
     let p = provider(&url, "public.big", options).await;
     let stats = p.stats();
     let ctx = SessionContext::new();
@@ -355,15 +550,32 @@ async fn a_reader_whose_backend_is_terminated_resumes_without_loss_or_duplicates
     }
     assert!(killer.await.unwrap(), "never caught a reader mid-COPY");
     assert_eq!(count as i64, N);
-    assert!(stats.retries.load(Ordering::Relaxed) >= 1, "the reader did not retry");
+    assert!(
+        stats.retries.load(Ordering::Relaxed) >= 1,
+        "the reader did not retry"
+    );
 }
 
 #[test]
 fn bench_read_reports_the_documented_keys() {
     let url = fresh_db("benchread");
-    sql(&url, "CREATE TABLE items (id bigint PRIMARY KEY, v vector(8)); INSERT INTO items SELECT i, array_fill(1::real, ARRAY[8])::vector FROM generate_series(1, 5000) i; ANALYZE items;");
+    sql(
+        &url,
+        "CREATE TABLE items (id bigint PRIMARY KEY, v vector(8)); INSERT INTO items SELECT i, array_fill(1::real, ARRAY[8])::vector FROM generate_series(1, 5000) i; ANALYZE items;",
+    );
     for partitions in ["1", "3"] {
-        let o = crate::support::etl(["bench", "read", "--source", &url, "--table", "public.items", "--partitions", partitions, "--format", "json"]);
+        let o = crate::support::etl([
+            "bench",
+            "read",
+            "--source",
+            &url,
+            "--table",
+            "public.items",
+            "--partitions",
+            partitions,
+            "--format",
+            "json",
+        ]);
         assert!(o.status.success(), "{}", crate::support::stderr(&o));
         let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
         let mut keys: Vec<&String> = v.as_object().unwrap().keys().collect();

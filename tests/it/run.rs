@@ -11,32 +11,71 @@ use crate::support::{fresh_db, sql, stderr, stdout, write};
 
 fn password(url: &str) -> String {
     let after = url.split("://").nth(1).unwrap();
-    after.split('@').next().unwrap().split(':').nth(1).unwrap_or("").to_string()
+    after
+        .split('@')
+        .next()
+        .unwrap()
+        .split(':')
+        .nth(1)
+        .unwrap_or("")
+        .to_string()
 }
 
 fn etl_pw(url: &str, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_etl")).args(args).env("PGPASSWORD", password(url)).env("PGPASSFILE", "/nonexistent").output().unwrap()
+    Command::new(env!("CARGO_BIN_EXE_etl"))
+        .args(args)
+        .env("PGPASSWORD", password(url))
+        .env("PGPASSFILE", "/nonexistent")
+        .output()
+        .unwrap()
 }
 
 /// `etl init` for the database into `dir`, with the engine under `dir/data`.
 fn init(url: &str, dir: &Path) -> std::path::PathBuf {
     let mapping = dir.join("mapping.yaml");
     let data = dir.join("data");
-    let o = etl_pw(url, &["init", "--source", url, "--target", data.to_str().unwrap(), "-o", mapping.to_str().unwrap()]);
+    let o = etl_pw(
+        url,
+        &[
+            "init",
+            "--source",
+            url,
+            "--target",
+            data.to_str().unwrap(),
+            "-o",
+            mapping.to_str().unwrap(),
+        ],
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     mapping
 }
 
 fn run_json(url: &str, mapping: &Path, extra: &[&str]) -> Value {
-    let mut args = vec!["run", mapping.to_str().unwrap(), "--format", "json", "--quiet"];
+    let mut args = vec![
+        "run",
+        mapping.to_str().unwrap(),
+        "--format",
+        "json",
+        "--quiet",
+    ];
     args.extend_from_slice(extra);
     let o = etl_pw(url, &args);
-    assert!(o.status.success(), "etl run failed: {}\n{}", stderr(&o), stdout(&o));
+    assert!(
+        o.status.success(),
+        "etl run failed: {}\n{}",
+        stderr(&o),
+        stdout(&o)
+    );
     serde_json::from_str(&stdout(&o)).unwrap()
 }
 
 fn table<'a>(report: &'a Value, name: &str) -> &'a Value {
-    report["tables"].as_array().unwrap().iter().find(|t| t["table"] == name).unwrap_or_else(|| panic!("no {name} in {report}"))
+    report["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["table"] == name)
+        .unwrap_or_else(|| panic!("no {name} in {report}"))
 }
 
 const SHAPES: &str = r#"
@@ -65,7 +104,15 @@ fn every_shape_migrates_and_searches_like_pgvector() {
     let dir = tempfile::tempdir().unwrap();
     let mapping = init(&url, dir.path());
     let report = run_json(&url, &mapping, &[]);
-    for (t, n) in [("public.composite", 100), ("public.nokey", 50), ("public.uuidkey", 40), ("public.events", 30), ("public.kitchen", 60), ("public.empty", 0), ("public.docs", 500)] {
+    for (t, n) in [
+        ("public.composite", 100),
+        ("public.nokey", 50),
+        ("public.uuidkey", 40),
+        ("public.events", 30),
+        ("public.kitchen", 60),
+        ("public.empty", 0),
+        ("public.docs", 500),
+    ] {
         let r = table(&report, t);
         assert_eq!(r["rows_read"], n, "{t}: {r}");
         assert_eq!(r["rows_written"], n, "{t}: {r}");
@@ -75,26 +122,84 @@ fn every_shape_migrates_and_searches_like_pgvector() {
     let data = dir.path().join("data");
     let data = data.to_str().unwrap();
     // The job is recorded as successful.
-    let o = etl_pw(&url, &["jobs", "list", "--target", data, "--format", "json"]);
+    let o = etl_pw(
+        &url,
+        &["jobs", "list", "--target", data, "--format", "json"],
+    );
     let jobs: Value = serde_json::from_str(&stdout(&o)).unwrap();
     assert_eq!(jobs[0]["state"], "Successful");
     // Search: the same nearest neighbours and cosine distances as pgvector's exact `<=>`.
     let q = "[0.3,-0.2,0.9,0.1,0.0,-0.5,0.4,0.2]";
-    let o = etl_pw(&url, &["search", "--target", data, "--collection", "docs", "--vector", q, "--limit", "5", "--output-fields", "cat", "--format", "json"]);
+    let o = etl_pw(
+        &url,
+        &[
+            "search",
+            "--target",
+            data,
+            "--collection",
+            "docs",
+            "--vector",
+            q,
+            "--limit",
+            "5",
+            "--output-fields",
+            "cat",
+            "--format",
+            "json",
+        ],
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     let hits: Value = serde_json::from_str(&stdout(&o)).unwrap();
-    let want = crate::support::query_rows(&url, &format!("SELECT id, (emb <=> '{q}')::float8 FROM docs ORDER BY emb <=> '{q}' LIMIT 5"));
-    let got: Vec<(i64, f64)> = hits.as_array().unwrap().iter().map(|h| (h["id"].as_i64().unwrap(), h["distance"].as_f64().unwrap())).collect();
-    assert_eq!(got.iter().map(|g| g.0).collect::<Vec<_>>(), want.iter().map(|w| w.0).collect::<Vec<_>>());
+    let want = crate::support::query_rows(
+        &url,
+        &format!("SELECT id, (emb <=> '{q}')::float8 FROM docs ORDER BY emb <=> '{q}' LIMIT 5"),
+    );
+    let got: Vec<(i64, f64)> = hits
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| (h["id"].as_i64().unwrap(), h["distance"].as_f64().unwrap()))
+        .collect();
+    assert_eq!(
+        got.iter().map(|g| g.0).collect::<Vec<_>>(),
+        want.iter().map(|w| w.0).collect::<Vec<_>>()
+    );
     for (g, w) in got.iter().zip(&want) {
-        assert!((g.1 - w.1).abs() < 1e-5, "distance {} vs pgvector {}", g.1, w.1);
+        assert!(
+            (g.1 - w.1).abs() < 1e-5,
+            "distance {} vs pgvector {}",
+            g.1,
+            w.1
+        );
     }
     assert!(hits[0]["cat"].is_string());
     // A filter on JSON and arrays from the kitchen table, checked against Postgres.
-    let o = etl_pw(&url, &["search", "--target", data, "--collection", "kitchen", "--vector", "[1,0,1]", "--limit", "100", "--filter", r#"doc["color"] == "red" and array_contains(tags, "common") and flag"#, "--format", "json"]);
+    let o = etl_pw(
+        &url,
+        &[
+            "search",
+            "--target",
+            data,
+            "--collection",
+            "kitchen",
+            "--vector",
+            "[1,0,1]",
+            "--limit",
+            "100",
+            "--filter",
+            r#"doc["color"] == "red" and array_contains(tags, "common") and flag"#,
+            "--format",
+            "json",
+        ],
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     let hits: Value = serde_json::from_str(&stdout(&o)).unwrap();
-    let mut got: Vec<i64> = hits.as_array().unwrap().iter().map(|h| h["id"].as_i64().unwrap()).collect();
+    let mut got: Vec<i64> = hits
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["id"].as_i64().unwrap())
+        .collect();
     got.sort();
     let want: Vec<i64> = crate::support::query_rows(&url, "SELECT id::int8, 0::float8 FROM kitchen WHERE doc->>'color' = 'red' AND 'common' = ANY(tags) AND flag AND nv IS NOT NULL ORDER BY id").into_iter().map(|r| r.0).collect();
     assert_eq!(got, want);
@@ -104,12 +209,23 @@ fn every_shape_migrates_and_searches_like_pgvector() {
 fn a_killed_run_resumes_to_exactly_the_source_rows() {
     let url = fresh_db("run_kill");
     // No key: auto IDs, so a range loaded twice would show as duplicates.
-    sql(&url, "CREATE TABLE big (x int, v vector(16)); INSERT INTO big SELECT i, ARRAY(SELECT (i * k % 97)::real FROM generate_series(1, 16) k)::vector FROM generate_series(1, 300000) i; ANALYZE;");
+    sql(
+        &url,
+        "CREATE TABLE big (x int, v vector(16)); INSERT INTO big SELECT i, ARRAY(SELECT (i * k % 97)::real FROM generate_series(1, 16) k)::vector FROM generate_series(1, 300000) i; ANALYZE;",
+    );
     let dir = tempfile::tempdir().unwrap();
     let mapping = init(&url, dir.path());
     let manifest = dir.path().join("data/big/manifest.json");
     let mut child = Command::new(env!("CARGO_BIN_EXE_etl"))
-        .args(["run", mapping.to_str().unwrap(), "--quiet", "--parallelism", "2", "--batch-size", "2000"])
+        .args([
+            "run",
+            mapping.to_str().unwrap(),
+            "--quiet",
+            "--parallelism",
+            "2",
+            "--batch-size",
+            "2000",
+        ])
         .env("PGPASSWORD", password(&url))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -118,7 +234,9 @@ fn a_killed_run_resumes_to_exactly_the_source_rows() {
     // Kill it once at least one range is committed (and before the run ends).
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
-        let committed = std::fs::read_to_string(&manifest).map(|m| m.contains("range/")).unwrap_or(false);
+        let committed = std::fs::read_to_string(&manifest)
+            .map(|m| m.contains("range/"))
+            .unwrap_or(false);
         if committed || Instant::now() > deadline {
             break;
         }
@@ -130,21 +248,63 @@ fn a_killed_run_resumes_to_exactly_the_source_rows() {
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
     let data = dir.path().join("data");
-    let o = etl_pw(&url, &["jobs", "list", "--target", data.to_str().unwrap(), "--format", "json"]);
+    let o = etl_pw(
+        &url,
+        &[
+            "jobs",
+            "list",
+            "--target",
+            data.to_str().unwrap(),
+            "--format",
+            "json",
+        ],
+    );
     let jobs: Value = serde_json::from_str(&stdout(&o)).unwrap();
-    assert_eq!(jobs[0]["state"], "InProgress", "a killed job stays in progress: {jobs}");
+    assert_eq!(
+        jobs[0]["state"], "InProgress",
+        "a killed job stays in progress: {jobs}"
+    );
     // The same command again resumes and ends with exactly the source's rows.
-    let report = run_json(&url, &mapping, &["--parallelism", "2", "--batch-size", "2000"]);
+    let report = run_json(
+        &url,
+        &mapping,
+        &["--parallelism", "2", "--batch-size", "2000"],
+    );
     assert_eq!(report["resumed"], true, "{report}");
     let t = table(&report, "public.big");
     assert!(t["ranges_resumed"].as_u64().unwrap() >= 1, "{t}");
     assert_eq!(t["collection_rows"], 300_000, "{t}");
-    let o = etl_pw(&url, &["collections", "describe", "--target", data.to_str().unwrap(), "big", "--format", "json"]);
+    let o = etl_pw(
+        &url,
+        &[
+            "collections",
+            "describe",
+            "--target",
+            data.to_str().unwrap(),
+            "big",
+            "--format",
+            "json",
+        ],
+    );
     let d: Value = serde_json::from_str(&stdout(&o)).unwrap();
     assert_eq!(d["rows"], 300_000);
-    let o = etl_pw(&url, &["jobs", "list", "--target", data.to_str().unwrap(), "--format", "json"]);
+    let o = etl_pw(
+        &url,
+        &[
+            "jobs",
+            "list",
+            "--target",
+            data.to_str().unwrap(),
+            "--format",
+            "json",
+        ],
+    );
     let jobs: Value = serde_json::from_str(&stdout(&o)).unwrap();
-    assert_eq!(jobs.as_array().unwrap().len(), 1, "the resumed run continues the same job");
+    assert_eq!(
+        jobs.as_array().unwrap().len(),
+        1,
+        "the resumed run continues the same job"
+    );
     assert_eq!(jobs[0]["state"], "Successful");
 }
 
@@ -170,15 +330,39 @@ fn bad_rows_go_to_the_rejects_file_with_their_reason() {
     std::fs::write(&mapping, text.replace("{MAX}", "0")).unwrap();
     let o = etl_pw(&url, &["run", mapping.to_str().unwrap(), "--quiet"]);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
-    assert!(stderr(&o).contains("max_rejects = 0") && stderr(&o).contains("items.jsonl"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("max_rejects = 0") && stderr(&o).contains("items.jsonl"),
+        "{}",
+        stderr(&o)
+    );
     // With room for them, every bad row is in the file with its reason; the good rows load.
     std::fs::write(&mapping, text.replace("{MAX}", "10")).unwrap();
     let report = run_json(&url, &mapping, &[]);
     let t = table(&report, "public.items");
-    assert_eq!((t["rows_read"].as_u64(), t["rows_written"].as_u64(), t["rows_rejected"].as_u64()), (Some(6), Some(2), Some(4)), "{t}");
+    assert_eq!(
+        (
+            t["rows_read"].as_u64(),
+            t["rows_written"].as_u64(),
+            t["rows_rejected"].as_u64()
+        ),
+        (Some(6), Some(2), Some(4)),
+        "{t}"
+    );
     let rejects = std::fs::read_to_string(data.join("_rejects/items.jsonl")).unwrap();
-    let lines: Vec<Value> = rejects.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-    let mut by_key: Vec<(i64, String, String)> = lines.iter().map(|l| (l["primary_key"].as_i64().unwrap(), l["column"].as_str().unwrap().to_string(), l["reason"].as_str().unwrap().to_string())).collect();
+    let lines: Vec<Value> = rejects
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let mut by_key: Vec<(i64, String, String)> = lines
+        .iter()
+        .map(|l| {
+            (
+                l["primary_key"].as_i64().unwrap(),
+                l["column"].as_str().unwrap().to_string(),
+                l["reason"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
     by_key.sort();
     assert_eq!(
         by_key,

@@ -48,11 +48,19 @@ pub fn with_db(url: &str, db: &str) -> String {
 fn with_client<T, F>(url: &str, f: F) -> T
 where
     T: Send + 'static,
-    F: for<'c> FnOnce(&'c tokio_postgres::Client) -> std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'c>> + Send + 'static,
+    F: for<'c> FnOnce(
+            &'c tokio_postgres::Client,
+        )
+            -> std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'c>>
+        + Send
+        + 'static,
 {
     let url = url.to_string();
     std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
         rt.block_on(async {
             let cfg: tokio_postgres::Config = url.parse().unwrap();
             let (client, conn) = cfg.connect(tokio_postgres::NoTls).await.unwrap();
@@ -71,14 +79,22 @@ where
 pub fn sql(url: &str, statements: &str) {
     let statements = statements.to_string();
     with_client(url, move |c| {
-        Box::pin(async move { c.batch_execute(&statements).await.unwrap_or_else(|e| panic!("{e:?}\n{statements}")) })
+        Box::pin(async move {
+            c.batch_execute(&statements)
+                .await
+                .unwrap_or_else(|e| panic!("{e:?}\n{statements}"))
+        })
     })
 }
 
 /// A new, empty database (with pgvector) and its URL.
 pub fn fresh_db(prefix: &str) -> String {
     static N: AtomicU32 = AtomicU32::new(0);
-    let name = format!("{prefix}_{}_{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst));
+    let name = format!(
+        "{prefix}_{}_{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    );
     sql(server_url(), &format!("CREATE DATABASE {name}"));
     let url = with_db(server_url(), &name);
     sql(&url, "CREATE EXTENSION IF NOT EXISTS vector");
@@ -119,8 +135,13 @@ pub fn query_rows(url: &str, query: &str) -> Vec<(i64, f64)> {
     let query = query.to_string();
     with_client(url, move |c| {
         Box::pin(async move {
-            let rows = c.query(&query, &[]).await.unwrap_or_else(|e| panic!("{e:?}\n{query}"));
-            rows.iter().map(|r| (r.get::<_, i64>(0), r.get::<_, f64>(1))).collect()
+            let rows = c
+                .query(&query, &[])
+                .await
+                .unwrap_or_else(|e| panic!("{e:?}\n{query}"));
+            rows.iter()
+                .map(|r| (r.get::<_, i64>(0), r.get::<_, f64>(1)))
+                .collect()
         })
     })
 }

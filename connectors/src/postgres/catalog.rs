@@ -6,8 +6,8 @@
 use std::collections::{BTreeMap, HashMap};
 
 use etl_mappings::{
-    PgKind, PgType, QualifiedName, SourceColumn, SourceTable, SourceVectorIndex,
-    VectorIndexMethod, metric_of_opclass,
+    PgKind, PgType, QualifiedName, SourceColumn, SourceTable, SourceVectorIndex, VectorIndexMethod,
+    metric_of_opclass,
 };
 use tokio_postgres::Client;
 
@@ -164,7 +164,12 @@ pub async fn list_tables(client: &Client) -> Result<Vec<(u32, QualifiedName)>, C
         .map_err(|e| ConnectorError::from_pg("listing tables", e))?;
     Ok(rows
         .into_iter()
-        .map(|r| (r.get(0), QualifiedName::new(r.get::<_, String>(1), r.get::<_, String>(2))))
+        .map(|r| {
+            (
+                r.get(0),
+                QualifiedName::new(r.get::<_, String>(1), r.get::<_, String>(2)),
+            )
+        })
         .collect())
 }
 

@@ -122,7 +122,9 @@ impl PgUrl {
         }
         let mut config = tokio_postgres::Config::new();
         let host = url.host_str().filter(|h| !h.is_empty()).map(str::to_string);
-        let mut host = host.or_else(|| env.var("PGHOST")).unwrap_or_else(|| "localhost".into());
+        let mut host = host
+            .or_else(|| env.var("PGHOST"))
+            .unwrap_or_else(|| "localhost".into());
         if host.starts_with('[') && host.ends_with(']') {
             host = host[1..host.len() - 1].to_string();
         }
@@ -161,7 +163,9 @@ impl PgUrl {
                 "password" => password = Some(v.into_owned()),
                 "user" => {}
                 "connect_timeout" => {
-                    let secs: u64 = v.parse().map_err(|_| bad("connect_timeout is whole seconds"))?;
+                    let secs: u64 = v
+                        .parse()
+                        .map_err(|_| bad("connect_timeout is whole seconds"))?;
                     connect_timeout = Duration::from_secs(secs.max(1));
                 }
                 "application_name" => {
@@ -246,7 +250,10 @@ fn pgpass_lookup(env: &dyn Env, host: &str, port: u16, db: &str, user: &str) -> 
     let path = env
         .var("PGPASSFILE")
         .map(std::path::PathBuf::from)
-        .or_else(|| env.var("HOME").map(|h| std::path::Path::new(&h).join(".pgpass")))?;
+        .or_else(|| {
+            env.var("HOME")
+                .map(|h| std::path::Path::new(&h).join(".pgpass"))
+        })?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -258,7 +265,11 @@ fn pgpass_lookup(env: &dyn Env, host: &str, port: u16, db: &str, user: &str) -> 
     }
     let text = fs_err::read_to_string(&path).ok()?;
     let port = port.to_string();
-    let host_for_match = if host.starts_with('/') { "localhost" } else { host };
+    let host_for_match = if host.starts_with('/') {
+        "localhost"
+    } else {
+        host
+    };
     text.lines()
         .filter(|l| !l.trim_start().starts_with('#') && !l.trim().is_empty())
         .map(split_pgpass_line)
@@ -314,17 +325,27 @@ mod tests {
             redact_url("postgres://alice:s3cret@db:5432/shop"),
             "postgres://alice:***@db:5432/shop"
         );
-        assert_eq!(redact_url("postgres://alice@db/shop"), "postgres://alice@db/shop");
+        assert_eq!(
+            redact_url("postgres://alice@db/shop"),
+            "postgres://alice@db/shop"
+        );
         assert!(!redact_url("postgres://a@h/db?password=zz").contains("zz"));
         assert!(!redact_url("not a url://u:pw@x").contains("pw"));
-        assert_eq!(strip_password("postgres://a:pw@h:1/d"), "postgres://a@h:1/d");
+        assert_eq!(
+            strip_password("postgres://a:pw@h:1/d"),
+            "postgres://a@h:1/d"
+        );
     }
 
     #[test]
     fn password_from_url_env_or_pgpass() {
         let dir = tempfile::tempdir().unwrap();
         let pass = dir.path().join("pgpass");
-        fs_err::write(&pass, "# comment\nother:*:*:*:nope\nh:5433:db:bob:from\\:file\n").unwrap();
+        fs_err::write(
+            &pass,
+            "# comment\nother:*:*:*:nope\nh:5433:db:bob:from\\:file\n",
+        )
+        .unwrap();
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
@@ -350,7 +371,10 @@ mod tests {
         let u = PgUrl::parse_with("postgres://a@h/db?sslmode=disable", &env).unwrap();
         assert_eq!(u.tls(), TlsMode::Disable);
         let e = PgUrl::parse_with("postgres://a:pw@h/db?sslmode=maybe", &env).unwrap_err();
-        assert!(e.to_string().contains("sslmode") && !e.to_string().contains("pw@"), "{e}");
+        assert!(
+            e.to_string().contains("sslmode") && !e.to_string().contains("pw@"),
+            "{e}"
+        );
         assert!(PgUrl::parse_with("mysql://a@h/db", &env).is_err());
     }
 }

@@ -60,8 +60,9 @@ fn connect_error(url: &PgUrl, err: tokio_postgres::Error) -> ConnectorError {
         None if reason.contains("password missing") => ConnectorError::Auth {
             url: url.redacted().to_string(),
             user: url.user().to_string(),
-            reason: "the server asks for a password and none was given (URL, PGPASSWORD or ~/.pgpass)"
-                .into(),
+            reason:
+                "the server asks for a password and none was given (URL, PGPASSWORD or ~/.pgpass)"
+                    .into(),
         },
         None if reason.to_ascii_lowercase().contains("tls") => ConnectorError::Tls {
             url: url.redacted().to_string(),

@@ -117,7 +117,12 @@ impl CopyDecoder {
                 return Err(self.err(None, "not a binary COPY stream"));
             }
             let ext_at = SIGNATURE.len() + 4;
-            let ext = u32::from_be_bytes([buf[ext_at], buf[ext_at + 1], buf[ext_at + 2], buf[ext_at + 3]]) as usize;
+            let ext = u32::from_be_bytes([
+                buf[ext_at],
+                buf[ext_at + 1],
+                buf[ext_at + 2],
+                buf[ext_at + 3],
+            ]) as usize;
             let body = ext_at + 4 + ext;
             if buf.len() < body {
                 return Ok(0);
@@ -254,7 +259,11 @@ mod tests {
 
     #[test]
     fn decodes_across_any_chunking() {
-        let bytes = frame(&[((0, 1), Some(7), Some("a")), ((0, 2), None, Some("héllo")), ((3, 1), Some(-1), None)]);
+        let bytes = frame(&[
+            ((0, 1), Some(7), Some("a")),
+            ((0, 2), None, Some("héllo")),
+            ((3, 1), Some(-1), None),
+        ]);
         for chunk in 1..bytes.len() {
             let mut d = decoder();
             for c in bytes.chunks(chunk) {
@@ -263,8 +272,16 @@ mod tests {
             d.finish_stream().unwrap();
             let (batch, tid) = d.flush().unwrap().unwrap();
             assert_eq!(tid, Some((3, 1)));
-            let n = batch.column(0).as_any().downcast_ref::<Int32Array>().unwrap();
-            let s = batch.column(1).as_any().downcast_ref::<StringArray>().unwrap();
+            let n = batch
+                .column(0)
+                .as_any()
+                .downcast_ref::<Int32Array>()
+                .unwrap();
+            let s = batch
+                .column(1)
+                .as_any()
+                .downcast_ref::<StringArray>()
+                .unwrap();
             assert_eq!((n.value(0), n.is_null(1), n.value(2)), (7, true, -1));
             assert_eq!((s.value(1), s.is_null(2)), ("héllo", true));
         }

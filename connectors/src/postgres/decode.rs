@@ -13,14 +13,14 @@
 
 use std::sync::Arc;
 
+use datafusion::arrow::array::builder::NullBufferBuilder;
 use datafusion::arrow::array::{
     ArrayRef, BinaryBuilder, BooleanBuilder, FixedSizeBinaryBuilder, FixedSizeListArray,
-    Float16Array, Float32Array, Float64Builder, Float32Builder, Int16Builder, Int32Array,
+    Float16Array, Float32Array, Float32Builder, Float64Builder, Int16Builder, Int32Array,
     Int32Builder, Int64Builder, ListArray, StringBuilder, StructArray,
 };
 use datafusion::arrow::buffer::{NullBuffer, OffsetBuffer};
 use datafusion::arrow::datatypes::{DataType, Field, Fields};
-use datafusion::arrow::array::builder::NullBufferBuilder;
 use etl_mappings::{PgKind, quote_ident};
 use half::f16;
 
@@ -120,7 +120,10 @@ pub fn read_kind(kind: &PgKind) -> (ReadKind, SelectAs) {
             (elem, SelectAs::Plain) if !matches!(elem, ReadKind::Array(_)) => {
                 plain(ReadKind::Array(Box::new(elem)))
             }
-            _ => (ReadKind::Array(Box::new(ReadKind::Text)), SelectAs::TextArray),
+            _ => (
+                ReadKind::Array(Box::new(ReadKind::Text)),
+                SelectAs::TextArray,
+            ),
         },
         PgKind::Bit { .. }
         | PgKind::VarBit { .. }
@@ -213,10 +216,13 @@ fn be_i16(b: &[u8], at: usize) -> Option<i16> {
     b.get(at..at + 2).map(|s| i16::from_be_bytes([s[0], s[1]]))
 }
 fn be_i32(b: &[u8], at: usize) -> Option<i32> {
-    b.get(at..at + 4).map(|s| i32::from_be_bytes([s[0], s[1], s[2], s[3]]))
+    b.get(at..at + 4)
+        .map(|s| i32::from_be_bytes([s[0], s[1], s[2], s[3]]))
 }
 fn be_i64(b: &[u8], at: usize) -> Option<i64> {
-    b.get(at..at + 8).and_then(|s| s.try_into().ok()).map(i64::from_be_bytes)
+    b.get(at..at + 8)
+        .and_then(|s| s.try_into().ok())
+        .map(i64::from_be_bytes)
 }
 
 /// Variable-length lists of fixed-width values being built (vectors without a declared
@@ -242,7 +248,11 @@ impl<T> Lists<T> {
     fn take(&mut self) -> (Vec<T>, OffsetBuffer<i32>, Option<NullBuffer>) {
         let values = std::mem::take(&mut self.values);
         let offsets = std::mem::replace(&mut self.offsets, vec![0]);
-        (values, OffsetBuffer::new(offsets.into()), self.nulls.finish())
+        (
+            values,
+            OffsetBuffer::new(offsets.into()),
+            self.nulls.finish(),
+        )
     }
 }
 
@@ -368,30 +378,39 @@ impl ColumnDecoder {
                 [v] => x.append_value(*v != 0),
                 _ => return Err(bad("boolean", b.len())),
             },
-            ColumnDecoder::Int16(x) => {
-                x.append_value(be_i16(b, 0).filter(|_| b.len() == 2).ok_or_else(|| bad("smallint", b.len()))?)
-            }
-            ColumnDecoder::Int32(x) => {
-                x.append_value(be_i32(b, 0).filter(|_| b.len() == 4).ok_or_else(|| bad("integer", b.len()))?)
-            }
-            ColumnDecoder::Int64(x) => {
-                x.append_value(be_i64(b, 0).filter(|_| b.len() == 8).ok_or_else(|| bad("bigint", b.len()))?)
-            }
+            ColumnDecoder::Int16(x) => x.append_value(
+                be_i16(b, 0)
+                    .filter(|_| b.len() == 2)
+                    .ok_or_else(|| bad("smallint", b.len()))?,
+            ),
+            ColumnDecoder::Int32(x) => x.append_value(
+                be_i32(b, 0)
+                    .filter(|_| b.len() == 4)
+                    .ok_or_else(|| bad("integer", b.len()))?,
+            ),
+            ColumnDecoder::Int64(x) => x.append_value(
+                be_i64(b, 0)
+                    .filter(|_| b.len() == 8)
+                    .ok_or_else(|| bad("bigint", b.len()))?,
+            ),
             ColumnDecoder::Float32(x) => {
-                let v = be_i32(b, 0).filter(|_| b.len() == 4).ok_or_else(|| bad("real", b.len()))?;
+                let v = be_i32(b, 0)
+                    .filter(|_| b.len() == 4)
+                    .ok_or_else(|| bad("real", b.len()))?;
                 x.append_value(f32::from_bits(v as u32))
             }
             ColumnDecoder::Float64(x) => {
-                let v = be_i64(b, 0).filter(|_| b.len() == 8).ok_or_else(|| bad("double", b.len()))?;
+                let v = be_i64(b, 0)
+                    .filter(|_| b.len() == 8)
+                    .ok_or_else(|| bad("double", b.len()))?;
                 x.append_value(f64::from_bits(v as u64))
             }
             ColumnDecoder::Bytea(x) => x.append_value(b),
             ColumnDecoder::Utf8(kind, x, scratch) => {
                 scratch.clear();
                 let s: &str = match kind {
-                    ReadKind::Text | ReadKind::Json => {
-                        std::str::from_utf8(b).map_err(|_| DecodeProblem("invalid UTF-8 in text".into()))?
-                    }
+                    ReadKind::Text | ReadKind::Json => std::str::from_utf8(b)
+                        .map_err(|_| DecodeProblem("invalid UTF-8 in text".into()))?,
                     ReadKind::Jsonb => match b.split_first() {
                         Some((1, rest)) => std::str::from_utf8(rest)
                             .map_err(|_| DecodeProblem("invalid UTF-8 in jsonb".into()))?,
@@ -407,22 +426,30 @@ impl ColumnDecoder {
                         scratch.as_str()
                     }
                     ReadKind::Date => {
-                        let d = be_i32(b, 0).filter(|_| b.len() == 4).ok_or_else(|| bad("date", b.len()))?;
+                        let d = be_i32(b, 0)
+                            .filter(|_| b.len() == 4)
+                            .ok_or_else(|| bad("date", b.len()))?;
                         text::date(d, scratch);
                         scratch.as_str()
                     }
                     ReadKind::Timestamp | ReadKind::TimestampTz => {
-                        let t = be_i64(b, 0).filter(|_| b.len() == 8).ok_or_else(|| bad("timestamp", b.len()))?;
+                        let t = be_i64(b, 0)
+                            .filter(|_| b.len() == 8)
+                            .ok_or_else(|| bad("timestamp", b.len()))?;
                         text::timestamp(t, *kind == ReadKind::TimestampTz, scratch);
                         scratch.as_str()
                     }
                     ReadKind::Time => {
-                        let t = be_i64(b, 0).filter(|_| b.len() == 8).ok_or_else(|| bad("time", b.len()))?;
+                        let t = be_i64(b, 0)
+                            .filter(|_| b.len() == 8)
+                            .ok_or_else(|| bad("time", b.len()))?;
                         text::time(t, scratch);
                         scratch.as_str()
                     }
                     ReadKind::TimeTz => {
-                        let t = be_i64(b, 0).filter(|_| b.len() == 12).ok_or_else(|| bad("timetz", b.len()))?;
+                        let t = be_i64(b, 0)
+                            .filter(|_| b.len() == 12)
+                            .ok_or_else(|| bad("timetz", b.len()))?;
                         let z = be_i32(b, 8).ok_or_else(|| bad("timetz", b.len()))?;
                         text::timetz(t, z, scratch);
                         scratch.as_str()
@@ -431,7 +458,13 @@ impl ColumnDecoder {
                 };
                 x.append_value(s);
             }
-            ColumnDecoder::Dense { dim, half, f32s, f16s, nulls } => {
+            ColumnDecoder::Dense {
+                dim,
+                half,
+                f32s,
+                f16s,
+                nulls,
+            } => {
                 let d = be_i16(b, 0).ok_or_else(|| bad("vector", b.len()))? as u16 as usize;
                 let width = if *half { 2 } else { 4 };
                 if d != *dim || b.len() != 4 + d * width {
@@ -441,7 +474,10 @@ impl ColumnDecoder {
                 }
                 let body = &b[4..];
                 if *half {
-                    f16s.extend(body.chunks_exact(2).map(|c| u16::from_be_bytes([c[0], c[1]])));
+                    f16s.extend(
+                        body.chunks_exact(2)
+                            .map(|c| u16::from_be_bytes([c[0], c[1]])),
+                    );
                 } else {
                     f32s.extend(
                         body.chunks_exact(4)
@@ -458,8 +494,10 @@ impl ColumnDecoder {
                 }
                 let body = &b[4..];
                 if *half {
-                    f16s.values
-                        .extend(body.chunks_exact(2).map(|c| u16::from_be_bytes([c[0], c[1]])));
+                    f16s.values.extend(
+                        body.chunks_exact(2)
+                            .map(|c| u16::from_be_bytes([c[0], c[1]])),
+                    );
                     f16s.close(true);
                 } else {
                     f32s.values.extend(
@@ -469,7 +507,12 @@ impl ColumnDecoder {
                     f32s.close(true);
                 }
             }
-            ColumnDecoder::Sparse { dims, indices, values, nulls } => {
+            ColumnDecoder::Sparse {
+                dims,
+                indices,
+                values,
+                nulls,
+            } => {
                 let dim = be_i32(b, 0).ok_or_else(|| bad("sparsevec", b.len()))?;
                 let nnz = be_i32(b, 4).ok_or_else(|| bad("sparsevec", b.len()))?;
                 let nnz = usize::try_from(nnz).map_err(|_| bad("sparsevec", b.len()))?;
@@ -496,9 +539,16 @@ impl ColumnDecoder {
                 if len as i64 != i64::from(*bytes) * 8 || b.len() != 4 + *bytes as usize {
                     return Err(bad("bit", b.len()));
                 }
-                x.append_value(&b[4..]).map_err(|e| DecodeProblem(e.to_string()))?;
+                x.append_value(&b[4..])
+                    .map_err(|e| DecodeProblem(e.to_string()))?;
             }
-            ColumnDecoder::Array { elem, offsets, count, nulls, .. } => {
+            ColumnDecoder::Array {
+                elem,
+                offsets,
+                count,
+                nulls,
+                ..
+            } => {
                 let ndim = be_i32(b, 0).ok_or_else(|| bad("array", b.len()))?;
                 match ndim {
                     0 => {}
@@ -542,7 +592,13 @@ impl ColumnDecoder {
             ColumnDecoder::Float64(x) => x.append_null(),
             ColumnDecoder::Utf8(_, x, _) => x.append_null(),
             ColumnDecoder::Bytea(x) => x.append_null(),
-            ColumnDecoder::Dense { dim, half, f32s, f16s, nulls } => {
+            ColumnDecoder::Dense {
+                dim,
+                half,
+                f32s,
+                f16s,
+                nulls,
+            } => {
                 if *half {
                     f16s.extend(std::iter::repeat_n(0, *dim));
                 } else {
@@ -557,14 +613,24 @@ impl ColumnDecoder {
                     f32s.close(false)
                 }
             }
-            ColumnDecoder::Sparse { dims, indices, values, nulls } => {
+            ColumnDecoder::Sparse {
+                dims,
+                indices,
+                values,
+                nulls,
+            } => {
                 dims.push(0);
                 indices.close(true);
                 values.close(true);
                 nulls.append_null();
             }
             ColumnDecoder::Bit(_, x) => x.append_null(),
-            ColumnDecoder::Array { offsets, count, nulls, .. } => {
+            ColumnDecoder::Array {
+                offsets,
+                count,
+                nulls,
+                ..
+            } => {
                 offsets.push(*count);
                 nulls.append_null();
             }
@@ -582,7 +648,13 @@ impl ColumnDecoder {
             ColumnDecoder::Float64(x) => Arc::new(x.finish()),
             ColumnDecoder::Utf8(_, x, _) => Arc::new(x.finish()),
             ColumnDecoder::Bytea(x) => Arc::new(x.finish()),
-            ColumnDecoder::Dense { dim, half, f32s, f16s, nulls } => {
+            ColumnDecoder::Dense {
+                dim,
+                half,
+                f32s,
+                f16s,
+                nulls,
+            } => {
                 let (item, values): (DataType, ArrayRef) = if *half {
                     let bits = std::mem::take(f16s);
                     (
@@ -592,10 +664,18 @@ impl ColumnDecoder {
                         )),
                     )
                 } else {
-                    (DataType::Float32, Arc::new(Float32Array::from(std::mem::take(f32s))))
+                    (
+                        DataType::Float32,
+                        Arc::new(Float32Array::from(std::mem::take(f32s))),
+                    )
                 };
                 let field = Arc::new(Field::new("item", item, false));
-                Arc::new(FixedSizeListArray::new(field, *dim as i32, values, nulls.finish()))
+                Arc::new(FixedSizeListArray::new(
+                    field,
+                    *dim as i32,
+                    values,
+                    nulls.finish(),
+                ))
             }
             ColumnDecoder::Ragged { half, f32s, f16s } => {
                 if *half {
@@ -611,7 +691,12 @@ impl ColumnDecoder {
                     Arc::new(ListArray::new(field, o, Arc::new(Float32Array::from(v)), n))
                 }
             }
-            ColumnDecoder::Sparse { dims, indices, values, nulls } => {
+            ColumnDecoder::Sparse {
+                dims,
+                indices,
+                values,
+                nulls,
+            } => {
                 let (iv, io, _) = indices.take();
                 let (vv, vo, _) = values.take();
                 let fields = sparse_fields();
@@ -638,7 +723,13 @@ impl ColumnDecoder {
                 ))
             }
             ColumnDecoder::Bit(_, x) => Arc::new(x.finish()),
-            ColumnDecoder::Array { elem, elem_kind, offsets, count, nulls } => {
+            ColumnDecoder::Array {
+                elem,
+                elem_kind,
+                offsets,
+                count,
+                nulls,
+            } => {
                 let values = elem.finish();
                 let offs = std::mem::replace(offsets, vec![0]);
                 *count = 0;

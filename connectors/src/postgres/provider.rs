@@ -11,15 +11,17 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
 use datafusion::catalog::Session;
+use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::common::{DataFusionError, Result as DfResult};
 use datafusion::datasource::{TableProvider, TableType};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
-use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
-use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties};
+use datafusion::physical_plan::{
+    DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
+};
 use datafusion::sql::unparser::Unparser;
 use datafusion::sql::unparser::dialect::PostgreSqlDialect;
 use etl_mappings::{QualifiedName, SourceTable};
@@ -114,7 +116,10 @@ impl PgTableProvider {
 
 fn filter_sql(expr: &Expr) -> Option<String> {
     let dialect = PostgreSqlDialect {};
-    Unparser::new(&dialect).expr_to_sql(expr).ok().map(|e| e.to_string())
+    Unparser::new(&dialect)
+        .expr_to_sql(expr)
+        .ok()
+        .map(|e| e.to_string())
 }
 
 #[async_trait]
@@ -127,7 +132,10 @@ impl TableProvider for PgTableProvider {
         TableType::Base
     }
 
-    fn supports_filters_pushdown(&self, filters: &[&Expr]) -> DfResult<Vec<TableProviderFilterPushDown>> {
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> DfResult<Vec<TableProviderFilterPushDown>> {
         Ok(filters
             .iter()
             .map(|f| {
@@ -155,7 +163,13 @@ impl TableProvider for PgTableProvider {
         let columns = indices.iter().map(|i| self.columns[*i].clone()).collect();
         let mut conds: Vec<String> = self.options.filter.iter().cloned().collect();
         conds.extend(filters.iter().filter_map(filter_sql));
-        let filter = (!conds.is_empty()).then(|| conds.iter().map(|c| format!("({c})")).collect::<Vec<_>>().join(" AND "));
+        let filter = (!conds.is_empty()).then(|| {
+            conds
+                .iter()
+                .map(|c| format!("({c})"))
+                .collect::<Vec<_>>()
+                .join(" AND ")
+        });
         let spec = ReadSpec {
             url: self.url.clone(),
             table: self.table.clone(),
@@ -168,7 +182,11 @@ impl TableProvider for PgTableProvider {
             batch_bytes: self.options.batch_bytes.max(1),
             max_retries: self.options.max_retries,
         };
-        Ok(Arc::new(PgScanExec::new(spec, self.stats.clone(), self.options.channel_depth)))
+        Ok(Arc::new(PgScanExec::new(
+            spec,
+            self.stats.clone(),
+            self.options.channel_depth,
+        )))
     }
 }
 
@@ -237,15 +255,24 @@ impl ExecutionPlan for PgScanExec {
         Ok(TreeNodeRecursion::Continue)
     }
 
-    fn with_new_children(self: Arc<Self>, children: Vec<Arc<dyn ExecutionPlan>>) -> DfResult<Arc<dyn ExecutionPlan>> {
+    fn with_new_children(
+        self: Arc<Self>,
+        children: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
         if children.is_empty() {
             Ok(self)
         } else {
-            Err(DataFusionError::Internal("PgScanExec has no children".into()))
+            Err(DataFusionError::Internal(
+                "PgScanExec has no children".into(),
+            ))
         }
     }
 
-    fn execute(&self, partition: usize, _context: Arc<TaskContext>) -> DfResult<SendableRecordBatchStream> {
+    fn execute(
+        &self,
+        partition: usize,
+        _context: Arc<TaskContext>,
+    ) -> DfResult<SendableRecordBatchStream> {
         let (tx, rx) = mpsc::channel(self.depth);
         let spec = self.spec.clone();
         let stats = self.stats.clone();
@@ -269,7 +296,10 @@ impl ExecutionPlan for PgScanExec {
                 (item, (rx, abort))
             })
         });
-        Ok(Box::pin(RecordBatchStreamAdapter::new(self.spec.schema.clone(), stream.boxed())))
+        Ok(Box::pin(RecordBatchStreamAdapter::new(
+            self.spec.schema.clone(),
+            stream.boxed(),
+        )))
     }
 }
 

@@ -108,7 +108,10 @@ impl SnapshotSession {
                         reason: crate::error::describe(&e),
                     });
                 }
-                return Err(ConnectorError::from_pg(format!("exporting a snapshot of {table}"), e));
+                return Err(ConnectorError::from_pg(
+                    format!("exporting a snapshot of {table}"),
+                    e,
+                ));
             }
         };
         let exists = client
@@ -190,7 +193,11 @@ pub async fn read_partition(
     stats: Arc<ReadStats>,
     tx: mpsc::Sender<Result<RecordBatch, ConnectorError>>,
 ) {
-    let ranges = session.assignments.get(partition).cloned().unwrap_or_default();
+    let ranges = session
+        .assignments
+        .get(partition)
+        .cloned()
+        .unwrap_or_default();
     let mut remaining = spec.limit;
     for range in ranges {
         if remaining == Some(0) {
@@ -199,7 +206,17 @@ pub async fn read_partition(
         let mut resume: Option<Tid> = None;
         let mut attempt = 0u32;
         loop {
-            let result = read_range(&spec, &session, partition, &range, remaining, &stats, &tx, &mut resume).await;
+            let result = read_range(
+                &spec,
+                &session,
+                partition,
+                &range,
+                remaining,
+                &stats,
+                &tx,
+                &mut resume,
+            )
+            .await;
             match result {
                 Ok(sent) => {
                     if let Some(r) = remaining.as_mut() {
@@ -245,7 +262,12 @@ enum RangeError {
 }
 
 /// The COPY statement for a range.
-pub fn copy_sql(spec: &ReadSpec, range: &BlockRange, after: Option<Tid>, limit: Option<usize>) -> String {
+pub fn copy_sql(
+    spec: &ReadSpec,
+    range: &BlockRange,
+    after: Option<Tid>,
+    limit: Option<usize>,
+) -> String {
     let cols: Vec<String> = std::iter::once("ctid".to_string())
         .chain(spec.columns.iter().map(|(n, _, how)| select_expr(n, *how)))
         .collect();
@@ -307,7 +329,10 @@ async fn read_range(
                     0,
                 )
             } else {
-                fail(ConnectorError::from_pg(format!("joining the snapshot of {table}"), e), 0)
+                fail(
+                    ConnectorError::from_pg(format!("joining the snapshot of {table}"), e),
+                    0,
+                )
             }
         })?;
     // Resume right after the last row this range already emitted (none on the first try).
@@ -327,15 +352,22 @@ async fn read_range(
         reason: e.reason,
     };
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| fail(ConnectorError::from_pg(format!("reading {table}"), e), sent))?;
+        let chunk = chunk
+            .map_err(|e| fail(ConnectorError::from_pg(format!("reading {table}"), e), sent))?;
         stats.bytes.fetch_add(chunk.len() as u64, Ordering::Relaxed);
-        decoder.push(&chunk).map_err(|e| fail(decode_err(e), sent))?;
-        if decoder.buffered_rows() >= spec.batch_rows || decoder.buffered_bytes() >= spec.batch_bytes {
+        decoder
+            .push(&chunk)
+            .map_err(|e| fail(decode_err(e), sent))?;
+        if decoder.buffered_rows() >= spec.batch_rows
+            || decoder.buffered_bytes() >= spec.batch_bytes
+        {
             let flushed = decoder.flush().map_err(|e| fail(decode_err(e), sent))?;
             sent += emit(flushed, tx, stats, last_sent).await?;
         }
     }
-    decoder.finish_stream().map_err(|e| fail(decode_err(e), sent))?;
+    decoder
+        .finish_stream()
+        .map_err(|e| fail(decode_err(e), sent))?;
     let flushed = decoder.flush().map_err(|e| fail(decode_err(e), sent))?;
     sent += emit(flushed, tx, stats, last_sent).await?;
     let _ = client.batch_execute("COMMIT").await;
@@ -375,7 +407,11 @@ mod tests {
         let parts = assign(&leaves, 4);
         assert_eq!(parts.len(), 4);
         for leaf in ["a", "b", "c"] {
-            let mut rs: Vec<&BlockRange> = parts.iter().flatten().filter(|r| r.relation.name == leaf).collect();
+            let mut rs: Vec<&BlockRange> = parts
+                .iter()
+                .flatten()
+                .filter(|r| r.relation.name == leaf)
+                .collect();
             rs.sort_by_key(|r| r.start);
             assert_eq!(rs[0].start, 0);
             for w in rs.windows(2) {

@@ -26,7 +26,12 @@ pub struct IndexProgress {
 impl Collection {
     /// Sets `field`'s index to `spec` and builds it for every segment that lacks it.
     /// Returns the seconds spent building.
-    pub fn create_index(&self, field: &str, spec: IndexSpec, progress: &(dyn Fn(IndexProgress) + Sync)) -> Result<f64> {
+    pub fn create_index(
+        &self,
+        field: &str,
+        spec: IndexSpec,
+        progress: &(dyn Fn(IndexProgress) + Sync),
+    ) -> Result<f64> {
         let f = self.schema().field_or_err(self.name(), field)?.clone();
         let spec = spec.checked_for(&f)?;
         let lock = self.lock()?;
@@ -58,20 +63,38 @@ impl Collection {
     /// Segments whose index on `field` is missing or built with another spec.
     pub fn pending_index_segments(&self, field: &str) -> Vec<u64> {
         let m = self.manifest();
-        let Some(spec) = m.indexes.get(field) else { return Vec::new() };
-        m.segments.iter().filter(|s| s.indexes.get(field).is_none_or(|ix| ix.spec != *spec)).map(|s| s.id).collect()
+        let Some(spec) = m.indexes.get(field) else {
+            return Vec::new();
+        };
+        m.segments
+            .iter()
+            .filter(|s| s.indexes.get(field).is_none_or(|ix| ix.spec != *spec))
+            .map(|s| s.id)
+            .collect()
     }
 
     fn build_pending(&self, field: &str, progress: &(dyn Fn(IndexProgress) + Sync)) -> Result<f64> {
         let pending: HashSet<u64> = self.pending_index_segments(field).into_iter().collect();
         let m = self.manifest();
-        let Some(spec) = m.indexes.get(field).copied() else { return Ok(0.0) };
-        let col = self.schema().fields.iter().position(|f| f.name == field).ok_or_else(|| EngineError::UnknownField {
-            collection: self.name().to_string(),
-            field: field.to_string(),
-            hint: String::new(),
-        })?;
-        let todo: Vec<SegmentMeta> = m.segments.iter().filter(|s| pending.contains(&s.id)).cloned().collect();
+        let Some(spec) = m.indexes.get(field).copied() else {
+            return Ok(0.0);
+        };
+        let col = self
+            .schema()
+            .fields
+            .iter()
+            .position(|f| f.name == field)
+            .ok_or_else(|| EngineError::UnknownField {
+                collection: self.name().to_string(),
+                field: field.to_string(),
+                hint: String::new(),
+            })?;
+        let todo: Vec<SegmentMeta> = m
+            .segments
+            .iter()
+            .filter(|s| pending.contains(&s.id))
+            .cloned()
+            .collect();
         let total_rows: u64 = todo.iter().map(SegmentMeta::live_rows).sum();
         let mut done_rows = 0u64;
         let mut seconds = 0.0;
@@ -79,7 +102,13 @@ impl Collection {
             let lock = self.lock()?;
             let started = Instant::now();
             let base = done_rows;
-            let report = |n: u64| progress(IndexProgress { field: field.to_string(), done_rows: base + n, total_rows });
+            let report = |n: u64| {
+                progress(IndexProgress {
+                    field: field.to_string(),
+                    done_rows: base + n,
+                    total_rows,
+                })
+            };
             let files = self.build_one(&seg, col, spec, &report)?;
             let took = started.elapsed().as_secs_f64();
             seconds += took;
@@ -88,7 +117,14 @@ impl Collection {
             // Swap in the new index files for this segment only.
             let mut m: Manifest = (*self.manifest()).clone();
             if let Some(s) = m.segments.iter_mut().find(|s| s.id == seg.id) {
-                s.indexes.insert(field.to_string(), IndexFiles { files, spec, build_seconds: took });
+                s.indexes.insert(
+                    field.to_string(),
+                    IndexFiles {
+                        files,
+                        spec,
+                        build_seconds: took,
+                    },
+                );
             }
             m.version += 1;
             m.write(self.dir())?;
@@ -98,7 +134,13 @@ impl Collection {
         Ok(seconds)
     }
 
-    fn build_one(&self, seg: &SegmentMeta, col: usize, spec: IndexSpec, report: &(dyn Fn(u64) + Sync)) -> Result<Vec<String>> {
+    fn build_one(
+        &self,
+        seg: &SegmentMeta,
+        col: usize,
+        spec: IndexSpec,
+        report: &(dyn Fn(u64) + Sync),
+    ) -> Result<Vec<String>> {
         let dir = self.dir();
         let batch = read_segment(&dir.join(&seg.file), Some(vec![col]))?;
         let column = batch.column(0);
@@ -114,7 +156,15 @@ impl Collection {
             IndexType::Hnsw => {
                 let data = VectorData::from_array(column.as_ref())?;
                 let base = unique_name(&format!("hnsw-{field}"), seg.id, "idx").replace('.', "-");
-                hnsw::build(&data, spec.metric(), spec.hnsw.unwrap_or_default(), &live, dir, &base, report)?
+                hnsw::build(
+                    &data,
+                    spec.metric(),
+                    spec.hnsw.unwrap_or_default(),
+                    &live,
+                    dir,
+                    &base,
+                    report,
+                )?
             }
             IndexType::SparseInvertedIndex => {
                 let data = VectorData::from_array(column.as_ref())?;

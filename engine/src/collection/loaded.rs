@@ -47,7 +47,11 @@ pub struct VectorSlot {
 }
 
 impl LoadedCollection {
-    pub(crate) fn load(_name: &str, dir: &Path, manifest: Arc<Manifest>) -> Result<LoadedCollection> {
+    pub(crate) fn load(
+        _name: &str,
+        dir: &Path,
+        manifest: Arc<Manifest>,
+    ) -> Result<LoadedCollection> {
         let segments = manifest
             .segments
             .par_iter()
@@ -71,33 +75,54 @@ impl LoadedSegment {
     fn load(dir: &Path, manifest: &Manifest, meta: &SegmentMeta) -> Result<LoadedSegment> {
         let schema = &manifest.schema;
         let path = dir.join(&meta.file);
-        let scalar_cols: Vec<usize> = schema.fields.iter().enumerate().filter(|(_, f)| !f.data_type.is_vector()).map(|(i, _)| i).collect();
+        let scalar_cols: Vec<usize> = schema
+            .fields
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| !f.data_type.is_vector())
+            .map(|(i, _)| i)
+            .collect();
         let scalars = read_segment(&path, Some(scalar_cols))?;
         let deleted: HashSet<u32> = match &meta.deletes {
             Some(f) => read_deletes(&dir.join(f))?.into_iter().collect(),
             None => HashSet::new(),
         };
-        let live = (0..meta.rows as u32).map(|r| !deleted.contains(&r)).collect();
+        let live = (0..meta.rows as u32)
+            .map(|r| !deleted.contains(&r))
+            .collect();
         let mut vectors = HashMap::new();
         let mut scalar_indexes = HashMap::new();
         for (i, f) in schema.fields.iter().enumerate() {
             // An index built with an older spec is stale; search exactly until it is rebuilt.
-            let built = meta.indexes.get(&f.name).filter(|ix| manifest.indexes.get(&f.name) == Some(&ix.spec));
+            let built = meta
+                .indexes
+                .get(&f.name)
+                .filter(|ix| manifest.indexes.get(&f.name) == Some(&ix.spec));
             if f.data_type.is_vector() {
                 let spec = built.map(|b| b.spec);
-                let index: Option<Box<dyn VectorIndex>> = match (spec.map(|s| s.index_type), built) {
-                    (Some(IndexType::Hnsw), Some(b)) => Some(Box::new(HnswIndex::load(dir, &b.files)?)),
+                let index: Option<Box<dyn VectorIndex>> = match (spec.map(|s| s.index_type), built)
+                {
+                    (Some(IndexType::Hnsw), Some(b)) => {
+                        Some(Box::new(HnswIndex::load(dir, &b.files)?))
+                    }
                     (Some(IndexType::SparseInvertedIndex), Some(b)) => match b.files.first() {
                         Some(file) => Some(Box::new(SparseIndex::load(&dir.join(file))?)),
                         None => None,
                     },
                     _ => None,
                 };
-                let slot = VectorSlot { column: i, spec, index, data: OnceLock::new() };
+                let slot = VectorSlot {
+                    column: i,
+                    spec,
+                    index,
+                    data: OnceLock::new(),
+                };
                 if slot.index.is_none() {
                     // Exact search reads the vectors on every query: load them now.
                     let batch = read_segment(&path, Some(vec![i]))?;
-                    let _ = slot.data.set(VectorData::from_array(batch.column(0).as_ref())?);
+                    let _ = slot
+                        .data
+                        .set(VectorData::from_array(batch.column(0).as_ref())?);
                 }
                 vectors.insert(f.name.clone(), slot);
             } else if let Some(b) = built
@@ -106,13 +131,21 @@ impl LoadedSegment {
                 scalar_indexes.insert(f.name.clone(), ScalarIndex::load(&dir.join(file))?);
             }
         }
-        Ok(LoadedSegment { path, scalars, live, vectors, scalar_indexes })
+        Ok(LoadedSegment {
+            path,
+            scalars,
+            live,
+            vectors,
+            scalar_indexes,
+        })
     }
 
     /// The vectors of a field, read from the segment on first use.
     pub(crate) fn vector_data(&self, field: &str) -> Result<&VectorData> {
         let Some(slot) = self.vectors.get(field) else {
-            return Err(crate::EngineError::InvalidRequest(format!("`{field}` is not a vector field")));
+            return Err(crate::EngineError::InvalidRequest(format!(
+                "`{field}` is not a vector field"
+            )));
         };
         if let Some(d) = slot.data.get() {
             return Ok(d);
@@ -125,8 +158,19 @@ impl LoadedSegment {
     fn memory_bytes(&self) -> usize {
         self.scalars.get_array_memory_size()
             + self.live.len()
-            + self.vectors.values().map(|v| v.index.as_ref().map_or(0, |i| i.memory_bytes()) + v.data.get().map_or(0, VectorData::memory_bytes)).sum::<usize>()
-            + self.scalar_indexes.values().map(ScalarIndex::memory_bytes).sum::<usize>()
+            + self
+                .vectors
+                .values()
+                .map(|v| {
+                    v.index.as_ref().map_or(0, |i| i.memory_bytes())
+                        + v.data.get().map_or(0, VectorData::memory_bytes)
+                })
+                .sum::<usize>()
+            + self
+                .scalar_indexes
+                .values()
+                .map(ScalarIndex::memory_bytes)
+                .sum::<usize>()
     }
 
     /// Rows in the segment (live or not).

@@ -76,7 +76,11 @@ impl Hit {
     pub fn to_json(&self) -> Value {
         let mut m = Map::new();
         m.insert("id".into(), self.id.clone());
-        m.insert("distance".into(), serde_json::Number::from_f64(f64::from(self.distance)).map_or(Value::Null, Value::Number));
+        m.insert(
+            "distance".into(),
+            serde_json::Number::from_f64(f64::from(self.distance))
+                .map_or(Value::Null, Value::Number),
+        );
         for (k, v) in &self.fields {
             m.entry(k.clone()).or_insert_with(|| v.clone());
         }
@@ -113,7 +117,10 @@ impl Collection {
             Some(n) => {
                 let f = schema.field_or_err(self.name(), n)?;
                 if !f.data_type.is_vector() {
-                    return Err(EngineError::InvalidRequest(format!("`{n}` is {}, not a vector field", f.data_type)));
+                    return Err(EngineError::InvalidRequest(format!(
+                        "`{n}` is {}, not a vector field",
+                        f.data_type
+                    )));
                 }
                 Ok(f)
             }
@@ -124,7 +131,10 @@ impl Collection {
                     _ => Err(EngineError::InvalidRequest(format!(
                         "collection `{}` has several vector fields ({}); name one with --field",
                         self.name(),
-                        vs.iter().map(|f| f.name.as_str()).collect::<Vec<_>>().join(", ")
+                        vs.iter()
+                            .map(|f| f.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     ))),
                 }
             }
@@ -139,27 +149,50 @@ impl Collection {
     /// Similarity search; one hit list per query vector, nearest first.
     pub fn search(&self, req: &SearchRequest) -> Result<Vec<Vec<Hit>>> {
         let field = self.vector_field(req.field.as_deref())?.clone();
-        let queries: Vec<QueryVector> = req.vectors.iter().map(|v| QueryVector::from_json(&field, v)).collect::<Result<_>>()?;
+        let queries: Vec<QueryVector> = req
+            .vectors
+            .iter()
+            .map(|v| QueryVector::from_json(&field, v))
+            .collect::<Result<_>>()?;
         self.search_vectors(&field.name, &queries, req)
     }
 
     /// Similarity search with parsed query vectors.
-    pub fn search_vectors(&self, field: &str, queries: &[QueryVector], req: &SearchRequest) -> Result<Vec<Vec<Hit>>> {
+    pub fn search_vectors(
+        &self,
+        field: &str,
+        queries: &[QueryVector],
+        req: &SearchRequest,
+    ) -> Result<Vec<Vec<Hit>>> {
         let field = self.vector_field(Some(field))?.clone();
         let outputs = self.output_fields(&req.output_fields)?;
-        let expr = req.filter.as_deref().map(|f| self.parse_filter(f)).transpose()?;
+        let expr = req
+            .filter
+            .as_deref()
+            .map(|f| self.parse_filter(f))
+            .transpose()?;
         let data = self.ensure_loaded()?;
-        let index_metric = data.manifest.indexes.get(&field.name).and_then(|s| s.metric);
+        let index_metric = data
+            .manifest
+            .indexes
+            .get(&field.name)
+            .and_then(|s| s.metric);
         let metric = match (req.metric, index_metric) {
             (Some(m), Some(ix)) if m != ix => {
-                return Err(EngineError::InvalidRequest(format!("`{}` is indexed with {ix}; search with that metric (or rebuild the index)", field.name)));
+                return Err(EngineError::InvalidRequest(format!(
+                    "`{}` is indexed with {ix}; search with that metric (or rebuild the index)",
+                    field.name
+                )));
             }
             (Some(m), _) => m,
             (None, Some(ix)) => ix,
             (None, None) => Metric::default_for(field.data_type),
         };
         if !metric.supported_by(field.data_type) {
-            return Err(EngineError::InvalidRequest(format!("metric {metric} does not apply to {} `{}`", field.data_type, field.name)));
+            return Err(EngineError::InvalidRequest(format!(
+                "metric {metric} does not apply to {} `{}`",
+                field.data_type, field.name
+            )));
         }
         let k = req.offset + req.limit;
         let ef = req.ef.unwrap_or(64).max(k);
@@ -185,11 +218,22 @@ impl Collection {
                 if passing == 0 {
                     continue;
                 }
-                let hits = segment_search(seg, &field, metric, q, k, ef, mask, passing, expr.is_some())?;
-                found.extend(hits.into_iter().map(|(row, distance)| Found { segment: si, row, distance }));
+                let hits =
+                    segment_search(seg, &field, metric, q, k, ef, mask, passing, expr.is_some())?;
+                found.extend(hits.into_iter().map(|(row, distance)| Found {
+                    segment: si,
+                    row,
+                    distance,
+                }));
             }
-            found.sort_by(|a, b| cmp_distance(a.distance, b.distance).then(a.segment.cmp(&b.segment)).then(a.row.cmp(&b.row)));
-            let in_range = |d: f32| req.radius.is_none_or(|r| d < r) && req.range_filter.is_none_or(|lo| d >= lo);
+            found.sort_by(|a, b| {
+                cmp_distance(a.distance, b.distance)
+                    .then(a.segment.cmp(&b.segment))
+                    .then(a.row.cmp(&b.row))
+            });
+            let in_range = |d: f32| {
+                req.radius.is_none_or(|r| d < r) && req.range_filter.is_none_or(|lo| d >= lo)
+            };
             found
                 .into_iter()
                 .filter(|f| in_range(f.distance))
@@ -203,11 +247,21 @@ impl Collection {
 
     /// Rows a filter admits, with their output fields.
     pub fn query(&self, req: &QueryRequest) -> Result<Vec<Map<String, Value>>> {
-        let expr = req.filter.as_deref().map(|f| self.parse_filter(f)).transpose()?;
+        let expr = req
+            .filter
+            .as_deref()
+            .map(|f| self.parse_filter(f))
+            .transpose()?;
         self.query_expr(expr.as_ref(), &req.output_fields, req.limit, req.offset)
     }
 
-    fn query_expr(&self, expr: Option<&Expr>, output_fields: &[String], limit: Option<usize>, offset: usize) -> Result<Vec<Map<String, Value>>> {
+    fn query_expr(
+        &self,
+        expr: Option<&Expr>,
+        output_fields: &[String],
+        limit: Option<usize>,
+        offset: usize,
+    ) -> Result<Vec<Map<String, Value>>> {
         let outputs = self.output_fields(output_fields)?;
         let data = self.ensure_loaded()?;
         let mut out = Vec::new();
@@ -225,7 +279,16 @@ impl Collection {
                 if limit.is_some_and(|l| out.len() >= l) {
                     return Ok(out);
                 }
-                let hit = materialize(&data, self, Found { segment: si, row: r as u32, distance: 0.0 }, &outputs)?;
+                let hit = materialize(
+                    &data,
+                    self,
+                    Found {
+                        segment: si,
+                        row: r as u32,
+                        distance: 0.0,
+                    },
+                    &outputs,
+                )?;
                 let mut m = Map::new();
                 m.insert(self.schema().primary_key().name.clone(), hit.id);
                 m.extend(hit.fields);
@@ -240,26 +303,48 @@ impl Collection {
         let pk = self.schema().primary_key();
         let list = ids
             .iter()
-            .map(|v| match (pk.data_type, v) {
-                (FieldType::Int64, Value::Number(n)) => n.as_i64().map(Literal::Int),
-                (FieldType::Varchar, Value::String(s)) => Some(Literal::Str(s.clone())),
-                _ => None,
-            }
-            .ok_or_else(|| EngineError::InvalidRequest(format!("`{v}` is not a valid {} primary key", pk.data_type))))
+            .map(|v| {
+                match (pk.data_type, v) {
+                    (FieldType::Int64, Value::Number(n)) => n.as_i64().map(Literal::Int),
+                    (FieldType::Varchar, Value::String(s)) => Some(Literal::Str(s.clone())),
+                    _ => None,
+                }
+                .ok_or_else(|| {
+                    EngineError::InvalidRequest(format!(
+                        "`{v}` is not a valid {} primary key",
+                        pk.data_type
+                    ))
+                })
+            })
             .collect::<Result<Vec<_>>>()?;
-        let expr = Expr::In(Operand::Field { name: pk.name.clone(), path: Vec::new() }, list, false);
+        let expr = Expr::In(
+            Operand::Field {
+                name: pk.name.clone(),
+                path: Vec::new(),
+            },
+            list,
+            false,
+        );
         self.query_expr(Some(&expr), output_fields, None, 0)
     }
 
     /// Rows a filter admits (all live rows without one).
     pub fn count(&self, filter: Option<&str>) -> Result<u64> {
-        let Some(f) = filter else { return Ok(self.count_rows()) };
+        let Some(f) = filter else {
+            return Ok(self.count_rows());
+        };
         let expr = self.parse_filter(f)?;
         let data = self.ensure_loaded()?;
         Ok(data
             .segments
             .par_iter()
-            .map(|s| filter::evaluate(&expr, s).iter().zip(&s.live).filter(|(p, l)| **p && **l).count() as u64)
+            .map(|s| {
+                filter::evaluate(&expr, s)
+                    .iter()
+                    .zip(&s.live)
+                    .filter(|(p, l)| **p && **l)
+                    .count() as u64
+            })
             .sum())
     }
 
@@ -268,7 +353,13 @@ impl Collection {
         let mut out = Vec::new();
         for n in names {
             if n == "*" {
-                out.extend(schema.fields.iter().filter(|f| !f.data_type.is_vector() && !f.primary_key).cloned());
+                out.extend(
+                    schema
+                        .fields
+                        .iter()
+                        .filter(|f| !f.data_type.is_vector() && !f.primary_key)
+                        .cloned(),
+                );
             } else {
                 let f = schema.field_or_err(self.name(), n)?;
                 if !f.primary_key {
@@ -296,10 +387,23 @@ fn segment_search(
     let slot = seg.vectors.get(&field.name);
     let allow_all = passing == seg.rows();
     let allow = |r: u32| mask.get(r as usize).copied().unwrap_or(false);
-    let allow_ref: Option<&(dyn Fn(u32) -> bool + Sync)> = if allow_all { None } else { Some(&allow) };
-    let exact = || -> Result<Vec<RowHit>> { Ok(exact_search(seg.vector_data(&field.name)?, metric, q, k, allow_ref)) };
-    let Some(index) = slot.and_then(|s| s.index.as_ref()) else { return exact() };
-    let graph = slot.and_then(|s| s.spec).is_some_and(|s| s.index_type == IndexType::Hnsw);
+    let allow_ref: Option<&(dyn Fn(u32) -> bool + Sync)> =
+        if allow_all { None } else { Some(&allow) };
+    let exact = || -> Result<Vec<RowHit>> {
+        Ok(exact_search(
+            seg.vector_data(&field.name)?,
+            metric,
+            q,
+            k,
+            allow_ref,
+        ))
+    };
+    let Some(index) = slot.and_then(|s| s.index.as_ref()) else {
+        return exact();
+    };
+    let graph = slot
+        .and_then(|s| s.spec)
+        .is_some_and(|s| s.index_type == IndexType::Hnsw);
     // A selective filter leaves the graph walk few admitted nodes: scan the few rows instead.
     if graph && filtered && (passing <= ef.max(k) * 4 || passing * 20 < seg.rows()) {
         return exact();
@@ -311,18 +415,26 @@ fn segment_search(
     Ok(hits)
 }
 
-fn materialize(data: &Arc<LoadedCollection>, coll: &Collection, f: Found, outputs: &[Field]) -> Result<Hit> {
+fn materialize(
+    data: &Arc<LoadedCollection>,
+    coll: &Collection,
+    f: Found,
+    outputs: &[Field],
+) -> Result<Hit> {
     let seg = &data.segments[f.segment];
     let r = f.row as usize;
     let pk = coll.schema().primary_key();
-    let id = seg.column(&pk.name).map_or(Value::Null, |c| to_json(c.as_ref(), r, Some(pk.data_type)));
+    let id = seg
+        .column(&pk.name)
+        .map_or(Value::Null, |c| to_json(c.as_ref(), r, Some(pk.data_type)));
     let mut fields = Map::new();
     for o in outputs {
         let v = if o.data_type.is_vector() {
             // Read from the segment once, then kept with the loaded segment.
             seg.vector_data(&o.name)?.row_json(r)
         } else {
-            seg.column(&o.name).map_or(Value::Null, |c| to_json(c.as_ref(), r, Some(o.data_type)))
+            seg.column(&o.name)
+                .map_or(Value::Null, |c| to_json(c.as_ref(), r, Some(o.data_type)))
         };
         if o.name == DYNAMIC_FIELD
             && let Value::Object(m) = v
@@ -335,5 +447,9 @@ fn materialize(data: &Arc<LoadedCollection>, coll: &Collection, f: Found, output
         }
         fields.insert(o.name.clone(), v);
     }
-    Ok(Hit { id, distance: f.distance, fields })
+    Ok(Hit {
+        id,
+        distance: f.distance,
+        fields,
+    })
 }

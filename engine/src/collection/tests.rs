@@ -4,7 +4,10 @@
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, FixedSizeBinaryArray, FixedSizeListArray, Float16Array, Float32Array, Int64Array, ListArray, RecordBatch, StringArray, StructArray};
+use arrow::array::{
+    ArrayRef, FixedSizeBinaryArray, FixedSizeListArray, Float16Array, Float32Array, Int64Array,
+    ListArray, RecordBatch, StringArray, StructArray,
+};
 use arrow::datatypes::{DataType, Field as ArrowField, Int32Type};
 use serde_json::json;
 
@@ -30,9 +33,19 @@ impl Rng {
 fn schema(vector: FieldType, dim: u32) -> CollectionSchema {
     CollectionSchema {
         fields: vec![
-            Field { primary_key: true, ..Field::new("id", FieldType::Int64) },
-            Field { max_length: Some(16), nullable: true, ..Field::new("cat", FieldType::Varchar) },
-            Field { dim: (vector != FieldType::SparseFloatVector).then_some(dim), ..Field::new("v", vector) },
+            Field {
+                primary_key: true,
+                ..Field::new("id", FieldType::Int64)
+            },
+            Field {
+                max_length: Some(16),
+                nullable: true,
+                ..Field::new("cat", FieldType::Varchar)
+            },
+            Field {
+                dim: (vector != FieldType::SparseFloatVector).then_some(dim),
+                ..Field::new("v", vector)
+            },
         ],
         auto_id: false,
         dynamic_field: false,
@@ -41,29 +54,61 @@ fn schema(vector: FieldType, dim: u32) -> CollectionSchema {
     }
 }
 
-fn dense_batch(ids: std::ops::Range<i64>, dim: usize, half: bool, rng: &mut Rng) -> (RecordBatch, Vec<Vec<f32>>) {
+fn dense_batch(
+    ids: std::ops::Range<i64>,
+    dim: usize,
+    half: bool,
+    rng: &mut Rng,
+) -> (RecordBatch, Vec<Vec<f32>>) {
     let n = ids.end - ids.start;
-    let vecs: Vec<Vec<f32>> = (0..n).map(|_| (0..dim).map(|_| rng.f32()).collect()).collect();
+    let vecs: Vec<Vec<f32>> = (0..n)
+        .map(|_| (0..dim).map(|_| rng.f32()).collect())
+        .collect();
     let flat: Vec<f32> = vecs.iter().flatten().copied().collect();
     let (values, item): (ArrayRef, DataType) = if half {
-        (Arc::new(Float16Array::from_iter_values(flat.iter().map(|x| half::f16::from_f32(*x)))), DataType::Float16)
+        (
+            Arc::new(Float16Array::from_iter_values(
+                flat.iter().map(|x| half::f16::from_f32(*x)),
+            )),
+            DataType::Float16,
+        )
     } else {
         (Arc::new(Float32Array::from(flat)), DataType::Float32)
     };
-    let v = FixedSizeListArray::new(Arc::new(ArrowField::new("item", item, false)), dim as i32, values, None);
+    let v = FixedSizeListArray::new(
+        Arc::new(ArrowField::new("item", item, false)),
+        dim as i32,
+        values,
+        None,
+    );
     let cats: Vec<String> = ids.clone().map(|i| format!("c{}", i % 10)).collect();
     let batch = RecordBatch::try_from_iter(vec![
-        ("id", Arc::new(Int64Array::from_iter_values(ids)) as ArrayRef),
+        (
+            "id",
+            Arc::new(Int64Array::from_iter_values(ids)) as ArrayRef,
+        ),
         ("cat", Arc::new(StringArray::from(cats)) as ArrayRef),
         ("v", Arc::new(v) as ArrayRef),
     ])
     .unwrap();
     // What the engine stores: FLOAT16 rounds.
-    let stored = if half { vecs.iter().map(|v| v.iter().map(|x| half::f16::from_f32(*x).to_f32()).collect()).collect() } else { vecs };
+    let stored = if half {
+        vecs.iter()
+            .map(|v| v.iter().map(|x| half::f16::from_f32(*x).to_f32()).collect())
+            .collect()
+    } else {
+        vecs
+    };
     (batch, stored)
 }
 
-fn load(db: &Database, name: &str, schema: CollectionSchema, batches: &[RecordBatch], segment_rows: u64) -> crate::Collection {
+fn load(
+    db: &Database,
+    name: &str,
+    schema: CollectionSchema,
+    batches: &[RecordBatch],
+    segment_rows: u64,
+) -> crate::Collection {
     let c = db.ensure_collection(name, schema).unwrap();
     let mut w = c.writer().unwrap().with_segment_rows(segment_rows);
     for b in batches {
@@ -74,7 +119,11 @@ fn load(db: &Database, name: &str, schema: CollectionSchema, batches: &[RecordBa
 }
 
 fn brute(vecs: &[Vec<f32>], q: &[f32], metric: Metric, k: usize) -> Vec<(i64, f32)> {
-    let mut all: Vec<(i64, f32)> = vecs.iter().enumerate().map(|(i, v)| (i as i64, dense_distance(metric, q, v))).collect();
+    let mut all: Vec<(i64, f32)> = vecs
+        .iter()
+        .enumerate()
+        .map(|(i, v)| (i as i64, dense_distance(metric, q, v)))
+        .collect();
     all.sort_by(|a, b| a.1.total_cmp(&b.1));
     all.truncate(k);
     all
@@ -92,18 +141,44 @@ fn hnsw_recall_for_every_metric_and_float_type() {
     for half in [false, true] {
         for metric in [Metric::L2, Metric::Ip, Metric::Cosine] {
             let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ metric as u64);
-            let t = if half { FieldType::Float16Vector } else { FieldType::FloatVector };
-            let name = format!("r_{}_{}", if half { "h" } else { "f" }, metric.name().to_lowercase());
+            let t = if half {
+                FieldType::Float16Vector
+            } else {
+                FieldType::FloatVector
+            };
+            let name = format!(
+                "r_{}_{}",
+                if half { "h" } else { "f" },
+                metric.name().to_lowercase()
+            );
             // Two segments, so hits merge across them.
             let (batch, vecs) = dense_batch(0..ROWS, DIM, half, &mut rng);
-            let c = load(&db, &name, schema(t, DIM as u32), &[batch], (ROWS / 2) as u64);
-            let spec = IndexSpec { index_type: IndexType::Hnsw, metric: Some(metric), hnsw: Some(HnswParams { m: 16, ef_construction: 100 }) };
+            let c = load(
+                &db,
+                &name,
+                schema(t, DIM as u32),
+                &[batch],
+                (ROWS / 2) as u64,
+            );
+            let spec = IndexSpec {
+                index_type: IndexType::Hnsw,
+                metric: Some(metric),
+                hnsw: Some(HnswParams {
+                    m: 16,
+                    ef_construction: 100,
+                }),
+            };
             c.create_index("v", spec, &|_| {}).unwrap();
             let mut misses = 0;
             for _ in 0..QUERIES {
                 let q: Vec<f32> = (0..DIM).map(|_| rng.f32()).collect();
                 let truth = brute(&vecs, &q, metric, K);
-                let req = SearchRequest { vectors: vec![json!(q)], limit: K, ef: Some(64), ..Default::default() };
+                let req = SearchRequest {
+                    vectors: vec![json!(q)],
+                    limit: K,
+                    ef: Some(64),
+                    ..Default::default()
+                };
                 let hits = &c.search(&req).unwrap()[0];
                 assert_eq!(hits.len(), K);
                 let want: HashSet<i64> = truth.iter().map(|t| t.0).collect();
@@ -111,14 +186,22 @@ fn hnsw_recall_for_every_metric_and_float_type() {
                     let id = h.id.as_i64().unwrap();
                     // Distances are pgvector's, computed exactly.
                     let exact = dense_distance(metric, &q, &vecs[id as usize]);
-                    assert!((h.distance - exact).abs() < 1e-3, "{name}: distance {} vs {exact}", h.distance);
+                    assert!(
+                        (h.distance - exact).abs() < 1e-3,
+                        "{name}: distance {} vs {exact}",
+                        h.distance
+                    );
                     if !want.contains(&id) {
                         misses += 1;
                     }
                 }
             }
             // Recall@10 ≥ 0.95: at most 20 misses out of 400.
-            assert!(misses <= QUERIES * K / 20, "{name}: {misses} misses of {}", QUERIES * K);
+            assert!(
+                misses <= QUERIES * K / 20,
+                "{name}: {misses} misses of {}",
+                QUERIES * K
+            );
         }
     }
 }
@@ -133,35 +216,108 @@ fn flat_is_exact_and_filters_return_limit_hits() {
     let q: Vec<f32> = (0..16).map(|_| rng.f32()).collect();
     // No index: exact, every metric.
     for metric in [Metric::L2, Metric::Ip, Metric::Cosine] {
-        let req = SearchRequest { vectors: vec![json!(q)], limit: 5, metric: Some(metric), ..Default::default() };
-        let got: Vec<i64> = c.search(&req).unwrap()[0].iter().map(|h| h.id.as_i64().unwrap()).collect();
+        let req = SearchRequest {
+            vectors: vec![json!(q)],
+            limit: 5,
+            metric: Some(metric),
+            ..Default::default()
+        };
+        let got: Vec<i64> = c.search(&req).unwrap()[0]
+            .iter()
+            .map(|h| h.id.as_i64().unwrap())
+            .collect();
         let want: Vec<i64> = brute(&vecs, &q, metric, 5).iter().map(|t| t.0).collect();
         assert_eq!(got, want, "{metric}");
     }
-    c.create_index("v", IndexSpec { index_type: IndexType::Hnsw, metric: Some(Metric::L2), hnsw: None }, &|_| {}).unwrap();
+    c.create_index(
+        "v",
+        IndexSpec {
+            index_type: IndexType::Hnsw,
+            metric: Some(Metric::L2),
+            hnsw: None,
+        },
+        &|_| {},
+    )
+    .unwrap();
     // A selective filter (1 row in 100 passes) still yields `limit` hits, all passing, exact.
-    let req = SearchRequest { vectors: vec![json!(q)], limit: 10, filter: Some("cat == \"c3\" and id < 1000".into()), ..Default::default() };
+    let req = SearchRequest {
+        vectors: vec![json!(q)],
+        limit: 10,
+        filter: Some("cat == \"c3\" and id < 1000".into()),
+        ..Default::default()
+    };
     let hits = &c.search(&req).unwrap()[0];
     assert_eq!(hits.len(), 10);
-    let mut want: Vec<(i64, f32)> = vecs.iter().enumerate().filter(|(i, _)| i % 10 == 3 && *i < 1000).map(|(i, v)| (i as i64, dense_distance(Metric::L2, &q, v))).collect();
+    let mut want: Vec<(i64, f32)> = vecs
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| i % 10 == 3 && *i < 1000)
+        .map(|(i, v)| (i as i64, dense_distance(Metric::L2, &q, v)))
+        .collect();
     want.sort_by(|a, b| a.1.total_cmp(&b.1));
-    assert_eq!(hits.iter().map(|h| h.id.as_i64().unwrap()).collect::<Vec<_>>(), want.iter().take(10).map(|w| w.0).collect::<Vec<_>>());
+    assert_eq!(
+        hits.iter()
+            .map(|h| h.id.as_i64().unwrap())
+            .collect::<Vec<_>>(),
+        want.iter().take(10).map(|w| w.0).collect::<Vec<_>>()
+    );
     // A broad filter goes through the graph and still fills the page.
-    let req = SearchRequest { vectors: vec![json!(q)], limit: 10, filter: Some("cat != \"c3\"".into()), output_fields: vec!["cat".into()], ..Default::default() };
+    let req = SearchRequest {
+        vectors: vec![json!(q)],
+        limit: 10,
+        filter: Some("cat != \"c3\"".into()),
+        output_fields: vec!["cat".into()],
+        ..Default::default()
+    };
     let hits = &c.search(&req).unwrap()[0];
     assert_eq!(hits.len(), 10);
     assert!(hits.iter().all(|h| h.fields["cat"] != json!("c3")));
     // Offset pages through the same order; radius cuts by distance.
-    let all = &c.search(&SearchRequest { vectors: vec![json!(q)], limit: 20, metric: None, ..Default::default() }).unwrap()[0];
-    let page2 = &c.search(&SearchRequest { vectors: vec![json!(q)], limit: 10, offset: 10, ..Default::default() }).unwrap()[0];
-    assert_eq!(all[10..].iter().map(|h| &h.id).collect::<Vec<_>>(), page2.iter().map(|h| &h.id).collect::<Vec<_>>());
+    let all = &c
+        .search(&SearchRequest {
+            vectors: vec![json!(q)],
+            limit: 20,
+            metric: None,
+            ..Default::default()
+        })
+        .unwrap()[0];
+    let page2 = &c
+        .search(&SearchRequest {
+            vectors: vec![json!(q)],
+            limit: 10,
+            offset: 10,
+            ..Default::default()
+        })
+        .unwrap()[0];
+    assert_eq!(
+        all[10..].iter().map(|h| &h.id).collect::<Vec<_>>(),
+        page2.iter().map(|h| &h.id).collect::<Vec<_>>()
+    );
     let radius = all[4].distance;
-    let within = &c.search(&SearchRequest { vectors: vec![json!(q)], limit: 20, radius: Some(radius), ..Default::default() }).unwrap()[0];
+    let within = &c
+        .search(&SearchRequest {
+            vectors: vec![json!(q)],
+            limit: 20,
+            radius: Some(radius),
+            ..Default::default()
+        })
+        .unwrap()[0];
     assert!(within.len() <= 4 && within.iter().all(|h| h.distance < radius));
     // The index's metric is the only one a search may use.
-    let err = c.search(&SearchRequest { vectors: vec![json!(q)], metric: Some(Metric::Ip), ..Default::default() }).unwrap_err();
+    let err = c
+        .search(&SearchRequest {
+            vectors: vec![json!(q)],
+            metric: Some(Metric::Ip),
+            ..Default::default()
+        })
+        .unwrap_err();
     assert!(err.to_string().contains("indexed with L2"), "{err}");
-    let err = c.search(&SearchRequest { vectors: vec![json!([1.0, 2.0])], ..Default::default() }).unwrap_err();
+    let err = c
+        .search(&SearchRequest {
+            vectors: vec![json!([1.0, 2.0])],
+            ..Default::default()
+        })
+        .unwrap_err();
     assert!(err.to_string().contains("2 dimensions"), "{err}");
 }
 
@@ -174,45 +330,151 @@ fn binary_and_sparse_match_brute_force() {
     // Binary, 64 bits.
     let bits: Vec<[u8; 8]> = (0..n).map(|_| rng.next().to_be_bytes()).collect();
     let b = FixedSizeBinaryArray::try_from_iter(bits.iter()).unwrap();
-    let batch = RecordBatch::try_from_iter(vec![("id", Arc::new(Int64Array::from_iter_values(0..n as i64)) as ArrayRef), ("v", Arc::new(b) as ArrayRef)]).unwrap();
+    let batch = RecordBatch::try_from_iter(vec![
+        (
+            "id",
+            Arc::new(Int64Array::from_iter_values(0..n as i64)) as ArrayRef,
+        ),
+        ("v", Arc::new(b) as ArrayRef),
+    ])
+    .unwrap();
     let c = load(&db, "b", schema(FieldType::BinaryVector, 64), &[batch], 200);
     let q = rng.next().to_be_bytes();
     let qbits: String = q.iter().map(|b| format!("{b:08b}")).collect();
     for metric in [Metric::Hamming, Metric::Jaccard] {
-        c.create_index("v", IndexSpec { index_type: IndexType::BinFlat, metric: Some(metric), hnsw: None }, &|_| {}).unwrap();
-        let hits = &c.search(&SearchRequest { vectors: vec![json!(qbits)], limit: 7, ..Default::default() }).unwrap()[0];
-        let mut want: Vec<f32> = bits.iter().map(|v| binary_distance(metric, &q, v)).collect();
+        c.create_index(
+            "v",
+            IndexSpec {
+                index_type: IndexType::BinFlat,
+                metric: Some(metric),
+                hnsw: None,
+            },
+            &|_| {},
+        )
+        .unwrap();
+        let hits = &c
+            .search(&SearchRequest {
+                vectors: vec![json!(qbits)],
+                limit: 7,
+                ..Default::default()
+            })
+            .unwrap()[0];
+        let mut want: Vec<f32> = bits
+            .iter()
+            .map(|v| binary_distance(metric, &q, v))
+            .collect();
         want.sort_by(f32::total_cmp);
-        assert_eq!(hits.iter().map(|h| h.distance).collect::<Vec<_>>(), want[..7].to_vec(), "{metric}");
+        assert_eq!(
+            hits.iter().map(|h| h.distance).collect::<Vec<_>>(),
+            want[..7].to_vec(),
+            "{metric}"
+        );
     }
     // Sparse, up to 6 of 40 dimensions per row.
     let rows: Vec<Vec<(i32, f32)>> = (0..n)
         .map(|_| {
-            let mut d: Vec<i32> = (0..(rng.next() % 6 + 1)).map(|_| (rng.next() % 40) as i32).collect();
+            let mut d: Vec<i32> = (0..(rng.next() % 6 + 1))
+                .map(|_| (rng.next() % 40) as i32)
+                .collect();
             d.sort();
             d.dedup();
             d.into_iter().map(|i| (i, rng.f32())).collect()
         })
         .collect();
-    let idx = ListArray::from_iter_primitive::<Int32Type, _, _>(rows.iter().map(|r| Some(r.iter().map(|p| Some(p.0)).collect::<Vec<_>>())));
-    let val = ListArray::from_iter_primitive::<arrow::datatypes::Float32Type, _, _>(rows.iter().map(|r| Some(r.iter().map(|p| Some(p.1)).collect::<Vec<_>>())));
-    let s = StructArray::try_new(sparse_fields(), vec![Arc::new(conform_list(idx, DataType::Int32)), Arc::new(conform_list(val, DataType::Float32))], None).unwrap();
-    let batch = RecordBatch::try_from_iter(vec![("id", Arc::new(Int64Array::from_iter_values(0..n as i64)) as ArrayRef), ("v", Arc::new(s) as ArrayRef)]).unwrap();
-    let c = load(&db, "s", schema(FieldType::SparseFloatVector, 0), &[batch], 200);
+    let idx = ListArray::from_iter_primitive::<Int32Type, _, _>(
+        rows.iter()
+            .map(|r| Some(r.iter().map(|p| Some(p.0)).collect::<Vec<_>>())),
+    );
+    let val = ListArray::from_iter_primitive::<arrow::datatypes::Float32Type, _, _>(
+        rows.iter()
+            .map(|r| Some(r.iter().map(|p| Some(p.1)).collect::<Vec<_>>())),
+    );
+    let s = StructArray::try_new(
+        sparse_fields(),
+        vec![
+            Arc::new(conform_list(idx, DataType::Int32)),
+            Arc::new(conform_list(val, DataType::Float32)),
+        ],
+        None,
+    )
+    .unwrap();
+    let batch = RecordBatch::try_from_iter(vec![
+        (
+            "id",
+            Arc::new(Int64Array::from_iter_values(0..n as i64)) as ArrayRef,
+        ),
+        ("v", Arc::new(s) as ArrayRef),
+    ])
+    .unwrap();
+    let c = load(
+        &db,
+        "s",
+        schema(FieldType::SparseFloatVector, 0),
+        &[batch],
+        200,
+    );
     let qv = json!({"3": 0.5, "17": -1.0, "30": 2.0});
-    let QueryVector::Sparse { indices: qi, values: qvals } = QueryVector::from_json(&Field::new("v", FieldType::SparseFloatVector), &qv).unwrap() else { panic!() };
-    let exact = &c.search(&SearchRequest { vectors: vec![qv.clone()], limit: 5, ..Default::default() }).unwrap()[0];
-    c.create_index("v", IndexSpec { index_type: IndexType::SparseInvertedIndex, metric: None, hnsw: None }, &|_| {}).unwrap();
-    let indexed = &c.search(&SearchRequest { vectors: vec![qv], limit: 5, ..Default::default() }).unwrap()[0];
-    let mut want: Vec<f32> = rows.iter().map(|r| sparse_distance(&qi, &qvals, &r.iter().map(|p| p.0).collect::<Vec<_>>(), &r.iter().map(|p| p.1).collect::<Vec<_>>())).collect();
+    let QueryVector::Sparse {
+        indices: qi,
+        values: qvals,
+    } = QueryVector::from_json(&Field::new("v", FieldType::SparseFloatVector), &qv).unwrap()
+    else {
+        panic!()
+    };
+    let exact = &c
+        .search(&SearchRequest {
+            vectors: vec![qv.clone()],
+            limit: 5,
+            ..Default::default()
+        })
+        .unwrap()[0];
+    c.create_index(
+        "v",
+        IndexSpec {
+            index_type: IndexType::SparseInvertedIndex,
+            metric: None,
+            hnsw: None,
+        },
+        &|_| {},
+    )
+    .unwrap();
+    let indexed = &c
+        .search(&SearchRequest {
+            vectors: vec![qv],
+            limit: 5,
+            ..Default::default()
+        })
+        .unwrap()[0];
+    let mut want: Vec<f32> = rows
+        .iter()
+        .map(|r| {
+            sparse_distance(
+                &qi,
+                &qvals,
+                &r.iter().map(|p| p.0).collect::<Vec<_>>(),
+                &r.iter().map(|p| p.1).collect::<Vec<_>>(),
+            )
+        })
+        .collect();
     want.sort_by(f32::total_cmp);
-    assert_eq!(exact.iter().map(|h| h.distance).collect::<Vec<_>>(), want[..5].to_vec());
-    assert_eq!(indexed.iter().map(|h| h.distance).collect::<Vec<_>>(), want[..5].to_vec());
+    assert_eq!(
+        exact.iter().map(|h| h.distance).collect::<Vec<_>>(),
+        want[..5].to_vec()
+    );
+    assert_eq!(
+        indexed.iter().map(|h| h.distance).collect::<Vec<_>>(),
+        want[..5].to_vec()
+    );
 }
 
 fn conform_list(l: ListArray, item: DataType) -> ListArray {
     let (_, offsets, values, nulls) = l.into_parts();
-    ListArray::new(Arc::new(ArrowField::new("item", item, false)), offsets, values, nulls)
+    ListArray::new(
+        Arc::new(ArrowField::new("item", item, false)),
+        offsets,
+        values,
+        nulls,
+    )
 }
 
 #[test]
@@ -221,7 +483,13 @@ fn loading_a_key_again_replaces_the_row() {
     let db = Database::open(dir.path()).unwrap();
     let mut rng = Rng(3);
     let (first, _) = dense_batch(0..100, 4, false, &mut rng);
-    let c = load(&db, "k", schema(FieldType::FloatVector, 4), &[first.clone()], 1_000);
+    let c = load(
+        &db,
+        "k",
+        schema(FieldType::FloatVector, 4),
+        &[first.clone()],
+        1_000,
+    );
     load(&db, "k", schema(FieldType::FloatVector, 4), &[first], 1_000);
     assert_eq!(c.count_rows(), 100);
     // Rows 50..150: 50 replaced, 50 new; a duplicate key inside one load keeps the last.
@@ -249,20 +517,54 @@ fn indexes_persist_and_are_not_rebuilt_on_open() {
     let mut rng = Rng(5);
     let (batch, _) = dense_batch(0..500, 8, false, &mut rng);
     let c = load(&db, "p", schema(FieldType::FloatVector, 8), &[batch], 1_000);
-    c.create_index("v", IndexSpec { index_type: IndexType::Hnsw, metric: Some(Metric::Cosine), hnsw: None }, &|_| {}).unwrap();
-    c.create_index("cat", IndexSpec { index_type: IndexType::Inverted, metric: None, hnsw: None }, &|_| {}).unwrap();
+    c.create_index(
+        "v",
+        IndexSpec {
+            index_type: IndexType::Hnsw,
+            metric: Some(Metric::Cosine),
+            hnsw: None,
+        },
+        &|_| {},
+    )
+    .unwrap();
+    c.create_index(
+        "cat",
+        IndexSpec {
+            index_type: IndexType::Inverted,
+            metric: None,
+            hnsw: None,
+        },
+        &|_| {},
+    )
+    .unwrap();
     let version = c.manifest().version;
     let q = json!((0..8).map(|_| rng.f32()).collect::<Vec<_>>());
-    let before = c.search(&SearchRequest { vectors: vec![q.clone()], filter: Some("cat in [\"c1\", \"c2\"]".into()), ..Default::default() }).unwrap();
+    let before = c
+        .search(&SearchRequest {
+            vectors: vec![q.clone()],
+            filter: Some("cat in [\"c1\", \"c2\"]".into()),
+            ..Default::default()
+        })
+        .unwrap();
     drop(c);
     let c = Database::open(dir.path()).unwrap().collection("p").unwrap();
     let loaded = c.load().unwrap();
     assert!(loaded.memory_bytes() > 0);
     assert_eq!(c.load_state(), crate::LoadState::Loaded);
     assert!(c.pending_index_segments("v").is_empty());
-    let after = c.search(&SearchRequest { vectors: vec![q], filter: Some("cat in [\"c1\", \"c2\"]".into()), ..Default::default() }).unwrap();
+    let after = c
+        .search(&SearchRequest {
+            vectors: vec![q],
+            filter: Some("cat in [\"c1\", \"c2\"]".into()),
+            ..Default::default()
+        })
+        .unwrap();
     assert_eq!(before, after);
-    assert_eq!(c.manifest().version, version, "opening or searching committed nothing");
+    assert_eq!(
+        c.manifest().version,
+        version,
+        "opening or searching committed nothing"
+    );
     c.release().unwrap();
     assert_eq!(c.load_state(), crate::LoadState::Unloaded);
 }
@@ -274,7 +576,10 @@ fn an_uncommitted_load_leaves_the_last_commit_whole() {
     let mut rng = Rng(9);
     let (batch, _) = dense_batch(0..100, 4, false, &mut rng);
     let c = load(&db, "u", schema(FieldType::FloatVector, 4), &[batch], 1_000);
-    let files_before: HashSet<String> = std::fs::read_dir(c.dir()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    let files_before: HashSet<String> = std::fs::read_dir(c.dir())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
     // A load that dies before its manifest swap: files on disk, nothing committed.
     let (more, _) = dense_batch(100..200, 4, false, &mut rng);
     let mut w = c.writer().unwrap();
@@ -290,9 +595,16 @@ fn an_uncommitted_load_leaves_the_last_commit_whole() {
     w.write(&more).unwrap();
     w.commit(BTreeMap::new()).unwrap();
     assert_eq!(c.count_rows(), 200);
-    let files_after: HashSet<String> = std::fs::read_dir(c.dir()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    let files_after: HashSet<String> = std::fs::read_dir(c.dir())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
     assert!(!files_after.contains("seg-999999-dead.arrow"));
-    assert_eq!(files_after.difference(&files_before).count(), 1, "one new segment, no leftovers: {files_after:?}");
+    assert_eq!(
+        files_after.difference(&files_before).count(),
+        1,
+        "one new segment, no leftovers: {files_after:?}"
+    );
 }
 
 #[test]
@@ -301,20 +613,60 @@ fn clear_errors() {
     let db = Database::open(dir.path()).unwrap();
     let mut rng = Rng(1);
     let (batch, _) = dense_batch(0..10, 4, false, &mut rng);
-    let c = load(&db, "items", schema(FieldType::FloatVector, 4), &[batch], 1_000);
+    let c = load(
+        &db,
+        "items",
+        schema(FieldType::FloatVector, 4),
+        &[batch],
+        1_000,
+    );
     let e = db.collection("itemz").unwrap_err().to_string();
-    assert!(e.contains("unknown collection `itemz`") && e.contains("did you mean `items`"), "{e}");
-    let e = c.search(&SearchRequest { field: Some("vv".into()), vectors: vec![json!([0, 0, 0, 1])], ..Default::default() }).unwrap_err().to_string();
-    assert!(e.contains("no field `vv`") && e.contains("did you mean `v`"), "{e}");
-    let e = c.search(&SearchRequest { vectors: vec![json!([0, 0, 0, 1])], filter: Some("cat == ".into()), ..Default::default() }).unwrap_err().to_string();
+    assert!(
+        e.contains("unknown collection `itemz`") && e.contains("did you mean `items`"),
+        "{e}"
+    );
+    let e = c
+        .search(&SearchRequest {
+            field: Some("vv".into()),
+            vectors: vec![json!([0, 0, 0, 1])],
+            ..Default::default()
+        })
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("no field `vv`") && e.contains("did you mean `v`"),
+        "{e}"
+    );
+    let e = c
+        .search(&SearchRequest {
+            vectors: vec![json!([0, 0, 0, 1])],
+            filter: Some("cat == ".into()),
+            ..Default::default()
+        })
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("position 7"), "{e}");
     // A batch that breaks a limit names the field and the row.
     let long = RecordBatch::try_from_iter(vec![
         ("id", Arc::new(Int64Array::from(vec![1])) as ArrayRef),
-        ("cat", Arc::new(StringArray::from(vec!["x".repeat(17)])) as ArrayRef),
-        ("v", Arc::new(FixedSizeListArray::new(Arc::new(ArrowField::new("item", DataType::Float32, false)), 4, Arc::new(Float32Array::from(vec![0.0; 4])), None)) as ArrayRef),
+        (
+            "cat",
+            Arc::new(StringArray::from(vec!["x".repeat(17)])) as ArrayRef,
+        ),
+        (
+            "v",
+            Arc::new(FixedSizeListArray::new(
+                Arc::new(ArrowField::new("item", DataType::Float32, false)),
+                4,
+                Arc::new(Float32Array::from(vec![0.0; 4])),
+                None,
+            )) as ArrayRef,
+        ),
     ])
     .unwrap();
     let e = c.writer().unwrap().write(&long).unwrap_err().to_string();
-    assert!(e.contains("`cat`") && e.contains("17 bytes") && e.contains("max_length is 16"), "{e}");
+    assert!(
+        e.contains("`cat`") && e.contains("17 bytes") && e.contains("max_length is 16"),
+        "{e}"
+    );
 }

@@ -59,8 +59,17 @@ enum Pk {
 
 fn keys_of(column: &dyn Array) -> Vec<Pk> {
     match column.data_type() {
-        DataType::Int64 => column.as_primitive::<arrow::datatypes::Int64Type>().values().iter().map(|v| Pk::Int(*v)).collect(),
-        _ => column.as_string::<i32>().iter().map(|v| Pk::Str(v.unwrap_or_default().to_string())).collect(),
+        DataType::Int64 => column
+            .as_primitive::<arrow::datatypes::Int64Type>()
+            .values()
+            .iter()
+            .map(|v| Pk::Int(*v))
+            .collect(),
+        _ => column
+            .as_string::<i32>()
+            .iter()
+            .map(|v| Pk::Str(v.unwrap_or_default().to_string()))
+            .collect(),
     }
 }
 
@@ -109,10 +118,16 @@ impl BulkWriter {
         let batch = self.conform(batch)?;
         let mut offset = 0;
         while offset < batch.num_rows() {
-            if self.current.get(part).is_none_or(|(_, w)| w.rows() >= self.segment_rows) {
+            if self
+                .current
+                .get(part)
+                .is_none_or(|(_, w)| w.rows() >= self.segment_rows)
+            {
                 self.roll(part)?;
             }
-            let Some((_, w)) = self.current.get_mut(part) else { break };
+            let Some((_, w)) = self.current.get_mut(part) else {
+                break;
+            };
             let room = (self.segment_rows - w.rows()) as usize;
             let n = room.min(batch.num_rows() - offset);
             w.write(&batch.slice(offset, n))?;
@@ -127,7 +142,10 @@ impl BulkWriter {
         let id = self.next_segment;
         self.next_segment += 1;
         let file = unique_name("seg", id, "arrow");
-        self.pending_files.entry(part.to_string()).or_default().push(file.clone());
+        self.pending_files
+            .entry(part.to_string())
+            .or_default()
+            .push(file.clone());
         let w = SegmentWriter::create(self.coll.dir().join(&file), &self.arrow)?;
         self.current.insert(part.to_string(), (id, w));
         Ok(())
@@ -137,8 +155,22 @@ impl BulkWriter {
         if let Some((id, w)) = self.current.remove(part) {
             let rows = w.rows();
             let (path, bytes) = w.finish()?;
-            let file = path.file_name().map(|f| f.to_string_lossy().to_string()).unwrap_or_default();
-            self.done.entry(part.to_string()).or_default().push(SegmentMeta { id, file, rows, bytes, deletes: None, deleted: 0, indexes: BTreeMap::new() });
+            let file = path
+                .file_name()
+                .map(|f| f.to_string_lossy().to_string())
+                .unwrap_or_default();
+            self.done
+                .entry(part.to_string())
+                .or_default()
+                .push(SegmentMeta {
+                    id,
+                    file,
+                    rows,
+                    bytes,
+                    deletes: None,
+                    deleted: 0,
+                    indexes: BTreeMap::new(),
+                });
         }
         Ok(())
     }
@@ -149,7 +181,11 @@ impl BulkWriter {
         let n = batch.num_rows();
         let mut columns: Vec<ArrayRef> = Vec::with_capacity(self.schema.fields.len());
         for f in &self.schema.fields {
-            let bad = |reason: String| EngineError::BadBatch { collection: self.coll.name().to_string(), field: f.name.clone(), reason };
+            let bad = |reason: String| EngineError::BadBatch {
+                collection: self.coll.name().to_string(),
+                field: f.name.clone(),
+                reason,
+            };
             let col = if f.primary_key && self.schema.auto_id {
                 let start = self.next_auto_id;
                 self.next_auto_id += n as i64;
@@ -173,8 +209,16 @@ impl BulkWriter {
     }
 
     /// Commits every part with `checkpoints` (merged into the manifest's) in one manifest swap.
-    pub fn commit(mut self, checkpoints: BTreeMap<String, serde_json::Value>) -> Result<CommitStats> {
-        let parts: Vec<String> = self.current.keys().chain(self.done.keys()).cloned().collect();
+    pub fn commit(
+        mut self,
+        checkpoints: BTreeMap<String, serde_json::Value>,
+    ) -> Result<CommitStats> {
+        let parts: Vec<String> = self
+            .current
+            .keys()
+            .chain(self.done.keys())
+            .cloned()
+            .collect();
         let mut segments = Vec::new();
         for p in parts {
             self.finish_current(&p)?;
@@ -188,7 +232,11 @@ impl BulkWriter {
     }
 
     /// Commits one part's rows with its checkpoints; other parts keep writing.
-    pub fn commit_part(&mut self, part: &str, checkpoints: BTreeMap<String, serde_json::Value>) -> Result<CommitStats> {
+    pub fn commit_part(
+        &mut self,
+        part: &str,
+        checkpoints: BTreeMap<String, serde_json::Value>,
+    ) -> Result<CommitStats> {
         self.finish_current(part)?;
         let segments = self.done.remove(part).unwrap_or_default();
         let rows = segments.iter().map(|s| s.rows).sum();
@@ -198,11 +246,20 @@ impl BulkWriter {
         Ok(stats)
     }
 
-    fn commit_segments(&mut self, mut segments: Vec<SegmentMeta>, checkpoints: BTreeMap<String, serde_json::Value>) -> Result<CommitStats> {
+    fn commit_segments(
+        &mut self,
+        mut segments: Vec<SegmentMeta>,
+        checkpoints: BTreeMap<String, serde_json::Value>,
+    ) -> Result<CommitStats> {
         let dir = self.coll.dir().to_path_buf();
         let mut manifest: Manifest = (*self.base).clone();
         let pk = self.schema.primary_key().name.clone();
-        let pk_index = self.schema.fields.iter().position(|f| f.name == pk).unwrap_or(0);
+        let pk_index = self
+            .schema
+            .fields
+            .iter()
+            .position(|f| f.name == pk)
+            .unwrap_or(0);
         let mut replaced = 0u64;
         if !self.schema.auto_id && !segments.is_empty() {
             // Key → (new segment, row) of its last occurrence in this commit.
@@ -248,7 +305,11 @@ impl BulkWriter {
         let version = manifest.version;
         self.base = Arc::new(manifest.clone());
         self.coll.set_manifest(manifest);
-        Ok(CommitStats { rows: 0, replaced, version })
+        Ok(CommitStats {
+            rows: 0,
+            replaced,
+            version,
+        })
     }
 }
 
@@ -297,7 +358,10 @@ fn conform_type(c: &ArrayRef, want: &DataType) -> Result<ArrayRef, String> {
     if c.data_type().equals_datatype(want) || matches!(c.data_type(), DataType::Null) {
         return arrow::compute::cast(c, want).map_err(|e| e.to_string());
     }
-    Err(format!("column is {}, the field needs {want}", c.data_type()))
+    Err(format!(
+        "column is {}, the field needs {want}",
+        c.data_type()
+    ))
 }
 
 /// Limits a mapped row must respect; the pipeline rejects such rows before they get here.
@@ -311,8 +375,13 @@ fn check_values(f: &Field, c: &dyn Array) -> Result<(), String> {
         FieldType::Array => {
             let list = c.as_list::<i32>();
             let cap = f.max_capacity.unwrap_or(u32::MAX) as i32;
-            if let Some(r) = (0..list.len()).find(|r| list.is_valid(*r) && list.value_length(*r) > cap) {
-                return Err(format!("row {r} has {} elements, max_capacity is {cap}", list.value_length(r)));
+            if let Some(r) =
+                (0..list.len()).find(|r| list.is_valid(*r) && list.value_length(*r) > cap)
+            {
+                return Err(format!(
+                    "row {r} has {} elements, max_capacity is {cap}",
+                    list.value_length(r)
+                ));
             }
             if f.element_type == Some(FieldType::Varchar) {
                 check_lengths(list.values().as_ref(), f.max_length.unwrap_or(u32::MAX))?;
@@ -322,8 +391,18 @@ fn check_values(f: &Field, c: &dyn Array) -> Result<(), String> {
             let list = c.as_fixed_size_list();
             let dim = f.dim_usize().max(1);
             let bad = match list.values().data_type() {
-                DataType::Float32 => list.values().as_primitive::<Float32Type>().values().iter().position(|v| !v.is_finite()),
-                DataType::Float16 => list.values().as_primitive::<Float16Type>().values().iter().position(|v| !v.is_finite()),
+                DataType::Float32 => list
+                    .values()
+                    .as_primitive::<Float32Type>()
+                    .values()
+                    .iter()
+                    .position(|v| !v.is_finite()),
+                DataType::Float16 => list
+                    .values()
+                    .as_primitive::<Float16Type>()
+                    .values()
+                    .iter()
+                    .position(|v| !v.is_finite()),
                 _ => None,
             };
             if let Some(i) = bad {
@@ -331,13 +410,16 @@ fn check_values(f: &Field, c: &dyn Array) -> Result<(), String> {
             }
         }
         FieldType::SparseFloatVector => {
-            let (idx, _) = crate::vector::sparse_children(c.as_struct()).map_err(|e| e.to_string())?;
+            let (idx, _) =
+                crate::vector::sparse_children(c.as_struct()).map_err(|e| e.to_string())?;
             for r in 0..idx.len() {
                 if idx.is_valid(r) {
                     let v = idx.value(r);
                     let v = v.as_primitive::<Int32Type>().values();
                     if v.iter().any(|i| *i < 0) || v.windows(2).any(|w| w[0] >= w[1]) {
-                        return Err(format!("row {r}: sparse indices must be non-negative and strictly increasing"));
+                        return Err(format!(
+                            "row {r}: sparse indices must be non-negative and strictly increasing"
+                        ));
                     }
                 }
             }
@@ -350,7 +432,10 @@ fn check_values(f: &Field, c: &dyn Array) -> Result<(), String> {
 fn check_lengths(c: &dyn Array, max: u32) -> Result<(), String> {
     let s = c.as_string::<i32>();
     match (0..s.len()).find(|r| s.is_valid(*r) && s.value(*r).len() > max as usize) {
-        Some(r) => Err(format!("row {r} is {} bytes long, max_length is {max}", s.value(r).len())),
+        Some(r) => Err(format!(
+            "row {r} is {} bytes long, max_length is {max}",
+            s.value(r).len()
+        )),
         None => Ok(()),
     }
 }

@@ -7,7 +7,9 @@ use std::borrow::Cow;
 use std::cmp::Ordering;
 
 use arrow::array::{Array, ArrayRef, AsArray};
-use arrow::datatypes::{DataType, Float32Type, Float64Type, Int8Type, Int16Type, Int32Type, Int64Type};
+use arrow::datatypes::{
+    DataType, Float32Type, Float64Type, Int8Type, Int16Type, Int32Type, Int64Type,
+};
 
 use super::{CmpOp, Contains, Expr, Literal, Operand, PathStep};
 use crate::index::scalar::{Bound, Key, ScalarIndex};
@@ -47,7 +49,9 @@ enum Node<'e> {
 /// Which rows pass `expr` (true only where the expression is true, not unknown).
 pub fn evaluate(expr: &Expr, cols: &dyn Columns) -> Vec<bool> {
     let node = plan(expr, cols);
-    (0..cols.rows()).map(|r| eval_node(&node, cols, r) == Some(true)).collect()
+    (0..cols.rows())
+        .map(|r| eval_node(&node, cols, r) == Some(true))
+        .collect()
 }
 
 fn plan<'e>(e: &'e Expr, cols: &dyn Columns) -> Node<'e> {
@@ -73,7 +77,9 @@ fn indexed(e: &Expr, cols: &dyn Columns) -> Option<Vec<Option<bool>>> {
             };
             (name, vec![(b, key(l))])
         }
-        Expr::In(Operand::Field { name, path }, list, false) if path.is_empty() => (name, list.iter().map(|l| (Bound::Eq, key(l))).collect()),
+        Expr::In(Operand::Field { name, path }, list, false) if path.is_empty() => {
+            (name, list.iter().map(|l| (Bound::Eq, key(l))).collect())
+        }
         _ => return None,
     };
     let column = cols.column(name)?;
@@ -82,7 +88,9 @@ fn indexed(e: &Expr, cols: &dyn Columns) -> Option<Vec<Option<bool>>> {
         return None;
     }
     let ix = cols.scalar_index(name)?;
-    let mut out: Vec<Option<bool>> = (0..cols.rows()).map(|r| if column.is_null(r) { None } else { Some(false) }).collect();
+    let mut out: Vec<Option<bool>> = (0..cols.rows())
+        .map(|r| if column.is_null(r) { None } else { Some(false) })
+        .collect();
     for (b, k) in lookups {
         for r in ix.lookup(b, &k)? {
             if let Some(slot) = out.get_mut(r as usize) {
@@ -138,7 +146,9 @@ fn eval_leaf(e: &Expr, cols: &dyn Columns, r: usize) -> Option<bool> {
             if matches!(v, V::Null) {
                 return None;
             }
-            let found = list.iter().any(|l| compare(&v, &lit(l)) == Some(Ordering::Equal));
+            let found = list
+                .iter()
+                .any(|l| compare(&v, &lit(l)) == Some(Ordering::Equal));
             Some(found != *negated)
         }
         Expr::Like(a, pattern, negated) => match value(a, cols, r) {
@@ -147,16 +157,25 @@ fn eval_leaf(e: &Expr, cols: &dyn Columns, r: usize) -> Option<bool> {
             _ => None,
         },
         Expr::IsNull(a, negated) => {
-            let null = matches!(value(a, cols, r), V::Null | V::Json(serde_json::Value::Null));
+            let null = matches!(
+                value(a, cols, r),
+                V::Null | V::Json(serde_json::Value::Null)
+            );
             Some(null != *negated)
         }
         Expr::ArrayContains(a, kind, values) => {
             let elems: Vec<V> = match value(a, cols, r) {
                 V::List(list) => (0..list.len()).map(|i| owned(scalar(&list, i))).collect(),
-                V::Json(serde_json::Value::Array(items)) => items.into_iter().map(json_value).collect(),
+                V::Json(serde_json::Value::Array(items)) => {
+                    items.into_iter().map(json_value).collect()
+                }
                 _ => return None,
             };
-            let has = |l: &Literal| elems.iter().any(|e| compare(e, &lit(l)) == Some(Ordering::Equal));
+            let has = |l: &Literal| {
+                elems
+                    .iter()
+                    .any(|e| compare(e, &lit(l)) == Some(Ordering::Equal))
+            };
             Some(match kind {
                 Contains::One | Contains::Any => values.iter().any(has),
                 Contains::All => values.iter().all(has),
@@ -191,7 +210,9 @@ fn value<'a>(o: &Operand, cols: &'a dyn Columns, r: usize) -> V<'a> {
             _ => V::Null,
         },
         Operand::Field { name, path } => {
-            let Some(c) = cols.column(name) else { return V::Null };
+            let Some(c) = cols.column(name) else {
+                return V::Null;
+            };
             if c.is_null(r) {
                 return V::Null;
             }
@@ -234,7 +255,10 @@ fn owned(v: V<'_>) -> V<'static> {
 fn step_json(j: serde_json::Value, step: &PathStep) -> V<'static> {
     let next = match (j, step) {
         (serde_json::Value::Object(mut m), PathStep::Key(k)) => m.remove(k),
-        (serde_json::Value::Array(mut a), PathStep::Index(i)) => usize::try_from(*i).ok().filter(|i| *i < a.len()).map(|i| a.swap_remove(i)),
+        (serde_json::Value::Array(mut a), PathStep::Index(i)) => usize::try_from(*i)
+            .ok()
+            .filter(|i| *i < a.len())
+            .map(|i| a.swap_remove(i)),
         _ => None,
     };
     next.map_or(V::Null, V::Json)
@@ -244,7 +268,11 @@ fn json_value(j: serde_json::Value) -> V<'static> {
     match j {
         serde_json::Value::Null => V::Null,
         serde_json::Value::Bool(b) => V::Bool(b),
-        serde_json::Value::Number(n) => n.as_i64().map(V::Int).or_else(|| n.as_f64().map(V::Float)).unwrap_or(V::Null),
+        serde_json::Value::Number(n) => n
+            .as_i64()
+            .map(V::Int)
+            .or_else(|| n.as_f64().map(V::Float))
+            .unwrap_or(V::Null),
         serde_json::Value::String(s) => V::Str(Cow::Owned(s)),
         other => V::Json(other),
     }
@@ -298,7 +326,10 @@ pub(crate) fn like(s: &str, pattern: &str) -> bool {
     let (mut i, mut j) = (0usize, 0usize);
     let (mut star, mut mark) = (None::<usize>, 0usize);
     while i < s.len() {
-        if j < p.len() && (p[j] == ('_', false) || (p[j].0 == s[i] && (p[j].1 || (p[j].0 != '%' && p[j].0 != '_')))) {
+        if j < p.len()
+            && (p[j] == ('_', false)
+                || (p[j].0 == s[i] && (p[j].1 || (p[j].0 != '%' && p[j].0 != '_'))))
+        {
             i += 1;
             j += 1;
         } else if j < p.len() && p[j] == ('%', false) {

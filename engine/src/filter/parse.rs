@@ -19,13 +19,22 @@ struct Lexer<'a> {
     toks: Vec<(Tok, usize)>,
 }
 
-const SYMS: [&str; 16] = ["==", "!=", "<=", ">=", "&&", "||", "<", ">", "!", "(", ")", "[", "]", ",", "-", "+"];
+const SYMS: [&str; 16] = [
+    "==", "!=", "<=", ">=", "&&", "||", "<", ">", "!", "(", ")", "[", "]", ",", "-", "+",
+];
 
 impl<'a> Lexer<'a> {
     fn run(src: &'a str) -> Result<Vec<(Tok, usize)>> {
-        let mut lx = Lexer { src, toks: Vec::new() };
+        let mut lx = Lexer {
+            src,
+            toks: Vec::new(),
+        };
         let chars: Vec<(usize, char)> = src.char_indices().collect();
-        let pos_of = |i: usize| src[..chars.get(i).map_or(src.len(), |c| c.0)].chars().count();
+        let pos_of = |i: usize| {
+            src[..chars.get(i).map_or(src.len(), |c| c.0)]
+                .chars()
+                .count()
+        };
         let mut i = 0;
         while i < chars.len() {
             let (at, c) = chars[i];
@@ -36,12 +45,18 @@ impl<'a> Lexer<'a> {
             let pos = pos_of(i);
             if c.is_ascii_alphabetic() || c == '_' || c == '$' {
                 let start = at;
-                while i < chars.len() && (chars[i].1.is_ascii_alphanumeric() || chars[i].1 == '_' || chars[i].1 == '$') {
+                while i < chars.len()
+                    && (chars[i].1.is_ascii_alphanumeric()
+                        || chars[i].1 == '_'
+                        || chars[i].1 == '$')
+                {
                     i += 1;
                 }
                 let end = chars.get(i).map_or(src.len(), |c| c.0);
                 lx.toks.push((Tok::Ident(src[start..end].to_string()), pos));
-            } else if c.is_ascii_digit() || (c == '.' && chars.get(i + 1).is_some_and(|c| c.1.is_ascii_digit())) {
+            } else if c.is_ascii_digit()
+                || (c == '.' && chars.get(i + 1).is_some_and(|c| c.1.is_ascii_digit()))
+            {
                 let start = at;
                 let mut float = false;
                 while i < chars.len() {
@@ -51,7 +66,9 @@ impl<'a> Lexer<'a> {
                     } else if ch == '.' || ch == 'e' || ch == 'E' {
                         float = true;
                         i += 1;
-                        if (ch == 'e' || ch == 'E') && chars.get(i).is_some_and(|c| c.1 == '-' || c.1 == '+') {
+                        if (ch == 'e' || ch == 'E')
+                            && chars.get(i).is_some_and(|c| c.1 == '-' || c.1 == '+')
+                        {
                             i += 1;
                         }
                     } else {
@@ -60,9 +77,18 @@ impl<'a> Lexer<'a> {
                 }
                 let text = &src[start..chars.get(i).map_or(src.len(), |c| c.0)];
                 let tok = if float {
-                    Tok::Float(text.parse().map_err(|_| err(src, pos, format!("`{text}` is not a number")))?)
+                    Tok::Float(
+                        text.parse()
+                            .map_err(|_| err(src, pos, format!("`{text}` is not a number")))?,
+                    )
                 } else {
-                    Tok::Int(text.parse().map_err(|_| err(src, pos, format!("`{text}` does not fit in a 64-bit integer")))?)
+                    Tok::Int(text.parse().map_err(|_| {
+                        err(
+                            src,
+                            pos,
+                            format!("`{text}` does not fit in a 64-bit integer"),
+                        )
+                    })?)
                 };
                 lx.toks.push((tok, pos));
             } else if c == '"' || c == '\'' {
@@ -77,7 +103,10 @@ impl<'a> Lexer<'a> {
                             break;
                         }
                         Some(&(_, '\\')) => {
-                            let esc = chars.get(i + 1).map(|c| c.1).ok_or_else(|| err(src, pos, "string is not closed".into()))?;
+                            let esc = chars
+                                .get(i + 1)
+                                .map(|c| c.1)
+                                .ok_or_else(|| err(src, pos, "string is not closed".into()))?;
                             s.push(match esc {
                                 'n' => '\n',
                                 't' => '\t',
@@ -125,7 +154,12 @@ struct Parser<'a> {
 /// Parses `src` and checks it against `schema` (fields exist, types fit).
 pub fn parse(src: &str, schema: &CollectionSchema) -> Result<Expr> {
     let toks = Lexer::run(src)?;
-    let mut p = Parser { src, toks, at: 0, schema };
+    let mut p = Parser {
+        src,
+        toks,
+        at: 0,
+        schema,
+    };
     if matches!(p.peek(), Tok::End) {
         return Err(err(src, 0, "the filter is empty".into()));
     }
@@ -210,7 +244,11 @@ impl Parser<'_> {
             self.expect_sym(")")?;
             return Ok(e);
         }
-        for (name, kind) in [("array_contains", Contains::One), ("array_contains_all", Contains::All), ("array_contains_any", Contains::Any)] {
+        for (name, kind) in [
+            ("array_contains", Contains::One),
+            ("array_contains_all", Contains::All),
+            ("array_contains_any", Contains::Any),
+        ] {
             if self.keyword(name) {
                 let pos = self.pos();
                 self.at += 1;
@@ -218,7 +256,11 @@ impl Parser<'_> {
                 let operand = self.operand()?;
                 self.check_array(&operand, pos)?;
                 self.expect_sym(",")?;
-                let values = if kind == Contains::One { vec![self.literal()?] } else { self.list()? };
+                let values = if kind == Contains::One {
+                    vec![self.literal()?]
+                } else {
+                    self.list()?
+                };
                 self.expect_sym(")")?;
                 return Ok(Expr::ArrayContains(operand, kind, values));
             }
@@ -230,7 +272,9 @@ impl Parser<'_> {
             let operand = self.operand()?;
             self.check_array(&operand, start)?;
             self.expect_sym(")")?;
-            let Operand::Field { name, .. } = operand else { return Err(err(self.src, start, "array_length takes a field".into())) };
+            let Operand::Field { name, .. } = operand else {
+                return Err(err(self.src, start, "array_length takes a field".into()));
+            };
             Operand::ArrayLength(name)
         } else {
             self.operand()?
@@ -263,7 +307,9 @@ impl Parser<'_> {
         if self.keyword("like") {
             self.at += 1;
             let pos = self.pos();
-            let Tok::Str(pattern) = self.bump() else { return Err(err(self.src, pos, "like needs a string pattern".into())) };
+            let Tok::Str(pattern) = self.bump() else {
+                return Err(err(self.src, pos, "like needs a string pattern".into()));
+            };
             self.check_cmp(&left, Some(&Literal::Str(String::new())), start)?;
             return Ok(Expr::Like(left, pattern, negated));
         }
@@ -280,18 +326,34 @@ impl Parser<'_> {
             // A bare boolean: `true`, `flag`, `attrs["on"]`.
             let ok = match &left {
                 Operand::Literal(Literal::Bool(_)) => true,
-                Operand::Field { name, path } => path.is_empty() && self.schema.field(name).is_some_and(|f| f.data_type == FieldType::Bool) || self.is_json(name),
+                Operand::Field { name, path } => {
+                    path.is_empty()
+                        && self
+                            .schema
+                            .field(name)
+                            .is_some_and(|f| f.data_type == FieldType::Bool)
+                        || self.is_json(name)
+                }
                 _ => false,
             };
             if ok {
                 return Ok(Expr::Truth(left));
             }
-            return Err(self.here(format!("expected a comparison, `in`, `like` or `is null`, found {}", describe(self.peek()))));
+            return Err(self.here(format!(
+                "expected a comparison, `in`, `like` or `is null`, found {}",
+                describe(self.peek())
+            )));
         };
         self.at += 1;
         let right = self.operand()?;
         match (&left, &right) {
-            (Operand::Literal(_), Operand::Literal(_)) => return Err(err(self.src, start, "a comparison needs a field on one side".into())),
+            (Operand::Literal(_), Operand::Literal(_)) => {
+                return Err(err(
+                    self.src,
+                    start,
+                    "a comparison needs a field on one side".into(),
+                ));
+            }
             (_, Operand::Literal(l)) => self.check_cmp(&left, Some(l), start)?,
             (Operand::Literal(l), _) => self.check_cmp(&right, Some(l), start)?,
             _ => {}
@@ -347,13 +409,26 @@ impl Parser<'_> {
                     path.push(match self.bump() {
                         Tok::Str(k) => PathStep::Key(k),
                         Tok::Int(i) => PathStep::Index(i),
-                        t => return Err(err(self.src, p, format!("expected a string key or an index, found {}", describe(&t)))),
+                        t => {
+                            return Err(err(
+                                self.src,
+                                p,
+                                format!(
+                                    "expected a string key or an index, found {}",
+                                    describe(&t)
+                                ),
+                            ));
+                        }
                     });
                     self.expect_sym("]")?;
                 }
                 self.resolve(name, path, pos)
             }
-            t => Err(err(self.src, pos, format!("expected a field or a constant, found {}", describe(&t)))),
+            t => Err(err(
+                self.src,
+                pos,
+                format!("expected a field or a constant, found {}", describe(&t)),
+            )),
         }
     }
 
@@ -361,40 +436,77 @@ impl Parser<'_> {
     fn resolve(&self, name: String, path: Vec<PathStep>, pos: usize) -> Result<Operand> {
         if let Some(f) = self.schema.field(&name) {
             if f.data_type.is_vector() {
-                return Err(err(self.src, pos, format!("`{name}` is a vector field; filters read scalar fields")));
+                return Err(err(
+                    self.src,
+                    pos,
+                    format!("`{name}` is a vector field; filters read scalar fields"),
+                ));
             }
             if !path.is_empty() && !matches!(f.data_type, FieldType::Json | FieldType::Array) {
-                return Err(err(self.src, pos, format!("`{name}` is {}, not JSON or ARRAY; it cannot be indexed with []", f.data_type)));
+                return Err(err(
+                    self.src,
+                    pos,
+                    format!(
+                        "`{name}` is {}, not JSON or ARRAY; it cannot be indexed with []",
+                        f.data_type
+                    ),
+                ));
             }
             return Ok(Operand::Field { name, path });
         }
         if self.schema.dynamic_field {
             let mut p = vec![PathStep::Key(name)];
             p.extend(path);
-            return Ok(Operand::Field { name: DYNAMIC_FIELD.to_string(), path: p });
+            return Ok(Operand::Field {
+                name: DYNAMIC_FIELD.to_string(),
+                path: p,
+            });
         }
-        let hint = crate::error::did_you_mean(&name, self.schema.fields.iter().map(|f| f.name.as_str()));
+        let hint =
+            crate::error::did_you_mean(&name, self.schema.fields.iter().map(|f| f.name.as_str()));
         Err(err(self.src, pos, format!("unknown field `{name}`{hint}")))
     }
 
     fn is_json(&self, name: &str) -> bool {
-        self.schema.field(name).is_some_and(|f| f.data_type == FieldType::Json)
+        self.schema
+            .field(name)
+            .is_some_and(|f| f.data_type == FieldType::Json)
     }
 
     fn check_array(&self, operand: &Operand, pos: usize) -> Result<()> {
         match operand {
-            Operand::Field { name, path } if path.is_empty() && self.schema.field(name).is_some_and(|f| f.data_type == FieldType::Array) => Ok(()),
+            Operand::Field { name, path }
+                if path.is_empty()
+                    && self
+                        .schema
+                        .field(name)
+                        .is_some_and(|f| f.data_type == FieldType::Array) =>
+            {
+                Ok(())
+            }
             Operand::Field { name, .. } if self.is_json(name) => Ok(()),
-            Operand::Field { name, .. } => Err(err(self.src, pos, format!("`{name}` is not an ARRAY or JSON field"))),
+            Operand::Field { name, .. } => Err(err(
+                self.src,
+                pos,
+                format!("`{name}` is not an ARRAY or JSON field"),
+            )),
             _ => Err(err(self.src, pos, "expected an ARRAY field".into())),
         }
     }
 
     /// A field compared with a literal must have a type the literal can match.
     fn check_cmp(&self, operand: &Operand, lit: Option<&Literal>, pos: usize) -> Result<()> {
-        let (Operand::Field { name, path }, Some(lit)) = (operand, lit) else { return Ok(()) };
-        let Some(f) = self.schema.field(name) else { return Ok(()) };
-        let t = if f.data_type == FieldType::Array && !path.is_empty() { f.element_type.unwrap_or(FieldType::Varchar) } else { f.data_type };
+        let (Operand::Field { name, path }, Some(lit)) = (operand, lit) else {
+            return Ok(());
+        };
+        let Some(f) = self.schema.field(name) else {
+            return Ok(());
+        };
+        let t = if f.data_type == FieldType::Array && !path.is_empty() {
+            f.element_type.unwrap_or(FieldType::Varchar)
+        } else {
+            f.data_type
+        };
         let fits = match t {
             FieldType::Json => true,
             FieldType::Array => false,
@@ -411,7 +523,11 @@ impl Parser<'_> {
                 Literal::Str(_) => "a string",
                 Literal::Bool(_) => "a boolean",
             };
-            Err(err(self.src, pos, format!("`{name}` is {t} and cannot be compared with {what}")))
+            Err(err(
+                self.src,
+                pos,
+                format!("`{name}` is {t} and cannot be compared with {what}"),
+            ))
         }
     }
 }

@@ -11,12 +11,33 @@ use crate::schema::{CollectionSchema, Field, FieldType};
 fn schema(dynamic: bool) -> CollectionSchema {
     CollectionSchema {
         fields: vec![
-            Field { primary_key: true, ..Field::new("id", FieldType::Int64) },
-            Field { max_length: Some(20), nullable: true, ..Field::new("name", FieldType::Varchar) },
-            Field { nullable: true, ..Field::new("attrs", FieldType::Json) },
-            Field { element_type: Some(FieldType::Int32), max_capacity: Some(8), nullable: true, ..Field::new("tags", FieldType::Array) },
-            Field { nullable: true, ..Field::new("ok", FieldType::Bool) },
-            Field { dim: Some(2), ..Field::new("v", FieldType::FloatVector) },
+            Field {
+                primary_key: true,
+                ..Field::new("id", FieldType::Int64)
+            },
+            Field {
+                max_length: Some(20),
+                nullable: true,
+                ..Field::new("name", FieldType::Varchar)
+            },
+            Field {
+                nullable: true,
+                ..Field::new("attrs", FieldType::Json)
+            },
+            Field {
+                element_type: Some(FieldType::Int32),
+                max_capacity: Some(8),
+                nullable: true,
+                ..Field::new("tags", FieldType::Array)
+            },
+            Field {
+                nullable: true,
+                ..Field::new("ok", FieldType::Bool)
+            },
+            Field {
+                dim: Some(2),
+                ..Field::new("v", FieldType::FloatVector)
+            },
         ],
         auto_id: false,
         dynamic_field: dynamic,
@@ -40,12 +61,46 @@ impl Columns for Batch {
 
 fn batch(indexed: bool) -> Batch {
     let id: ArrayRef = Arc::new(Int64Array::from(vec![1, 2, 3, 4, 5]));
-    let name: ArrayRef = Arc::new(StringArray::from(vec![Some("apple"), Some("banana"), None, Some("apricot"), Some("a_c")]));
-    let attrs: ArrayRef = Arc::new(StringArray::from(vec![Some(r#"{"color":"red","n":1}"#), Some(r#"{"color":"blue","n":2.5}"#), None, Some(r#"{"n":null}"#), Some(r#"{"color":"red"}"#)]));
-    let tags: ArrayRef = Arc::new(ListArray::from_iter_primitive::<Int32Type, _, _>(vec![Some(vec![Some(1), Some(2)]), Some(vec![]), None, Some(vec![Some(3)]), Some(vec![Some(2), Some(3)])]));
-    let ok: ArrayRef = Arc::new(BooleanArray::from(vec![Some(true), Some(false), None, Some(true), Some(false)]));
-    let b = RecordBatch::try_from_iter(vec![("id", id.clone()), ("name", name), ("attrs", attrs), ("tags", tags), ("ok", ok)]).unwrap();
-    Batch(b, indexed.then(|| ScalarIndex::build(id.as_ref(), &|_| true).unwrap()))
+    let name: ArrayRef = Arc::new(StringArray::from(vec![
+        Some("apple"),
+        Some("banana"),
+        None,
+        Some("apricot"),
+        Some("a_c"),
+    ]));
+    let attrs: ArrayRef = Arc::new(StringArray::from(vec![
+        Some(r#"{"color":"red","n":1}"#),
+        Some(r#"{"color":"blue","n":2.5}"#),
+        None,
+        Some(r#"{"n":null}"#),
+        Some(r#"{"color":"red"}"#),
+    ]));
+    let tags: ArrayRef = Arc::new(ListArray::from_iter_primitive::<Int32Type, _, _>(vec![
+        Some(vec![Some(1), Some(2)]),
+        Some(vec![]),
+        None,
+        Some(vec![Some(3)]),
+        Some(vec![Some(2), Some(3)]),
+    ]));
+    let ok: ArrayRef = Arc::new(BooleanArray::from(vec![
+        Some(true),
+        Some(false),
+        None,
+        Some(true),
+        Some(false),
+    ]));
+    let b = RecordBatch::try_from_iter(vec![
+        ("id", id.clone()),
+        ("name", name),
+        ("attrs", attrs),
+        ("tags", tags),
+        ("ok", ok),
+    ])
+    .unwrap();
+    Batch(
+        b,
+        indexed.then(|| ScalarIndex::build(id.as_ref(), &|_| true).unwrap()),
+    )
 }
 
 fn ids(expr: &str) -> Vec<i64> {
@@ -53,7 +108,12 @@ fn ids(expr: &str) -> Vec<i64> {
     let plain = evaluate(&e, &batch(false));
     let with_index = evaluate(&e, &batch(true));
     assert_eq!(plain, with_index, "index and scan disagree on {expr}");
-    plain.iter().enumerate().filter(|(_, p)| **p).map(|(i, _)| i as i64 + 1).collect()
+    plain
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| **p)
+        .map(|(i, _)| i as i64 + 1)
+        .collect()
 }
 
 #[test]
@@ -99,7 +159,10 @@ fn dynamic_fields_resolve_to_meta() {
     assert_eq!(
         e,
         Expr::Cmp(
-            Operand::Field { name: "$meta".into(), path: vec![PathStep::Key("color".into())] },
+            Operand::Field {
+                name: "$meta".into(),
+                path: vec![PathStep::Key("color".into())]
+            },
             CmpOp::Eq,
             Operand::Literal(Literal::Str("red".into()))
         )
@@ -110,7 +173,12 @@ fn dynamic_fields_resolve_to_meta() {
 fn errors_point_at_the_problem() {
     let msg = |s: &str| parse(s, &schema(false)).unwrap_err().to_string();
     let m = msg("id == 1 and nmae == \"x\"");
-    assert!(m.contains("position 12") && m.contains("unknown field `nmae`") && m.contains("did you mean `name`"), "{m}");
+    assert!(
+        m.contains("position 12")
+            && m.contains("unknown field `nmae`")
+            && m.contains("did you mean `name`"),
+        "{m}"
+    );
     assert!(msg("id = 1").contains("use `==`"));
     assert!(msg("(id == 1").contains("expected `)`"));
     assert!(msg("name == 3").contains("cannot be compared with a number"));

@@ -22,7 +22,9 @@ use serde::{Deserialize, Serialize};
 
 use super::{HnswParams, RowHit, VectorIndex};
 use crate::error::{EngineError, Result};
-use crate::vector::{Metric, QueryVector, VectorData, VectorValues, dense_distance, dot, l2_squared, norm};
+use crate::vector::{
+    Metric, QueryVector, VectorData, VectorValues, dense_distance, dot, l2_squared, norm,
+};
 
 /// The distance hnsw_rs computes, with its metric's constant.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
@@ -89,16 +91,25 @@ pub fn build(
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<Vec<String>> {
     let VectorValues::Dense { dim, values } = &data.values else {
-        return Err(EngineError::InvalidRequest("HNSW needs a dense vector column".into()));
+        return Err(EngineError::InvalidRequest(
+            "HNSW needs a dense vector column".into(),
+        ));
     };
     let (dim, rows) = (*dim, data.len());
     let prepared: Vec<f32> = match metric {
         Metric::Cosine => values.chunks_exact(dim).flat_map(normalized).collect(),
         _ => Vec::new(),
     };
-    let vectors: &[f32] = if prepared.is_empty() { values } else { &prepared };
+    let vectors: &[f32] = if prepared.is_empty() {
+        values
+    } else {
+        &prepared
+    };
     let max_norm_sq = if metric == Metric::Ip {
-        values.chunks_exact(dim).map(|v| dot(v, v)).fold(0f32, f32::max)
+        values
+            .chunks_exact(dim)
+            .map(|v| dot(v, v))
+            .fold(0f32, f32::max)
     } else {
         0.0
     };
@@ -108,10 +119,19 @@ pub fn build(
         ip_norm: max_norm_sq.sqrt(),
     };
     let base = dir.join(basename);
-    let hnsw_err = |reason: String| EngineError::Hnsw { path: base.clone(), reason };
+    let hnsw_err = |reason: String| EngineError::Hnsw {
+        path: base.clone(),
+        reason,
+    };
     // hnsw_rs only dumps graphs declared with its maximum of 16 layers.
     let max_layer = 16;
-    let graph: Graph<'static> = Hnsw::new(params.m as usize, rows.max(1), max_layer, params.ef_construction as usize, distance);
+    let graph: Graph<'static> = Hnsw::new(
+        params.m as usize,
+        rows.max(1),
+        max_layer,
+        params.ef_construction as usize,
+        distance,
+    );
     let items: Vec<(&[f32], usize)> = vectors
         .chunks_exact(dim)
         .enumerate()
@@ -131,11 +151,20 @@ pub fn build(
     let written = catch_unwind(AssertUnwindSafe(|| graph.file_dump(dir, basename)))
         .map_err(|_| hnsw_err("hnsw_rs panicked while writing".into()))?
         .map_err(|e| hnsw_err(e.to_string()))?;
-    let sidecar = Sidecar { distance, rows, dim };
+    let sidecar = Sidecar {
+        distance,
+        rows,
+        dim,
+    };
     let sidecar_name = format!("{basename}.hnsw.json");
     let sidecar_bytes = serde_json::to_vec(&sidecar).map_err(|e| hnsw_err(e.to_string()))?;
-    std::fs::write(dir.join(&sidecar_name), sidecar_bytes).map_err(EngineError::io("write", dir.join(&sidecar_name)))?;
-    let files = vec![format!("{written}.hnsw.graph"), format!("{written}.hnsw.data"), sidecar_name];
+    std::fs::write(dir.join(&sidecar_name), sidecar_bytes)
+        .map_err(EngineError::io("write", dir.join(&sidecar_name)))?;
+    let files = vec![
+        format!("{written}.hnsw.graph"),
+        format!("{written}.hnsw.data"),
+        sidecar_name,
+    ];
     for f in &files {
         crate::fsutil::sync_file(&dir.join(f))?;
     }
@@ -144,28 +173,46 @@ pub fn build(
 
 fn normalized(v: &[f32]) -> Vec<f32> {
     let n = norm(v);
-    if n == 0.0 { v.to_vec() } else { v.iter().map(|x| x / n).collect() }
+    if n == 0.0 {
+        v.to_vec()
+    } else {
+        v.iter().map(|x| x / n).collect()
+    }
 }
 
 impl HnswIndex {
     /// Loads the graph written by [`build`] from `dir` (files as returned by it).
     pub fn load(dir: &Path, files: &[String]) -> Result<HnswIndex> {
-        let sidecar_name = files.iter().find(|f| f.ends_with(".hnsw.json")).ok_or_else(|| EngineError::Corrupt {
-            path: dir.to_path_buf(),
-            reason: "HNSW index lists no .hnsw.json file".into(),
-        })?;
+        let sidecar_name = files
+            .iter()
+            .find(|f| f.ends_with(".hnsw.json"))
+            .ok_or_else(|| EngineError::Corrupt {
+                path: dir.to_path_buf(),
+                reason: "HNSW index lists no .hnsw.json file".into(),
+            })?;
         let sidecar_path = dir.join(sidecar_name);
         let bytes = std::fs::read(&sidecar_path).map_err(EngineError::io("read", &sidecar_path))?;
-        let sidecar: Sidecar = serde_json::from_slice(&bytes).map_err(|e| EngineError::Corrupt { path: sidecar_path.clone(), reason: e.to_string() })?;
+        let sidecar: Sidecar =
+            serde_json::from_slice(&bytes).map_err(|e| EngineError::Corrupt {
+                path: sidecar_path.clone(),
+                reason: e.to_string(),
+            })?;
         let basename = sidecar_name.trim_end_matches(".hnsw.json").to_string();
         let base: PathBuf = dir.join(&basename);
         for f in files {
             let p = dir.join(f);
             if !p.is_file() {
-                return Err(EngineError::Corrupt { path: p, reason: "index file is missing".into() });
+                return Err(EngineError::Corrupt {
+                    path: p,
+                    reason: "index file is missing".into(),
+                });
             }
         }
-        let bytes_on_disk: u64 = files.iter().filter_map(|f| std::fs::metadata(dir.join(f)).ok()).map(|m| m.len()).sum();
+        let bytes_on_disk: u64 = files
+            .iter()
+            .filter_map(|f| std::fs::metadata(dir.join(f)).ok())
+            .map(|m| m.len())
+            .sum();
         let distance = sidecar.distance;
         let io = HnswIo::new(dir, &basename);
         let loaded = catch_unwind(AssertUnwindSafe(|| {
@@ -175,8 +222,14 @@ impl HnswIndex {
                 Ok::<_, anyhow_like::Error>(g)
             })
         }))
-        .map_err(|_| EngineError::Hnsw { path: base.clone(), reason: "hnsw_rs panicked while loading (a mismatched dump?)".into() })?
-        .map_err(|e| EngineError::Hnsw { path: base.clone(), reason: e.to_string() })?;
+        .map_err(|_| EngineError::Hnsw {
+            path: base.clone(),
+            reason: "hnsw_rs panicked while loading (a mismatched dump?)".into(),
+        })?
+        .map_err(|e| EngineError::Hnsw {
+            path: base.clone(),
+            reason: e.to_string(),
+        })?;
         Ok(HnswIndex {
             graph: loaded,
             distance,
@@ -199,8 +252,16 @@ mod anyhow_like {
 }
 
 impl VectorIndex for HnswIndex {
-    fn search(&self, q: &QueryVector, k: usize, ef: usize, allow: Option<&(dyn Fn(u32) -> bool + Sync)>) -> Vec<RowHit> {
-        let QueryVector::Dense(q) = q else { return Vec::new() };
+    fn search(
+        &self,
+        q: &QueryVector,
+        k: usize,
+        ef: usize,
+        allow: Option<&(dyn Fn(u32) -> bool + Sync)>,
+    ) -> Vec<RowHit> {
+        let QueryVector::Dense(q) = q else {
+            return Vec::new();
+        };
         if q.len() != self.dim || k == 0 {
             return Vec::new();
         }
@@ -209,13 +270,22 @@ impl VectorIndex for HnswIndex {
             Metric::Cosine => normalized(q),
             Metric::Ip => {
                 let n = norm(q);
-                if n == 0.0 { q.clone() } else { q.iter().map(|x| x * self.distance.ip_norm / n).collect() }
+                if n == 0.0 {
+                    q.clone()
+                } else {
+                    q.iter().map(|x| x * self.distance.ip_norm / n).collect()
+                }
             }
             _ => q.clone(),
         };
         let filter = allow.map(|f| move |id: &usize| f(*id as u32));
         let found = self.graph.with_dependent(|_, g| match &filter {
-            Some(f) => g.search_filter(&probe, k, ef.max(k), Some(f as &dyn hnsw_rs::filter::FilterT)),
+            Some(f) => g.search_filter(
+                &probe,
+                k,
+                ef.max(k),
+                Some(f as &dyn hnsw_rs::filter::FilterT),
+            ),
             None => g.search(&probe, k, ef.max(k)),
         });
         let mut hits: Vec<RowHit> = found

@@ -7,8 +7,14 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Float64Array, Int64Array, RecordBatch, StringArray, UInt32Array};
-use arrow::datatypes::{DataType, Field as ArrowField, Float32Type, Float64Type, Int8Type, Int16Type, Int32Type, Int64Type, Schema};
+use arrow::array::{
+    Array, ArrayRef, AsArray, BooleanArray, Float64Array, Int64Array, RecordBatch, StringArray,
+    UInt32Array,
+};
+use arrow::datatypes::{
+    DataType, Field as ArrowField, Float32Type, Float64Type, Int8Type, Int16Type, Int32Type,
+    Int64Type, Schema,
+};
 
 use crate::error::{EngineError, Result};
 use crate::segment::{SegmentWriter, read_segment};
@@ -75,7 +81,11 @@ fn pairs_of(column: &dyn Array, live: &dyn Fn(u32) -> bool) -> Result<(ArrayRef,
                 }
             }
             let refs: Vec<&dyn Array> = taken.iter().map(|a| a.as_ref()).collect();
-            let values = if refs.is_empty() { list.values().slice(0, 0) } else { arrow::compute::concat(&refs)? };
+            let values = if refs.is_empty() {
+                list.values().slice(0, 0)
+            } else {
+                arrow::compute::concat(&refs)?
+            };
             (values, rows)
         }
         _ => {
@@ -90,13 +100,23 @@ fn pairs_of(column: &dyn Array, live: &dyn Fn(u32) -> bool) -> Result<(ArrayRef,
         return Ok((values, rows));
     }
     let idx = UInt32Array::from(keep.iter().map(|&i| i as u32).collect::<Vec<_>>());
-    Ok((arrow::compute::take(&values, &idx, None)?, keep.iter().map(|&i| rows[i]).collect()))
+    Ok((
+        arrow::compute::take(&values, &idx, None)?,
+        keep.iter().map(|&i| rows[i]).collect(),
+    ))
 }
 
-fn sorted<K: Clone>(keys: Vec<K>, rows: Vec<u32>, cmp: impl Fn(&K, &K) -> std::cmp::Ordering) -> (Vec<K>, Vec<u32>) {
+fn sorted<K: Clone>(
+    keys: Vec<K>,
+    rows: Vec<u32>,
+    cmp: impl Fn(&K, &K) -> std::cmp::Ordering,
+) -> (Vec<K>, Vec<u32>) {
     let mut order: Vec<usize> = (0..keys.len()).collect();
     order.sort_by(|&a, &b| cmp(&keys[a], &keys[b]).then(rows[a].cmp(&rows[b])));
-    (order.iter().map(|&i| keys[i].clone()).collect(), order.iter().map(|&i| rows[i]).collect())
+    (
+        order.iter().map(|&i| keys[i].clone()).collect(),
+        order.iter().map(|&i| rows[i]).collect(),
+    )
 }
 
 impl ScalarIndex {
@@ -105,15 +125,34 @@ impl ScalarIndex {
         let (values, rows) = pairs_of(column, live)?;
         Ok(match values.data_type() {
             DataType::Boolean => {
-                let keys: Vec<bool> = values.as_boolean().iter().map(|v| v.unwrap_or(false)).collect();
+                let keys: Vec<bool> = values
+                    .as_boolean()
+                    .iter()
+                    .map(|v| v.unwrap_or(false))
+                    .collect();
                 let (keys, rows) = sorted(keys, rows, |a, b| a.cmp(b));
                 ScalarIndex::Bool { keys, rows }
             }
             DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::Int64 => {
                 let keys: Vec<i64> = match values.data_type() {
-                    DataType::Int8 => values.as_primitive::<Int8Type>().values().iter().map(|v| i64::from(*v)).collect(),
-                    DataType::Int16 => values.as_primitive::<Int16Type>().values().iter().map(|v| i64::from(*v)).collect(),
-                    DataType::Int32 => values.as_primitive::<Int32Type>().values().iter().map(|v| i64::from(*v)).collect(),
+                    DataType::Int8 => values
+                        .as_primitive::<Int8Type>()
+                        .values()
+                        .iter()
+                        .map(|v| i64::from(*v))
+                        .collect(),
+                    DataType::Int16 => values
+                        .as_primitive::<Int16Type>()
+                        .values()
+                        .iter()
+                        .map(|v| i64::from(*v))
+                        .collect(),
+                    DataType::Int32 => values
+                        .as_primitive::<Int32Type>()
+                        .values()
+                        .iter()
+                        .map(|v| i64::from(*v))
+                        .collect(),
                     _ => values.as_primitive::<Int64Type>().values().to_vec(),
                 };
                 let (keys, rows) = sorted(keys, rows, |a, b| a.cmp(b));
@@ -121,19 +160,36 @@ impl ScalarIndex {
             }
             DataType::Float32 | DataType::Float64 => {
                 let all: Vec<f64> = match values.data_type() {
-                    DataType::Float32 => values.as_primitive::<Float32Type>().values().iter().map(|v| f64::from(*v)).collect(),
+                    DataType::Float32 => values
+                        .as_primitive::<Float32Type>()
+                        .values()
+                        .iter()
+                        .map(|v| f64::from(*v))
+                        .collect(),
                     _ => values.as_primitive::<Float64Type>().values().to_vec(),
                 };
-                let (keys, rows): (Vec<f64>, Vec<u32>) = all.into_iter().zip(rows).filter(|(k, _)| !k.is_nan()).unzip();
+                let (keys, rows): (Vec<f64>, Vec<u32>) = all
+                    .into_iter()
+                    .zip(rows)
+                    .filter(|(k, _)| !k.is_nan())
+                    .unzip();
                 let (keys, rows) = sorted(keys, rows, |a, b| a.total_cmp(b));
                 ScalarIndex::Float { keys, rows }
             }
             DataType::Utf8 => {
-                let keys: Vec<String> = values.as_string::<i32>().iter().map(|v| v.unwrap_or_default().to_string()).collect();
+                let keys: Vec<String> = values
+                    .as_string::<i32>()
+                    .iter()
+                    .map(|v| v.unwrap_or_default().to_string())
+                    .collect();
                 let (keys, rows) = sorted(keys, rows, |a, b| a.cmp(b));
                 ScalarIndex::Str { keys, rows }
             }
-            other => return Err(EngineError::InvalidRequest(format!("no scalar index for {other}"))),
+            other => {
+                return Err(EngineError::InvalidRequest(format!(
+                    "no scalar index for {other}"
+                )));
+            }
         })
     }
 
@@ -143,13 +199,18 @@ impl ScalarIndex {
             ScalarIndex::Bool { keys, rows } => (Arc::new(BooleanArray::from(keys.clone())), rows),
             ScalarIndex::Int { keys, rows } => (Arc::new(Int64Array::from(keys.clone())), rows),
             ScalarIndex::Float { keys, rows } => (Arc::new(Float64Array::from(keys.clone())), rows),
-            ScalarIndex::Str { keys, rows } => (Arc::new(StringArray::from_iter_values(keys)), rows),
+            ScalarIndex::Str { keys, rows } => {
+                (Arc::new(StringArray::from_iter_values(keys)), rows)
+            }
         };
         let schema = Arc::new(Schema::new(vec![
             ArrowField::new("value", values.data_type().clone(), false),
             ArrowField::new("row", DataType::UInt32, false),
         ]));
-        let batch = RecordBatch::try_new(schema.clone(), vec![values, Arc::new(UInt32Array::from(rows.clone()))])?;
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![values, Arc::new(UInt32Array::from(rows.clone()))],
+        )?;
         let mut w = SegmentWriter::create(path.to_path_buf(), &schema)?;
         w.write(&batch)?;
         w.finish()?;
@@ -159,17 +220,41 @@ impl ScalarIndex {
     /// Reads an index written by [`ScalarIndex::write`].
     pub fn load(path: &Path) -> Result<ScalarIndex> {
         let batch = read_segment(path, None)?;
-        let corrupt = |why: &str| EngineError::Corrupt { path: path.to_path_buf(), reason: why.to_string() };
+        let corrupt = |why: &str| EngineError::Corrupt {
+            path: path.to_path_buf(),
+            reason: why.to_string(),
+        };
         if batch.num_columns() != 2 {
             return Err(corrupt("expected columns value and row"));
         }
-        let rows = batch.column(1).as_primitive_opt::<arrow::datatypes::UInt32Type>().ok_or_else(|| corrupt("row is not UInt32"))?.values().to_vec();
+        let rows = batch
+            .column(1)
+            .as_primitive_opt::<arrow::datatypes::UInt32Type>()
+            .ok_or_else(|| corrupt("row is not UInt32"))?
+            .values()
+            .to_vec();
         let v = batch.column(0);
         Ok(match v.data_type() {
-            DataType::Boolean => ScalarIndex::Bool { keys: v.as_boolean().iter().map(|x| x.unwrap_or(false)).collect(), rows },
-            DataType::Int64 => ScalarIndex::Int { keys: v.as_primitive::<Int64Type>().values().to_vec(), rows },
-            DataType::Float64 => ScalarIndex::Float { keys: v.as_primitive::<Float64Type>().values().to_vec(), rows },
-            DataType::Utf8 => ScalarIndex::Str { keys: v.as_string::<i32>().iter().map(|x| x.unwrap_or_default().to_string()).collect(), rows },
+            DataType::Boolean => ScalarIndex::Bool {
+                keys: v.as_boolean().iter().map(|x| x.unwrap_or(false)).collect(),
+                rows,
+            },
+            DataType::Int64 => ScalarIndex::Int {
+                keys: v.as_primitive::<Int64Type>().values().to_vec(),
+                rows,
+            },
+            DataType::Float64 => ScalarIndex::Float {
+                keys: v.as_primitive::<Float64Type>().values().to_vec(),
+                rows,
+            },
+            DataType::Utf8 => ScalarIndex::Str {
+                keys: v
+                    .as_string::<i32>()
+                    .iter()
+                    .map(|x| x.unwrap_or_default().to_string())
+                    .collect(),
+                rows,
+            },
             _ => return Err(corrupt("unknown value type")),
         })
     }
@@ -177,7 +262,12 @@ impl ScalarIndex {
     /// Rows whose value (or one of whose elements) satisfies `value <bound> key`.
     /// `None` when the key's type cannot be compared with this index.
     pub fn lookup(&self, bound: Bound, key: &Key) -> Option<Vec<u32>> {
-        fn range<K>(keys: &[K], rows: &[u32], bound: Bound, cmp: impl Fn(&K) -> std::cmp::Ordering) -> Vec<u32> {
+        fn range<K>(
+            keys: &[K],
+            rows: &[u32],
+            bound: Bound,
+            cmp: impl Fn(&K) -> std::cmp::Ordering,
+        ) -> Vec<u32> {
             use std::cmp::Ordering::*;
             let lo = keys.partition_point(|k| cmp(k) == Less);
             let hi = keys.partition_point(|k| cmp(k) != Greater);
@@ -191,12 +281,24 @@ impl ScalarIndex {
             rows[r].to_vec()
         }
         Some(match (self, key) {
-            (ScalarIndex::Bool { keys, rows }, Key::Bool(b)) => range(keys, rows, bound, |k| k.cmp(b)),
-            (ScalarIndex::Int { keys, rows }, Key::Int(i)) => range(keys, rows, bound, |k| k.cmp(i)),
-            (ScalarIndex::Int { keys, rows }, Key::Float(f)) => range(keys, rows, bound, |k| (*k as f64).total_cmp(f)),
-            (ScalarIndex::Float { keys, rows }, Key::Float(f)) => range(keys, rows, bound, |k| k.total_cmp(f)),
-            (ScalarIndex::Float { keys, rows }, Key::Int(i)) => range(keys, rows, bound, |k| k.total_cmp(&(*i as f64))),
-            (ScalarIndex::Str { keys, rows }, Key::Str(s)) => range(keys, rows, bound, |k| k.as_str().cmp(s.as_str())),
+            (ScalarIndex::Bool { keys, rows }, Key::Bool(b)) => {
+                range(keys, rows, bound, |k| k.cmp(b))
+            }
+            (ScalarIndex::Int { keys, rows }, Key::Int(i)) => {
+                range(keys, rows, bound, |k| k.cmp(i))
+            }
+            (ScalarIndex::Int { keys, rows }, Key::Float(f)) => {
+                range(keys, rows, bound, |k| (*k as f64).total_cmp(f))
+            }
+            (ScalarIndex::Float { keys, rows }, Key::Float(f)) => {
+                range(keys, rows, bound, |k| k.total_cmp(f))
+            }
+            (ScalarIndex::Float { keys, rows }, Key::Int(i)) => {
+                range(keys, rows, bound, |k| k.total_cmp(&(*i as f64)))
+            }
+            (ScalarIndex::Str { keys, rows }, Key::Str(s)) => {
+                range(keys, rows, bound, |k| k.as_str().cmp(s.as_str()))
+            }
             _ => return None,
         })
     }
@@ -207,7 +309,9 @@ impl ScalarIndex {
             ScalarIndex::Bool { keys, rows } => keys.len() + rows.len() * 4,
             ScalarIndex::Int { keys, rows } => keys.len() * 8 + rows.len() * 4,
             ScalarIndex::Float { keys, rows } => keys.len() * 8 + rows.len() * 4,
-            ScalarIndex::Str { keys, rows } => keys.iter().map(|k| k.len() + 24).sum::<usize>() + rows.len() * 4,
+            ScalarIndex::Str { keys, rows } => {
+                keys.iter().map(|k| k.len() + 24).sum::<usize>() + rows.len() * 4
+            }
         }
     }
 }
@@ -231,7 +335,11 @@ mod tests {
     #[test]
     fn arrays_index_each_element() {
         use arrow::array::ListArray;
-        let col = ListArray::from_iter_primitive::<Int32Type, _, _>(vec![Some(vec![Some(1), Some(2)]), None, Some(vec![Some(2)])]);
+        let col = ListArray::from_iter_primitive::<Int32Type, _, _>(vec![
+            Some(vec![Some(1), Some(2)]),
+            None,
+            Some(vec![Some(2)]),
+        ]);
         let ix = ScalarIndex::build(&col, &|_| true).unwrap();
         assert_eq!(ix.lookup(Bound::Eq, &Key::Int(2)).unwrap(), vec![0, 2]);
     }

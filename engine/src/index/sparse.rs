@@ -20,8 +20,15 @@ pub struct SparseIndex {
 
 /// Builds the index over the live rows of `data` and writes it to `path`.
 pub fn build(data: &VectorData, live: &dyn Fn(u32) -> bool, path: &Path) -> Result<()> {
-    let VectorValues::Sparse { offsets, indices, values } = &data.values else {
-        return Err(EngineError::InvalidRequest("SPARSE_INVERTED_INDEX needs a sparse vector column".into()));
+    let VectorValues::Sparse {
+        offsets,
+        indices,
+        values,
+    } = &data.values
+    else {
+        return Err(EngineError::InvalidRequest(
+            "SPARSE_INVERTED_INDEX needs a sparse vector column".into(),
+        ));
     };
     let dims = indices.iter().copied().max().map_or(0, |m| m as usize + 1);
     let mut counts = vec![0u64; dims + 1];
@@ -54,9 +61,13 @@ pub fn build(data: &VectorData, live: &dyn Fn(u32) -> bool, path: &Path) -> Resu
     bytes.extend_from_slice(&(dims as u32).to_le_bytes());
     bytes.extend_from_slice(&(total as u64).to_le_bytes());
     bytes.extend_from_slice(&(data.len() as u64).to_le_bytes());
-    counts.iter().for_each(|c| bytes.extend_from_slice(&c.to_le_bytes()));
-    prow.iter().for_each(|r| bytes.extend_from_slice(&r.to_le_bytes()));
-    pval.iter().for_each(|v| bytes.extend_from_slice(&v.to_le_bytes()));
+    counts
+        .iter()
+        .for_each(|c| bytes.extend_from_slice(&c.to_le_bytes()));
+    prow.iter()
+        .for_each(|r| bytes.extend_from_slice(&r.to_le_bytes()));
+    pval.iter()
+        .for_each(|v| bytes.extend_from_slice(&v.to_le_bytes()));
     std::fs::write(path, &bytes).map_err(EngineError::io("write", path))?;
     crate::fsutil::sync_file(path)
 }
@@ -65,7 +76,10 @@ impl SparseIndex {
     /// Reads an index written by [`build`].
     pub fn load(path: &Path) -> Result<SparseIndex> {
         let bytes = std::fs::read(path).map_err(EngineError::io("read", path))?;
-        let corrupt = || EngineError::Corrupt { path: path.to_path_buf(), reason: "truncated sparse index".into() };
+        let corrupt = || EngineError::Corrupt {
+            path: path.to_path_buf(),
+            reason: "truncated sparse index".into(),
+        };
         let mut at = 0usize;
         let mut take = |n: usize| -> Result<&[u8]> {
             let s = bytes.get(at..at + n).ok_or_else(corrupt)?;
@@ -75,16 +89,38 @@ impl SparseIndex {
         let dims = u32::from_le_bytes(take(4)?.try_into().map_err(|_| corrupt())?) as usize;
         let total = u64::from_le_bytes(take(8)?.try_into().map_err(|_| corrupt())?) as usize;
         let n_rows = u64::from_le_bytes(take(8)?.try_into().map_err(|_| corrupt())?) as usize;
-        let offsets = take((dims + 1) * 8)?.chunks_exact(8).map(|c| u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]])).collect();
-        let rows = take(total * 4)?.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
-        let values = take(total * 4)?.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
-        Ok(SparseIndex { offsets, rows, values, n_rows })
+        let offsets = take((dims + 1) * 8)?
+            .chunks_exact(8)
+            .map(|c| u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
+            .collect();
+        let rows = take(total * 4)?
+            .chunks_exact(4)
+            .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
+        let values = take(total * 4)?
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
+        Ok(SparseIndex {
+            offsets,
+            rows,
+            values,
+            n_rows,
+        })
     }
 }
 
 impl VectorIndex for SparseIndex {
-    fn search(&self, q: &QueryVector, k: usize, _ef: usize, allow: Option<&(dyn Fn(u32) -> bool + Sync)>) -> Vec<RowHit> {
-        let QueryVector::Sparse { indices, values } = q else { return Vec::new() };
+    fn search(
+        &self,
+        q: &QueryVector,
+        k: usize,
+        _ef: usize,
+        allow: Option<&(dyn Fn(u32) -> bool + Sync)>,
+    ) -> Vec<RowHit> {
+        let QueryVector::Sparse { indices, values } = q else {
+            return Vec::new();
+        };
         let mut scores = vec![0f32; self.n_rows];
         let mut touched = vec![false; self.n_rows];
         let dims = self.offsets.len().saturating_sub(1);

@@ -9,7 +9,11 @@ use crate::render::{InitOptions, render_mapping};
 use crate::types::PgKind as K;
 
 fn col(name: &str, display: &str, kind: K, nullable: bool) -> SourceColumn {
-    SourceColumn { name: name.into(), pg_type: PgType::new(display, kind), nullable }
+    SourceColumn {
+        name: name.into(),
+        pg_type: PgType::new(display, kind),
+        nullable,
+    }
 }
 
 fn catalog() -> Vec<SourceTable> {
@@ -66,12 +70,21 @@ fn defaults_follow_the_rules_and_copy_the_source_index() {
     let plan = plan_of("  - source: public.items\n    exclude: [blob]\n").unwrap();
     let t = &plan.tables[0];
     assert_eq!(t.collection, "items");
-    assert_eq!(t.primary_key, PrimaryKey::Column { field: "id".into(), column: "id".into() });
+    assert_eq!(
+        t.primary_key,
+        PrimaryKey::Column {
+            field: "id".into(),
+            column: "id".into()
+        }
+    );
     assert_eq!(t.fields[0].data_type, Some(DataType::Int64));
     assert!(t.fields[0].primary_key && !t.fields[0].nullable);
     let emb = t.fields.iter().find(|f| f.name == "embedding").unwrap();
     let ix = emb.index.as_ref().unwrap();
-    assert_eq!((ix.index_type, ix.metric), (IndexType::Hnsw, Some(Metric::L2)));
+    assert_eq!(
+        (ix.index_type, ix.metric),
+        (IndexType::Hnsw, Some(Metric::L2))
+    );
     assert_eq!(ix.hnsw.unwrap().m, 24);
     assert_eq!(ix.hnsw.unwrap().ef_construction, 64);
     assert!(t.required_fixes.is_empty());
@@ -81,7 +94,10 @@ fn defaults_follow_the_rules_and_copy_the_source_index() {
 fn bytea_is_listed_as_a_required_fix() {
     let plan = plan_of("  - source: public.items\n").unwrap();
     assert!(plan.has_required_fixes());
-    assert_eq!(plan.tables[0].required_fixes[0].column.as_deref(), Some("blob"));
+    assert_eq!(
+        plan.tables[0].required_fixes[0].column.as_deref(),
+        Some("blob")
+    );
 }
 
 #[test]
@@ -90,7 +106,12 @@ fn composite_key_gets_an_auto_id_with_a_fresh_name() {
     let t = &plan.tables[0];
     assert_eq!(t.collection, "Doc_Chunks");
     // `id` is a column already, so the auto ID is `_id`.
-    assert_eq!(t.primary_key, PrimaryKey::Auto { field: "_id".into() });
+    assert_eq!(
+        t.primary_key,
+        PrimaryKey::Auto {
+            field: "_id".into()
+        }
+    );
     assert!(t.fields[0].auto_id);
     assert_eq!(t.source_key, vec!["doc".to_string(), "chunk".to_string()]);
     assert!(t.fields.iter().any(|f| f.name == "doc" && !f.primary_key));
@@ -101,9 +122,16 @@ fn composite_key_gets_an_auto_id_with_a_fresh_name() {
 #[test]
 fn unknown_table_and_column_are_located_with_suggestions() {
     let err = plan_of("  - source: public.itemz\n").unwrap_err();
-    assert_eq!(err.to_string(), "m.yaml:7:5: table `public.itemz` does not exist in the source; did you mean `public.items`?");
-    let err = plan_of("  - source: public.items\n    fields:\n      - source: titel\n").unwrap_err();
-    assert_eq!(err.to_string(), "m.yaml:9:9: column `titel` does not exist in table `public.items`; did you mean `title`?");
+    assert_eq!(
+        err.to_string(),
+        "m.yaml:7:5: table `public.itemz` does not exist in the source; did you mean `public.items`?"
+    );
+    let err =
+        plan_of("  - source: public.items\n    fields:\n      - source: titel\n").unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "m.yaml:9:9: column `titel` does not exist in table `public.items`; did you mean `title`?"
+    );
     let err = plan_of("  - source: public.items\n    exclude: [blobb]\n").unwrap_err();
     assert!(err.to_string().contains("column `blobb`"), "{err}");
 }
@@ -113,7 +141,10 @@ fn incompatible_override_is_refused_with_the_reason() {
     let err = plan_of("  - source: public.items\n    exclude: [blob]\n    fields:\n      - source: title\n        type: FLOAT_VECTOR\n").unwrap_err();
     let msg = err.to_string();
     assert!(msg.starts_with("m.yaml:11:9:"), "{msg}");
-    assert!(msg.contains("`text` and cannot become FLOAT_VECTOR"), "{msg}");
+    assert!(
+        msg.contains("`text` and cannot become FLOAT_VECTOR"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -126,18 +157,31 @@ fn allowed_override_and_field_settings_apply() {
     let qty = t.fields.iter().find(|f| f.name == "qty").unwrap();
     assert_eq!(qty.data_type, Some(DataType::Int64));
     let h = t.fields.iter().find(|f| f.name == "headline").unwrap();
-    assert_eq!((h.max_length, h.default.clone()), (Some(512), Some(serde_json::json!(""))));
+    assert_eq!(
+        (h.max_length, h.default.clone()),
+        (Some(512), Some(serde_json::json!("")))
+    );
 }
 
 #[test]
 fn bad_index_settings_are_refused() {
     let base = "  - source: public.items\n    exclude: [blob]\n    fields:\n      - source: embedding\n        index: ";
     let err = plan_of(&format!("{base}{{ type: HNSW, metric: HAMMING }}\n")).unwrap_err();
-    assert!(err.to_string().contains("FLOAT_VECTOR fields take L2, IP, COSINE"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("FLOAT_VECTOR fields take L2, IP, COSINE"),
+        "{err}"
+    );
     let err = plan_of(&format!("{base}{{ type: HNSW, metric: COSIN }}\n")).unwrap_err();
     assert!(err.to_string().contains("did you mean `COSINE`"), "{err}");
-    let err = plan_of(&format!("{base}{{ type: HNSW, params: {{ efconstruction: 100 }} }}\n")).unwrap_err();
-    assert!(err.to_string().contains("unknown key `efconstruction`"), "{err}");
+    let err = plan_of(&format!(
+        "{base}{{ type: HNSW, params: {{ efconstruction: 100 }} }}\n"
+    ))
+    .unwrap_err();
+    assert!(
+        err.to_string().contains("unknown key `efconstruction`"),
+        "{err}"
+    );
     let err = plan_of(&format!("{base}{{ type: HNSW, params: {{ M: 1000 }} }}\n")).unwrap_err();
     assert!(err.to_string().contains("from 4 to 64"), "{err}");
     let err = plan_of(&format!("{base}{{ type: BIN_FLAT }}\n")).unwrap_err();
@@ -155,17 +199,44 @@ fn init_output_parses_back_into_the_same_plan() {
     let text = "version: 1\nsource:\n  postgres: postgres://x@h/db\ntarget:\n  engine: ./data\n";
     let parsed = parse_mapping(text, "m.yaml", &|_| None).unwrap();
     let plan = build_plan(&parsed, &catalog()).unwrap();
-    let opts = InitOptions { source_key: "postgres".into(), source_value: "postgres://x@h/db".into(), target: "./data".into() };
+    let opts = InitOptions {
+        source_key: "postgres".into(),
+        source_value: "postgres://x@h/db".into(),
+        target: "./data".into(),
+    };
     let rendered = render_mapping(&plan, &opts);
-    let reparsed = parse_mapping(&rendered, "init.yaml", &|_| None).unwrap_or_else(|e| panic!("{e}\n{rendered}"));
+    let reparsed = parse_mapping(&rendered, "init.yaml", &|_| None)
+        .unwrap_or_else(|e| panic!("{e}\n{rendered}"));
     let again = build_plan(&reparsed, &catalog()).unwrap_or_else(|e| panic!("{e}\n{rendered}"));
     assert_eq!(again.tables.len(), plan.tables.len());
     for (a, b) in again.tables.iter().zip(&plan.tables) {
         assert_eq!(a.collection, b.collection);
         assert_eq!(a.primary_key, b.primary_key);
         assert_eq!(a.required_fixes.len(), b.required_fixes.len());
-        let fa: Vec<_> = a.fields.iter().map(|f| (f.name.clone(), f.type_display(), f.nullable, f.index.as_ref().map(|i| (i.index_type, i.metric, i.hnsw)))).collect();
-        let fb: Vec<_> = b.fields.iter().map(|f| (f.name.clone(), f.type_display(), f.nullable, f.index.as_ref().map(|i| (i.index_type, i.metric, i.hnsw)))).collect();
+        let fa: Vec<_> = a
+            .fields
+            .iter()
+            .map(|f| {
+                (
+                    f.name.clone(),
+                    f.type_display(),
+                    f.nullable,
+                    f.index.as_ref().map(|i| (i.index_type, i.metric, i.hnsw)),
+                )
+            })
+            .collect();
+        let fb: Vec<_> = b
+            .fields
+            .iter()
+            .map(|f| {
+                (
+                    f.name.clone(),
+                    f.type_display(),
+                    f.nullable,
+                    f.index.as_ref().map(|i| (i.index_type, i.metric, i.hnsw)),
+                )
+            })
+            .collect();
         assert_eq!(fa, fb, "\n{rendered}");
     }
 }

@@ -18,7 +18,9 @@ fn integer_primary_keys_become_int64() {
 fn text_and_uuid_primary_keys_become_varchar() {
     for k in [
         K::Text,
-        K::Varchar { max_length: Some(10) },
+        K::Varchar {
+            max_length: Some(10),
+        },
         K::Char { length: Some(3) },
         K::Uuid,
     ] {
@@ -40,8 +42,14 @@ fn vectors_and_halfvecs_keep_their_dimension() {
 
 #[test]
 fn sparsevec_becomes_sparse_float_vector() {
-    assert_eq!(ty(K::SparseVec { dim: Some(1000) }).data_type, T::SparseFloatVector);
-    assert_eq!(ty(K::SparseVec { dim: None }).data_type, T::SparseFloatVector);
+    assert_eq!(
+        ty(K::SparseVec { dim: Some(1000) }).data_type,
+        T::SparseFloatVector
+    );
+    assert_eq!(
+        ty(K::SparseVec { dim: None }).data_type,
+        T::SparseFloatVector
+    );
 }
 
 #[test]
@@ -68,26 +76,42 @@ fn floats_and_bool() {
 
 #[test]
 fn narrow_numeric_is_double_wide_is_exact_text() {
-    let n = ty(K::Numeric { precision: Some(15), scale: Some(2) });
+    let n = ty(K::Numeric {
+        precision: Some(15),
+        scale: Some(2),
+    });
     assert_eq!(n.data_type, T::Double);
     assert!(n.note.is_none());
-    let wide = ty(K::Numeric { precision: Some(20), scale: Some(4) });
+    let wide = ty(K::Numeric {
+        precision: Some(20),
+        scale: Some(4),
+    });
     assert_eq!((wide.data_type, wide.max_length), (T::VarChar, Some(22)));
     assert_eq!(wide.note.unwrap().severity, Severity::Warning);
-    let free = ty(K::Numeric { precision: None, scale: None });
-    assert_eq!((free.data_type, free.max_length), (T::VarChar, Some(MAX_VARCHAR_LENGTH)));
+    let free = ty(K::Numeric {
+        precision: None,
+        scale: None,
+    });
+    assert_eq!(
+        (free.data_type, free.max_length),
+        (T::VarChar, Some(MAX_VARCHAR_LENGTH))
+    );
     assert_eq!(free.note.unwrap().severity, Severity::Warning);
 }
 
 #[test]
 fn character_types_become_varchar() {
     assert_eq!(ty(K::Text).max_length, Some(65_535));
-    let v = ty(K::Varchar { max_length: Some(80) });
+    let v = ty(K::Varchar {
+        max_length: Some(80),
+    });
     assert_eq!((v.data_type, v.max_length), (T::VarChar, Some(80)));
     let c = ty(K::Char { length: Some(2) });
     assert_eq!((c.data_type, c.max_length), (T::VarChar, Some(2)));
     assert_eq!(ty(K::Varchar { max_length: None }).max_length, Some(65_535));
-    let huge = ty(K::Varchar { max_length: Some(100_000) });
+    let huge = ty(K::Varchar {
+        max_length: Some(100_000),
+    });
     assert_eq!(huge.max_length, Some(65_535));
     assert!(huge.note.is_some());
 }
@@ -104,8 +128,12 @@ fn other_scalars_become_varchar_with_a_note() {
         K::Inet,
         K::Cidr,
         K::Interval,
-        K::Enum { type_name: "mood".into() },
-        K::Other { type_name: "money".into() },
+        K::Enum {
+            type_name: "mood".into(),
+        },
+        K::Other {
+            type_name: "money".into(),
+        },
     ] {
         let c = ty(k.clone());
         assert_eq!(c.data_type, T::VarChar, "{k:?}");
@@ -116,23 +144,52 @@ fn other_scalars_become_varchar_with_a_note() {
 
 #[test]
 fn one_dimensional_arrays_become_array_of_the_element() {
-    let a = ty(K::Array { element: Box::new(K::Int4), ndims: 1 });
+    let a = ty(K::Array {
+        element: Box::new(K::Int4),
+        ndims: 1,
+    });
     assert_eq!(
         (a.data_type, a.element_type, a.max_capacity),
         (T::Array, Some(T::Int32), Some(4096))
     );
-    let t = ty(K::Array { element: Box::new(K::Varchar { max_length: Some(20) }), ndims: 0 });
+    let t = ty(K::Array {
+        element: Box::new(K::Varchar {
+            max_length: Some(20),
+        }),
+        ndims: 0,
+    });
     assert_eq!((t.element_type, t.max_length), (Some(T::VarChar), Some(20)));
     // uuid[] elements are text, so ARRAY<VARCHAR>.
-    assert_eq!(ty(K::Array { element: Box::new(K::Uuid), ndims: 1 }).element_type, Some(T::VarChar));
+    assert_eq!(
+        ty(K::Array {
+            element: Box::new(K::Uuid),
+            ndims: 1
+        })
+        .element_type,
+        Some(T::VarChar)
+    );
 }
 
 #[test]
 fn json_and_multidimensional_arrays_become_json() {
     assert_eq!(ty(K::Json).data_type, T::Json);
     assert_eq!(ty(K::Jsonb).data_type, T::Json);
-    assert_eq!(ty(K::Array { element: Box::new(K::Int4), ndims: 2 }).data_type, T::Json);
-    assert_eq!(ty(K::Array { element: Box::new(K::Jsonb), ndims: 1 }).data_type, T::Json);
+    assert_eq!(
+        ty(K::Array {
+            element: Box::new(K::Int4),
+            ndims: 2
+        })
+        .data_type,
+        T::Json
+    );
+    assert_eq!(
+        ty(K::Array {
+            element: Box::new(K::Jsonb),
+            ndims: 1
+        })
+        .data_type,
+        T::Json
+    );
 }
 
 #[test]
@@ -140,15 +197,39 @@ fn bytea_is_a_required_fix() {
     let fix = default_rule(&K::Bytea).unwrap_err();
     assert!(fix.fix.contains("base64"), "{fix:?}");
     assert!(check_override(&K::Bytea, T::VarChar).is_ok());
-    assert!(default_rule(&K::Array { element: Box::new(K::Bytea), ndims: 1 }).is_err());
+    assert!(
+        default_rule(&K::Array {
+            element: Box::new(K::Bytea),
+            ndims: 1
+        })
+        .is_err()
+    );
 }
 
 #[test]
 fn overrides_allowed_where_values_convert() {
     assert_eq!(check_override(&K::Int4, T::Int64), Ok(None));
     assert!(check_override(&K::Int8, T::Int16).unwrap().is_some());
-    assert!(check_override(&K::Numeric { precision: Some(30), scale: Some(0) }, T::Int64).is_ok());
-    assert!(check_override(&K::Numeric { precision: Some(30), scale: Some(2) }, T::Int64).is_err());
+    assert!(
+        check_override(
+            &K::Numeric {
+                precision: Some(30),
+                scale: Some(0)
+            },
+            T::Int64
+        )
+        .is_ok()
+    );
+    assert!(
+        check_override(
+            &K::Numeric {
+                precision: Some(30),
+                scale: Some(2)
+            },
+            T::Int64
+        )
+        .is_err()
+    );
     assert!(check_override(&K::Vector { dim: Some(3) }, T::Float16Vector).is_ok());
     assert!(check_override(&K::Jsonb, T::VarChar).is_ok());
     assert!(check_override(&K::Text, T::Json).unwrap().is_some());

@@ -42,7 +42,10 @@ pub struct Job {
 }
 
 fn now() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 fn jobs_dir(target: &Path) -> PathBuf {
@@ -52,7 +55,10 @@ fn jobs_dir(target: &Path) -> PathBuf {
 impl Job {
     /// A new job for `mapping`.
     pub fn new(mapping: &Path) -> Job {
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
         Job {
             id: format!("job-{:x}", nanos / 1000),
             mapping: mapping.display().to_string(),
@@ -68,13 +74,20 @@ impl Job {
     pub fn save(&self, target: &Path) -> Result<(), PipelineError> {
         let dir = jobs_dir(target);
         fs_err::create_dir_all(&dir)?;
-        let bytes = serde_json::to_vec_pretty(self).map_err(|e| PipelineError::Internal { message: e.to_string() })?;
+        let bytes = serde_json::to_vec_pretty(self).map_err(|e| PipelineError::Internal {
+            message: e.to_string(),
+        })?;
         etl_engine::fsutil::atomic_write(&dir.join(format!("{}.json", self.id)), &bytes)?;
         Ok(())
     }
 
     /// Marks the job finished in `state`.
-    pub fn finish(&mut self, target: &Path, state: JobState, error: Option<String>) -> Result<(), PipelineError> {
+    pub fn finish(
+        &mut self,
+        target: &Path,
+        state: JobState,
+        error: Option<String>,
+    ) -> Result<(), PipelineError> {
         self.state = state;
         self.error = error;
         self.finished_at = Some(now());
@@ -107,11 +120,17 @@ pub fn show_job(target: &Path, id: &str) -> Result<Job, PipelineError> {
     list_jobs(target)?
         .into_iter()
         .find(|j| j.id == id)
-        .ok_or_else(|| PipelineError::Usage { message: format!("no job `{id}` in {}", target.display()) })
+        .ok_or_else(|| PipelineError::Usage {
+            message: format!("no job `{id}` in {}", target.display()),
+        })
 }
 
 /// The latest unfinished job of a mapping, which a re-run resumes.
 pub fn unfinished_job(target: &Path, mapping: &Path) -> Result<Option<Job>, PipelineError> {
     let m = mapping.display().to_string();
-    Ok(list_jobs(target)?.into_iter().rev().find(|j| j.mapping == m).filter(|j| j.state != JobState::Successful))
+    Ok(list_jobs(target)?
+        .into_iter()
+        .rev()
+        .find(|j| j.mapping == m)
+        .filter(|j| j.state != JobState::Successful))
 }

@@ -7,9 +7,14 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, BooleanArray, FixedSizeListArray, RecordBatch, StringArray, StructArray, new_null_array};
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, BooleanArray, FixedSizeListArray, RecordBatch, StringArray,
+    StructArray, new_null_array,
+};
 use datafusion::arrow::compute::{CastOptions, cast_with_options, filter_record_batch};
-use datafusion::arrow::datatypes::{DataType, Field as ArrowField, Float16Type, Float32Type, SchemaRef};
+use datafusion::arrow::datatypes::{
+    DataType, Field as ArrowField, Float16Type, Float32Type, SchemaRef,
+};
 use etl_engine::convert::to_json;
 use etl_engine::{CollectionSchema, FieldType};
 use etl_mappings::{FieldPlan, TablePlan};
@@ -61,12 +66,21 @@ impl Mapper {
     /// A mapper for a table's plan and its collection schema.
     pub fn new(plan: TablePlan, schema: CollectionSchema) -> Mapper {
         let target = schema.arrow_schema();
-        Mapper { plan, schema, target }
+        Mapper {
+            plan,
+            schema,
+            target,
+        }
     }
 
     /// Source columns the mapping reads (fields, dynamic fields and key columns).
     pub fn source_columns(&self) -> Vec<String> {
-        let mut cols: Vec<String> = self.plan.fields.iter().filter_map(|f| f.source.clone()).collect();
+        let mut cols: Vec<String> = self
+            .plan
+            .fields
+            .iter()
+            .filter_map(|f| f.source.clone())
+            .collect();
         for k in &self.plan.source_key {
             if !cols.contains(k) {
                 cols.push(k.clone());
@@ -83,15 +97,25 @@ impl Mapper {
         let mut columns: Vec<ArrayRef> = Vec::new();
         let mut names: Vec<Arc<ArrowField>> = Vec::new();
         for f in self.plan.fields.iter().filter(|f| !f.dynamic && !f.auto_id) {
-            let Some(target) = self.target.field_with_name(&f.name).ok().cloned() else { continue };
+            let Some(target) = self.target.field_with_name(&f.name).ok().cloned() else {
+                continue;
+            };
             let src_name = f.source.as_deref().unwrap_or(&f.name);
             let Some(src) = batch.column_by_name(src_name) else {
-                return Err(PipelineError::Internal { message: format!("source batch has no column `{src_name}`") });
+                return Err(PipelineError::Internal {
+                    message: format!("source batch has no column `{src_name}`"),
+                });
             };
             let mut bad = |row: usize, reason: RejectReason, message: String| {
                 if keep[row] {
                     keep[row] = false;
-                    rejects.push(Reject { primary_key: self.key_of(batch, row), column: src_name.to_string(), reason, value: short(to_json(src.as_ref(), row, None)), message });
+                    rejects.push(Reject {
+                        primary_key: self.key_of(batch, row),
+                        column: src_name.to_string(),
+                        reason,
+                        value: short(to_json(src.as_ref(), row, None)),
+                        message,
+                    });
                 }
             };
             let col = self.convert(f, src, target.data_type(), &mut bad)?;
@@ -103,25 +127,40 @@ impl Mapper {
         }
         if self.plan.dynamic_field {
             columns.push(self.pack_dynamic(batch));
-            names.push(Arc::new(ArrowField::new(etl_engine::schema::DYNAMIC_FIELD, DataType::Utf8, true)));
+            names.push(Arc::new(ArrowField::new(
+                etl_engine::schema::DYNAMIC_FIELD,
+                DataType::Utf8,
+                true,
+            )));
         }
         let out = RecordBatch::try_new_with_options(
             Arc::new(datafusion::arrow::datatypes::Schema::new(names)),
             columns,
             &datafusion::arrow::array::RecordBatchOptions::new().with_row_count(Some(n)),
         )
-        .map_err(|e| PipelineError::Internal { message: format!("mapped batch: {e}") })?;
+        .map_err(|e| PipelineError::Internal {
+            message: format!("mapped batch: {e}"),
+        })?;
         if rejects.is_empty() {
             return Ok((out, rejects));
         }
         let mask = BooleanArray::from(keep);
-        let kept = filter_record_batch(&out, &mask).map_err(|e| PipelineError::Internal { message: e.to_string() })?;
+        let kept = filter_record_batch(&out, &mask).map_err(|e| PipelineError::Internal {
+            message: e.to_string(),
+        })?;
         Ok((kept, rejects))
     }
 
     fn key_of(&self, batch: &RecordBatch, row: usize) -> Value {
         let cols: Vec<&String> = self.plan.source_key.iter().collect();
-        let vals: Vec<Value> = cols.iter().map(|c| batch.column_by_name(c).map_or(Value::Null, |a| to_json(a.as_ref(), row, None))).collect();
+        let vals: Vec<Value> = cols
+            .iter()
+            .map(|c| {
+                batch
+                    .column_by_name(c)
+                    .map_or(Value::Null, |a| to_json(a.as_ref(), row, None))
+            })
+            .collect();
         match vals.len() {
             0 => Value::Null,
             1 => vals.into_iter().next().unwrap_or(Value::Null),
@@ -129,7 +168,13 @@ impl Mapper {
         }
     }
 
-    fn convert(&self, f: &FieldPlan, src: &ArrayRef, want: &DataType, bad: &mut dyn FnMut(usize, RejectReason, String)) -> Result<ArrayRef, PipelineError> {
+    fn convert(
+        &self,
+        f: &FieldPlan,
+        src: &ArrayRef,
+        want: &DataType,
+        bad: &mut dyn FnMut(usize, RejectReason, String),
+    ) -> Result<ArrayRef, PipelineError> {
         if src.data_type() == want {
             return Ok(src.clone());
         }
@@ -141,14 +186,25 @@ impl Mapper {
                 let mut values: Vec<ArrayRef> = Vec::with_capacity(list.len());
                 let mut nulls = Vec::with_capacity(list.len());
                 // Rows without a vector hold zeros under the NULL bit (the child is non-null).
-                let zeros: ArrayRef = Arc::new(datafusion::arrow::array::Float32Array::from(vec![0f32; dim]));
-                let zero = cast_with_options(&zeros, item.data_type(), &CastOptions::default()).map_err(|e| PipelineError::Internal { message: e.to_string() })?;
+                let zeros: ArrayRef =
+                    Arc::new(datafusion::arrow::array::Float32Array::from(vec![
+                        0f32;
+                        dim
+                    ]));
+                let zero = cast_with_options(&zeros, item.data_type(), &CastOptions::default())
+                    .map_err(|e| PipelineError::Internal {
+                        message: e.to_string(),
+                    })?;
                 for r in 0..list.len() {
                     if list.is_null(r) {
                         nulls.push(false);
                         values.push(zero.clone());
                     } else if list.value_length(r) as usize != dim {
-                        bad(r, RejectReason::WrongDimension, format!("{} dimensions, the field has {dim}", list.value_length(r)));
+                        bad(
+                            r,
+                            RejectReason::WrongDimension,
+                            format!("{} dimensions, the field has {dim}", list.value_length(r)),
+                        );
                         nulls.push(false);
                         values.push(zero.clone());
                     } else {
@@ -157,25 +213,82 @@ impl Mapper {
                     }
                 }
                 let refs: Vec<&dyn Array> = values.iter().map(|a| a.as_ref()).collect();
-                let flat = if refs.is_empty() { new_null_array(item.data_type(), 0) } else { datafusion::arrow::compute::concat(&refs).map_err(|e| PipelineError::Internal { message: e.to_string() })? };
-                let flat = cast_with_options(&flat, item.data_type(), &CastOptions::default()).map_err(|e| PipelineError::Internal { message: e.to_string() })?;
-                let fsl = FixedSizeListArray::try_new(item.clone(), dim as i32, flat, Some(nulls.into())).map_err(|e| PipelineError::Internal { message: e.to_string() })?;
+                let flat = if refs.is_empty() {
+                    new_null_array(item.data_type(), 0)
+                } else {
+                    datafusion::arrow::compute::concat(&refs).map_err(|e| {
+                        PipelineError::Internal {
+                            message: e.to_string(),
+                        }
+                    })?
+                };
+                let flat = cast_with_options(&flat, item.data_type(), &CastOptions::default())
+                    .map_err(|e| PipelineError::Internal {
+                        message: e.to_string(),
+                    })?;
+                let fsl =
+                    FixedSizeListArray::try_new(item.clone(), dim as i32, flat, Some(nulls.into()))
+                        .map_err(|e| PipelineError::Internal {
+                            message: e.to_string(),
+                        })?;
                 Ok(Arc::new(fsl))
             }
             // Sparse vectors: the reader's struct carries `dim`; the engine's does not.
             (DataType::Struct(_), DataType::Struct(fields)) => {
                 let s = src.as_struct();
-                let children: Vec<ArrayRef> = fields.iter().map(|f| s.column_by_name(f.name()).cloned().ok_or_else(|| PipelineError::Internal { message: format!("sparse column has no `{}`", f.name()) })).collect::<Result<_, _>>()?;
-                let children: Vec<ArrayRef> = children.iter().zip(fields.iter()).map(|(c, f)| cast_with_options(c, f.data_type(), &CastOptions::default())).collect::<Result<_, _>>().map_err(|e| PipelineError::Internal { message: e.to_string() })?;
-                Ok(Arc::new(StructArray::try_new(fields.clone(), children, s.nulls().cloned()).map_err(|e| PipelineError::Internal { message: e.to_string() })?))
+                let children: Vec<ArrayRef> = fields
+                    .iter()
+                    .map(|f| {
+                        s.column_by_name(f.name())
+                            .cloned()
+                            .ok_or_else(|| PipelineError::Internal {
+                                message: format!("sparse column has no `{}`", f.name()),
+                            })
+                    })
+                    .collect::<Result<_, _>>()?;
+                let children: Vec<ArrayRef> = children
+                    .iter()
+                    .zip(fields.iter())
+                    .map(|(c, f)| cast_with_options(c, f.data_type(), &CastOptions::default()))
+                    .collect::<Result<_, _>>()
+                    .map_err(|e| PipelineError::Internal {
+                        message: e.to_string(),
+                    })?;
+                Ok(Arc::new(
+                    StructArray::try_new(fields.clone(), children, s.nulls().cloned()).map_err(
+                        |e| PipelineError::Internal {
+                            message: e.to_string(),
+                        },
+                    )?,
+                ))
             }
             _ => {
                 // Safe cast: a value the target cannot hold becomes NULL; report those rows.
-                let out = cast_with_options(src, want, &CastOptions { safe: true, ..Default::default() })
-                    .map_err(|e| PipelineError::Internal { message: format!("cannot cast `{}` from {} to {want}: {e}", f.name, src.data_type()) })?;
+                let out = cast_with_options(
+                    src,
+                    want,
+                    &CastOptions {
+                        safe: true,
+                        ..Default::default()
+                    },
+                )
+                .map_err(|e| PipelineError::Internal {
+                    message: format!(
+                        "cannot cast `{}` from {} to {want}: {e}",
+                        f.name,
+                        src.data_type()
+                    ),
+                })?;
                 for r in 0..src.len() {
                     if src.is_valid(r) && out.is_null(r) {
-                        bad(r, RejectReason::CannotConvert, format!("not a valid {}", f.data_type.map(|d| d.to_string()).unwrap_or_default()));
+                        bad(
+                            r,
+                            RejectReason::CannotConvert,
+                            format!(
+                                "not a valid {}",
+                                f.data_type.map(|d| d.to_string()).unwrap_or_default()
+                            ),
+                        );
                     }
                 }
                 Ok(out)
@@ -184,7 +297,9 @@ impl Mapper {
     }
 
     fn fill_default(&self, f: &FieldPlan, col: ArrayRef) -> Result<ArrayRef, PipelineError> {
-        let Some(default) = &f.default else { return Ok(col) };
+        let Some(default) = &f.default else {
+            return Ok(col);
+        };
         if col.null_count() == 0 {
             return Ok(col);
         }
@@ -192,12 +307,29 @@ impl Mapper {
             Value::String(s) => s.clone(),
             other => other.to_string(),
         };
-        let one = cast_with_options(&(Arc::new(StringArray::from(vec![text.clone()])) as ArrayRef), col.data_type(), &CastOptions::default())
-            .map_err(|e| PipelineError::Internal { message: format!("default `{text}` for `{}`: {e}", f.name) })?;
+        let one = cast_with_options(
+            &(Arc::new(StringArray::from(vec![text.clone()])) as ArrayRef),
+            col.data_type(),
+            &CastOptions::default(),
+        )
+        .map_err(|e| PipelineError::Internal {
+            message: format!("default `{text}` for `{}`: {e}", f.name),
+        })?;
         let idx = datafusion::arrow::array::UInt32Array::from(vec![0u32; col.len()]);
-        let defaults = datafusion::arrow::compute::take(&one, &idx, None).map_err(|e| PipelineError::Internal { message: e.to_string() })?;
-        let is_null = datafusion::arrow::compute::is_null(&col).map_err(|e| PipelineError::Internal { message: e.to_string() })?;
-        datafusion::arrow::compute::kernels::zip::zip(&is_null, &defaults, &col).map_err(|e| PipelineError::Internal { message: e.to_string() })
+        let defaults = datafusion::arrow::compute::take(&one, &idx, None).map_err(|e| {
+            PipelineError::Internal {
+                message: e.to_string(),
+            }
+        })?;
+        let is_null =
+            datafusion::arrow::compute::is_null(&col).map_err(|e| PipelineError::Internal {
+                message: e.to_string(),
+            })?;
+        datafusion::arrow::compute::kernels::zip::zip(&is_null, &defaults, &col).map_err(|e| {
+            PipelineError::Internal {
+                message: e.to_string(),
+            }
+        })
     }
 
     /// `$meta`: the dynamic fields of each row as one JSON object.
@@ -212,18 +344,43 @@ impl Mapper {
                 batch.column_by_name(src).map(|c| (f.name.as_str(), c))
             })
             .collect();
-        let json_fields: Vec<bool> = self.plan.fields.iter().filter(|f| f.dynamic).map(|f| f.data_type.is_some_and(|d| d.to_string() == "JSON")).collect();
+        let json_fields: Vec<bool> = self
+            .plan
+            .fields
+            .iter()
+            .filter(|f| f.dynamic)
+            .map(|f| f.data_type.is_some_and(|d| d.to_string() == "JSON"))
+            .collect();
         let rows: Vec<String> = (0..batch.num_rows())
             .map(|r| {
                 let mut m = Map::new();
                 for ((name, c), is_json) in dynamic.iter().zip(&json_fields) {
-                    let t = if *is_json { Some(FieldType::Json) } else { None };
+                    let t = if *is_json {
+                        Some(FieldType::Json)
+                    } else {
+                        None
+                    };
                     m.insert(name.to_string(), to_json(c.as_ref(), r, t));
                 }
                 Value::Object(m).to_string()
             })
             .collect();
         Arc::new(StringArray::from(rows))
+    }
+
+    /// The names of the columns `map` returns, in order (the auto ID is the engine's to fill).
+    pub fn output_fields(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .plan
+            .fields
+            .iter()
+            .filter(|f| !f.dynamic && !f.auto_id && self.target.field_with_name(&f.name).is_ok())
+            .map(|f| f.name.clone())
+            .collect();
+        if self.plan.dynamic_field {
+            out.push(etl_engine::schema::DYNAMIC_FIELD.to_string());
+        }
+        out
     }
 
     /// The collection schema this mapper writes.
@@ -237,7 +394,11 @@ fn check(f: &FieldPlan, c: &dyn Array, bad: &mut dyn FnMut(usize, RejectReason, 
     if !f.nullable {
         for r in 0..c.len() {
             if c.is_null(r) {
-                bad(r, RejectReason::NullNotAllowed, format!("NULL into non-nullable field `{}`", f.name));
+                bad(
+                    r,
+                    RejectReason::NullNotAllowed,
+                    format!("NULL into non-nullable field `{}`", f.name),
+                );
             }
         }
     }
@@ -247,7 +408,11 @@ fn check(f: &FieldPlan, c: &dyn Array, bad: &mut dyn FnMut(usize, RejectReason, 
             let s = c.as_string::<i32>();
             for r in 0..s.len() {
                 if s.is_valid(r) && s.value(r).len() > max {
-                    bad(r, RejectReason::TooLong, format!("{} bytes, max_length is {max}", s.value(r).len()));
+                    bad(
+                        r,
+                        RejectReason::TooLong,
+                        format!("{} bytes, max_length is {max}", s.value(r).len()),
+                    );
                 }
             }
         }
@@ -256,7 +421,11 @@ fn check(f: &FieldPlan, c: &dyn Array, bad: &mut dyn FnMut(usize, RejectReason, 
             let cap = f.max_capacity.unwrap_or(u32::MAX) as i32;
             for r in 0..l.len() {
                 if l.is_valid(r) && l.value_length(r) > cap {
-                    bad(r, RejectReason::OverCapacity, format!("{} elements, max_capacity is {cap}", l.value_length(r)));
+                    bad(
+                        r,
+                        RejectReason::OverCapacity,
+                        format!("{} elements, max_capacity is {cap}", l.value_length(r)),
+                    );
                 }
             }
             if let (Some(max), DataType::Utf8) = (f.max_length, l.values().data_type()) {
@@ -264,8 +433,17 @@ fn check(f: &FieldPlan, c: &dyn Array, bad: &mut dyn FnMut(usize, RejectReason, 
                     if l.is_valid(r) {
                         let v = l.value(r);
                         let s = v.as_string::<i32>();
-                        if let Some(i) = (0..s.len()).find(|i| s.is_valid(*i) && s.value(*i).len() > max as usize) {
-                            bad(r, RejectReason::TooLong, format!("element {i} is {} bytes, max_length is {max}", s.value(i).len()));
+                        if let Some(i) = (0..s.len())
+                            .find(|i| s.is_valid(*i) && s.value(*i).len() > max as usize)
+                        {
+                            bad(
+                                r,
+                                RejectReason::TooLong,
+                                format!(
+                                    "element {i} is {} bytes, max_length is {max}",
+                                    s.value(i).len()
+                                ),
+                            );
                         }
                     }
                 }
@@ -276,14 +454,32 @@ fn check(f: &FieldPlan, c: &dyn Array, bad: &mut dyn FnMut(usize, RejectReason, 
             let dim = (*dim as usize).max(1);
             let values = l.values();
             let bad_at: Vec<usize> = match values.data_type() {
-                DataType::Float32 => values.as_primitive::<Float32Type>().values().iter().enumerate().filter(|(_, v)| !v.is_finite()).map(|(i, _)| i).collect(),
-                DataType::Float16 => values.as_primitive::<Float16Type>().values().iter().enumerate().filter(|(_, v)| !v.is_finite()).map(|(i, _)| i).collect(),
+                DataType::Float32 => values
+                    .as_primitive::<Float32Type>()
+                    .values()
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, v)| !v.is_finite())
+                    .map(|(i, _)| i)
+                    .collect(),
+                DataType::Float16 => values
+                    .as_primitive::<Float16Type>()
+                    .values()
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, v)| !v.is_finite())
+                    .map(|(i, _)| i)
+                    .collect(),
                 _ => Vec::new(),
             };
             for i in bad_at {
                 let r = i / dim;
                 if r < l.len() && l.is_valid(r) {
-                    bad(r, RejectReason::NotFinite, format!("element {} is NaN or infinite", i % dim));
+                    bad(
+                        r,
+                        RejectReason::NotFinite,
+                        format!("element {} is NaN or infinite", i % dim),
+                    );
                 }
             }
         }
@@ -291,9 +487,12 @@ fn check(f: &FieldPlan, c: &dyn Array, bad: &mut dyn FnMut(usize, RejectReason, 
     }
 }
 
-fn short(v: Value) -> Value {
+/// A value cut down for a message: long text and long arrays keep their head.
+pub(crate) fn short(v: Value) -> Value {
     match &v {
-        Value::String(s) if s.len() > 200 => Value::String(format!("{}…", s.chars().take(200).collect::<String>())),
+        Value::String(s) if s.len() > 200 => {
+            Value::String(format!("{}…", s.chars().take(200).collect::<String>()))
+        }
         Value::Array(a) if a.len() > 16 => {
             let mut head: Vec<Value> = a[..16].to_vec();
             head.push(Value::String(format!("… {} elements", a.len())));

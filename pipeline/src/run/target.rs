@@ -15,8 +15,15 @@ pub fn collection_schema(tp: &TablePlan) -> Result<CollectionSchema, PipelineErr
     let mut auto_id = false;
     for f in tp.fields.iter().filter(|f| !f.dynamic) {
         let Some(dt) = f.data_type else { continue };
-        let data_type = FieldType::parse(&dt.to_string()).ok_or_else(|| internal(format!("no engine type for {dt}")))?;
-        let element_type = f.element_type.map(|e| FieldType::parse(&e.to_string()).ok_or_else(|| internal(format!("no engine type for {e}")))).transpose()?;
+        let data_type = FieldType::parse(&dt.to_string())
+            .ok_or_else(|| internal(format!("no engine type for {dt}")))?;
+        let element_type = f
+            .element_type
+            .map(|e| {
+                FieldType::parse(&e.to_string())
+                    .ok_or_else(|| internal(format!("no engine type for {e}")))
+            })
+            .transpose()?;
         auto_id |= f.auto_id;
         fields.push(Field {
             name: f.name.clone(),
@@ -32,9 +39,18 @@ pub fn collection_schema(tp: &TablePlan) -> Result<CollectionSchema, PipelineErr
         });
     }
     if tp.dynamic_field {
-        fields.push(Field { nullable: true, ..Field::new(etl_engine::schema::DYNAMIC_FIELD, FieldType::Json) });
+        fields.push(Field {
+            nullable: true,
+            ..Field::new(etl_engine::schema::DYNAMIC_FIELD, FieldType::Json)
+        });
     }
-    Ok(CollectionSchema { fields, auto_id, dynamic_field: tp.dynamic_field, shards: tp.shards.max(1), description: format!("from {}", tp.source) })
+    Ok(CollectionSchema {
+        fields,
+        auto_id,
+        dynamic_field: tp.dynamic_field,
+        shards: tp.shards.max(1),
+        description: format!("from {}", tp.source),
+    })
 }
 
 /// The indexes to build after the load, by field.
@@ -42,10 +58,31 @@ pub fn index_specs(tp: &TablePlan) -> Result<Vec<(String, IndexSpec)>, PipelineE
     let mut out = Vec::new();
     for f in tp.fields.iter().filter(|f| !f.dynamic) {
         let Some(ix) = &f.index else { continue };
-        let index_type = IndexType::parse(&ix.index_type.to_string()).ok_or_else(|| internal(format!("no engine index {}", ix.index_type)))?;
-        let metric = ix.metric.map(|m| Metric::parse(&m.to_string()).ok_or_else(|| internal(format!("no engine metric {m}")))).transpose()?;
-        let hnsw = ix.hnsw.map(|h| HnswParams { m: h.m, ef_construction: h.ef_construction });
-        out.push((f.name.clone(), IndexSpec { index_type, metric, hnsw: if index_type == IndexType::Hnsw { Some(hnsw.unwrap_or_default()) } else { None } }));
+        let index_type = IndexType::parse(&ix.index_type.to_string())
+            .ok_or_else(|| internal(format!("no engine index {}", ix.index_type)))?;
+        let metric = ix
+            .metric
+            .map(|m| {
+                Metric::parse(&m.to_string())
+                    .ok_or_else(|| internal(format!("no engine metric {m}")))
+            })
+            .transpose()?;
+        let hnsw = ix.hnsw.map(|h| HnswParams {
+            m: h.m,
+            ef_construction: h.ef_construction,
+        });
+        out.push((
+            f.name.clone(),
+            IndexSpec {
+                index_type,
+                metric,
+                hnsw: if index_type == IndexType::Hnsw {
+                    Some(hnsw.unwrap_or_default())
+                } else {
+                    None
+                },
+            },
+        ));
     }
     Ok(out)
 }

@@ -1,0 +1,806 @@
+//! `etl verify`: the source (the truth) and each collection compared row by row.
+//!
+//! Both sides are compared after the mapping: source batches go through the same [`Mapper`]
+//! as `etl run`, so a vector compares bit for bit as stored (a halfvec exactly as FLOAT16), a
+//! numeric by its mapping rule and text byte for byte. Rows are encoded with arrow's row
+//! format and fingerprinted (128 bits).
+//!
+//! The collection is read first, segment by segment in parallel, into a map from key to
+//! fingerprint split into shards; then the source is read in parallel ranges on one snapshot,
+//! each row probing its shard. Memory is one small entry per target row (the key's bytes and
+//! a fingerprint), never the rows themselves. Rows are keyed by the primary key; in an
+//! auto-ID collection by the source's key columns kept as fields; with no key at all by the
+//! whole row's fingerprint (a multiset), where a changed row counts as one missing and one
+//! extraneous row. The few differing rows shown are found again with a second, filtered scan.
+//!
+//! The counters are MOLT Verify's: truth rows seen (source rows), success, missing (in the
+//! source, not the target), mismatch (in both, different) and extraneous (in the target only).
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use datafusion::arrow::array::{Array, ArrayRef, RecordBatch};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, SchemaRef};
+use datafusion::arrow::row::{RowConverter, Rows, SortField};
+use etl_connectors::postgres::ReadOptions;
+use etl_engine::convert::to_json;
+use etl_engine::{Collection, CollectionSchema, Database, FieldType, SegmentScan};
+use etl_mappings::{PrimaryKey, TablePlan, build_plan};
+use futures::StreamExt;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::error::PipelineError;
+use crate::inspect::{load_mapping, postgres_url, read_catalog};
+use crate::run::map::{Mapper, short};
+use crate::run::{select_tables, target};
+use crate::source::SourceScan;
+
+/// Options of `etl verify`.
+#[derive(Debug, Clone)]
+pub struct VerifyOptions {
+    /// Only these tables (source or collection names).
+    pub tables: Option<Vec<String>>,
+    /// Concurrent readers (overrides the mapping's options).
+    pub parallelism: Option<usize>,
+    /// Differences listed per table.
+    pub max_differences: usize,
+}
+
+impl Default for VerifyOptions {
+    fn default() -> Self {
+        VerifyOptions {
+            tables: None,
+            parallelism: None,
+            max_differences: 5,
+        }
+    }
+}
+
+/// MOLT Verify's counters for one table.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Counts {
+    /// Source rows read.
+    pub truth_rows_seen: u64,
+    /// Rows equal on both sides.
+    pub success: u64,
+    /// Source rows the target lacks.
+    pub missing: u64,
+    /// Rows on both sides that differ.
+    pub mismatch: u64,
+    /// Target rows the source lacks.
+    pub extraneous: u64,
+}
+
+impl Counts {
+    /// Whether source and target agree.
+    pub fn clean(&self) -> bool {
+        self.missing == 0 && self.mismatch == 0 && self.extraneous == 0
+    }
+}
+
+impl std::fmt::Display for Counts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "truth rows seen: {}, success: {}, missing: {}, mismatch: {}, extraneous: {}",
+            self.truth_rows_seen, self.success, self.missing, self.mismatch, self.extraneous
+        )
+    }
+}
+
+/// What kind of difference.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DifferenceKind {
+    /// In the source, not the target.
+    Missing,
+    /// In both, different.
+    Mismatch,
+    /// In the target, not the source.
+    Extraneous,
+}
+
+/// One differing column of a mismatched row.
+#[derive(Debug, Clone, Serialize)]
+pub struct ColumnDifference {
+    /// The collection field.
+    pub column: String,
+    /// The source's value, after the mapping.
+    pub source: Value,
+    /// The collection's value.
+    pub target: Value,
+}
+
+/// One differing row.
+#[derive(Debug, Clone, Serialize)]
+pub struct Difference {
+    /// What kind.
+    pub kind: DifferenceKind,
+    /// The row's key (its values when the table has no key).
+    pub key: Value,
+    /// For a mismatch, the columns that differ.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub columns: Vec<ColumnDifference>,
+    /// More about it (a reject's reason, a duplicate key).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// The result for one table.
+#[derive(Debug, Clone, Serialize)]
+pub struct TableVerify {
+    /// Source table.
+    pub table: String,
+    /// Collection.
+    pub collection: String,
+    /// How rows are paired: `primary key (id)`, `source key (a, b)` or `row hash`.
+    pub keyed_by: String,
+    /// The counters.
+    #[serde(flatten)]
+    pub counts: Counts,
+    /// The first differences, in key order within each kind.
+    pub differences: Vec<Difference>,
+    /// Wall-clock seconds.
+    pub seconds: f64,
+}
+
+/// The result of `etl verify`.
+#[derive(Debug, Clone, Serialize)]
+pub struct VerifyReport {
+    /// Per table.
+    pub tables: Vec<TableVerify>,
+    /// Whether every table matches.
+    pub clean: bool,
+}
+
+/// Verifies the tables of a mapping file.
+pub async fn verify(
+    mapping_path: &Path,
+    opts: &VerifyOptions,
+) -> Result<VerifyReport, PipelineError> {
+    let mapping = load_mapping(mapping_path)?;
+    let target_dir = mapping
+        .file
+        .target
+        .engine
+        .clone()
+        .ok_or_else(|| PipelineError::Usage {
+            message: format!(
+                "{}: `target.engine` (the engine's directory) is required for `etl verify`",
+                mapping_path.display()
+            ),
+        })?;
+    let url = postgres_url(&mapping)?;
+    let catalog = read_catalog(&mapping).await?;
+    let mut plan = build_plan(&mapping, &catalog)?;
+    if let Some(p) = opts.parallelism {
+        plan.parallelism = p.max(1);
+    }
+    let tables = select_tables(&plan, opts.tables.as_deref())?;
+    let db = Database::open(Path::new(&target_dir))?;
+    let mut out = Vec::with_capacity(tables.len());
+    for tp in &tables {
+        let source = catalog
+            .iter()
+            .find(|s| s.name == tp.source)
+            .ok_or_else(|| PipelineError::UnknownTable {
+                table: tp.source.to_string(),
+                suggestion: None,
+            })?;
+        let read = ReadOptions {
+            partitions: plan.parallelism,
+            batch_rows: plan.batch_size,
+            filter: tp.filter.clone(),
+            ..ReadOptions::default()
+        };
+        let collection = if db.list()?.contains(&tp.collection) {
+            Some(db.collection(&tp.collection)?)
+        } else {
+            None
+        };
+        let verifier = TableVerifier::new(tp, collection, opts.max_differences, plan.parallelism)?;
+        let scan =
+            SourceScan::open(&url, source, read, &verifier.mapper.source_columns(), None).await?;
+        out.push(verifier.run(scan).await?);
+    }
+    let clean = out.iter().all(|t| t.counts.clean());
+    Ok(VerifyReport { tables: out, clean })
+}
+
+/// How rows are paired.
+enum Keying {
+    /// By these compared columns.
+    Columns(Vec<usize>),
+    /// By the whole row.
+    RowHash,
+}
+
+/// One target row (or, keyed by row hash, all equal rows).
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    fingerprint: u128,
+    count: u32,
+    seen: u32,
+}
+
+const SHARDS: usize = 64;
+
+type Shard = Mutex<HashMap<Box<[u8]>, Entry>>;
+
+/// Source rows kept to describe a difference.
+struct Kept {
+    mismatched: Vec<(Box<[u8]>, RecordBatch)>,
+    missing: Vec<Difference>,
+    duplicates: u64,
+}
+
+struct TableVerifier {
+    plan: TablePlan,
+    mapper: Mapper,
+    collection: Option<Collection>,
+    schema: CollectionSchema,
+    /// The compared columns: the mapper's output, in order.
+    columns: Vec<String>,
+    /// Their types as the collection stores them.
+    types: Vec<DataType>,
+    /// Their indices in the collection schema.
+    projection: Vec<usize>,
+    keying: Keying,
+    rows: RowConverter,
+    keys: Option<RowConverter>,
+    shards: Vec<Shard>,
+    max_differences: usize,
+    parallelism: usize,
+}
+
+impl TableVerifier {
+    fn new(
+        tp: &TablePlan,
+        collection: Option<Collection>,
+        max_differences: usize,
+        parallelism: usize,
+    ) -> Result<TableVerifier, PipelineError> {
+        let schema = target::collection_schema(tp)?;
+        let mapper = Mapper::new(tp.clone(), schema.clone());
+        let columns = mapper.output_fields();
+        let arrow: SchemaRef = schema.arrow_schema();
+        let mut types = Vec::with_capacity(columns.len());
+        let mut projection = Vec::with_capacity(columns.len());
+        for c in &columns {
+            let i = arrow
+                .index_of(c)
+                .map_err(|_| internal(format!("collection schema has no field `{c}`")))?;
+            projection.push(i);
+            types.push(arrow.field(i).data_type().clone());
+        }
+        let key_fields: Vec<String> = match &tp.primary_key {
+            PrimaryKey::Column { field, .. } => vec![field.clone()],
+            PrimaryKey::Auto { .. } => {
+                let kept: Vec<String> = tp
+                    .source_key
+                    .iter()
+                    .filter_map(|k| {
+                        tp.fields
+                            .iter()
+                            .find(|f| !f.dynamic && f.source.as_deref() == Some(k.as_str()))
+                            .map(|f| f.name.clone())
+                    })
+                    .collect();
+                if kept.len() == tp.source_key.len() {
+                    kept
+                } else {
+                    Vec::new()
+                }
+            }
+        };
+        let key_idx: Vec<usize> = key_fields
+            .iter()
+            .filter_map(|k| columns.iter().position(|c| c == k))
+            .collect();
+        let keying = if key_idx.is_empty() || key_idx.len() != key_fields.len() {
+            Keying::RowHash
+        } else {
+            Keying::Columns(key_idx)
+        };
+        let rows = RowConverter::new(types.iter().map(|t| SortField::new(t.clone())).collect())
+            .map_err(arrow_err)?;
+        let keys = match &keying {
+            Keying::Columns(idx) => Some(
+                RowConverter::new(
+                    idx.iter()
+                        .map(|i| SortField::new(types[*i].clone()))
+                        .collect(),
+                )
+                .map_err(arrow_err)?,
+            ),
+            Keying::RowHash => None,
+        };
+        Ok(TableVerifier {
+            plan: tp.clone(),
+            mapper,
+            collection,
+            schema,
+            columns,
+            types,
+            projection,
+            keying,
+            rows,
+            keys,
+            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            max_differences,
+            parallelism: parallelism.max(1),
+        })
+    }
+
+    fn keyed_by(&self) -> String {
+        match (&self.keying, &self.plan.primary_key) {
+            (Keying::Columns(idx), PrimaryKey::Column { .. }) => {
+                format!("primary key ({})", self.names(idx))
+            }
+            (Keying::Columns(idx), PrimaryKey::Auto { .. }) => {
+                format!("source key ({})", self.names(idx))
+            }
+            (Keying::RowHash, _) => "row hash".to_string(),
+        }
+    }
+
+    fn names(&self, idx: &[usize]) -> String {
+        idx.iter()
+            .map(|i| self.columns[*i].as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    async fn run(self, scan: SourceScan) -> Result<TableVerify, PipelineError> {
+        let started = Instant::now();
+        let me = Arc::new(self);
+        // 1. The collection, into the sharded map.
+        let mut extraneous = 0u64;
+        if let Some(c) = &me.collection {
+            let segments = c.scan();
+            let loads = futures::stream::iter(segments.into_iter().map(|s| {
+                let me = me.clone();
+                async move {
+                    tokio::task::spawn_blocking(move || me.index_segment(&s))
+                        .await
+                        .map_err(|e| internal(e.to_string()))?
+                }
+            }))
+            .buffer_unordered(me.parallelism)
+            .collect::<Vec<Result<(), PipelineError>>>()
+            .await;
+            loads.into_iter().collect::<Result<Vec<()>, _>>()?;
+        }
+        // 2. The source, probing the map.
+        let kept = Arc::new(Mutex::new(Kept {
+            mismatched: Vec::new(),
+            missing: Vec::new(),
+            duplicates: 0,
+        }));
+        let parts = futures::stream::iter((0..scan.partitions()).map(|p| {
+            let me = me.clone();
+            let kept = kept.clone();
+            let stream = scan.execute(p);
+            async move {
+                let mut stream = stream?;
+                let mut counts = Counts::default();
+                while let Some(batch) = stream.next().await {
+                    let batch = batch.map_err(PipelineError::from_datafusion)?;
+                    me.probe(&batch, &mut counts, &kept)?;
+                }
+                Ok::<Counts, PipelineError>(counts)
+            }
+        }))
+        .buffer_unordered(me.parallelism)
+        .collect::<Vec<_>>()
+        .await;
+        let mut counts = Counts::default();
+        for p in parts {
+            let p = p?;
+            counts.truth_rows_seen += p.truth_rows_seen;
+            counts.success += p.success;
+            counts.missing += p.missing;
+            counts.mismatch += p.mismatch;
+        }
+        // 3. Target rows no source row claimed.
+        let mut unclaimed: BTreeSet<Box<[u8]>> = BTreeSet::new();
+        for shard in &me.shards {
+            let shard = shard.lock().unwrap_or_else(|e| e.into_inner());
+            for (k, e) in shard.iter() {
+                if e.seen < e.count {
+                    extraneous += u64::from(e.count - e.seen);
+                    unclaimed.insert(k.clone());
+                    if unclaimed.len() > me.max_differences {
+                        unclaimed.pop_last();
+                    }
+                }
+            }
+        }
+        counts.extraneous = extraneous;
+        let kept = std::mem::replace(
+            &mut *kept.lock().unwrap_or_else(|e| e.into_inner()),
+            Kept {
+                mismatched: Vec::new(),
+                missing: Vec::new(),
+                duplicates: 0,
+            },
+        );
+        let differences = me.describe(kept, unclaimed).await?;
+        Ok(TableVerify {
+            table: me.plan.source.to_string(),
+            collection: me.plan.collection.clone(),
+            keyed_by: me.keyed_by(),
+            counts,
+            differences,
+            seconds: started.elapsed().as_secs_f64(),
+        })
+    }
+
+    /// The compared columns of a collection batch (projected in compare order), cast to the
+    /// collection's types.
+    fn compared(&self, batch: &RecordBatch) -> Result<Vec<ArrayRef>, PipelineError> {
+        batch
+            .columns()
+            .iter()
+            .zip(&self.types)
+            .map(|(c, t)| {
+                if c.data_type() == t {
+                    Ok(c.clone())
+                } else {
+                    cast(c, t).map_err(arrow_err)
+                }
+            })
+            .collect()
+    }
+
+    fn encode(&self, cols: &[ArrayRef]) -> Result<(Rows, Option<Rows>), PipelineError> {
+        let rows = self.rows.convert_columns(cols).map_err(arrow_err)?;
+        let keys = match (&self.keying, &self.keys) {
+            (Keying::Columns(idx), Some(conv)) => Some(
+                conv.convert_columns(&idx.iter().map(|i| cols[*i].clone()).collect::<Vec<_>>())
+                    .map_err(arrow_err)?,
+            ),
+            _ => None,
+        };
+        Ok((rows, keys))
+    }
+
+    /// The map key of row `r`: its key's bytes, or its fingerprint.
+    fn map_key(keys: Option<&Rows>, fingerprint: u128, r: usize) -> Box<[u8]> {
+        match keys {
+            Some(k) => Box::from(k.row(r).as_ref()),
+            None => Box::from(fingerprint.to_le_bytes().as_slice()),
+        }
+    }
+
+    fn shard(&self, key: &[u8]) -> &Shard {
+        let mut h = DefaultHasher::new();
+        key.hash(&mut h);
+        &self.shards[(h.finish() as usize) % SHARDS]
+    }
+
+    /// Adds a segment's live rows to the map. A key the collection holds twice counts twice,
+    /// so its extra copy ends up extraneous.
+    fn index_segment(&self, s: &SegmentScan) -> Result<(), PipelineError> {
+        for batch in s.batches(Some(&self.projection))? {
+            let batch = batch?;
+            let cols = self.compared(&batch)?;
+            let (rows, keys) = self.encode(&cols)?;
+            for r in 0..batch.num_rows() {
+                let fp = fingerprint(rows.row(r).as_ref());
+                let key = Self::map_key(keys.as_ref(), fp, r);
+                let mut shard = self.shard(&key).lock().unwrap_or_else(|e| e.into_inner());
+                let e = shard.entry(key).or_insert(Entry {
+                    fingerprint: fp,
+                    count: 0,
+                    seen: 0,
+                });
+                e.count += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// Maps a source batch and pairs each row with the collection's.
+    fn probe(
+        &self,
+        batch: &RecordBatch,
+        counts: &mut Counts,
+        kept: &Mutex<Kept>,
+    ) -> Result<(), PipelineError> {
+        counts.truth_rows_seen += batch.num_rows() as u64;
+        let (mapped, rejects) = self.mapper.map(batch)?;
+        if !rejects.is_empty() {
+            counts.missing += rejects.len() as u64;
+            let mut k = kept.lock().unwrap_or_else(|e| e.into_inner());
+            for r in rejects {
+                if k.missing.len() < self.max_differences {
+                    k.missing.push(Difference {
+                        kind: DifferenceKind::Missing,
+                        key: r.primary_key.clone(),
+                        columns: Vec::new(),
+                        note: Some(format!(
+                            "rejected by the mapping: {} ({})",
+                            r.message, r.column
+                        )),
+                    });
+                }
+            }
+        }
+        let cols = self.compared(&mapped)?;
+        let (rows, keys) = self.encode(&cols)?;
+        for r in 0..mapped.num_rows() {
+            let fp = fingerprint(rows.row(r).as_ref());
+            let key = Self::map_key(keys.as_ref(), fp, r);
+            let outcome = {
+                let mut shard = self.shard(&key).lock().unwrap_or_else(|e| e.into_inner());
+                match shard.get_mut(&key) {
+                    Some(e) if e.seen < e.count => {
+                        e.seen += 1;
+                        if keys.is_none() || e.fingerprint == fp {
+                            Outcome::Success
+                        } else {
+                            Outcome::Mismatch
+                        }
+                    }
+                    Some(_) => Outcome::Duplicate,
+                    None => Outcome::Missing,
+                }
+            };
+            match outcome {
+                Outcome::Success => counts.success += 1,
+                Outcome::Mismatch => {
+                    counts.mismatch += 1;
+                    let mut k = kept.lock().unwrap_or_else(|e| e.into_inner());
+                    if k.mismatched.len() < self.max_differences {
+                        k.mismatched.push((key, mapped.slice(r, 1)));
+                    }
+                }
+                Outcome::Missing | Outcome::Duplicate => {
+                    counts.missing += 1;
+                    let mut k = kept.lock().unwrap_or_else(|e| e.into_inner());
+                    if matches!(outcome, Outcome::Duplicate) {
+                        k.duplicates += 1;
+                    }
+                    if k.missing.len() < self.max_differences {
+                        let note = matches!(outcome, Outcome::Duplicate)
+                            .then(|| "the key appears more than once in the source".to_string());
+                        k.missing.push(Difference {
+                            kind: DifferenceKind::Missing,
+                            key: self.display_key(&cols, r),
+                            columns: Vec::new(),
+                            note,
+                        });
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A row's key as JSON: one value, an object of key columns, or (no key) the row's
+    /// scalar columns.
+    fn display_key(&self, cols: &[ArrayRef], r: usize) -> Value {
+        let idx: Vec<usize> = match &self.keying {
+            Keying::Columns(idx) => idx.clone(),
+            Keying::RowHash => (0..cols.len())
+                .filter(|i| !self.field_type(*i).is_some_and(FieldType::is_vector))
+                .collect(),
+        };
+        if let [only] = idx.as_slice()
+            && matches!(self.keying, Keying::Columns(_))
+        {
+            return to_json(cols[*only].as_ref(), r, self.field_type(*only));
+        }
+        Value::Object(
+            idx.iter()
+                .map(|i| {
+                    (
+                        self.columns[*i].clone(),
+                        short(to_json(cols[*i].as_ref(), r, self.field_type(*i))),
+                    )
+                })
+                .collect(),
+        )
+    }
+
+    fn field_type(&self, i: usize) -> Option<FieldType> {
+        self.schema.field(&self.columns[i]).map(|f| f.data_type)
+    }
+
+    /// Finds the collection rows behind the differences to show, and lists the columns that
+    /// differ.
+    async fn describe(
+        self: &Arc<Self>,
+        kept: Kept,
+        unclaimed: BTreeSet<Box<[u8]>>,
+    ) -> Result<Vec<Difference>, PipelineError> {
+        let wanted: HashSet<Box<[u8]>> = kept
+            .mismatched
+            .iter()
+            .map(|(k, _)| k.clone())
+            .chain(unclaimed.iter().cloned())
+            .collect();
+        let found: HashMap<Box<[u8]>, RecordBatch> = match (&self.collection, wanted.is_empty()) {
+            (Some(c), false) => {
+                let me = self.clone();
+                let segments = c.scan();
+                tokio::task::spawn_blocking(move || me.find_rows(&segments, &wanted))
+                    .await
+                    .map_err(|e| internal(e.to_string()))??
+            }
+            _ => HashMap::new(),
+        };
+        let mut out = kept.missing;
+        out.sort_by_key(|d| d.key.to_string());
+        let mut mismatched = kept.mismatched;
+        mismatched.sort_by(|a, b| a.0.cmp(&b.0));
+        for (key, source_row) in mismatched {
+            let source_cols = self.compared(&source_row)?;
+            let mut d = Difference {
+                kind: DifferenceKind::Mismatch,
+                key: self.display_key(&source_cols, 0),
+                columns: Vec::new(),
+                note: None,
+            };
+            match found.get(&key) {
+                Some(target_row) => {
+                    let target_cols = self.compared(target_row)?;
+                    for (i, name) in self.columns.iter().enumerate() {
+                        if !same_value(&source_cols[i], &target_cols[i])? {
+                            let t = self.field_type(i);
+                            d.columns.push(ColumnDifference {
+                                column: name.clone(),
+                                source: short(to_json(source_cols[i].as_ref(), 0, t)),
+                                target: short(to_json(target_cols[i].as_ref(), 0, t)),
+                            });
+                        }
+                    }
+                }
+                None => d.note = Some("the collection changed while verifying".into()),
+            }
+            out.push(d);
+        }
+        for key in unclaimed {
+            let key_value = match (found.get(&key), &self.keys) {
+                (Some(row), _) => self.display_key(&self.compared(row)?, 0),
+                (None, Some(conv)) => {
+                    let parser = conv.parser();
+                    let parsed = parser.parse(&key);
+                    match (conv.convert_rows([parsed]), &self.keying) {
+                        (Ok(arrays), _) if arrays.len() == 1 => {
+                            to_json(arrays[0].as_ref(), 0, None)
+                        }
+                        (Ok(arrays), Keying::Columns(idx)) => Value::Object(
+                            idx.iter()
+                                .zip(&arrays)
+                                .map(|(i, a)| {
+                                    (
+                                        self.columns[*i].clone(),
+                                        to_json(a.as_ref(), 0, self.field_type(*i)),
+                                    )
+                                })
+                                .collect(),
+                        ),
+                        _ => Value::Null,
+                    }
+                }
+                (None, None) => Value::Null,
+            };
+            out.push(Difference {
+                kind: DifferenceKind::Extraneous,
+                key: key_value,
+                columns: Vec::new(),
+                note: None,
+            });
+        }
+        if kept.duplicates > 0 {
+            tracing::warn!(table = %self.plan.source, duplicates = kept.duplicates, "source keys seen more than once");
+        }
+        Ok(out)
+    }
+
+    /// The collection rows whose map keys are in `wanted`, one single-row batch each.
+    fn find_rows(
+        &self,
+        segments: &[SegmentScan],
+        wanted: &HashSet<Box<[u8]>>,
+    ) -> Result<HashMap<Box<[u8]>, RecordBatch>, PipelineError> {
+        let mut found = HashMap::new();
+        for s in segments {
+            for batch in s.batches(Some(&self.projection))? {
+                let batch = batch?;
+                let cols = self.compared(&batch)?;
+                let (rows, keys) = self.encode(&cols)?;
+                for r in 0..batch.num_rows() {
+                    let key = Self::map_key(keys.as_ref(), fingerprint(rows.row(r).as_ref()), r);
+                    if wanted.contains(&key) {
+                        found.insert(key, batch.slice(r, 1));
+                    }
+                }
+                if found.len() == wanted.len() {
+                    return Ok(found);
+                }
+            }
+        }
+        Ok(found)
+    }
+}
+
+enum Outcome {
+    Success,
+    Mismatch,
+    Missing,
+    Duplicate,
+}
+
+/// 128 bits of SipHash over a row's bytes (two keyed passes); the same in every process run.
+fn fingerprint(bytes: &[u8]) -> u128 {
+    let mut a = DefaultHasher::new();
+    bytes.hash(&mut a);
+    let mut b = DefaultHasher::new();
+    0xa5a5_5a5a_u32.hash(&mut b);
+    bytes.hash(&mut b);
+    (u128::from(a.finish()) << 64) | u128::from(b.finish())
+}
+
+/// Whether two one-row columns hold the same value, bit for bit.
+fn same_value(a: &ArrayRef, b: &ArrayRef) -> Result<bool, PipelineError> {
+    let conv = RowConverter::new(vec![SortField::new(a.data_type().clone())]).map_err(arrow_err)?;
+    let ra = conv
+        .convert_columns(std::slice::from_ref(a))
+        .map_err(arrow_err)?;
+    let rb = conv
+        .convert_columns(std::slice::from_ref(b))
+        .map_err(arrow_err)?;
+    Ok(ra.row(0) == rb.row(0))
+}
+
+fn internal(message: String) -> PipelineError {
+    PipelineError::Internal { message }
+}
+
+fn arrow_err(e: datafusion::arrow::error::ArrowError) -> PipelineError {
+    internal(format!("row encoding: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_print_molt_verify_spelling() {
+        let c = Counts {
+            truth_rows_seen: 10,
+            success: 7,
+            missing: 1,
+            mismatch: 1,
+            extraneous: 1,
+        };
+        assert_eq!(
+            c.to_string(),
+            "truth rows seen: 10, success: 7, missing: 1, mismatch: 1, extraneous: 1"
+        );
+        assert!(!c.clean());
+        assert!(
+            Counts {
+                truth_rows_seen: 3,
+                success: 3,
+                ..Counts::default()
+            }
+            .clean()
+        );
+    }
+
+    #[test]
+    fn fingerprints_tell_rows_apart_and_repeat() {
+        assert_eq!(fingerprint(b"abc"), fingerprint(b"abc"));
+        assert_ne!(fingerprint(b"abc"), fingerprint(b"abd"));
+        assert_ne!(fingerprint(b""), fingerprint(b"\0"));
+    }
+}
