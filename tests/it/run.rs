@@ -203,6 +203,133 @@ fn every_shape_migrates_and_searches_like_pgvector() {
     got.sort();
     let want: Vec<i64> = crate::support::query_rows(&url, "SELECT id::int8, 0::float8 FROM kitchen WHERE doc->>'color' = 'red' AND 'common' = ANY(tags) AND flag AND nv IS NOT NULL ORDER BY id").into_iter().map(|r| r.0).collect();
     assert_eq!(got, want);
+
+    // Verify: every table clean, by the key each shape has.
+    let (code, v) = verify_json(&url, &mapping);
+    assert_eq!(code, Some(0), "{v}");
+    for (t, n, by) in [
+        ("public.composite", 100, "source key (doc, chunk)"),
+        ("public.nokey", 50, "row hash"),
+        ("public.uuidkey", 40, "primary key (id)"),
+        ("public.events", 30, "source key (id, at)"),
+        ("public.kitchen", 60, "primary key (id)"),
+        ("public.empty", 0, "primary key (id)"),
+        ("public.docs", 500, "primary key (id)"),
+    ] {
+        let r = table(&v, t);
+        assert_eq!(
+            (r["truth_rows_seen"].as_u64(), r["success"].as_u64()),
+            (Some(n), Some(n)),
+            "{t}: {r}"
+        );
+        assert_eq!(
+            (
+                r["missing"].as_u64(),
+                r["mismatch"].as_u64(),
+                r["extraneous"].as_u64()
+            ),
+            (Some(0), Some(0), Some(0)),
+            "{t}: {r}"
+        );
+        assert_eq!(r["keyed_by"], by, "{t}");
+    }
+    let o = etl_pw(&url, &["verify", mapping.to_str().unwrap()]);
+    assert!(stdout(&o).contains("public.docs → docs [ok, by primary key (id)]: truth rows seen: 500, success: 500, missing: 0, mismatch: 0, extraneous: 0"), "{}", stdout(&o));
+
+    // One row changed (a vector element, then a text field elsewhere), one deleted, one added.
+    sql(&url, "UPDATE docs SET emb = (SELECT emb FROM docs WHERE id = 9) WHERE id = 8; DELETE FROM docs WHERE id = 10; INSERT INTO docs VALUES (1000, 'new', '[1,2,3,4,5,6,7,8]');
+        UPDATE composite SET body = 'changed' WHERE doc = 1 AND chunk = 2; DELETE FROM composite WHERE doc = 2 AND chunk = 3; INSERT INTO composite VALUES (99, 1, 'n', '[1,1,1]');
+        UPDATE uuidkey SET h = '[3,1,0,-3.001953125]' WHERE id = md5('3')::uuid;");
+    let (code, v) = verify_json(&url, &mapping);
+    assert_eq!(code, Some(1), "{v}");
+    assert_eq!(v["clean"], false);
+    for t in ["public.docs", "public.composite"] {
+        let r = table(&v, t);
+        assert_eq!(
+            (
+                r["missing"].as_u64(),
+                r["mismatch"].as_u64(),
+                r["extraneous"].as_u64()
+            ),
+            (Some(1), Some(1), Some(1)),
+            "{t}: {r}"
+        );
+    }
+    let docs = table(&v, "public.docs");
+    assert_eq!(docs["success"], 498);
+    let kinds: Vec<(&str, &Value)> = docs["differences"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| (d["kind"].as_str().unwrap(), &d["key"]))
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![
+            ("missing", &Value::from(1000)),
+            ("mismatch", &Value::from(8)),
+            ("extraneous", &Value::from(10))
+        ]
+    );
+    let changed: Vec<&str> = docs["differences"][1]["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["column"].as_str().unwrap())
+        .collect();
+    assert_eq!(changed, vec!["emb"]);
+    let comp = table(&v, "public.composite");
+    assert_eq!(
+        comp["differences"][1]["key"],
+        serde_json::json!({"doc": 1, "chunk": 2})
+    );
+    assert_eq!(comp["differences"][1]["columns"][0]["column"], "body");
+    // A halfvec compares as FLOAT16 bit for bit: its last element moved by one half-float step.
+    let u = table(&v, "public.uuidkey");
+    assert_eq!(
+        (u["success"].as_u64(), u["mismatch"].as_u64()),
+        (Some(39), Some(1)),
+        "{u}"
+    );
+    assert_eq!(u["differences"][0]["columns"][0]["column"], "h");
+    for t in [
+        "public.nokey",
+        "public.kitchen",
+        "public.events",
+        "public.empty",
+    ] {
+        assert_eq!(
+            table(&v, t)["success"],
+            table(&v, t)["truth_rows_seen"],
+            "{t}"
+        );
+    }
+    let o = etl_pw(
+        &url,
+        &["verify", mapping.to_str().unwrap(), "--tables", "docs"],
+    );
+    let text = stdout(&o);
+    assert!(
+        text.contains("truth rows seen: 500, success: 498, missing: 1, mismatch: 1, extraneous: 1"),
+        "{text}"
+    );
+    assert!(text.contains("emb: source ["), "{text}");
+}
+
+/// `etl verify FILE --format json`: the exit code and the report.
+fn verify_json(url: &str, mapping: &Path) -> (Option<i32>, Value) {
+    let o = etl_pw(
+        url,
+        &["verify", mapping.to_str().unwrap(), "--format", "json"],
+    );
+    let v = serde_json::from_str(&stdout(&o)).unwrap_or_else(|e| {
+        panic!(
+            "verify printed no JSON ({e}): {}\n{}",
+            stdout(&o),
+            stderr(&o)
+        )
+    });
+    (o.status.code(), v)
 }
 
 #[test]
@@ -306,14 +433,28 @@ fn a_killed_run_resumes_to_exactly_the_source_rows() {
         "the resumed run continues the same job"
     );
     assert_eq!(jobs[0]["state"], "Successful");
+    // And the source's rows, each exactly once (a table without a key: compared by row hash).
+    let (code, v) = verify_json(&url, &mapping);
+    assert_eq!(code, Some(0), "{v}");
+    let t = table(&v, "public.big");
+    assert_eq!(
+        (
+            t["truth_rows_seen"].as_u64(),
+            t["success"].as_u64(),
+            t["extraneous"].as_u64()
+        ),
+        (Some(300_000), Some(300_000), Some(0)),
+        "{t}"
+    );
 }
 
 #[test]
 fn bad_rows_go_to_the_rejects_file_with_their_reason() {
     let url = fresh_db("run_rejects");
-    sql(&url, "CREATE TABLE items (id int PRIMARY KEY, name text, v vector, tags int[]);
-        INSERT INTO items VALUES (1, 'ok', '[1,2,3]', '{1}'), (2, NULL, '[1,2,3]', '{1}'), (3, 'much too long', '[1,2,3]', '{1}'),
-          (4, 'ok', '[1,2]', '{1}'), (5, 'ok', '[1,2,3]', '{1,2,3}'), (6, 'fine', '[4,5,6]', NULL);");
+    // pgvector refuses NaN, so the vector comes from a real[] column, as hand-rolled embeddings do.
+    sql(&url, "CREATE TABLE items (id int PRIMARY KEY, name text, v real[], tags int[]);
+        INSERT INTO items VALUES (1, 'ok', '{1,2,3}', '{1}'), (2, NULL, '{1,2,3}', '{1}'), (3, 'much too long', '{1,2,3}', '{1}'),
+          (4, 'ok', '{1,2}', '{1}'), (5, 'ok', '{1,2,3}', '{1,2,3}'), (6, 'fine', '{4,5,6}', NULL), (7, 'nan', '{1,NaN,3}', '{1}'), (8, 'inf', '{1,2,Infinity}', '{1}');");
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let mapping = write(
@@ -345,7 +486,7 @@ fn bad_rows_go_to_the_rejects_file_with_their_reason() {
             t["rows_written"].as_u64(),
             t["rows_rejected"].as_u64()
         ),
-        (Some(6), Some(2), Some(4)),
+        (Some(8), Some(2), Some(6)),
         "{t}"
     );
     let rejects = std::fs::read_to_string(data.join("_rejects/items.jsonl")).unwrap();
@@ -371,7 +512,25 @@ fn bad_rows_go_to_the_rejects_file_with_their_reason() {
             (3, "name".into(), "too_long".into()),
             (4, "v".into(), "wrong_dimension".into()),
             (5, "tags".into(), "over_capacity".into()),
+            (7, "v".into(), "not_finite".into()),
+            (8, "v".into(), "not_finite".into()),
         ]
     );
     assert_eq!(lines[0]["table"], "public.items");
+    // Verify counts rejected rows as missing and says why.
+    let (code, v) = verify_json(&url, &mapping);
+    assert_eq!(code, Some(1), "{v}");
+    let t = table(&v, "public.items");
+    assert_eq!(
+        (t["success"].as_u64(), t["missing"].as_u64()),
+        (Some(2), Some(6)),
+        "{t}"
+    );
+    assert!(
+        t["differences"][0]["note"]
+            .as_str()
+            .unwrap()
+            .starts_with("rejected by the mapping"),
+        "{t}"
+    );
 }

@@ -186,8 +186,7 @@ impl Mapper {
                 let mut values: Vec<ArrayRef> = Vec::with_capacity(list.len());
                 let mut nulls = Vec::with_capacity(list.len());
                 // Rows without a vector hold zeros under the NULL bit (the child is non-null).
-                let zeros: ArrayRef =
-                    Arc::new(datafusion::arrow::array::Float32Array::from(vec![
+                let zeros: ArrayRef = Arc::new(datafusion::arrow::array::Float32Array::from(vec![
                         0f32;
                         dim
                     ]));
