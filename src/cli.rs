@@ -5,6 +5,7 @@ mod collections;
 mod index;
 mod init;
 mod plan;
+mod query;
 mod run;
 mod search;
 mod verify;
@@ -68,6 +69,8 @@ pub enum Command {
     Index(index::IndexArgs),
     /// Filtered similarity search over a collection.
     Search(search::SearchArgs),
+    /// SQL over collections, with pgvector's distance functions and index search.
+    Query(query::QueryArgs),
     /// Compare source and target row by row (MOLT Verify's counters); exit 0 only when clean.
     Verify(verify::VerifyArgs),
 }
@@ -99,6 +102,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Run(args) => run::run(args).await,
         Command::Jobs(args) => run::jobs(args),
         Command::Verify(args) => verify::run(args).await,
+        Command::Query(args) => query::run(args).await,
         // The engine is synchronous; these commands own the process, so they run it directly.
         Command::Collections(args) => collections::run(args),
         Command::Index(args) => index::run(args),

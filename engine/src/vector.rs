@@ -6,7 +6,9 @@
 //! always nearer. The loops keep eight independent accumulators so the compiler vectorizes
 //! them without fast-math.
 
-use arrow::array::{Array, AsArray, FixedSizeBinaryArray, FixedSizeListArray, StructArray};
+use arrow::array::{
+    Array, ArrayRef, AsArray, FixedSizeBinaryArray, FixedSizeListArray, StructArray,
+};
 use arrow::datatypes::{DataType, Float16Type, Float32Type, Int32Type};
 use serde::{Deserialize, Serialize};
 
@@ -419,6 +421,96 @@ impl VectorData {
         self.values.memory_bytes() + self.valid.as_ref().map_or(0, Vec::len)
     }
 
+    /// The given rows as an Arrow column of `data_type` (the field's layout), so a search can
+    /// return its hits as a batch without reading the segment again.
+    pub fn take_arrow(&self, rows: &[u32], data_type: &DataType) -> Result<ArrayRef> {
+        use arrow::array::{Float32Array, Int32Array, ListArray};
+        use arrow::buffer::{NullBuffer, OffsetBuffer};
+        let nulls = self
+            .valid
+            .as_ref()
+            .map(|v| NullBuffer::from(rows.iter().map(|r| v[*r as usize]).collect::<Vec<bool>>()));
+        let bad = || {
+            EngineError::InvalidRequest(format!("vector data do not fit the layout {data_type}"))
+        };
+        match (&self.values, data_type) {
+            (VectorValues::Dense { dim, values }, DataType::FixedSizeList(item, d)) => {
+                let mut out = Vec::with_capacity(rows.len() * dim);
+                for r in rows {
+                    let r = *r as usize;
+                    out.extend_from_slice(&values[r * dim..(r + 1) * dim]);
+                }
+                let flat: ArrayRef = std::sync::Arc::new(Float32Array::from(out));
+                // FLOAT16 was widened exactly; narrowing gives the stored bits back.
+                let flat = if item.data_type() == &DataType::Float32 {
+                    flat
+                } else {
+                    arrow::compute::cast(&flat, item.data_type())?
+                };
+                Ok(std::sync::Arc::new(FixedSizeListArray::try_new(
+                    item.clone(),
+                    *d,
+                    flat,
+                    nulls,
+                )?))
+            }
+            (VectorValues::Binary { bytes, values }, DataType::FixedSizeBinary(w))
+                if *w as usize == *bytes =>
+            {
+                let mut out = Vec::with_capacity(rows.len() * bytes);
+                for r in rows {
+                    let r = *r as usize;
+                    out.extend_from_slice(&values[r * bytes..(r + 1) * bytes]);
+                }
+                Ok(std::sync::Arc::new(FixedSizeBinaryArray::try_new(
+                    *w,
+                    out.into(),
+                    nulls,
+                )?))
+            }
+            (
+                VectorValues::Sparse {
+                    offsets,
+                    indices,
+                    values,
+                },
+                DataType::Struct(fields),
+            ) if fields.len() == 2 => {
+                let mut lens = Vec::with_capacity(rows.len());
+                let (mut idx, mut val) = (Vec::new(), Vec::new());
+                for r in rows {
+                    let (s, e) = (offsets[*r as usize], offsets[*r as usize + 1]);
+                    lens.push(e - s);
+                    idx.extend_from_slice(&indices[s..e]);
+                    val.extend_from_slice(&values[s..e]);
+                }
+                let item = |i: usize| match fields[i].data_type() {
+                    DataType::List(f) => Ok(f.clone()),
+                    _ => Err(bad()),
+                };
+                let offs = OffsetBuffer::<i32>::from_lengths(lens);
+                let idx: ArrayRef = std::sync::Arc::new(ListArray::try_new(
+                    item(0)?,
+                    offs.clone(),
+                    std::sync::Arc::new(Int32Array::from(idx)),
+                    None,
+                )?);
+                let val: ArrayRef = std::sync::Arc::new(ListArray::try_new(
+                    item(1)?,
+                    offs,
+                    std::sync::Arc::new(Float32Array::from(val)),
+                    None,
+                )?);
+                Ok(std::sync::Arc::new(StructArray::try_new(
+                    fields.clone(),
+                    vec![idx, val],
+                    nulls,
+                )?))
+            }
+            _ => Err(bad()),
+        }
+    }
+
     /// Row `r` as JSON, as [`crate::convert::to_json`] writes the Arrow column: numbers for
     /// dense vectors, a bit string for binary, `{"index": value}` for sparse, null for NULL.
     pub fn row_json(&self, r: usize) -> serde_json::Value {
@@ -600,6 +692,83 @@ pub fn sparse_children(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn take_arrow_gives_back_the_stored_rows_of_every_layout() {
+        use crate::schema::{Field, FieldType};
+        use arrow::array::{Array, UInt32Array};
+        let nulls = |n: usize| {
+            arrow::buffer::NullBuffer::from((0..n).map(|r| r != 1).collect::<Vec<bool>>())
+        };
+        let fields = [
+            Field {
+                dim: Some(3),
+                ..Field::new("f", FieldType::FloatVector)
+            },
+            Field {
+                dim: Some(3),
+                ..Field::new("h", FieldType::Float16Vector)
+            },
+            Field {
+                dim: Some(16),
+                ..Field::new("b", FieldType::BinaryVector)
+            },
+            Field::new("s", FieldType::SparseFloatVector),
+        ];
+        for f in fields {
+            let dt = f.arrow_type();
+            // Four rows, row 1 NULL, built through the JSON → Arrow path the engine tests use.
+            let values: Vec<f32> = (0..12).map(|i| i as f32 * 0.5 - 2.0).collect();
+            let array: ArrayRef = match &dt {
+                DataType::FixedSizeList(item, d) => {
+                    let flat: ArrayRef =
+                        std::sync::Arc::new(arrow::array::Float32Array::from(values.clone()));
+                    let flat = arrow::compute::cast(&flat, item.data_type()).unwrap();
+                    std::sync::Arc::new(
+                        FixedSizeListArray::try_new(item.clone(), *d, flat, Some(nulls(4)))
+                            .unwrap(),
+                    )
+                }
+                DataType::FixedSizeBinary(w) => std::sync::Arc::new(
+                    FixedSizeBinaryArray::try_new(
+                        *w,
+                        (0u8..8).collect::<Vec<u8>>().into(),
+                        Some(nulls(4)),
+                    )
+                    .unwrap(),
+                ),
+                DataType::Struct(fs) => {
+                    let data = VectorData {
+                        values: VectorValues::Sparse {
+                            offsets: vec![0, 2, 2, 3, 5],
+                            indices: vec![1, 4, 0, 2, 9],
+                            values: vec![0.5, -1.0, 2.0, 3.0, 4.0],
+                        },
+                        valid: Some(vec![true, false, true, true]),
+                    };
+                    let a = data.take_arrow(&[0, 1, 2, 3], &dt).unwrap();
+                    assert_eq!(a.data_type(), &DataType::Struct(fs.clone()));
+                    a
+                }
+                _ => unreachable!(),
+            };
+            let data = VectorData::from_array(array.as_ref()).unwrap();
+            let got = data.take_arrow(&[3, 1, 0], &dt).unwrap();
+            let want =
+                arrow::compute::take(array.as_ref(), &UInt32Array::from(vec![3, 1, 0]), None)
+                    .unwrap();
+            assert_eq!(got.data_type(), want.data_type(), "{}", f.name);
+            assert!(got.is_null(1) && !got.is_null(0), "{}", f.name);
+            for r in [0, 2] {
+                assert_eq!(
+                    data.row_json([3, 1, 0][r] as usize),
+                    VectorData::from_array(got.as_ref()).unwrap().row_json(r),
+                    "{} row {r}",
+                    f.name
+                );
+            }
+        }
+    }
 
     #[test]
     fn distances_match_pgvector() {

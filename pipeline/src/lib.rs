@@ -5,6 +5,7 @@ mod error;
 mod inspect;
 pub mod run;
 mod source;
+pub mod sql;
 pub mod verify;
 
 pub use bench::{ReadBench, bench_read};

@@ -173,6 +173,41 @@ fn every_shape_migrates_and_searches_like_pgvector() {
         );
     }
     assert!(hits[0]["cat"].is_string());
+    // SQL: pgvector's own query text, answered through the index with pgvector's numbers.
+    let stmt = format!("SELECT id, cosine_distance(emb, '{q}') AS d FROM docs ORDER BY d LIMIT 5");
+    let o = etl_pw(
+        &url,
+        &["query", "--target", data, "--format", "json", &stmt],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let rows: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let got: Vec<(i64, f64)> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["id"].as_i64().unwrap(), r["d"].as_f64().unwrap()))
+        .collect();
+    assert_eq!(
+        got.iter().map(|g| g.0).collect::<Vec<_>>(),
+        want.iter().map(|w| w.0).collect::<Vec<_>>()
+    );
+    for (g, w) in got.iter().zip(&want) {
+        assert!(
+            (g.1 - w.1).abs() < 1e-5,
+            "distance {} vs pgvector {}",
+            g.1,
+            w.1
+        );
+    }
+    let o = etl_pw(
+        &url,
+        &["query", "--target", data, &format!("EXPLAIN {stmt}")],
+    );
+    assert!(
+        stdout(&o).contains("VectorSearchExec: collection=docs, field=emb, metric=COSINE, k=5"),
+        "{}",
+        stdout(&o)
+    );
     // A filter on JSON and arrays from the kitchen table, checked against Postgres.
     let o = etl_pw(
         &url,

@@ -6,6 +6,8 @@
 
 use std::sync::Arc;
 
+use arrow::array::{ArrayRef, RecordBatch, RecordBatchOptions, UInt32Array, new_empty_array};
+use arrow::compute::{concat, take};
 use rayon::prelude::*;
 use serde_json::{Map, Value};
 
@@ -164,8 +166,75 @@ impl Collection {
         queries: &[QueryVector],
         req: &SearchRequest,
     ) -> Result<Vec<Vec<Hit>>> {
-        let field = self.vector_field(Some(field))?.clone();
         let outputs = self.output_fields(&req.output_fields)?;
+        let (data, found) = self.find(field, queries, req)?;
+        found
+            .into_iter()
+            .map(|hits| {
+                hits.into_iter()
+                    .map(|f| materialize(&data, self, f, &outputs))
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// Similarity search for one query, returning the hits as Arrow: the columns of
+    /// `projection` (indices into the schema) and the distances, nearest first. SQL's index
+    /// search reads this.
+    pub fn search_batch(
+        &self,
+        field: &str,
+        query: &QueryVector,
+        req: &SearchRequest,
+        projection: &[usize],
+    ) -> Result<(RecordBatch, Vec<f32>)> {
+        let (data, mut found) = self.find(field, std::slice::from_ref(query), req)?;
+        let hits = found.pop().unwrap_or_default();
+        let schema = self.schema();
+        let full = schema.arrow_schema();
+        let out_schema = Arc::new(full.project(projection)?);
+        let mut columns = Vec::with_capacity(projection.len());
+        for &i in projection {
+            let f = schema.fields.get(i).ok_or_else(|| {
+                EngineError::InvalidRequest(format!("column {i} is out of range"))
+            })?;
+            let dt = full.field(i).data_type();
+            let mut parts: Vec<ArrayRef> = Vec::with_capacity(hits.len());
+            for h in &hits {
+                let seg = &data.segments[h.segment];
+                let part = if f.data_type.is_vector() {
+                    seg.vector_data(&f.name)?.take_arrow(&[h.row], dt)?
+                } else {
+                    let c = seg.column(&f.name).ok_or_else(|| {
+                        EngineError::InvalidRequest(format!("`{}` is not loaded", f.name))
+                    })?;
+                    take(c.as_ref(), &UInt32Array::from(vec![h.row]), None)?
+                };
+                parts.push(part);
+            }
+            let col = if parts.is_empty() {
+                new_empty_array(dt)
+            } else {
+                concat(&parts.iter().map(|p| p.as_ref()).collect::<Vec<_>>())?
+            };
+            columns.push(col);
+        }
+        let batch = RecordBatch::try_new_with_options(
+            out_schema,
+            columns,
+            &RecordBatchOptions::new().with_row_count(Some(hits.len())),
+        )?;
+        Ok((batch, hits.iter().map(|h| h.distance).collect()))
+    }
+
+    /// The hits of each query, located (segment, row) but not materialized.
+    fn find(
+        &self,
+        field: &str,
+        queries: &[QueryVector],
+        req: &SearchRequest,
+    ) -> Result<(Arc<LoadedCollection>, Vec<Vec<Found>>)> {
+        let field = self.vector_field(Some(field))?.clone();
         let expr = req
             .filter
             .as_deref()
@@ -211,7 +280,7 @@ impl Collection {
                 (m, n)
             })
             .collect();
-        let per_query = |q: &QueryVector| -> Result<Vec<Hit>> {
+        let per_query = |q: &QueryVector| -> Result<Vec<Found>> {
             let mut found: Vec<Found> = Vec::new();
             for (si, seg) in data.segments.iter().enumerate() {
                 let (mask, passing) = (&masks[si].0, masks[si].1);
@@ -234,15 +303,18 @@ impl Collection {
             let in_range = |d: f32| {
                 req.radius.is_none_or(|r| d < r) && req.range_filter.is_none_or(|lo| d >= lo)
             };
-            found
+            Ok(found
                 .into_iter()
                 .filter(|f| in_range(f.distance))
                 .skip(req.offset)
                 .take(req.limit)
-                .map(|f| materialize(&data, self, f, &outputs))
-                .collect()
+                .collect())
         };
-        queries.par_iter().map(per_query).collect()
+        let found = queries
+            .par_iter()
+            .map(per_query)
+            .collect::<Result<Vec<_>>>()?;
+        Ok((data, found))
     }
 
     /// Rows a filter admits, with their output fields.
