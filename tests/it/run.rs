@@ -569,3 +569,197 @@ fn bad_rows_go_to_the_rejects_file_with_their_reason() {
         "{t}"
     );
 }
+
+#[test]
+fn an_index_build_killed_midway_leaves_the_collection_whole_and_a_rerun_finishes() {
+    let url = fresh_db("index_kill");
+    sql(
+        &url,
+        "CREATE TABLE pts (id bigint PRIMARY KEY, v vector(16)); INSERT INTO pts SELECT i, ARRAY(SELECT sin(i * 0.01 * k + k) FROM generate_series(1, 16) k)::real[]::vector FROM generate_series(1, 40000) i; ANALYZE;",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let mapping = init(&url, dir.path());
+    // Four ranges, so four segments, each with its own index commit.
+    run_json(&url, &mapping, &["--parallelism", "4"]);
+    let data = dir.path().join("data");
+    let data = data.to_str().unwrap();
+    let manifest = dir.path().join("data/pts/manifest.json");
+    let l2_segments = || -> usize {
+        let m: Value = serde_json::from_str(&std::fs::read_to_string(&manifest).unwrap()).unwrap();
+        m["segments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["indexes"]["v"]["spec"]["metric"] == "L2")
+            .count()
+    };
+    let segments = {
+        let m: Value = serde_json::from_str(&std::fs::read_to_string(&manifest).unwrap()).unwrap();
+        m["segments"].as_array().unwrap().len()
+    };
+    assert!(segments >= 2, "want several segments, got {segments}");
+    // Rebuild under another metric; SIGKILL once the first segment's new index is committed.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_etl"))
+        .args([
+            "index",
+            "build",
+            "--target",
+            data,
+            "--collection",
+            "pts",
+            "--field",
+            "v",
+            "--type",
+            "HNSW",
+            "--metric",
+            "L2",
+            "--params",
+            r#"{"M": 16, "efConstruction": 100}"#,
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while l2_segments() == 0 && Instant::now() < deadline {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the build finished before it could be killed"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let built = l2_segments();
+    assert!(
+        built >= 1 && built < segments,
+        "killed midway: {built} of {segments} segments rebuilt"
+    );
+    // The last committed state is whole: every row, searchable (unbuilt segments exactly).
+    let o = etl_pw(
+        &url,
+        &[
+            "collections",
+            "describe",
+            "--target",
+            data,
+            "pts",
+            "--format",
+            "json",
+        ],
+    );
+    let d: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(d["rows"], 40_000);
+    let q = format!(
+        "{:?}",
+        (1..=16)
+            .map(|k| ((777.0f64 * 0.01 * k as f64) + k as f64).sin() as f32)
+            .collect::<Vec<f32>>()
+    );
+    let o = etl_pw(
+        &url,
+        &[
+            "search",
+            "--target",
+            data,
+            "--collection",
+            "pts",
+            "--vector",
+            &q,
+            "--limit",
+            "3",
+            "--format",
+            "json",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let hits: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(hits[0]["id"], 777, "{hits}");
+    let (code, v) = verify_json(&url, &mapping);
+    assert_eq!(code, Some(0), "{v}");
+    // The same command again finishes the build.
+    let o = etl_pw(
+        &url,
+        &[
+            "index",
+            "build",
+            "--target",
+            data,
+            "--collection",
+            "pts",
+            "--field",
+            "v",
+            "--type",
+            "HNSW",
+            "--metric",
+            "L2",
+            "--params",
+            r#"{"M": 16, "efConstruction": 100}"#,
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(l2_segments(), segments);
+    let o = etl_pw(
+        &url,
+        &[
+            "collections",
+            "describe",
+            "--target",
+            data,
+            "pts",
+            "--format",
+            "json",
+        ],
+    );
+    let d: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(d["indexes"][0]["built_segments"], segments, "{d}");
+    // The next writer removes what no manifest names: the killed attempt's files and the
+    // indexes the rebuild replaced (kept until then for readers of the older manifest).
+    let o = etl_pw(
+        &url,
+        &[
+            "index",
+            "build",
+            "--target",
+            data,
+            "--collection",
+            "pts",
+            "--field",
+            "v",
+            "--type",
+            "HNSW",
+            "--metric",
+            "L2",
+            "--params",
+            r#"{"M": 16, "efConstruction": 100}"#,
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let referenced: Vec<String> = {
+        let m: Value = serde_json::from_str(&std::fs::read_to_string(&manifest).unwrap()).unwrap();
+        m["segments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|s| {
+                let mut f = vec![s["file"].as_str().unwrap().to_string()];
+                f.extend(
+                    s["indexes"]["v"]["files"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|x| x.as_str().unwrap().to_string()),
+                );
+                f
+            })
+            .collect()
+    };
+    for e in std::fs::read_dir(dir.path().join("data/pts")).unwrap() {
+        let name = e.unwrap().file_name().to_string_lossy().to_string();
+        assert!(
+            referenced.contains(&name)
+                || ["manifest.json", ".lock", "state.json"].contains(&name.as_str()),
+            "leftover file {name}"
+        );
+    }
+}
