@@ -1,6 +1,10 @@
 //! `etl bench read`: read a whole table through the COPY reader and drop the batches, so users
 //! can size a migration (and benchmarks can compare the reader with psql and ConnectorX).
 
+mod hnsw;
+
+pub use hnsw::{HnswBench, HnswBenchOptions, SweepPoint, bench_hnsw};
+
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;

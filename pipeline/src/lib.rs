@@ -1,6 +1,6 @@
 //! Runs: from a mapping file to a planned, loaded and verified collection. This crate wires the pure mapping model to the async connectors.
 
-mod bench;
+pub mod bench;
 mod error;
 mod inspect;
 pub mod run;

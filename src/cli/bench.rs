@@ -1,5 +1,6 @@
 //! `etl bench read`: how fast can this source be read?
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
@@ -19,6 +20,43 @@ pub struct BenchArgs {
 pub enum BenchCommand {
     /// Read a table through the binary-COPY reader and drop the batches.
     Read(ReadArgs),
+    /// Build and sweep the engine's HNSW on raw vector files (see scripts/bench-hnsw).
+    Hnsw(HnswArgs),
+}
+
+/// Arguments of `etl bench hnsw`.
+#[derive(Debug, Args)]
+pub struct HnswArgs {
+    /// Base vectors: little-endian f32 rows of --dim.
+    #[arg(long)]
+    pub base: PathBuf,
+    /// Query vectors: little-endian f32 rows of --dim.
+    #[arg(long)]
+    pub queries: PathBuf,
+    /// Exact neighbours: little-endian u32 rows of --k base row numbers.
+    #[arg(long)]
+    pub truth: PathBuf,
+    /// Dimension.
+    #[arg(long)]
+    pub dim: usize,
+    /// Metric: L2, IP or COSINE.
+    #[arg(long, default_value = "COSINE")]
+    pub metric: String,
+    /// HNSW M.
+    #[arg(long, default_value_t = 16)]
+    pub m: u32,
+    /// HNSW efConstruction.
+    #[arg(long, default_value_t = 200)]
+    pub ef_construction: u32,
+    /// Search breadths, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "10,20,40,80,160,320")]
+    pub ef: Vec<usize>,
+    /// Neighbours per query.
+    #[arg(long, default_value_t = 10)]
+    pub k: usize,
+    /// Where the benchmark collection is written (emptied first).
+    #[arg(long)]
+    pub work_dir: PathBuf,
 }
 
 /// Arguments of `etl bench read`.
@@ -39,7 +77,10 @@ pub struct ReadArgs {
 }
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
-    let BenchCommand::Read(r) = args.what;
+    let r = match args.what {
+        BenchCommand::Read(r) => r,
+        BenchCommand::Hnsw(h) => return hnsw(h),
+    };
     let m = bench_read(&r.source, &r.table, r.partitions).await?;
     let text = match r.format {
         Format::Json => format!("{}\n", serde_json::to_string(&m)?),
@@ -49,5 +90,24 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         ),
     };
     super::out(&text)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn hnsw(h: HnswArgs) -> anyhow::Result<ExitCode> {
+    let metric = etl_engine::Metric::parse(&h.metric).ok_or_else(|| anyhow::anyhow!("--metric {}: want L2, IP or COSINE", h.metric))?;
+    let opts = etl_pipeline::bench::HnswBenchOptions {
+        base: h.base,
+        queries: h.queries,
+        truth: h.truth,
+        dim: h.dim,
+        metric,
+        m: h.m,
+        ef_construction: h.ef_construction,
+        efs: h.ef,
+        k: h.k,
+        work_dir: h.work_dir,
+    };
+    let m = etl_pipeline::bench::bench_hnsw(&opts)?;
+    super::out(&format!("{}\n", serde_json::to_string(&m)?))?;
     Ok(ExitCode::SUCCESS)
 }

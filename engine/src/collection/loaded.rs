@@ -32,6 +32,8 @@ pub struct LoadedSegment {
     pub(crate) scalars: RecordBatch,
     /// Rows not deleted.
     pub(crate) live: Vec<bool>,
+    /// How many of `live` are true.
+    pub(crate) live_count: usize,
     pub(crate) vectors: HashMap<String, VectorSlot>,
     pub(crate) scalar_indexes: HashMap<String, ScalarIndex>,
 }
@@ -87,7 +89,7 @@ impl LoadedSegment {
             Some(f) => read_deletes(&dir.join(f))?.into_iter().collect(),
             None => HashSet::new(),
         };
-        let live = (0..meta.rows as u32)
+        let live: Vec<bool> = (0..meta.rows as u32)
             .map(|r| !deleted.contains(&r))
             .collect();
         let mut vectors = HashMap::new();
@@ -131,10 +133,12 @@ impl LoadedSegment {
                 scalar_indexes.insert(f.name.clone(), ScalarIndex::load(&dir.join(file))?);
             }
         }
+        let live_count = live.iter().filter(|b| **b).count();
         Ok(LoadedSegment {
             path,
             scalars,
             live,
+            live_count,
             vectors,
             scalar_indexes,
         })

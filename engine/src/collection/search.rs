@@ -266,18 +266,20 @@ impl Collection {
         let k = req.offset + req.limit;
         let ef = req.ef.unwrap_or(64).max(k);
         // Per segment: rows admitted by deletes and filter, and how many.
-        let masks: Vec<(Vec<bool>, usize)> = data
+        // Without a filter the live mask is the segment's own: no copy per query.
+        let masks: Vec<(std::borrow::Cow<'_, [bool]>, usize)> = data
             .segments
             .par_iter()
-            .map(|s| {
-                let mut m = s.live.clone();
-                if let Some(e) = &expr {
+            .map(|s| match &expr {
+                None => (std::borrow::Cow::Borrowed(s.live.as_slice()), s.live_count),
+                Some(e) => {
+                    let mut m = s.live.clone();
                     for (slot, pass) in m.iter_mut().zip(filter::evaluate(e, s)) {
                         *slot &= pass;
                     }
+                    let n = m.iter().filter(|b| **b).count();
+                    (std::borrow::Cow::Owned(m), n)
                 }
-                let n = m.iter().filter(|b| **b).count();
-                (m, n)
             })
             .collect();
         let per_query = |q: &QueryVector| -> Result<Vec<Found>> {
