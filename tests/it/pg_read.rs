@@ -588,3 +588,40 @@ fn bench_read_reports_the_documented_keys() {
     assert_eq!(o.status.code(), Some(2));
     assert!(crate::support::stderr(&o).contains("table public.nope does not exist"));
 }
+
+#[test]
+fn permission_denied_and_statement_timeout_are_named_without_the_password() {
+    let url = fresh_db("pgerrors");
+    let db = url.rsplit('/').next().unwrap().split('?').next().unwrap().to_string();
+    // Roles are cluster-wide: names unique to this database.
+    let (nopriv, slow) = (format!("{db}_nopriv"), format!("{db}_slow"));
+    sql(
+        &url,
+        &format!(
+            "CREATE TABLE items (id bigint PRIMARY KEY, v vector(64));
+             INSERT INTO items SELECT i, array_fill(0.5::real, ARRAY[64])::vector FROM generate_series(1, 200000) i; ANALYZE items;
+             CREATE ROLE {nopriv} LOGIN PASSWORD 'secret-np';
+             CREATE ROLE {slow} LOGIN PASSWORD 'secret-sl';
+             GRANT SELECT ON items TO {slow};
+             ALTER ROLE {slow} SET statement_timeout = '20ms';"
+        ),
+    );
+    let as_role = |role: &str, pw: &str| {
+        let rest = url.split('@').nth(1).unwrap();
+        format!("postgres://{role}:{pw}@{rest}")
+    };
+    let read = |u: &str| crate::support::etl(["bench", "read", "--source", u, "--table", "public.items", "--partitions", "2"]);
+
+    let o = read(&as_role(&nopriv, "secret-np"));
+    let err = crate::support::stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("permission denied"), "{err}");
+    assert!(err.contains("items"), "{err}");
+    assert!(!err.contains("secret-np"), "the password leaked: {err}");
+
+    let o = read(&as_role(&slow, "secret-sl"));
+    let err = crate::support::stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("statement timeout"), "{err}");
+    assert!(!err.contains("secret-sl"), "the password leaked: {err}");
+}
