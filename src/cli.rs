@@ -141,6 +141,7 @@ pub fn exit_code_for(err: &anyhow::Error) -> u8 {
             | ConnectorError::TableNotFound { .. }
             | ConnectorError::HotStandby { .. } => 2,
             ConnectorError::StatementTimeout { .. }
+            | ConnectorError::RecoveryConflict { .. }
             | ConnectorError::Query { .. }
             | ConnectorError::SnapshotLost { .. }
             | ConnectorError::Decode { .. }

@@ -72,6 +72,16 @@ pub enum ConnectorError {
         /// The server's message.
         reason: String,
     },
+    /// A hot standby cancelled the read to replay the primary's changes.
+    #[error(
+        "{context}: the hot standby cancelled the read to apply changes from the primary ({reason}); set hot_standby_feedback = on (or raise max_standby_streaming_delay) on the standby, or read from the primary"
+    )]
+    RecoveryConflict {
+        /// What was being done.
+        context: String,
+        /// The server's message.
+        reason: String,
+    },
     /// The exported snapshot that all readers share is gone (its session ended).
     #[error(
         "the exported snapshot of {table} is gone ({reason}); the read cannot continue at the same point in time and must be restarted"
@@ -155,6 +165,13 @@ impl ConnectorError {
             Some(c) if *c == SqlState::QUERY_CANCELED => {
                 ConnectorError::StatementTimeout { context, reason }
             }
+            Some(c)
+                if (*c == SqlState::T_R_SERIALIZATION_FAILURE
+                    || *c == SqlState::T_R_DEADLOCK_DETECTED)
+                    && reason.contains("conflict with recovery") =>
+            {
+                ConnectorError::RecoveryConflict { context, reason }
+            }
             _ => ConnectorError::Query {
                 context,
                 reason,
@@ -184,6 +201,7 @@ impl ConnectorError {
             | ConnectorError::TableNotFound { .. }
             | ConnectorError::StatementTimeout { .. }
             | ConnectorError::HotStandby { .. }
+            | ConnectorError::RecoveryConflict { .. }
             | ConnectorError::SnapshotLost { .. }
             | ConnectorError::Decode { .. }
             | ConnectorError::RetriesExhausted { .. } => false,

@@ -94,7 +94,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn hnsw(h: HnswArgs) -> anyhow::Result<ExitCode> {
-    let metric = etl_engine::Metric::parse(&h.metric).ok_or_else(|| anyhow::anyhow!("--metric {}: want L2, IP or COSINE", h.metric))?;
+    let metric = etl_engine::Metric::parse(&h.metric)
+        .ok_or_else(|| anyhow::anyhow!("--metric {}: want L2, IP or COSINE", h.metric))?;
     let opts = etl_pipeline::bench::HnswBenchOptions {
         base: h.base,
         queries: h.queries,

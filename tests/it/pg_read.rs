@@ -592,7 +592,14 @@ fn bench_read_reports_the_documented_keys() {
 #[test]
 fn permission_denied_and_statement_timeout_are_named_without_the_password() {
     let url = fresh_db("pgerrors");
-    let db = url.rsplit('/').next().unwrap().split('?').next().unwrap().to_string();
+    let db = url
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .split('?')
+        .next()
+        .unwrap()
+        .to_string();
     // Roles are cluster-wide: names unique to this database.
     let (nopriv, slow) = (format!("{db}_nopriv"), format!("{db}_slow"));
     sql(
@@ -610,7 +617,18 @@ fn permission_denied_and_statement_timeout_are_named_without_the_password() {
         let rest = url.split('@').nth(1).unwrap();
         format!("postgres://{role}:{pw}@{rest}")
     };
-    let read = |u: &str| crate::support::etl(["bench", "read", "--source", u, "--table", "public.items", "--partitions", "2"]);
+    let read = |u: &str| {
+        crate::support::etl([
+            "bench",
+            "read",
+            "--source",
+            u,
+            "--table",
+            "public.items",
+            "--partitions",
+            "2",
+        ])
+    };
 
     let o = read(&as_role(&nopriv, "secret-np"));
     let err = crate::support::stderr(&o);
@@ -624,4 +642,59 @@ fn permission_denied_and_statement_timeout_are_named_without_the_password() {
     assert_eq!(o.status.code(), Some(1), "{err}");
     assert!(err.contains("statement timeout"), "{err}");
     assert!(!err.contains("secret-sl"), "the password leaked: {err}");
+}
+
+#[test]
+fn a_hot_standby_is_read_in_parallel_at_one_point_in_time() {
+    // A small primary of its own (a base backup of the shared server would copy every test's
+    // data), and a streaming replica of it.
+    let script = crate::support::repo_root().join("scripts/pg-test-server");
+    let owner = std::process::id().to_string();
+    let start = |args: &[&str]| {
+        let out = std::process::Command::new("bash")
+            .arg(&script)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    };
+    let primary = start(&["start", "--owner-pid", &owner]);
+    sql(
+        &primary,
+        "CREATE TABLE items (id bigint PRIMARY KEY, v vector(4)); INSERT INTO items SELECT i, ARRAY[i, 0, 1, 2]::real[]::vector FROM generate_series(1, 30000) i; ANALYZE items;",
+    );
+    let standby = start(&["standby", &primary, "--owner-pid", &owner]);
+    // Wait for the replica to have the table.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let o = crate::support::etl([
+            "bench",
+            "read",
+            "--source",
+            &standby,
+            "--table",
+            "public.items",
+            "--partitions",
+            "2",
+            "--format",
+            "json",
+        ]);
+        if o.status.success() {
+            let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+            if v["rows"] == 30000 {
+                break;
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the standby never served the table: {}",
+            crate::support::stderr(&o)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }

@@ -13,7 +13,10 @@ use std::time::Instant;
 
 use datafusion::arrow::array::{FixedSizeListArray, Float32Array, Int64Array, RecordBatch};
 use datafusion::arrow::datatypes::{DataType, Field as ArrowField};
-use etl_engine::{CollectionSchema, Database, Field, FieldType, HnswParams, IndexSpec, IndexType, Metric, QueryVector, SearchRequest};
+use etl_engine::{
+    CollectionSchema, Database, Field, FieldType, HnswParams, IndexSpec, IndexType, Metric,
+    QueryVector, SearchRequest,
+};
 use serde::Serialize;
 
 use crate::error::PipelineError;
@@ -84,20 +87,37 @@ fn read_raw(path: &Path) -> Result<Vec<u8>, PipelineError> {
 fn f32_rows(path: &Path, dim: usize) -> Result<Vec<f32>, PipelineError> {
     let bytes = read_raw(path)?;
     if dim == 0 || bytes.len() % (4 * dim) != 0 {
-        return Err(PipelineError::Usage { message: format!("{}: {} bytes is not a whole number of {dim}-d f32 rows", path.display(), bytes.len()) });
+        return Err(PipelineError::Usage {
+            message: format!(
+                "{}: {} bytes is not a whole number of {dim}-d f32 rows",
+                path.display(),
+                bytes.len()
+            ),
+        });
     }
-    Ok(bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
+    Ok(bytes
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect())
 }
 
 fn u32_rows(path: &Path) -> Result<Vec<u32>, PipelineError> {
     let bytes = read_raw(path)?;
-    Ok(bytes.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
+    Ok(bytes
+        .chunks_exact(4)
+        .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect())
 }
 
 fn peak_rss_mb() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)).and_then(|kb| kb.parse::<f64>().ok()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
@@ -109,13 +129,28 @@ pub fn bench_hnsw(o: &HnswBenchOptions) -> Result<HnswBench, PipelineError> {
     let rows = base.len() / o.dim;
     let nq = queries.len() / o.dim;
     if truth.len() != nq * o.k {
-        return Err(PipelineError::Usage { message: format!("{}: want {nq} rows of {} neighbours", o.truth.display(), o.k) });
+        return Err(PipelineError::Usage {
+            message: format!(
+                "{}: want {nq} rows of {} neighbours",
+                o.truth.display(),
+                o.k
+            ),
+        });
     }
     if o.work_dir.exists() {
         fs_err::remove_dir_all(&o.work_dir)?;
     }
     let schema = CollectionSchema {
-        fields: vec![Field { primary_key: true, ..Field::new("id", FieldType::Int64) }, Field { dim: Some(o.dim as u32), ..Field::new("v", FieldType::FloatVector) }],
+        fields: vec![
+            Field {
+                primary_key: true,
+                ..Field::new("id", FieldType::Int64)
+            },
+            Field {
+                dim: Some(o.dim as u32),
+                ..Field::new("v", FieldType::FloatVector)
+            },
+        ],
         auto_id: false,
         dynamic_field: false,
         shards: 1,
@@ -130,15 +165,39 @@ pub fn bench_hnsw(o: &HnswBenchOptions) -> Result<HnswBench, PipelineError> {
         let end = (start + 50_000).min(rows);
         let ids = Int64Array::from((start as i64..end as i64).collect::<Vec<_>>());
         let vals = Float32Array::from(base[start * o.dim..end * o.dim].to_vec());
-        let batch = RecordBatch::try_new(schema.arrow_schema(), vec![Arc::new(ids), Arc::new(FixedSizeListArray::try_new(item.clone(), o.dim as i32, Arc::new(vals), None).map_err(internal)?)]).map_err(internal)?;
+        let batch = RecordBatch::try_new(
+            schema.arrow_schema(),
+            vec![
+                Arc::new(ids),
+                Arc::new(
+                    FixedSizeListArray::try_new(item.clone(), o.dim as i32, Arc::new(vals), None)
+                        .map_err(internal)?,
+                ),
+            ],
+        )
+        .map_err(internal)?;
         w.write(&batch)?;
     }
     w.commit(BTreeMap::new())?;
     let write_seconds = started.elapsed().as_secs_f64();
     drop(base);
-    let spec = IndexSpec { index_type: IndexType::Hnsw, metric: Some(o.metric), hnsw: Some(HnswParams { m: o.m, ef_construction: o.ef_construction }) };
+    let spec = IndexSpec {
+        index_type: IndexType::Hnsw,
+        metric: Some(o.metric),
+        hnsw: Some(HnswParams {
+            m: o.m,
+            ef_construction: o.ef_construction,
+        }),
+    };
     let build_seconds = c.create_index("v", spec, &|_| {})?;
-    let index_bytes = c.manifest().segments.iter().flat_map(|s| s.indexes.values()).flat_map(|ix| ix.files.iter()).map(|f| std::fs::metadata(o.work_dir.join("bench").join(f)).map_or(0, |m| m.len())).sum();
+    let index_bytes = c
+        .manifest()
+        .segments
+        .iter()
+        .flat_map(|s| s.indexes.values())
+        .flat_map(|ix| ix.files.iter())
+        .map(|f| std::fs::metadata(o.work_dir.join("bench").join(f)).map_or(0, |m| m.len()))
+        .sum();
     drop(c);
     drop(db);
 
@@ -148,20 +207,34 @@ pub fn bench_hnsw(o: &HnswBenchOptions) -> Result<HnswBench, PipelineError> {
     c.load()?;
     let load_seconds = started.elapsed().as_secs_f64();
 
-    let qvs: Vec<QueryVector> = queries.chunks_exact(o.dim).map(|q| QueryVector::Dense(q.to_vec())).collect();
+    let qvs: Vec<QueryVector> = queries
+        .chunks_exact(o.dim)
+        .map(|q| QueryVector::Dense(q.to_vec()))
+        .collect();
     let recall_of = |hits: &[Vec<etl_engine::Hit>]| -> f64 {
         let mut found = 0usize;
         for (qi, h) in hits.iter().enumerate() {
             let want = &truth[qi * o.k..(qi + 1) * o.k];
-            found += h.iter().filter(|x| x.id.as_u64().is_some_and(|id| want.contains(&(id as u32)))).count();
+            found += h
+                .iter()
+                .filter(|x| x.id.as_u64().is_some_and(|id| want.contains(&(id as u32))))
+                .count();
         }
         found as f64 / (nq * o.k) as f64
     };
-    let one = rayon::ThreadPoolBuilder::new().num_threads(1).build().map_err(internal)?;
+    let one = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .map_err(internal)?;
     let all_threads = rayon::current_num_threads();
     let mut points = Vec::new();
     for &ef in &o.efs {
-        let req = SearchRequest { field: Some("v".into()), limit: o.k, ef: Some(ef), ..SearchRequest::default() };
+        let req = SearchRequest {
+            field: Some("v".into()),
+            limit: o.k,
+            ef: Some(ef),
+            ..SearchRequest::default()
+        };
         // One query at a time on one thread, as a client issuing queries in sequence.
         let (hits, secs) = one.install(|| -> Result<_, PipelineError> {
             let t = Instant::now();
@@ -171,16 +244,37 @@ pub fn bench_hnsw(o: &HnswBenchOptions) -> Result<HnswBench, PipelineError> {
             }
             Ok((out, t.elapsed().as_secs_f64()))
         })?;
-        points.push(SweepPoint { ef, threads: 1, recall: recall_of(&hits), qps: nq as f64 / secs });
+        points.push(SweepPoint {
+            ef,
+            threads: 1,
+            recall: recall_of(&hits),
+            qps: nq as f64 / secs,
+        });
         // Every core: the queries as one batch.
         let t = Instant::now();
         let hits = c.search_vectors("v", &qvs, &req)?;
         let secs = t.elapsed().as_secs_f64();
-        points.push(SweepPoint { ef, threads: all_threads, recall: recall_of(&hits), qps: nq as f64 / secs });
+        points.push(SweepPoint {
+            ef,
+            threads: all_threads,
+            recall: recall_of(&hits),
+            qps: nq as f64 / secs,
+        });
     }
-    Ok(HnswBench { rows, dim: o.dim, write_seconds, build_seconds, load_seconds, index_bytes, peak_rss_mb: peak_rss_mb(), points })
+    Ok(HnswBench {
+        rows,
+        dim: o.dim,
+        write_seconds,
+        build_seconds,
+        load_seconds,
+        index_bytes,
+        peak_rss_mb: peak_rss_mb(),
+        points,
+    })
 }
 
 fn internal(e: impl std::fmt::Display) -> PipelineError {
-    PipelineError::Internal { message: e.to_string() }
+    PipelineError::Internal {
+        message: e.to_string(),
+    }
 }
