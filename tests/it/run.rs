@@ -599,23 +599,24 @@ fn an_index_build_killed_midway_leaves_the_collection_whole_and_a_rerun_finishes
     };
     assert!(segments >= 2, "want several segments, got {segments}");
     // Rebuild under another metric; SIGKILL once the first segment's new index is committed.
+    let build = [
+        "index",
+        "build",
+        "--target",
+        data,
+        "--collection",
+        "pts",
+        "--field",
+        "v",
+        "--type",
+        "HNSW",
+        "--metric",
+        "L2",
+        "--params",
+        r#"{"M": 16, "efConstruction": 100}"#,
+    ];
     let mut child = Command::new(env!("CARGO_BIN_EXE_etl"))
-        .args([
-            "index",
-            "build",
-            "--target",
-            data,
-            "--collection",
-            "pts",
-            "--field",
-            "v",
-            "--type",
-            "HNSW",
-            "--metric",
-            "L2",
-            "--params",
-            r#"{"M": 16, "efConstruction": 100}"#,
-        ])
+        .args(build)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -678,25 +679,7 @@ fn an_index_build_killed_midway_leaves_the_collection_whole_and_a_rerun_finishes
     let (code, v) = verify_json(&url, &mapping);
     assert_eq!(code, Some(0), "{v}");
     // The same command again finishes the build.
-    let o = etl_pw(
-        &url,
-        &[
-            "index",
-            "build",
-            "--target",
-            data,
-            "--collection",
-            "pts",
-            "--field",
-            "v",
-            "--type",
-            "HNSW",
-            "--metric",
-            "L2",
-            "--params",
-            r#"{"M": 16, "efConstruction": 100}"#,
-        ],
-    );
+    let o = etl_pw(&url, &build);
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(l2_segments(), segments);
     let o = etl_pw(
@@ -715,25 +698,7 @@ fn an_index_build_killed_midway_leaves_the_collection_whole_and_a_rerun_finishes
     assert_eq!(d["indexes"][0]["built_segments"], segments, "{d}");
     // The next writer removes what no manifest names: the killed attempt's files and the
     // indexes the rebuild replaced (kept until then for readers of the older manifest).
-    let o = etl_pw(
-        &url,
-        &[
-            "index",
-            "build",
-            "--target",
-            data,
-            "--collection",
-            "pts",
-            "--field",
-            "v",
-            "--type",
-            "HNSW",
-            "--metric",
-            "L2",
-            "--params",
-            r#"{"M": 16, "efConstruction": 100}"#,
-        ],
-    );
+    let o = etl_pw(&url, &build);
     assert!(o.status.success(), "{}", stderr(&o));
     let referenced: Vec<String> = {
         let m: Value = serde_json::from_str(&std::fs::read_to_string(&manifest).unwrap()).unwrap();
