@@ -2,7 +2,9 @@
 //!
 //! Primary keys stay unique: on commit, every earlier row whose key appears in the load (and
 //! every earlier duplicate inside the load) is marked deleted in the same swap, so loading
-//! the same rows twice replaces them instead of duplicating them.
+//! the same rows twice replaces them instead of duplicating them. The writer keeps the keys it
+//! has seen (those of the collection, read once at the first commit, and those it wrote), so a
+//! load committed in many parts never reads earlier segments again.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -49,6 +51,10 @@ pub struct BulkWriter {
     next_auto_id: i64,
     rows: u64,
     segment_rows: u64,
+    /// Live keys of committed segments → (segment id, row); built at the first commit.
+    committed_keys: Option<HashMap<Pk, (u64, u32)>>,
+    /// Keys written to each uncommitted segment, in row order, by segment id.
+    written_keys: HashMap<u64, Vec<Pk>>,
 }
 
 #[derive(Clone, PartialEq, Eq, Hash)]
@@ -92,6 +98,8 @@ impl Collection {
             pending_files: HashMap::new(),
             rows: 0,
             segment_rows: SEGMENT_ROWS,
+            committed_keys: None,
+            written_keys: HashMap::new(),
         })
     }
 }
@@ -125,12 +133,21 @@ impl BulkWriter {
             {
                 self.roll(part)?;
             }
-            let Some((_, w)) = self.current.get_mut(part) else {
+            let Some((id, w)) = self.current.get_mut(part) else {
                 break;
             };
             let room = (self.segment_rows - w.rows()) as usize;
             let n = room.min(batch.num_rows() - offset);
-            w.write(&batch.slice(offset, n))?;
+            let slice = batch.slice(offset, n);
+            w.write(&slice)?;
+            if !self.schema.auto_id
+                && let Some(pk) = slice.column_by_name(&self.schema.primary_key().name)
+            {
+                self.written_keys
+                    .entry(*id)
+                    .or_default()
+                    .extend(keys_of(pk.as_ref()));
+            }
             offset += n;
         }
         self.rows += batch.num_rows() as u64;
@@ -262,37 +279,51 @@ impl BulkWriter {
             .unwrap_or(0);
         let mut replaced = 0u64;
         if !self.schema.auto_id && !segments.is_empty() {
+            // Taken out while in use: a failed commit leaves it to be rebuilt.
+            let mut committed = match self.committed_keys.take() {
+                Some(k) => k,
+                None => live_keys(&dir, &manifest, pk_index)?,
+            };
             // Key → (new segment, row) of its last occurrence in this commit.
             let mut latest: HashMap<Pk, (usize, u32)> = HashMap::new();
             let mut new_deletes: Vec<Vec<u32>> = vec![Vec::new(); segments.len()];
             for (s, seg) in segments.iter().enumerate() {
-                let keys = read_segment(&dir.join(&seg.file), Some(vec![pk_index]))?;
-                for (r, k) in keys_of(keys.column(0).as_ref()).into_iter().enumerate() {
+                let keys = match self.written_keys.remove(&seg.id) {
+                    Some(k) => k,
+                    None => keys_of(
+                        read_segment(&dir.join(&seg.file), Some(vec![pk_index]))?
+                            .column(0)
+                            .as_ref(),
+                    ),
+                };
+                for (r, k) in keys.into_iter().enumerate() {
                     if let Some((ps, pr)) = latest.insert(k, (s, r as u32)) {
                         new_deletes[ps].push(pr);
                     }
                 }
             }
-            for seg in manifest.segments.iter_mut() {
-                let keys = read_segment(&dir.join(&seg.file), Some(vec![pk_index]))?;
-                let hits: Vec<u32> = keys_of(keys.column(0).as_ref())
-                    .into_iter()
-                    .enumerate()
-                    .filter(|(_, k)| latest.contains_key(k))
-                    .map(|(r, _)| r as u32)
-                    .collect();
-                if hits.is_empty() {
-                    continue;
+            let mut hits: HashMap<u64, Vec<u32>> = HashMap::new();
+            for k in latest.keys() {
+                if let Some((sid, row)) = committed.get(k) {
+                    hits.entry(*sid).or_default().push(*row);
                 }
-                let before = seg.deleted;
-                apply_deletes(&dir, seg, hits)?;
-                replaced += seg.deleted - before;
+            }
+            for seg in manifest.segments.iter_mut() {
+                if let Some(rows) = hits.remove(&seg.id) {
+                    let before = seg.deleted;
+                    apply_deletes(&dir, seg, rows)?;
+                    replaced += seg.deleted - before;
+                }
             }
             for (seg, rows) in segments.iter_mut().zip(new_deletes) {
                 if !rows.is_empty() {
                     apply_deletes(&dir, seg, rows)?;
                 }
             }
+            for (k, (s, r)) in latest {
+                committed.insert(k, (segments[s].id, r));
+            }
+            self.committed_keys = Some(committed);
         }
         manifest.segments.extend(segments);
         // A segment whose rows were all replaced goes; its files are collected later.
@@ -311,6 +342,28 @@ impl BulkWriter {
             version,
         })
     }
+}
+
+/// The live keys of a manifest's segments → (segment id, row).
+fn live_keys(
+    dir: &std::path::Path,
+    manifest: &Manifest,
+    pk_index: usize,
+) -> Result<HashMap<Pk, (u64, u32)>> {
+    let mut out = HashMap::new();
+    for seg in &manifest.segments {
+        let deleted: std::collections::HashSet<u32> = match &seg.deletes {
+            Some(f) => read_deletes(&dir.join(f))?.into_iter().collect(),
+            None => Default::default(),
+        };
+        let keys = read_segment(&dir.join(&seg.file), Some(vec![pk_index]))?;
+        for (r, k) in keys_of(keys.column(0).as_ref()).into_iter().enumerate() {
+            if !deleted.contains(&(r as u32)) {
+                out.insert(k, (seg.id, r as u32));
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// Adds rows to a segment's delete set: a new delete file replaces the old one.
