@@ -92,6 +92,17 @@ pub fn read_segment(path: &Path, projection: Option<Vec<usize>>) -> Result<Recor
     Ok(concat_batches(&schema, &batches)?)
 }
 
+/// Reads one column of a segment as vector data, batch by batch (no concatenated copy).
+pub fn read_vectors(path: &Path, column: usize) -> Result<crate::vector::VectorData> {
+    let mut parts = Vec::new();
+    for b in scan_segment(path, Some(vec![column]))? {
+        parts.push(crate::vector::VectorData::from_array(
+            b?.column(0).as_ref(),
+        )?);
+    }
+    crate::vector::VectorData::concat(parts)
+}
+
 /// Iterates a segment's batches (or the given columns), one IPC batch at a time.
 pub fn scan_segment(
     path: &Path,

@@ -390,6 +390,56 @@ impl VectorData {
         })
     }
 
+    /// The rows of several parts, in order (a segment read batch by batch).
+    pub fn concat(parts: Vec<VectorData>) -> Result<VectorData> {
+        let mut it = parts.into_iter();
+        let Some(mut out) = it.next() else {
+            return Err(EngineError::InvalidRequest("no vector data".into()));
+        };
+        for p in it {
+            let (before, added) = (out.len(), p.len());
+            match (&mut out.values, p.values) {
+                (VectorValues::Dense { values, .. }, VectorValues::Dense { values: v, .. }) => {
+                    values.extend(v)
+                }
+                (VectorValues::Binary { values, .. }, VectorValues::Binary { values: v, .. }) => {
+                    values.extend(v)
+                }
+                (
+                    VectorValues::Sparse {
+                        offsets,
+                        indices,
+                        values,
+                    },
+                    VectorValues::Sparse {
+                        offsets: o,
+                        indices: i,
+                        values: v,
+                    },
+                ) => {
+                    let base = indices.len();
+                    offsets.extend(o.iter().skip(1).map(|x| x + base));
+                    indices.extend(i);
+                    values.extend(v);
+                }
+                _ => {
+                    return Err(EngineError::InvalidRequest(
+                        "vector parts of different layouts".into(),
+                    ));
+                }
+            }
+            out.valid = match (out.valid.take(), p.valid) {
+                (None, None) => None,
+                (a, b) => {
+                    let mut v = a.unwrap_or_else(|| vec![true; before]);
+                    v.extend(b.unwrap_or_else(|| vec![true; added]));
+                    Some(v)
+                }
+            };
+        }
+        Ok(out)
+    }
+
     /// Whether row `r` has a vector.
     #[inline]
     pub fn is_valid(&self, r: usize) -> bool {
@@ -692,6 +742,41 @@ pub fn sparse_children(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn concat_of_parts_equals_the_whole() {
+        let whole = VectorData {
+            values: VectorValues::Sparse {
+                offsets: vec![0, 2, 2, 3, 5],
+                indices: vec![1, 4, 0, 2, 9],
+                values: vec![0.5, -1.0, 2.0, 3.0, 4.0],
+            },
+            valid: Some(vec![true, false, true, true]),
+        };
+        let dt = crate::schema::Field::new("s", crate::schema::FieldType::SparseFloatVector)
+            .arrow_type();
+        let arr = whole.take_arrow(&[0, 1, 2, 3], &dt).unwrap();
+        let parts = vec![
+            VectorData::from_array(arr.slice(0, 1).as_ref()).unwrap(),
+            VectorData::from_array(arr.slice(1, 3).as_ref()).unwrap(),
+        ];
+        let joined = VectorData::concat(parts).unwrap();
+        assert_eq!(joined.len(), 4);
+        for r in 0..4 {
+            assert_eq!(joined.row_json(r), whole.row_json(r), "row {r}");
+        }
+        let dense = |v: Vec<f32>, valid| VectorData {
+            values: VectorValues::Dense { dim: 2, values: v },
+            valid,
+        };
+        let j = VectorData::concat(vec![
+            dense(vec![1.0, 2.0], None),
+            dense(vec![3.0, 4.0, 5.0, 6.0], Some(vec![false, true])),
+        ])
+        .unwrap();
+        assert_eq!(j.valid, Some(vec![true, false, true]));
+        assert_eq!(j.values.dense_row(2), &[5.0, 6.0]);
+    }
 
     #[test]
     fn take_arrow_gives_back_the_stored_rows_of_every_layout() {

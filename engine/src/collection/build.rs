@@ -9,8 +9,7 @@ use crate::error::{EngineError, Result};
 use crate::index::scalar::ScalarIndex;
 use crate::index::{IndexSpec, IndexType, hnsw, sparse};
 use crate::manifest::{IndexFiles, Manifest, SegmentMeta};
-use crate::segment::{read_deletes, read_segment, unique_name};
-use crate::vector::VectorData;
+use crate::segment::{read_deletes, read_segment, read_vectors, unique_name};
 
 /// Progress of an index build, reported after every chunk of rows.
 #[derive(Debug, Clone)]
@@ -142,19 +141,23 @@ impl Collection {
         report: &(dyn Fn(u64) + Sync),
     ) -> Result<Vec<String>> {
         let dir = self.dir();
-        let batch = read_segment(&dir.join(&seg.file), Some(vec![col]))?;
-        let column = batch.column(0);
+        let path = dir.join(&seg.file);
         let deleted: HashSet<u32> = match &seg.deletes {
             Some(f) => read_deletes(&dir.join(f))?.into_iter().collect(),
             None => HashSet::new(),
         };
         let live = |r: u32| !deleted.contains(&r);
-        let field = batch.schema().field(0).name().clone();
+        let field = self
+            .schema()
+            .fields
+            .get(col)
+            .map(|f| f.name.clone())
+            .unwrap_or_default();
         Ok(match spec.index_type {
             // Exact indexes are the vectors themselves.
             IndexType::Flat | IndexType::BinFlat => Vec::new(),
             IndexType::Hnsw => {
-                let data = VectorData::from_array(column.as_ref())?;
+                let data = read_vectors(&path, col)?;
                 let base = unique_name(&format!("hnsw-{field}"), seg.id, "idx").replace('.', "-");
                 hnsw::build(
                     &data,
@@ -167,14 +170,15 @@ impl Collection {
                 )?
             }
             IndexType::SparseInvertedIndex => {
-                let data = VectorData::from_array(column.as_ref())?;
+                let data = read_vectors(&path, col)?;
                 let file = unique_name(&format!("sparse-{field}"), seg.id, "idx");
                 sparse::build(&data, &live, &dir.join(&file))?;
                 vec![file]
             }
             IndexType::StlSort | IndexType::Inverted => {
                 let file = unique_name(&format!("scalar-{field}"), seg.id, "arrow");
-                ScalarIndex::build(column.as_ref(), &live)?.write(&dir.join(&file))?;
+                let batch = read_segment(&path, Some(vec![col]))?;
+                ScalarIndex::build(batch.column(0).as_ref(), &live)?.write(&dir.join(&file))?;
                 vec![file]
             }
         })

@@ -16,7 +16,7 @@ use crate::index::scalar::ScalarIndex;
 use crate::index::sparse::SparseIndex;
 use crate::index::{IndexSpec, IndexType, VectorIndex};
 use crate::manifest::{Manifest, SegmentMeta};
-use crate::segment::{read_deletes, read_segment};
+use crate::segment::{read_deletes, read_segment, read_vectors};
 use crate::vector::VectorData;
 
 /// A loaded collection.
@@ -121,10 +121,7 @@ impl LoadedSegment {
                 };
                 if slot.index.is_none() {
                     // Exact search reads the vectors on every query: load them now.
-                    let batch = read_segment(&path, Some(vec![i]))?;
-                    let _ = slot
-                        .data
-                        .set(VectorData::from_array(batch.column(0).as_ref())?);
+                    let _ = slot.data.set(read_vectors(&path, i)?);
                 }
                 vectors.insert(f.name.clone(), slot);
             } else if let Some(b) = built
@@ -154,8 +151,7 @@ impl LoadedSegment {
         if let Some(d) = slot.data.get() {
             return Ok(d);
         }
-        let batch = read_segment(&self.path, Some(vec![slot.column]))?;
-        let data = VectorData::from_array(batch.column(0).as_ref())?;
+        let data = read_vectors(&self.path, slot.column)?;
         Ok(slot.data.get_or_init(|| data))
     }
 
