@@ -214,6 +214,14 @@ mod tests {
             format!("SELECT id FROM docs ORDER BY cosine_distance(emb, '{q}') LIMIT 3 OFFSET 2");
         assert!(plan(dir.path(), &s).await.contains("k=5"));
         assert_eq!(ids(dir.path(), &s).await.len(), 3);
+        // Fewer rows pass than asked for: the search hands every row to the exact sort.
+        let s = format!(
+            "SELECT id FROM docs WHERE id < 3 ORDER BY cosine_distance(emb, '{q}') LIMIT 10"
+        );
+        assert!(plan(dir.path(), &s).await.contains("VectorSearchExec"));
+        let mut got = ids(dir.path(), &s).await;
+        got.sort();
+        assert_eq!(got, vec![0, 1, 2]);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -227,6 +227,14 @@ pub fn bench_hnsw(o: &HnswBenchOptions) -> Result<HnswBench, PipelineError> {
         .build()
         .map_err(internal)?;
     let all_threads = rayon::current_num_threads();
+    // Warm-up: page in the graph and start the thread pools before anything is timed.
+    let warm = SearchRequest {
+        field: Some("v".into()),
+        limit: o.k,
+        ..SearchRequest::default()
+    };
+    c.search_vectors("v", &qvs, &warm)?;
+    one.install(|| c.search_vectors("v", &qvs[..qvs.len().min(100)], &warm))?;
     let mut points = Vec::new();
     for &ef in &o.efs {
         let req = SearchRequest {

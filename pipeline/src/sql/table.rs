@@ -22,7 +22,7 @@ use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
 };
-use etl_engine::{Collection, Metric, QueryVector, SearchRequest};
+use etl_engine::{Collection, Metric, QueryVector, SearchRequest, SegmentScan};
 use tokio::sync::mpsc;
 
 /// A collection as a table.
@@ -95,15 +95,7 @@ impl TableProvider for CollectionTable {
             .map(|s| {
                 let idx = idx.clone();
                 let schema = schema.clone();
-                Arc::new(move || -> DfResult<BatchIter> {
-                    let schema = schema.clone();
-                    let it = s.batches(Some(&idx)).map_err(engine_err)?;
-                    Ok(Box::new(it.map(move |b| {
-                        let b = b.map_err(engine_err)?;
-                        // The file's schema may differ in metadata only; present the table's.
-                        rebatch(&schema, &b)
-                    })))
-                }) as Part
+                Arc::new(move || segment_batches(&s, &idx, &schema)) as Part
             })
             .collect();
         Ok(Arc::new(BlockingExec::new(
@@ -205,6 +197,12 @@ impl TableProvider for SearchTable {
                 .collection
                 .search_batch(&me.field, &me.query, &req, &idx)
                 .map_err(engine_err)?;
+            if batch.num_rows() < me.k {
+                // Fewer than k rows have a vector and pass the filter: the exact answer also
+                // holds rows with NULL distances, so hand every row to the sort and filter
+                // above (a superset of the answer is still the answer).
+                return scan_all(&me.collection, &idx, &schema);
+            }
             let batch = rebatch(&schema, &batch)?;
             Ok(Box::new(std::iter::once(Ok(batch))))
         });
@@ -215,6 +213,25 @@ impl TableProvider for SearchTable {
             vec![part],
         )))
     }
+}
+
+/// Every live row of `collection`, segment after segment.
+fn scan_all(collection: &Collection, idx: &[usize], schema: &SchemaRef) -> DfResult<BatchIter> {
+    let iters = collection
+        .scan()
+        .iter()
+        .map(|s| segment_batches(s, idx, schema))
+        .collect::<DfResult<Vec<_>>>()?;
+    Ok(Box::new(iters.into_iter().flatten()))
+}
+
+/// One segment's live rows, projected, under the table's schema.
+fn segment_batches(s: &SegmentScan, idx: &[usize], schema: &SchemaRef) -> DfResult<BatchIter> {
+    let schema = schema.clone();
+    let it = s.batches(Some(idx)).map_err(engine_err)?;
+    Ok(Box::new(
+        it.map(move |b| rebatch(&schema, &b.map_err(engine_err)?)),
+    ))
 }
 
 /// `b` under the table's schema (the file's may differ in metadata only); keeps the row count
