@@ -154,24 +154,7 @@ fn every_shape_migrates_and_searches_like_pgvector() {
         &url,
         &format!("SELECT id, (emb <=> '{q}')::float8 FROM docs ORDER BY emb <=> '{q}' LIMIT 5"),
     );
-    let got: Vec<(i64, f64)> = hits
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|h| (h["id"].as_i64().unwrap(), h["distance"].as_f64().unwrap()))
-        .collect();
-    assert_eq!(
-        got.iter().map(|g| g.0).collect::<Vec<_>>(),
-        want.iter().map(|w| w.0).collect::<Vec<_>>()
-    );
-    for (g, w) in got.iter().zip(&want) {
-        assert!(
-            (g.1 - w.1).abs() < 1e-5,
-            "distance {} vs pgvector {}",
-            g.1,
-            w.1
-        );
-    }
+    same_as_pgvector(&hits, "distance", &want);
     assert!(hits[0]["cat"].is_string());
     // SQL: pgvector's own query text, answered through the index with pgvector's numbers.
     let stmt = format!("SELECT id, cosine_distance(emb, '{q}') AS d FROM docs ORDER BY d LIMIT 5");
@@ -181,24 +164,7 @@ fn every_shape_migrates_and_searches_like_pgvector() {
     );
     assert!(o.status.success(), "{}", stderr(&o));
     let rows: Value = serde_json::from_str(&stdout(&o)).unwrap();
-    let got: Vec<(i64, f64)> = rows
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| (r["id"].as_i64().unwrap(), r["d"].as_f64().unwrap()))
-        .collect();
-    assert_eq!(
-        got.iter().map(|g| g.0).collect::<Vec<_>>(),
-        want.iter().map(|w| w.0).collect::<Vec<_>>()
-    );
-    for (g, w) in got.iter().zip(&want) {
-        assert!(
-            (g.1 - w.1).abs() < 1e-5,
-            "distance {} vs pgvector {}",
-            g.1,
-            w.1
-        );
-    }
+    same_as_pgvector(&rows, "d", &want);
     let o = etl_pw(
         &url,
         &["query", "--target", data, &format!("EXPLAIN {stmt}")],
@@ -349,6 +315,28 @@ fn every_shape_migrates_and_searches_like_pgvector() {
         "{text}"
     );
     assert!(text.contains("emb: source ["), "{text}");
+}
+
+/// The rows' `id`s are pgvector's, in order, and their `distance_key` values its distances.
+fn same_as_pgvector(rows: &Value, distance_key: &str, want: &[(i64, f64)]) {
+    let got: Vec<(i64, f64)> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["id"].as_i64().unwrap(), r[distance_key].as_f64().unwrap()))
+        .collect();
+    assert_eq!(
+        got.iter().map(|g| g.0).collect::<Vec<_>>(),
+        want.iter().map(|w| w.0).collect::<Vec<_>>()
+    );
+    for (g, w) in got.iter().zip(want) {
+        assert!(
+            (g.1 - w.1).abs() < 1e-5,
+            "distance {} vs pgvector {}",
+            g.1,
+            w.1
+        );
+    }
 }
 
 /// `etl verify FILE --format json`: the exit code and the report.
