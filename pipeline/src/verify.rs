@@ -158,10 +158,23 @@ pub struct VerifyReport {
     pub clean: bool,
 }
 
+/// Receives verify's progress; the CLI draws it.
+pub trait VerifyObserver: Send + Sync {
+    /// A table starts; `estimate` is the catalog's row estimate.
+    fn table_started(&self, _table: &str, _estimate: Option<u64>) {}
+    /// Source rows compared so far.
+    fn progress(&self, _table: &str, _rows: u64) {}
+    /// A table is done.
+    fn table_finished(&self, _result: &TableVerify) {}
+}
+
+impl VerifyObserver for crate::run::Silent {}
+
 /// Verifies the tables of a mapping file.
 pub async fn verify(
     mapping_path: &Path,
     opts: &VerifyOptions,
+    observer: Arc<dyn VerifyObserver>,
 ) -> Result<VerifyReport, PipelineError> {
     let mapping = load_mapping(mapping_path)?;
     let target_dir = mapping
@@ -206,7 +219,10 @@ pub async fn verify(
         let verifier = TableVerifier::new(tp, collection, opts.max_differences, plan.parallelism)?;
         let scan =
             SourceScan::open(&url, source, read, &verifier.mapper.source_columns(), None).await?;
-        out.push(verifier.run(scan).await?);
+        observer.table_started(&tp.source.to_string(), tp.estimated_rows);
+        let result = verifier.run(scan, observer.clone()).await?;
+        observer.table_finished(&result);
+        out.push(result);
     }
     let clean = out.iter().all(|t| t.counts.clean());
     Ok(VerifyReport { tables: out, clean })
@@ -356,7 +372,12 @@ impl TableVerifier {
             .join(", ")
     }
 
-    async fn run(self, scan: SourceScan) -> Result<TableVerify, PipelineError> {
+    async fn run(
+        self,
+        scan: SourceScan,
+        observer: Arc<dyn VerifyObserver>,
+    ) -> Result<TableVerify, PipelineError> {
+        let name = self.plan.source.to_string();
         let started = Instant::now();
         let me = Arc::new(self);
         // 1. The collection, into the sharded map.
@@ -386,12 +407,14 @@ impl TableVerifier {
             let me = me.clone();
             let kept = kept.clone();
             let stream = scan.execute(p);
+            let (observer, stats, name) = (observer.clone(), scan.stats.clone(), name.clone());
             async move {
                 let mut stream = stream?;
                 let mut counts = Counts::default();
                 while let Some(batch) = stream.next().await {
                     let batch = batch.map_err(PipelineError::from_datafusion)?;
                     me.probe(&batch, &mut counts, &kept)?;
+                    observer.progress(&name, stats.rows.load(std::sync::atomic::Ordering::Relaxed));
                 }
                 Ok::<Counts, PipelineError>(counts)
             }

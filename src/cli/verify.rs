@@ -1,10 +1,15 @@
 //! `etl verify`: source and target compared row by row; exit 0 only when every table matches.
 
+use std::collections::HashMap;
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use clap::Args;
-use etl_pipeline::verify::{VerifyOptions, VerifyReport, verify};
+use etl_pipeline::verify::{TableVerify, VerifyObserver, VerifyOptions, VerifyReport, verify};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::{Format, out};
 
@@ -36,7 +41,12 @@ pub async fn run(a: VerifyArgs) -> anyhow::Result<ExitCode> {
         parallelism: a.parallelism,
         max_differences: a.max_differences,
     };
-    let report = verify(&a.mapping, &opts).await?;
+    let observer: Arc<dyn VerifyObserver> = if std::io::stderr().is_terminal() {
+        Arc::new(Bars::default())
+    } else {
+        Arc::new(etl_pipeline::Silent)
+    };
+    let report = verify(&a.mapping, &opts, observer).await?;
     match a.format {
         Format::Json => out(&format!("{}\n", serde_json::to_string_pretty(&report)?))?,
         Format::Table => out(&text(&report))?,
@@ -89,4 +99,54 @@ fn text(r: &VerifyReport) -> String {
         ));
     }
     s
+}
+
+/// A progress bar per table on a terminal, cleared when the table is done.
+#[derive(Default)]
+struct Bars {
+    bars: Mutex<HashMap<String, ProgressBar>>,
+}
+
+impl VerifyObserver for Bars {
+    fn table_started(&self, table: &str, estimate: Option<u64>) {
+        let bar = ProgressBar::with_draw_target(
+            Some(estimate.unwrap_or(0).max(1)),
+            ProgressDrawTarget::stderr(),
+        );
+        bar.set_style(
+            ProgressStyle::with_template(
+                "verifying {prefix:<28} [{bar:30}] {pos}/{len} rows {per_sec} eta {eta}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        bar.set_prefix(table.to_string());
+        bar.enable_steady_tick(Duration::from_millis(200));
+        self.bars
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(table.to_string(), bar);
+    }
+    fn progress(&self, table: &str, rows: u64) {
+        if let Some(b) = self
+            .bars
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(table)
+        {
+            if rows > b.length().unwrap_or(0) {
+                b.set_length(rows);
+            }
+            b.set_position(rows);
+        }
+    }
+    fn table_finished(&self, r: &TableVerify) {
+        if let Some(b) = self
+            .bars
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&r.table)
+        {
+            b.finish_and_clear();
+        }
+    }
 }
