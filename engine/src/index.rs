@@ -255,7 +255,8 @@ impl TopK {
     pub fn new(k: usize) -> TopK {
         TopK {
             k,
-            heap: std::collections::BinaryHeap::with_capacity(k + 1),
+            // k comes from the request (a SQL LIMIT): grow with the hits, not with k.
+            heap: std::collections::BinaryHeap::with_capacity(k.min(4096) + 1),
         }
     }
 

@@ -234,7 +234,7 @@ mod tests {
                 format!("SELECT id FROM docs ORDER BY l2_distance(emb, '{q}') LIMIT 5"),
                 true,
             ),
-            // Another metric than the index's, L1 (no index metric), NULLS FIRST, no LIMIT,
+            // Another metric than the index's, L1 (no index metric), no LIMIT,
             // and a filter with a function the engine lacks: all exact.
             (
                 format!("SELECT id FROM docs ORDER BY cosine_distance(emb, '{q}') LIMIT 5"),
@@ -244,8 +244,14 @@ mod tests {
                 format!("SELECT id FROM docs ORDER BY l1_distance(emb, '{q}') LIMIT 5"),
                 false,
             ),
+            // NULLS FIRST is safe only when no row lacks a vector (emb is not nullable here).
             (
                 format!("SELECT id FROM docs ORDER BY l2_distance(emb, '{q}') NULLS FIRST LIMIT 5"),
+                true,
+            ),
+            // As many rows as the collection holds: exact.
+            (
+                format!("SELECT id FROM docs ORDER BY l2_distance(emb, '{q}') LIMIT 5000"),
                 false,
             ),
             (
@@ -284,6 +290,16 @@ mod tests {
         )
         .await;
         assert_eq!(got, want);
+        // A vector column renamed in a subquery is followed to the stored field.
+        let renamed = format!(
+            "SELECT id FROM (SELECT id, emb AS v FROM docs) t ORDER BY l2_distance(v, '{q}') LIMIT 5"
+        );
+        assert!(
+            plan(dir.path(), &renamed)
+                .await
+                .contains("VectorSearchExec")
+        );
+        assert_eq!(ids(dir.path(), &renamed).await, want);
         // SQL aggregates read every live row.
         let (schema, batches) = query(dir.path(), "SELECT count(*) AS n FROM docs")
             .await

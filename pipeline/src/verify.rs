@@ -195,7 +195,8 @@ pub async fn verify(
         plan.parallelism = p.max(1);
     }
     let tables = select_tables(&plan, opts.tables.as_deref())?;
-    let db = Database::open(Path::new(&target_dir))?;
+    // An existing target only: a mistyped path must not read as "every row missing".
+    let db = Database::open_existing(Path::new(&target_dir))?;
     let mut out = Vec::with_capacity(tables.len());
     for tp in &tables {
         let source = catalog

@@ -242,8 +242,10 @@ impl BulkWriter {
             segments.extend(self.done.remove(&p).unwrap_or_default());
         }
         let rows = self.rows;
-        let mut stats = self.commit_segments(segments, checkpoints)?;
+        // From here the files are the manifest's or garbage for the next writer, never ours to
+        // delete: the manifest may be in place even if a late fsync fails.
         self.pending_files.clear();
+        let mut stats = self.commit_segments(segments, checkpoints)?;
         stats.rows = rows;
         Ok(stats)
     }
@@ -257,8 +259,9 @@ impl BulkWriter {
         self.finish_current(part)?;
         let segments = self.done.remove(part).unwrap_or_default();
         let rows = segments.iter().map(|s| s.rows).sum();
-        let mut stats = self.commit_segments(segments, checkpoints)?;
+        // As in `commit`: once committing, the files are not ours to delete.
         self.pending_files.remove(part);
+        let mut stats = self.commit_segments(segments, checkpoints)?;
         stats.rows = rows;
         Ok(stats)
     }
@@ -278,6 +281,7 @@ impl BulkWriter {
             .position(|f| f.name == pk)
             .unwrap_or(0);
         let mut replaced = 0u64;
+        let mut new_keys = None;
         if !self.schema.auto_id && !segments.is_empty() {
             // Taken out while in use: a failed commit leaves it to be rebuilt.
             let mut committed = match self.committed_keys.take() {
@@ -323,7 +327,7 @@ impl BulkWriter {
             for (k, (s, r)) in latest {
                 committed.insert(k, (segments[s].id, r));
             }
-            self.committed_keys = Some(committed);
+            new_keys = Some(committed);
         }
         manifest.segments.extend(segments);
         // A segment whose rows were all replaced goes; its files are collected later.
@@ -333,6 +337,10 @@ impl BulkWriter {
         manifest.next_auto_id = self.next_auto_id;
         manifest.checkpoints.extend(checkpoints);
         manifest.write(&dir)?;
+        if new_keys.is_some() {
+            // Only once the commit is in: a failed write leaves the cache to be rebuilt.
+            self.committed_keys = new_keys;
+        }
         let version = manifest.version;
         self.base = Arc::new(manifest.clone());
         self.coll.set_manifest(manifest);

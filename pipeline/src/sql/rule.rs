@@ -16,7 +16,7 @@ use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{Result as DfResult, ScalarValue};
 use datafusion::datasource::{provider_as_source, source_as_provider};
 use datafusion::logical_expr::expr::{InList, Like, ScalarFunction};
-use datafusion::logical_expr::{BinaryExpr, Expr, LogicalPlan, Operator, TableScan};
+use datafusion::logical_expr::{BinaryExpr, Expr, LogicalPlan, Operator, Projection, TableScan};
 use datafusion::optimizer::{OptimizerConfig, OptimizerRule};
 use etl_engine::{Collection, FieldType, QueryVector};
 use serde_json::Value;
@@ -60,13 +60,15 @@ fn try_rewrite(node: &LogicalPlan) -> DfResult<Option<LogicalPlan>> {
     let (Some(k), [key]) = (sort.fetch, sort.expr.as_slice()) else {
         return Ok(None);
     };
-    if key.nulls_first {
-        return Ok(None);
-    }
-    let Some(expr) = resolve(&key.expr, &sort.input) else {
-        return Ok(None);
+    // The sort key, looked through an alias in the projection right below it.
+    let (expr, start): (Expr, &LogicalPlan) = match (&key.expr, sort.input.as_ref()) {
+        (Expr::Column(c), LogicalPlan::Projection(p)) => match output_expr(p, &c.name) {
+            Some(e) if !matches!(e, Expr::Column(_)) => (e.clone(), p.input.as_ref()),
+            _ => (key.expr.clone(), sort.input.as_ref()),
+        },
+        (e, _) => (e.clone(), sort.input.as_ref()),
     };
-    let Some(wanted) = distance_call(&expr, k) else {
+    let Some(mut wanted) = distance_call(&expr, k) else {
         return Ok(None);
     };
     let Some((_, ascending)) = wanted.func.metric() else {
@@ -75,27 +77,61 @@ fn try_rewrite(node: &LogicalPlan) -> DfResult<Option<LogicalPlan>> {
     if key.asc != ascending {
         return Ok(None);
     }
-    // Walk down to the scan, collecting filters.
-    let mut filters = Vec::new();
-    let mut at: &LogicalPlan = &sort.input;
+    // Walk down to the scan. Names change only at projections: the vector column is followed
+    // through each (it must stay a plain column), and a filter is kept only when every column
+    // it reads reaches the scan under the same name.
+    let mut levels: Vec<&LogicalPlan> = Vec::new();
+    let mut at = start;
     let scan = loop {
         match at {
-            LogicalPlan::Projection(p) => at = &p.input,
-            LogicalPlan::SubqueryAlias(a) => at = &a.input,
+            LogicalPlan::Projection(p) => {
+                levels.push(at);
+                at = &p.input;
+            }
             LogicalPlan::Filter(f) => {
-                filters.push(f.predicate.clone());
+                levels.push(at);
                 at = &f.input;
             }
+            LogicalPlan::SubqueryAlias(a) => at = &a.input,
             LogicalPlan::TableScan(t) => break t,
             _ => return Ok(None),
         }
     };
+    let mut filters = Vec::new();
+    for (i, level) in levels.iter().enumerate() {
+        match level {
+            LogicalPlan::Projection(p) => match column_below(p, &wanted.column) {
+                Some(name) => wanted.column = name,
+                None => return Ok(None),
+            },
+            LogicalPlan::Filter(f) => {
+                let below = &levels[i + 1..];
+                let unchanged = f.predicate.column_refs().iter().all(|c| {
+                    let mut name = c.name.clone();
+                    for l in below {
+                        if let LogicalPlan::Projection(p) = l {
+                            match column_below(p, &name) {
+                                Some(n) => name = n,
+                                None => return false,
+                            }
+                        }
+                    }
+                    name == c.name
+                });
+                if !unchanged {
+                    return Ok(None);
+                }
+                filters.push(f.predicate.clone());
+            }
+            _ => {}
+        }
+    }
     let provider = source_as_provider(&scan.source)?;
     let Some(table) = provider.downcast_ref::<CollectionTable>() else {
         return Ok(None);
     };
     filters.extend(scan.filters.iter().cloned());
-    let Some(search) = search_table(&table.collection, &wanted, &filters) else {
+    let Some(search) = search_table(&table.collection, &wanted, &filters, key.nulls_first) else {
         return Ok(None);
     };
     let new_scan = LogicalPlan::TableScan(TableScan {
@@ -114,27 +150,27 @@ fn try_rewrite(node: &LogicalPlan) -> DfResult<Option<LogicalPlan>> {
     Ok(Some(LogicalPlan::Sort(new_sort)))
 }
 
-/// The sort key with projection aliases looked through.
-fn resolve(expr: &Expr, input: &LogicalPlan) -> Option<Expr> {
-    let Expr::Column(c) = expr else {
-        return Some(expr.clone());
-    };
-    let LogicalPlan::Projection(p) = input else {
-        return Some(expr.clone());
-    };
-    for e in &p.expr {
-        match e {
-            Expr::Alias(a) if a.name == c.name => return Some((*a.expr).clone()),
-            other
-                if other.schema_name().to_string() == c.name
-                    && !matches!(other, Expr::Column(_)) =>
-            {
-                return Some(other.clone());
-            }
-            _ => {}
+/// The expression a projection outputs under `name`.
+fn output_expr<'a>(p: &'a Projection, name: &str) -> Option<&'a Expr> {
+    p.expr.iter().find_map(|e| match e {
+        Expr::Alias(a) if a.name == name => Some(a.expr.as_ref()),
+        Expr::Column(c) if c.name == name => Some(e),
+        other
+            if !matches!(other, Expr::Alias(_) | Expr::Column(_))
+                && other.schema_name().to_string() == name =>
+        {
+            Some(other)
         }
+        _ => None,
+    })
+}
+
+/// The input column a projection's output `name` is, when it is a plain column.
+fn column_below(p: &Projection, name: &str) -> Option<String> {
+    match output_expr(p, name)? {
+        Expr::Column(c) => Some(c.name.clone()),
+        _ => None,
     }
-    Some(expr.clone())
 }
 
 fn distance_call(expr: &Expr, k: usize) -> Option<Wanted> {
@@ -170,12 +206,25 @@ fn literal_vector(v: &ScalarValue) -> Option<Value> {
     }
 }
 
-fn search_table(c: &Collection, w: &Wanted, filters: &[Expr]) -> Option<SearchTable> {
+fn search_table(
+    c: &Collection,
+    w: &Wanted,
+    filters: &[Expr],
+    nulls_first: bool,
+) -> Option<SearchTable> {
     let field = c.schema().field(&w.column)?;
     if !matches!(
         field.data_type,
         FieldType::FloatVector | FieldType::Float16Vector
     ) {
+        return None;
+    }
+    // NULLS FIRST puts rows without a vector at the top, which a search never returns.
+    if nulls_first && field.nullable {
+        return None;
+    }
+    // Asking for every row: the exact plan costs the same and needs no index.
+    if w.k as u64 >= c.count_rows() {
         return None;
     }
     let (metric, _) = w.func.metric()?;
@@ -292,13 +341,40 @@ fn milvus_filter(e: &Expr) -> Option<String> {
     }
 }
 
+/// Words the filter parser reads as keywords or literals, not field names.
+const RESERVED: &[&str] = &[
+    "and",
+    "or",
+    "not",
+    "in",
+    "like",
+    "is",
+    "null",
+    "true",
+    "false",
+    "array_contains",
+    "array_contains_all",
+    "array_contains_any",
+    "array_length",
+];
+
 fn ident(name: &str) -> Option<String> {
     let ok = name
         .chars()
         .next()
         .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !RESERVED.contains(&name.to_ascii_lowercase().as_str());
     ok.then(|| name.to_string())
+}
+
+/// A string in the filter syntax, whose lexer knows `\\`, `\"`, `\n` and `\t` only: other
+/// control characters, and backslashes (LIKE gives them a meaning of its own), are declined.
+fn string_literal(s: &str) -> Option<String> {
+    if s.chars().any(|c| c.is_control() || c == '\\') {
+        return None;
+    }
+    Some(format!("\"{}\"", s.replace('"', "\\\"")))
 }
 
 fn literal(v: &ScalarValue) -> Option<String> {
@@ -308,7 +384,7 @@ fn literal(v: &ScalarValue) -> Option<String> {
     match v {
         ScalarValue::Utf8(Some(s))
         | ScalarValue::LargeUtf8(Some(s))
-        | ScalarValue::Utf8View(Some(s)) => Some(Value::String(s.clone()).to_string()),
+        | ScalarValue::Utf8View(Some(s)) => string_literal(s),
         ScalarValue::Boolean(Some(b)) => Some(b.to_string()),
         ScalarValue::Int8(_)
         | ScalarValue::Int16(_)
@@ -318,7 +394,8 @@ fn literal(v: &ScalarValue) -> Option<String> {
         | ScalarValue::UInt16(_)
         | ScalarValue::UInt32(_)
         | ScalarValue::UInt64(_) => Some(v.to_string()),
-        ScalarValue::Float32(Some(f)) if f.is_finite() => Some(format!("{f:?}")),
+        // The engine compares in f64: a REAL constant keeps its exact f32 value.
+        ScalarValue::Float32(Some(f)) if f.is_finite() => Some(format!("{:?}", f64::from(*f))),
         ScalarValue::Float64(Some(f)) if f.is_finite() => Some(format!("{f:?}")),
         _ => None,
     }
@@ -346,5 +423,17 @@ mod tests {
                 .is_none()
         );
         assert!(milvus_filter(&col("$meta").eq(lit("x"))).is_none());
+        // Strings keep their exact value or are declined; REAL constants keep their f32 value.
+        assert_eq!(
+            milvus_filter(&col("cat").eq(lit(r#"a "b""#))).unwrap(),
+            r#"cat == "a \"b\"""#
+        );
+        assert!(milvus_filter(&col("cat").not_eq(lit("\r"))).is_none());
+        assert!(milvus_filter(&col("cat").like(lit("a\\%"))).is_none());
+        assert_eq!(
+            milvus_filter(&col("score").lt_eq(lit(0.1f32))).unwrap(),
+            format!("score <= {:?}", f64::from(0.1f32))
+        );
+        assert!(milvus_filter(&col("true").is_not_null()).is_none());
     }
 }
