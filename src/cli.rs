@@ -5,6 +5,7 @@ mod collections;
 mod index;
 mod init;
 mod plan;
+mod progress;
 mod query;
 mod run;
 mod search;

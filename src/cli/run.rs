@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 use etl_pipeline::{Phase, RunObserver, RunOptions, RunReport, TableReport};
-use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use super::progress::TableBars;
 use super::{Format, out};
 
 /// Arguments of `etl run`.
@@ -136,77 +136,37 @@ fn summary(r: &RunReport) -> String {
 }
 
 /// A progress bar per table on a terminal.
-struct Bars {
-    multi: MultiProgress,
-    bars: Mutex<HashMap<String, (ProgressBar, Instant)>>,
-}
+struct Bars(TableBars);
 
 impl Bars {
     fn new() -> Bars {
-        Bars {
-            multi: MultiProgress::with_draw_target(ProgressDrawTarget::stderr()),
-            bars: Mutex::new(HashMap::new()),
-        }
+        Bars(TableBars::new(
+            "{prefix:<28} {msg:<9} [{bar:30}] {pos}/{len} rows {per_sec} eta {eta}",
+        ))
     }
 }
 
 impl RunObserver for Bars {
     fn table_started(&self, table: &str, estimate: Option<u64>) {
-        let bar = self
-            .multi
-            .add(ProgressBar::new(estimate.unwrap_or(0).max(1)));
-        bar.set_style(
-            ProgressStyle::with_template(
-                "{prefix:<28} {msg:<9} [{bar:30}] {pos}/{len} rows {per_sec} eta {eta}",
-            )
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-        );
-        bar.set_prefix(table.to_string());
-        bar.enable_steady_tick(Duration::from_millis(200));
-        self.bars
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(table.to_string(), (bar, Instant::now()));
+        self.0.start(table, estimate);
     }
     fn progress(&self, table: &str, rows: u64, _bytes: u64) {
-        if let Some((b, _)) = self
-            .bars
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(table)
-        {
-            if rows > b.length().unwrap_or(0) {
-                b.set_length(rows);
-            }
-            b.set_position(rows);
-        }
+        self.0.rows(table, rows);
     }
     fn phase(&self, table: &str, phase: Phase) {
-        if let Some((b, _)) = self
-            .bars
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(table)
-        {
+        self.0.with(table, |b| {
             b.set_message(format!("{phase:?}").to_lowercase());
             if phase == Phase::Indexing {
                 b.set_position(0);
             }
-        }
+        });
     }
     fn table_finished(&self, r: &TableReport) {
-        if let Some((b, _)) = self
-            .bars
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&r.table)
-        {
-            b.finish_and_clear();
-            let _ = self.multi.println(format!(
-                "{}: {} rows written, {} rejected, {:.1} s",
-                r.table, r.rows_written, r.rows_rejected, r.seconds
-            ));
-        }
+        let line = format!(
+            "{}: {} rows written, {} rejected, {:.1} s",
+            r.table, r.rows_written, r.rows_rejected, r.seconds
+        );
+        self.0.finish(&r.table, Some(line));
     }
 }
 

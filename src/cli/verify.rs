@@ -1,16 +1,14 @@
 //! `etl verify`: source and target compared row by row; exit 0 only when every table matches.
 
-use std::collections::HashMap;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::Arc;
 
 use clap::Args;
 use etl_pipeline::verify::{TableVerify, VerifyObserver, VerifyOptions, VerifyReport, verify};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use super::progress::TableBars;
 use super::{Format, out};
 
 /// Arguments of `etl verify`.
@@ -102,51 +100,24 @@ fn text(r: &VerifyReport) -> String {
 }
 
 /// A progress bar per table on a terminal, cleared when the table is done.
-#[derive(Default)]
-struct Bars {
-    bars: Mutex<HashMap<String, ProgressBar>>,
+struct Bars(TableBars);
+
+impl Default for Bars {
+    fn default() -> Bars {
+        Bars(TableBars::new(
+            "verifying {prefix:<28} [{bar:30}] {pos}/{len} rows {per_sec} eta {eta}",
+        ))
+    }
 }
 
 impl VerifyObserver for Bars {
     fn table_started(&self, table: &str, estimate: Option<u64>) {
-        let bar = ProgressBar::with_draw_target(
-            Some(estimate.unwrap_or(0).max(1)),
-            ProgressDrawTarget::stderr(),
-        );
-        bar.set_style(
-            ProgressStyle::with_template(
-                "verifying {prefix:<28} [{bar:30}] {pos}/{len} rows {per_sec} eta {eta}",
-            )
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-        );
-        bar.set_prefix(table.to_string());
-        bar.enable_steady_tick(Duration::from_millis(200));
-        self.bars
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(table.to_string(), bar);
+        self.0.start(table, estimate);
     }
     fn progress(&self, table: &str, rows: u64) {
-        if let Some(b) = self
-            .bars
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(table)
-        {
-            if rows > b.length().unwrap_or(0) {
-                b.set_length(rows);
-            }
-            b.set_position(rows);
-        }
+        self.0.rows(table, rows);
     }
     fn table_finished(&self, r: &TableVerify) {
-        if let Some(b) = self
-            .bars
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&r.table)
-        {
-            b.finish_and_clear();
-        }
+        self.0.finish(&r.table, None);
     }
 }

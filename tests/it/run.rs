@@ -625,19 +625,22 @@ fn an_index_build_killed_midway_leaves_the_collection_whole_and_a_rerun_finishes
         "killed midway: {built} of {segments} segments rebuilt"
     );
     // The last committed state is whole: every row, searchable (unbuilt segments exactly).
-    let o = etl_pw(
-        &url,
-        &[
-            "collections",
-            "describe",
-            "--target",
-            data,
-            "pts",
-            "--format",
-            "json",
-        ],
-    );
-    let d: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let describe = || -> Value {
+        let o = etl_pw(
+            &url,
+            &[
+                "collections",
+                "describe",
+                "--target",
+                data,
+                "pts",
+                "--format",
+                "json",
+            ],
+        );
+        serde_json::from_str(&stdout(&o)).unwrap()
+    };
+    let d = describe();
     assert_eq!(d["rows"], 40_000);
     let q = format!(
         "{:?}",
@@ -670,19 +673,7 @@ fn an_index_build_killed_midway_leaves_the_collection_whole_and_a_rerun_finishes
     let o = etl_pw(&url, &build);
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(l2_segments(), segments);
-    let o = etl_pw(
-        &url,
-        &[
-            "collections",
-            "describe",
-            "--target",
-            data,
-            "pts",
-            "--format",
-            "json",
-        ],
-    );
-    let d: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let d = describe();
     assert_eq!(d["indexes"][0]["built_segments"], segments, "{d}");
     // The next writer removes what no manifest names: the killed attempt's files and the
     // indexes the rebuild replaced (kept until then for readers of the older manifest).
