@@ -50,6 +50,18 @@ fn init(url: &str, dir: &Path) -> std::path::PathBuf {
     mapping
 }
 
+/// Runs etl and parses its stdout as JSON (callers assert on the JSON, not the exit code).
+fn etl_json(url: &str, args: &[&str]) -> Value {
+    let o = etl_pw(url, args);
+    serde_json::from_str(&stdout(&o)).unwrap_or_else(|e| {
+        panic!(
+            "etl {args:?} printed no JSON ({e}): {}\n{}",
+            stdout(&o),
+            stderr(&o)
+        )
+    })
+}
+
 fn run_json(url: &str, mapping: &Path, extra: &[&str]) -> Value {
     let mut args = vec![
         "run",
@@ -122,11 +134,10 @@ fn every_shape_migrates_and_searches_like_pgvector() {
     let data = dir.path().join("data");
     let data = data.to_str().unwrap();
     // The job is recorded as successful.
-    let o = etl_pw(
+    let jobs = etl_json(
         &url,
         &["jobs", "list", "--target", data, "--format", "json"],
     );
-    let jobs: Value = serde_json::from_str(&stdout(&o)).unwrap();
     assert_eq!(jobs[0]["state"], "Successful");
     // Search: the same nearest neighbours and cosine distances as pgvector's exact `<=>`.
     let q = "[0.3,-0.2,0.9,0.1,0.0,-0.5,0.4,0.2]";
@@ -398,7 +409,7 @@ fn a_killed_run_resumes_to_exactly_the_source_rows() {
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
     let data = dir.path().join("data");
-    let o = etl_pw(
+    let jobs = etl_json(
         &url,
         &[
             "jobs",
@@ -409,7 +420,6 @@ fn a_killed_run_resumes_to_exactly_the_source_rows() {
             "json",
         ],
     );
-    let jobs: Value = serde_json::from_str(&stdout(&o)).unwrap();
     assert_eq!(
         jobs[0]["state"], "InProgress",
         "a killed job stays in progress: {jobs}"
@@ -424,7 +434,7 @@ fn a_killed_run_resumes_to_exactly_the_source_rows() {
     let t = table(&report, "public.big");
     assert!(t["ranges_resumed"].as_u64().unwrap() >= 1, "{t}");
     assert_eq!(t["collection_rows"], 300_000, "{t}");
-    let o = etl_pw(
+    let d = etl_json(
         &url,
         &[
             "collections",
@@ -436,9 +446,8 @@ fn a_killed_run_resumes_to_exactly_the_source_rows() {
             "json",
         ],
     );
-    let d: Value = serde_json::from_str(&stdout(&o)).unwrap();
     assert_eq!(d["rows"], 300_000);
-    let o = etl_pw(
+    let jobs = etl_json(
         &url,
         &[
             "jobs",
@@ -449,7 +458,6 @@ fn a_killed_run_resumes_to_exactly_the_source_rows() {
             "json",
         ],
     );
-    let jobs: Value = serde_json::from_str(&stdout(&o)).unwrap();
     assert_eq!(
         jobs.as_array().unwrap().len(),
         1,
