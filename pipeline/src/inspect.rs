@@ -1,7 +1,7 @@
 //! `etl init` and `etl plan`: read a source's catalog and turn it, with a mapping, into a plan
 //! (or, for init, into a new mapping file).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use etl_connectors::postgres::{self, PgUrl};
 use etl_mappings::{
@@ -49,6 +49,22 @@ async fn describe_for_plan(
 pub async fn plan(mapping: &ParsedMapping) -> Result<Plan, PipelineError> {
     let catalog = read_catalog(mapping).await?;
     Ok(build_plan(mapping, &catalog)?)
+}
+
+/// The engine directory a mapping writes to; `command` names who needs it in the error.
+pub fn engine_dir(mapping: &ParsedMapping, command: &str) -> Result<PathBuf, PipelineError> {
+    mapping
+        .file
+        .target
+        .engine
+        .clone()
+        .map(PathBuf::from)
+        .ok_or_else(|| PipelineError::Usage {
+            message: format!(
+                "{}: `target.engine` (the engine's directory) is required for `etl {command}`",
+                mapping.locator.file()
+            ),
+        })
 }
 
 /// The live source's URL.

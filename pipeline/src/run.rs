@@ -29,7 +29,7 @@ use tokio::sync::{mpsc, oneshot};
 use self::job::{Job, JobState};
 use self::map::{Mapper, Reject};
 use crate::error::PipelineError;
-use crate::inspect::{load_mapping, postgres_url, read_catalog};
+use crate::inspect::{engine_dir, load_mapping, postgres_url, read_catalog};
 use crate::source::SourceScan;
 
 /// Options of `etl run`.
@@ -155,18 +155,7 @@ pub async fn run(
 ) -> Result<RunReport, PipelineError> {
     let started = Instant::now();
     let mapping = load_mapping(mapping_path)?;
-    let target = mapping
-        .file
-        .target
-        .engine
-        .clone()
-        .map(PathBuf::from)
-        .ok_or_else(|| PipelineError::Usage {
-            message: format!(
-                "{}: `target.engine` (the engine's directory) is required for `etl run`",
-                mapping_path.display()
-            ),
-        })?;
+    let target = engine_dir(&mapping, "run")?;
     let url = postgres_url(&mapping)?;
     let catalog = read_catalog(&mapping).await?;
     let mut plan = build_plan(&mapping, &catalog)?;

@@ -35,7 +35,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::error::PipelineError;
-use crate::inspect::{load_mapping, postgres_url, read_catalog};
+use crate::inspect::{engine_dir, load_mapping, postgres_url, read_catalog};
 use crate::run::map::{Mapper, short};
 use crate::run::{select_tables, target};
 use crate::source::SourceScan;
@@ -177,17 +177,7 @@ pub async fn verify(
     observer: Arc<dyn VerifyObserver>,
 ) -> Result<VerifyReport, PipelineError> {
     let mapping = load_mapping(mapping_path)?;
-    let target_dir = mapping
-        .file
-        .target
-        .engine
-        .clone()
-        .ok_or_else(|| PipelineError::Usage {
-            message: format!(
-                "{}: `target.engine` (the engine's directory) is required for `etl verify`",
-                mapping_path.display()
-            ),
-        })?;
+    let target_dir = engine_dir(&mapping, "verify")?;
     let url = postgres_url(&mapping)?;
     let catalog = read_catalog(&mapping).await?;
     let mut plan = build_plan(&mapping, &catalog)?;
@@ -196,7 +186,7 @@ pub async fn verify(
     }
     let tables = select_tables(&plan, opts.tables.as_deref())?;
     // An existing target only: a mistyped path must not read as "every row missing".
-    let db = Database::open_existing(Path::new(&target_dir))?;
+    let db = Database::open_existing(&target_dir)?;
     let mut out = Vec::with_capacity(tables.len());
     for tp in &tables {
         let source = catalog
@@ -250,6 +240,7 @@ const SHARDS: usize = 64;
 type Shard = Mutex<HashMap<Box<[u8]>, Entry>>;
 
 /// Source rows kept to describe a difference.
+#[derive(Default)]
 struct Kept {
     mismatched: Vec<(Box<[u8]>, RecordBatch)>,
     missing: Vec<Difference>,
@@ -399,11 +390,7 @@ impl TableVerifier {
             loads.into_iter().collect::<Result<Vec<()>, _>>()?;
         }
         // 2. The source, probing the map.
-        let kept = Arc::new(Mutex::new(Kept {
-            mismatched: Vec::new(),
-            missing: Vec::new(),
-            duplicates: 0,
-        }));
+        let kept = Arc::new(Mutex::new(Kept::default()));
         let parts = futures::stream::iter((0..scan.partitions()).map(|p| {
             let me = me.clone();
             let kept = kept.clone();
@@ -446,14 +433,7 @@ impl TableVerifier {
             }
         }
         counts.extraneous = extraneous;
-        let kept = std::mem::replace(
-            &mut *kept.lock().unwrap_or_else(|e| e.into_inner()),
-            Kept {
-                mismatched: Vec::new(),
-                missing: Vec::new(),
-                duplicates: 0,
-            },
-        );
+        let kept = std::mem::take(&mut *kept.lock().unwrap_or_else(|e| e.into_inner()));
         let differences = me.describe(kept, unclaimed).await?;
         Ok(TableVerify {
             table: me.plan.source.to_string(),

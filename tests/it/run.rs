@@ -409,17 +409,20 @@ fn a_killed_run_resumes_to_exactly_the_source_rows() {
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
     let data = dir.path().join("data");
-    let jobs = etl_json(
-        &url,
-        &[
-            "jobs",
-            "list",
-            "--target",
-            data.to_str().unwrap(),
-            "--format",
-            "json",
-        ],
-    );
+    let jobs_list = || {
+        etl_json(
+            &url,
+            &[
+                "jobs",
+                "list",
+                "--target",
+                data.to_str().unwrap(),
+                "--format",
+                "json",
+            ],
+        )
+    };
+    let jobs = jobs_list();
     assert_eq!(
         jobs[0]["state"], "InProgress",
         "a killed job stays in progress: {jobs}"
@@ -447,17 +450,7 @@ fn a_killed_run_resumes_to_exactly_the_source_rows() {
         ],
     );
     assert_eq!(d["rows"], 300_000);
-    let jobs = etl_json(
-        &url,
-        &[
-            "jobs",
-            "list",
-            "--target",
-            data.to_str().unwrap(),
-            "--format",
-            "json",
-        ],
-    );
+    let jobs = jobs_list();
     assert_eq!(
         jobs.as_array().unwrap().len(),
         1,
