@@ -140,7 +140,8 @@ pub fn exit_code_for(err: &anyhow::Error) -> u8 {
             | ConnectorError::Tls { .. }
             | ConnectorError::PermissionDenied { .. }
             | ConnectorError::TableNotFound { .. }
-            | ConnectorError::HotStandby { .. } => 2,
+            | ConnectorError::HotStandby { .. }
+            | ConnectorError::Dump { .. } => 2,
             ConnectorError::StatementTimeout { .. }
             | ConnectorError::RecoveryConflict { .. }
             | ConnectorError::Query { .. }

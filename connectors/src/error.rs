@@ -104,6 +104,17 @@ pub enum ConnectorError {
         /// What was wrong.
         reason: String,
     },
+    /// A dump file is unreadable, truncated or malformed; `at` says where (a line, a byte
+    /// offset, or a row of a table's data).
+    #[error("{file}{}: {reason}", at.as_ref().map(|a| format!(" at {a}")).unwrap_or_default())]
+    Dump {
+        /// The dump's path.
+        file: String,
+        /// Where in it.
+        at: Option<String>,
+        /// What is wrong.
+        reason: String,
+    },
     /// A reader kept failing after its retries.
     #[error("reading {table} failed after {attempts} attempts: {last}")]
     RetriesExhausted {
@@ -204,6 +215,7 @@ impl ConnectorError {
             | ConnectorError::RecoveryConflict { .. }
             | ConnectorError::SnapshotLost { .. }
             | ConnectorError::Decode { .. }
+            | ConnectorError::Dump { .. }
             | ConnectorError::RetriesExhausted { .. } => false,
         }
     }

@@ -3,6 +3,7 @@
 //!
 //! Everything here is async and runs on tokio; the engine crate stays synchronous.
 
+pub mod dump;
 mod error;
 pub mod postgres;
 

@@ -10,6 +10,7 @@ use etl_mappings::{
 };
 
 use crate::error::PipelineError;
+use crate::source::{Source, beside};
 
 /// Reads and parses a mapping file, taking `${VAR}`s from the process environment.
 pub fn load_mapping(path: &Path) -> Result<ParsedMapping, PipelineError> {
@@ -18,10 +19,35 @@ pub fn load_mapping(path: &Path) -> Result<ParsedMapping, PipelineError> {
     Ok(parse_mapping(&text, &name, &|k| std::env::var(k).ok())?)
 }
 
-/// The source's catalog for the tables the mapping names (every table when it names none).
-pub async fn read_catalog(mapping: &ParsedMapping) -> Result<Vec<SourceTable>, PipelineError> {
+/// Opens the mapping's source and reads its catalog for the tables the mapping names (every
+/// table when it names none).
+pub async fn open_source(
+    mapping: &ParsedMapping,
+) -> Result<(Source, Vec<SourceTable>), PipelineError> {
+    let source = &mapping.file.source;
+    if let Some(path) = &source.dump {
+        let opened = Source::open_dump(beside(mapping, path)).await?;
+        let catalog = match &opened {
+            Source::Dump(a) => a.catalog(),
+            Source::Postgres(_) => Vec::new(),
+        };
+        return Ok((opened, catalog));
+    }
     let url = postgres_url(mapping)?;
-    let client = postgres::connect(&url).await?;
+    let catalog = live_catalog(mapping, &url).await?;
+    Ok((Source::Postgres(url), catalog))
+}
+
+/// The live source's catalog for the tables the mapping names (every table when it names none).
+pub async fn read_catalog(mapping: &ParsedMapping) -> Result<Vec<SourceTable>, PipelineError> {
+    Ok(open_source(mapping).await?.1)
+}
+
+async fn live_catalog(
+    mapping: &ParsedMapping,
+    url: &PgUrl,
+) -> Result<Vec<SourceTable>, PipelineError> {
+    let client = postgres::connect(url).await?;
     let names = mapping
         .file
         .tables
@@ -45,10 +71,11 @@ async fn describe_for_plan(
     Ok(tables)
 }
 
-/// Connects, inspects and validates: the plan `etl plan` prints and `etl run` follows.
-pub async fn plan(mapping: &ParsedMapping) -> Result<Plan, PipelineError> {
-    let catalog = read_catalog(mapping).await?;
-    Ok(build_plan(mapping, &catalog)?)
+/// Connects, inspects and validates: the plan `etl plan` prints and `etl run` follows, with
+/// the source's label.
+pub async fn plan(mapping: &ParsedMapping) -> Result<(String, Plan), PipelineError> {
+    let (source, catalog) = open_source(mapping).await?;
+    Ok((source.label(), build_plan(mapping, &catalog)?))
 }
 
 /// The engine directory a mapping writes to; `command` names who needs it in the error.

@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use datafusion::arrow::array::RecordBatch;
-use etl_connectors::postgres::{PgUrl, ReadOptions};
+use etl_connectors::postgres::ReadOptions;
 use etl_engine::{Collection, CommitStats, Database, IndexProgress};
 use etl_mappings::{Plan, SourceTable, TablePlan, build_plan};
 use futures::StreamExt;
@@ -29,8 +29,8 @@ use tokio::sync::{mpsc, oneshot};
 use self::job::{Job, JobState};
 use self::map::{Mapper, Reject};
 use crate::error::PipelineError;
-use crate::inspect::{engine_dir, load_mapping, postgres_url, read_catalog};
-use crate::source::SourceScan;
+use crate::inspect::{engine_dir, load_mapping, open_source};
+use crate::source::{Source, SourceScan};
 
 /// Options of `etl run`.
 #[derive(Debug, Clone, Default)]
@@ -156,8 +156,7 @@ pub async fn run(
     let started = Instant::now();
     let mapping = load_mapping(mapping_path)?;
     let target = engine_dir(&mapping, "run")?;
-    let url = postgres_url(&mapping)?;
-    let catalog = read_catalog(&mapping).await?;
+    let (source, catalog) = open_source(&mapping).await?;
     let mut plan = build_plan(&mapping, &catalog)?;
     if let Some(b) = opts.batch_size {
         plan.batch_size = b.max(1);
@@ -213,7 +212,7 @@ pub async fn run(
         job.save(&target)?;
     }
     let ctx = RunContext {
-        url,
+        source,
         db,
         target: target.clone(),
         plan: plan.clone(),
@@ -305,7 +304,7 @@ pub(crate) fn select_tables(
 }
 
 struct RunContext {
-    url: PgUrl,
+    source: Source,
     db: Database,
     target: PathBuf,
     plan: Plan,
@@ -379,7 +378,7 @@ impl RunContext {
         };
         let scan = Arc::new(
             SourceScan::open(
-                &self.url,
+                &self.source,
                 source,
                 read_opts,
                 &mapper.source_columns(),

@@ -35,7 +35,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::error::PipelineError;
-use crate::inspect::{engine_dir, load_mapping, postgres_url, read_catalog};
+use crate::inspect::{engine_dir, load_mapping, open_source};
 use crate::run::map::{Mapper, short};
 use crate::run::{select_tables, target};
 use crate::source::SourceScan;
@@ -178,8 +178,7 @@ pub async fn verify(
 ) -> Result<VerifyReport, PipelineError> {
     let mapping = load_mapping(mapping_path)?;
     let target_dir = engine_dir(&mapping, "verify")?;
-    let url = postgres_url(&mapping)?;
-    let catalog = read_catalog(&mapping).await?;
+    let (source_conn, catalog) = open_source(&mapping).await?;
     let mut plan = build_plan(&mapping, &catalog)?;
     if let Some(p) = opts.parallelism {
         plan.parallelism = p.max(1);
@@ -209,7 +208,7 @@ pub async fn verify(
         };
         let verifier = TableVerifier::new(tp, collection, opts.max_differences, plan.parallelism)?;
         let scan =
-            SourceScan::open(&url, source, read, &verifier.mapper.source_columns(), None).await?;
+            SourceScan::open(&source_conn, source, read, &verifier.mapper.source_columns(), None).await?;
         observer.table_started(&tp.source.to_string(), tp.estimated_rows);
         let result = verifier.run(scan, observer.clone()).await?;
         observer.table_finished(&result);

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 use etl_mappings::{Plan, TablePlan};
-use etl_pipeline::{load_mapping, plan, postgres_url};
+use etl_pipeline::{load_mapping, plan};
 
 use super::{Format, MappingPath};
 
@@ -22,8 +22,7 @@ pub struct PlanArgs {
 
 pub async fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
     let mapping = load_mapping(&args.file)?;
-    let source = postgres_url(&mapping)?.redacted().to_string();
-    let plan = plan(&mapping).await?;
+    let (source, plan) = plan(&mapping).await?;
     let text = match args.format {
         Format::Json => {
             let v = serde_json::json!({

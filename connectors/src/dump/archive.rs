@@ -1,0 +1,814 @@
+//! A pg_dump file opened for reading: its format (plain SQL, optionally gzip-compressed; the
+//! custom archive; the directory format), the catalog its DDL describes, and the data blocks
+//! (COPY text or INSERT statements) of each table, readable independently and in parallel.
+//!
+//! Opening a plain dump reads it once from end to end: statements go to the DDL reader, COPY
+//! data is skipped but checked (every row has its fields, every block its `\.`), so a
+//! truncated or mangled dump fails before anything is written. A custom archive's table of
+//! contents says everything without reading the data.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+use etl_mappings::{QualifiedName, SourceTable};
+
+use super::copytext::CopyLine;
+use super::ddl::{Ddl, Outcome};
+use super::sql::{Scanner, Statement, trim_newline};
+use crate::error::ConnectorError;
+
+/// Where in a dump something is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum At {
+    /// A 1-based line of a plain dump.
+    Line(u64),
+    /// A byte offset.
+    Byte(u64),
+    /// A row of a table's data in an archive.
+    Row {
+        /// The table.
+        table: String,
+        /// 1-based row in its data.
+        row: u64,
+    },
+}
+
+impl fmt::Display for At {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            At::Line(l) => write!(f, "line {l}"),
+            At::Byte(b) => write!(f, "byte offset {b}"),
+            At::Row { table, row } => write!(f, "row {row} of the data of {table}"),
+        }
+    }
+}
+
+/// The dump's format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DumpFormat {
+    /// Plain SQL (`-Fp`).
+    Plain {
+        /// gzip-compressed (`.sql.gz`).
+        gzip: bool,
+    },
+    /// The custom archive (`-Fc`).
+    Custom,
+    /// The directory format (`-Fd`).
+    Directory,
+}
+
+/// How an archive's data blocks are compressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    /// Stored as is.
+    None,
+    /// zlib (custom format) or gzip (directory files).
+    Gzip,
+    /// LZ4 frames.
+    Lz4,
+    /// zstd frames.
+    Zstd,
+}
+
+/// Where a block's data is.
+#[derive(Debug, Clone, PartialEq)]
+enum Source {
+    /// COPY lines of a plain dump from `offset` (line `line`) up to `\.` or `end`.
+    PlainCopy { offset: u64, line: u64, end: u64 },
+    /// INSERT statements of a plain dump in `[offset, end)`.
+    PlainInserts { offset: u64, line: u64, end: u64 },
+    /// No data.
+    Empty,
+    /// A custom archive's data block; `offset` when the TOC knows it.
+    Custom {
+        dump_id: i64,
+        offset: Option<u64>,
+        inserts: bool,
+    },
+    /// A directory-format data file.
+    File { path: PathBuf, inserts: bool },
+}
+
+/// One table's data (one leaf of a partitioned table), or a part of it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Block {
+    /// The table (a leaf partition for partitioned tables).
+    pub table: QualifiedName,
+    /// Its columns in the data's order.
+    pub columns: Vec<String>,
+    /// Rows, when known.
+    pub rows: Option<u64>,
+    /// Bytes of data, when known.
+    pub bytes: u64,
+    source: Source,
+}
+
+impl Block {
+    /// A block of no rows for `table`.
+    pub fn empty(table: QualifiedName) -> Block {
+        Block {
+            table,
+            columns: Vec::new(),
+            rows: Some(0),
+            bytes: 0,
+            source: Source::Empty,
+        }
+    }
+}
+
+/// Statements the tool skipped, by kind.
+pub type Skipped = BTreeMap<String, u64>;
+
+/// An opened dump.
+#[derive(Debug)]
+pub struct DumpArchive {
+    path: PathBuf,
+    format: DumpFormat,
+    compression: Compression,
+    ddl: Ddl,
+    blocks: Vec<Block>,
+    skipped: Skipped,
+    /// Where the custom archive's data section starts (for archives without offsets).
+    data_start: u64,
+    int_size: usize,
+}
+
+fn io_err(path: &Path, e: impl fmt::Display) -> ConnectorError {
+    ConnectorError::Dump {
+        file: path.display().to_string(),
+        at: None,
+        reason: e.to_string(),
+    }
+}
+
+fn bad(path: &Path, at: At, reason: impl Into<String>) -> ConnectorError {
+    ConnectorError::Dump {
+        file: path.display().to_string(),
+        at: Some(at.to_string()),
+        reason: reason.into(),
+    }
+}
+
+impl DumpArchive {
+    /// Opens a dump: a file (plain, gzip'd plain or custom) or a directory (`-Fd`).
+    pub fn open(path: &Path) -> Result<DumpArchive, ConnectorError> {
+        if path.is_dir() {
+            return super::custom::open_directory(path);
+        }
+        let mut f = File::open(path).map_err(|e| io_err(path, e))?;
+        let mut magic = [0u8; 5];
+        let n = read_full(&mut f, &mut magic).map_err(|e| io_err(path, e))?;
+        let magic = &magic[..n];
+        if magic == b"PGDMP" {
+            return super::custom::open_custom(path);
+        }
+        if magic.starts_with(b"PK") || magic.starts_with(b"\x28\xb5\x2f\xfd") {
+            return Err(io_err(
+                path,
+                "not a pg_dump file this tool reads (plain SQL, gzip'd plain SQL, custom or directory format)",
+            ));
+        }
+        let gzip = magic.starts_with(&[0x1f, 0x8b]);
+        let mut archive = DumpArchive {
+            path: path.to_path_buf(),
+            format: DumpFormat::Plain { gzip },
+            compression: if gzip { Compression::Gzip } else { Compression::None },
+            ddl: Ddl::default(),
+            blocks: Vec::new(),
+            skipped: Skipped::new(),
+            data_start: 0,
+            int_size: 4,
+        };
+        archive.scan_plain()?;
+        Ok(archive)
+    }
+
+    pub(super) fn new_archive(
+        path: &Path,
+        format: DumpFormat,
+        compression: Compression,
+        data_start: u64,
+        int_size: usize,
+    ) -> DumpArchive {
+        DumpArchive {
+            path: path.to_path_buf(),
+            format,
+            compression,
+            ddl: Ddl::default(),
+            blocks: Vec::new(),
+            skipped: Skipped::new(),
+            data_start,
+            int_size,
+        }
+    }
+
+    /// The dump's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Its format.
+    pub fn format(&self) -> DumpFormat {
+        self.format
+    }
+
+    /// Statements skipped, by kind, with counts.
+    pub fn skipped(&self) -> &Skipped {
+        &self.skipped
+    }
+
+    /// The tables the dump creates, partitions folded into their parents.
+    pub fn catalog(&self) -> Vec<SourceTable> {
+        let mut sizes: HashMap<QualifiedName, (Option<u64>, u64)> = HashMap::new();
+        for b in &self.blocks {
+            let e = sizes.entry(b.table.clone()).or_insert((Some(0), 0));
+            e.0 = e.0.zip(b.rows).map(|(a, r)| a + r);
+            e.1 += b.bytes;
+        }
+        self.ddl.catalog(&sizes)
+    }
+
+    /// The data blocks of `table` (all its leaves for a partitioned table).
+    pub fn blocks(&self, table: &QualifiedName) -> Vec<Block> {
+        let leaves = self.ddl.leaves(table);
+        self.blocks
+            .iter()
+            .filter(|b| leaves.contains(&b.table))
+            .cloned()
+            .collect()
+    }
+
+    pub(super) fn ddl_mut(&mut self) -> &mut Ddl {
+        &mut self.ddl
+    }
+
+    pub(super) fn count_skipped(&mut self, kind: String) {
+        *self.skipped.entry(kind).or_default() += 1;
+    }
+
+    pub(super) fn push_custom_block(
+        &mut self,
+        table: QualifiedName,
+        columns: Vec<String>,
+        dump_id: i64,
+        offset: Option<u64>,
+        inserts: bool,
+    ) {
+        self.blocks.push(Block {
+            table,
+            columns,
+            rows: None,
+            bytes: 0,
+            source: Source::Custom {
+                dump_id,
+                offset,
+                inserts,
+            },
+        });
+    }
+
+    pub(super) fn push_file_block(
+        &mut self,
+        table: QualifiedName,
+        columns: Vec<String>,
+        path: PathBuf,
+        inserts: bool,
+    ) {
+        let bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        self.blocks.push(Block {
+            table,
+            columns,
+            rows: None,
+            bytes,
+            source: Source::File { path, inserts },
+        });
+    }
+
+    fn plain_reader(&self) -> Result<Box<dyn BufRead + Send>, ConnectorError> {
+        let f = File::open(&self.path).map_err(|e| io_err(&self.path, e))?;
+        Ok(match self.format {
+            DumpFormat::Plain { gzip: true } => Box::new(BufReader::with_capacity(
+                1 << 20,
+                flate2::read::MultiGzDecoder::new(BufReader::new(f)),
+            )),
+            _ => Box::new(BufReader::with_capacity(1 << 20, f)),
+        })
+    }
+
+    /// One pass over a plain dump: DDL, COPY blocks (checked), runs of INSERTs.
+    fn scan_plain(&mut self) -> Result<(), ConnectorError> {
+        let reader = self.plain_reader()?;
+        let mut sc = Scanner::new(reader, 0, 0);
+        let mut inserts: Option<(QualifiedName, Vec<String>, u64, u64, u64)> = None;
+        loop {
+            let st = sc
+                .next_statement()
+                .map_err(|e| bad(&self.path, At::Line(e.line), e.reason))?;
+            let Some(st) = st else { break };
+            let outcome = self
+                .ddl
+                .statement(&st.text)
+                .map_err(|r| bad(&self.path, At::Line(st.line), r))?;
+            let continues_inserts = matches!(&outcome, Outcome::Insert { table, .. }
+                if inserts.as_ref().is_some_and(|(t, ..)| t == table));
+            if !continues_inserts {
+                self.close_inserts(inserts.take(), st.offset);
+            }
+            match outcome {
+                Outcome::Used => {}
+                Outcome::Skipped(kind) => self.count_skipped(kind),
+                Outcome::Copy { table, columns } => {
+                    let block = sc
+                        .copy_data(columns.len().max(1))
+                        .map_err(|e| bad(&self.path, At::Line(e.line), e.reason))?;
+                    self.blocks.push(Block {
+                        table,
+                        columns,
+                        rows: Some(block.rows),
+                        bytes: block.end - block.offset,
+                        source: Source::PlainCopy {
+                            offset: block.offset,
+                            line: block.line,
+                            end: block.end,
+                        },
+                    });
+                }
+                Outcome::Insert { table, columns } => {
+                    let columns = match columns {
+                        Some(c) => c,
+                        None => self.ddl.column_names(&table).ok_or_else(|| {
+                            bad(
+                                &self.path,
+                                At::Line(st.line),
+                                format!("INSERT into {table}, which the dump never creates"),
+                            )
+                        })?,
+                    };
+                    match &mut inserts {
+                        Some((_, _, _, _, rows)) if continues_inserts => {
+                            *rows += values_count(&st);
+                        }
+                        _ => inserts = Some((table, columns, st.offset, st.line, values_count(&st))),
+                    }
+                }
+            }
+        }
+        let end = sc.offset();
+        self.close_inserts(inserts, end);
+        Ok(())
+    }
+
+    fn close_inserts(&mut self, run: Option<(QualifiedName, Vec<String>, u64, u64, u64)>, end: u64) {
+        if let Some((table, columns, offset, line, rows)) = run {
+            self.blocks.push(Block {
+                table,
+                columns,
+                rows: Some(rows),
+                bytes: end - offset,
+                source: Source::PlainInserts { offset, line, end },
+            });
+        }
+    }
+
+    /// Splits the blocks of a plain, uncompressed dump into about `parts` byte ranges at line
+    /// boundaries, so one big table is read by several readers. Other blocks stay whole.
+    pub fn split(&self, blocks: Vec<Block>, parts: usize) -> Vec<Block> {
+        if self.format != (DumpFormat::Plain { gzip: false }) || parts <= blocks.len() {
+            return blocks;
+        }
+        let total: u64 = blocks.iter().map(|b| b.bytes).sum();
+        let target = (total / parts as u64).max(8 << 20);
+        let mut out = Vec::new();
+        for b in blocks {
+            match b.source {
+                Source::PlainCopy { offset, line, end } if b.bytes > target => {
+                    let mut cuts = vec![offset];
+                    let mut at = offset + target;
+                    while at < end {
+                        match self.next_line_start(at, end) {
+                            Some(c) if c < end => {
+                                cuts.push(c);
+                                at = c + target;
+                            }
+                            _ => break,
+                        }
+                    }
+                    cuts.push(end);
+                    for (i, w) in cuts.windows(2).enumerate() {
+                        out.push(Block {
+                            rows: if i == 0 { b.rows } else { Some(0) },
+                            bytes: w[1] - w[0],
+                            source: Source::PlainCopy {
+                                offset: w[0],
+                                // Lines past the first part are not counted; errors there name
+                                // byte offsets.
+                                line: if i == 0 { line } else { 0 },
+                                end: w[1],
+                            },
+                            ..b.clone()
+                        });
+                    }
+                }
+                _ => out.push(b),
+            }
+        }
+        out
+    }
+
+    fn next_line_start(&self, from: u64, end: u64) -> Option<u64> {
+        let mut f = File::open(&self.path).ok()?;
+        f.seek(SeekFrom::Start(from)).ok()?;
+        let mut r = BufReader::new(f.take(end - from));
+        let mut skip = Vec::new();
+        let n = r.read_until(b'\n', &mut skip).ok()?;
+        Some(from + n as u64)
+    }
+
+    /// Reads a block, calling `row` with each row's fields (in `block.columns` order) and
+    /// where it is.
+    pub fn read_block(
+        &self,
+        block: &Block,
+        row: &mut dyn FnMut(&CopyLine, &At) -> Result<bool, ConnectorError>,
+    ) -> Result<(), ConnectorError> {
+        let table = block.table.to_string();
+        let ncols = block.columns.len();
+        match &block.source {
+            Source::Empty => Ok(()),
+            Source::PlainCopy { offset, line, end } => {
+                let reader = self.plain_at(*offset)?;
+                let reader = BufReader::new(reader.take(end - offset));
+                let mut sc = Scanner::new(reader, *offset, line.saturating_sub(1));
+                let at = |sc_line: u64, off: u64| {
+                    if *line > 0 { At::Line(sc_line) } else { At::Byte(off) }
+                };
+                copy_lines(&self.path, &mut sc, ncols, &|l, o| at(l, o), row, true)
+            }
+            Source::PlainInserts { offset, line, end } => {
+                let reader = self.plain_at(*offset)?;
+                let reader = BufReader::new(reader.take(end - offset));
+                let mut sc = Scanner::new(reader, *offset, line.saturating_sub(1));
+                insert_statements(&self.path, &mut sc, ncols, row, |l| At::Line(l))
+            }
+            Source::Custom {
+                dump_id,
+                offset,
+                inserts,
+            } => {
+                let data = super::custom::open_block(self, *dump_id, *offset)?;
+                let reader = self.decompress(data);
+                self.read_stream(reader, ncols, *inserts, &table, row)
+            }
+            Source::File { path, inserts } => {
+                let f = File::open(path).map_err(|e| io_err(path, e))?;
+                let reader: Box<dyn Read + Send> = match self.compression {
+                    Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(BufReader::new(f))),
+                    _ => self.decompress(Box::new(BufReader::new(f))),
+                };
+                self.read_stream(reader, ncols, *inserts, &table, row)
+            }
+        }
+    }
+
+    fn read_stream(
+        &self,
+        reader: Box<dyn Read + Send>,
+        ncols: usize,
+        inserts: bool,
+        table: &str,
+        row: &mut dyn FnMut(&CopyLine, &At) -> Result<bool, ConnectorError>,
+    ) -> Result<(), ConnectorError> {
+        let mut sc = Scanner::new(BufReader::with_capacity(1 << 20, reader), 0, 0);
+        let row_at = |n: u64| At::Row {
+            table: table.to_string(),
+            row: n,
+        };
+        if inserts {
+            insert_statements(&self.path, &mut sc, ncols, row, row_at)
+        } else {
+            copy_lines(&self.path, &mut sc, ncols, &|l, _| row_at(l), row, false)
+        }
+    }
+
+    pub(super) fn decompress(&self, r: Box<dyn Read + Send>) -> Box<dyn Read + Send> {
+        match self.compression {
+            Compression::None => r,
+            Compression::Gzip => Box::new(flate2::read::ZlibDecoder::new(r)),
+            Compression::Lz4 => Box::new(lz4_flex::frame::FrameDecoder::new(r)),
+            Compression::Zstd => match zstd::stream::read::Decoder::new(r) {
+                Ok(d) => Box::new(d),
+                Err(e) => Box::new(FailingReader(Some(e))),
+            },
+        }
+    }
+
+    pub(super) fn int_size(&self) -> usize {
+        self.int_size
+    }
+
+    pub(super) fn data_start(&self) -> u64 {
+        self.data_start
+    }
+
+    fn plain_at(&self, offset: u64) -> Result<Box<dyn BufRead + Send>, ConnectorError> {
+        let mut reader = self.plain_reader()?;
+        if self.format == (DumpFormat::Plain { gzip: false }) {
+            let mut f = File::open(&self.path).map_err(|e| io_err(&self.path, e))?;
+            f.seek(SeekFrom::Start(offset)).map_err(|e| io_err(&self.path, e))?;
+            return Ok(Box::new(BufReader::with_capacity(1 << 20, f)));
+        }
+        // A compressed stream cannot seek: decompress up to the block.
+        std::io::copy(&mut (&mut reader).take(offset), &mut std::io::sink())
+            .map_err(|e| io_err(&self.path, e))?;
+        Ok(reader)
+    }
+}
+
+/// A reader that reports an error it got while being made.
+struct FailingReader(Option<std::io::Error>);
+
+impl Read for FailingReader {
+    fn read(&mut self, _buf: &mut [u8]) -> std::io::Result<usize> {
+        Err(self
+            .0
+            .take()
+            .unwrap_or_else(|| std::io::Error::other("unreadable data")))
+    }
+}
+
+fn read_full(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..])? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    Ok(n)
+}
+
+fn values_count(st: &Statement) -> u64 {
+    // `--rows-per-insert` puts several tuples in one statement; a cheap count for estimates.
+    (st.text.matches("),").count() + 1) as u64
+}
+
+/// COPY text lines up to `\.`: with `need_end`, the data must end with it.
+fn copy_lines<R: BufRead>(
+    path: &Path,
+    sc: &mut Scanner<R>,
+    ncols: usize,
+    at: &dyn Fn(u64, u64) -> At,
+    row: &mut dyn FnMut(&CopyLine, &At) -> Result<bool, ConnectorError>,
+    in_range: bool,
+) -> Result<(), ConnectorError> {
+    let mut line = CopyLine::default();
+    let mut n = 0u64;
+    loop {
+        let off = sc.offset();
+        let next = sc
+            .raw_line()
+            .map_err(|e| bad(path, at(e.line, e.offset), e.reason))?;
+        let Some((data, line_no)) = next else {
+            if in_range {
+                return Ok(());
+            }
+            return Err(bad(
+                path,
+                at(n + 1, off),
+                "the table's data ends without its `\\.` end marker (truncated or corrupted)",
+            ));
+        };
+        if data == b"\\." {
+            return Ok(());
+        }
+        n += 1;
+        let here = if in_range { at(line_no, off) } else { at(n, off) };
+        let fields = line.parse(trim_newline(data));
+        if fields != ncols.max(1) {
+            return Err(bad(
+                path,
+                here,
+                format!("a COPY row with {fields} fields where {ncols} are expected"),
+            ));
+        }
+        if !row(&line, &here)? {
+            return Ok(());
+        }
+    }
+}
+
+/// INSERT statements: each tuple of each statement is a row.
+fn insert_statements<R: BufRead>(
+    path: &Path,
+    sc: &mut Scanner<R>,
+    ncols: usize,
+    row: &mut dyn FnMut(&CopyLine, &At) -> Result<bool, ConnectorError>,
+    at: impl Fn(u64) -> At,
+) -> Result<(), ConnectorError> {
+    let mut line = CopyLine::default();
+    let mut n = 0u64;
+    loop {
+        let st = sc
+            .next_statement()
+            .map_err(|e| bad(path, at(e.line), e.reason))?;
+        let Some(st) = st else { return Ok(()) };
+        if !st.text.get(..6).is_some_and(|p| p.eq_ignore_ascii_case("insert")) {
+            continue;
+        }
+        let values = find_values(&st.text)
+            .ok_or_else(|| bad(path, at(st.line), "an INSERT without VALUES"))?;
+        for tuple in tuples(values).map_err(|r| bad(path, at(st.line), r))? {
+            n += 1;
+            line.clear();
+            for v in &tuple {
+                line.push(v.as_deref());
+            }
+            if tuple.len() != ncols {
+                return Err(bad(
+                    path,
+                    at(st.line),
+                    format!("an INSERT row with {} values where {ncols} are expected", tuple.len()),
+                ));
+            }
+            let here = match at(st.line) {
+                At::Row { table, .. } => At::Row { table, row: n },
+                other => other,
+            };
+            if !row(&line, &here)? {
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// The text after the `VALUES` keyword (outside quotes).
+fn find_values(s: &str) -> Option<&str> {
+    let b = s.as_bytes();
+    let mut i = 0;
+    let mut quote: Option<u8> = None;
+    while i < b.len() {
+        match quote {
+            Some(q) => {
+                if b[i] == q {
+                    quote = None;
+                }
+            }
+            None => {
+                if b[i] == b'\'' || b[i] == b'"' {
+                    quote = Some(b[i]);
+                } else if b[i..].len() >= 6
+                    && b[i..i + 6].eq_ignore_ascii_case(b"values")
+                    && (i == 0 || !b[i - 1].is_ascii_alphanumeric())
+                {
+                    return Some(&s[i + 6..]);
+                }
+            }
+        }
+        i += 1;
+    }
+    None
+}
+
+/// Splits `(a, 'b', NULL), (…)` into rows of literal texts (`None` for NULL).
+fn tuples(s: &str) -> Result<Vec<Vec<Option<String>>>, String> {
+    let b = s.as_bytes();
+    let mut rows = Vec::new();
+    let mut i = 0;
+    let skip_ws = |i: &mut usize| {
+        while *i < b.len() && b[*i].is_ascii_whitespace() {
+            *i += 1;
+        }
+    };
+    loop {
+        skip_ws(&mut i);
+        if i >= b.len() {
+            break;
+        }
+        if b[i] != b'(' {
+            return Err(format!("unexpected `{}` in INSERT values", b[i] as char));
+        }
+        i += 1;
+        let mut row = Vec::new();
+        loop {
+            skip_ws(&mut i);
+            let (value, next) = literal(s, i)?;
+            row.push(value);
+            i = next;
+            skip_ws(&mut i);
+            match b.get(i) {
+                Some(b',') => i += 1,
+                Some(b')') => {
+                    i += 1;
+                    break;
+                }
+                _ => return Err("an unterminated INSERT tuple".into()),
+            }
+        }
+        rows.push(row);
+        skip_ws(&mut i);
+        match b.get(i) {
+            Some(b',') => i += 1,
+            None => break,
+            Some(c) => return Err(format!("unexpected `{}` after an INSERT tuple", *c as char)),
+        }
+    }
+    Ok(rows)
+}
+
+/// One literal at `i`: a quoted string (`'…'`, `E'…'`, `B'…'`, `X'…'`, with an optional
+/// `::type` cast), NULL, or a bare word/number. Returns it and the index after it.
+fn literal(s: &str, mut i: usize) -> Result<(Option<String>, usize), String> {
+    let b = s.as_bytes();
+    let mut escapes = false;
+    if i + 1 < b.len() && b[i + 1] == b'\'' && matches!(b[i], b'E' | b'e' | b'B' | b'b' | b'X' | b'x') {
+        escapes = matches!(b[i], b'E' | b'e');
+        i += 1;
+    }
+    let mut value = if b.get(i) == Some(&b'\'') {
+        i += 1;
+        let mut v = Vec::new();
+        loop {
+            match b.get(i) {
+                None => return Err("an unterminated string in INSERT values".into()),
+                Some(b'\'') if b.get(i + 1) == Some(&b'\'') => {
+                    v.push(b'\'');
+                    i += 2;
+                }
+                Some(b'\'') => {
+                    i += 1;
+                    break;
+                }
+                Some(b'\\') if escapes => {
+                    let e = *b.get(i + 1).ok_or("a dangling backslash")?;
+                    v.push(match e {
+                        b'n' => b'\n',
+                        b't' => b'\t',
+                        b'r' => b'\r',
+                        b'b' => 8,
+                        b'f' => 12,
+                        other => other,
+                    });
+                    i += 2;
+                }
+                Some(c) => {
+                    v.push(*c);
+                    i += 1;
+                }
+            }
+        }
+        Some(String::from_utf8(v).map_err(|_| "invalid UTF-8 in a string")?)
+    } else {
+        let start = i;
+        let mut depth = 0;
+        while i < b.len() {
+            match b[i] {
+                b'(' => depth += 1,
+                b')' if depth == 0 => break,
+                b')' => depth -= 1,
+                b',' if depth == 0 => break,
+                _ => {}
+            }
+            i += 1;
+        }
+        let word = s[start..i].trim();
+        if word.eq_ignore_ascii_case("null") {
+            None
+        } else {
+            Some(word.to_string())
+        }
+    };
+    // A cast after the literal: `'…'::public.vector`.
+    if b.get(i) == Some(&b':') && b.get(i + 1) == Some(&b':') {
+        while i < b.len() && b[i] != b',' && b[i] != b')' {
+            i += 1;
+        }
+    }
+    if let Some(v) = &mut value {
+        if v.ends_with(' ') {
+            *v = v.trim_end().to_string();
+        }
+    }
+    Ok((value, i))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn insert_tuples_parse() {
+        let rows = tuples(" (1, 'it''s', NULL, true, -2.5e3, B'0101'), (2, E'a\\nb', '[1,2]'::public.vector, false, 0, NULL)").unwrap();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0][1].as_deref(), Some("it's"));
+        assert_eq!(rows[0][2], None);
+        assert_eq!(rows[0][4].as_deref(), Some("-2.5e3"));
+        assert_eq!(rows[0][5].as_deref(), Some("0101"));
+        assert_eq!(rows[1][1].as_deref(), Some("a\nb"));
+        assert_eq!(rows[1][2].as_deref(), Some("[1,2]"));
+        assert!(tuples("(1, 'x").is_err());
+        assert_eq!(find_values("INSERT INTO public.t (\"values\") VALUES (1)"), Some(" (1)"));
+    }
+}

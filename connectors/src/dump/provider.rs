@@ -1,0 +1,299 @@
+//! A dump's table as a DataFusion [`TableProvider`]: one partition per data block (per leaf of
+//! a partitioned table; big blocks of plain dumps split at line boundaries), each read on a
+//! blocking thread into the live source's column decoders, batches handed over through a
+//! bounded channel.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use async_trait::async_trait;
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
+use datafusion::catalog::Session;
+use datafusion::common::{DataFusionError, Result as DfResult};
+use datafusion::datasource::{TableProvider, TableType};
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::logical_expr::Expr;
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::streaming::{PartitionStream, StreamingTableExec};
+use etl_mappings::{PgKind, QualifiedName, SourceTable};
+use futures::StreamExt;
+use tokio::sync::mpsc;
+
+use super::archive::{At, Block, DumpArchive};
+use super::value::{TextField, encode};
+use crate::error::ConnectorError;
+use crate::postgres::{ColumnDecoder, ReadKind, ReadOptions, ReadStats, SelectAs, read_kind};
+
+/// How one column is read: its decoder kind and how its text becomes the decoder's input.
+#[derive(Debug, Clone)]
+struct Column {
+    name: String,
+    kind: ReadKind,
+    field: TextField,
+}
+
+fn column(name: &str, kind: &PgKind) -> Column {
+    let (rk, how) = read_kind(kind);
+    let field = match how {
+        SelectAs::Plain | SelectAs::TextArray => TextField::Binary(rk.clone()),
+        SelectAs::Text => TextField::AsText,
+        SelectAs::ArrayJson => {
+            let elem = match kind {
+                PgKind::Array { element, .. } => element.as_ref(),
+                other => other,
+            };
+            let numeric = elem.is_integer()
+                || matches!(elem, PgKind::Float4 | PgKind::Float8 | PgKind::Numeric { .. });
+            TextField::ArrayJson {
+                quote: !numeric && *elem != PgKind::Bool,
+                boolean: *elem == PgKind::Bool,
+            }
+        }
+    };
+    Column {
+        name: name.to_string(),
+        kind: rk,
+        field,
+    }
+}
+
+/// A table of a dump that DataFusion can scan.
+#[derive(Debug)]
+pub struct DumpTableProvider {
+    archive: Arc<DumpArchive>,
+    table: QualifiedName,
+    columns: Vec<Column>,
+    schema: SchemaRef,
+    options: ReadOptions,
+    stats: Arc<ReadStats>,
+}
+
+impl DumpTableProvider {
+    /// A provider for `table` of `archive`. A `where` filter needs a live server: refused.
+    pub fn new(
+        archive: Arc<DumpArchive>,
+        table: &SourceTable,
+        options: ReadOptions,
+    ) -> Result<Self, ConnectorError> {
+        if let Some(f) = &options.filter {
+            return Err(ConnectorError::Dump {
+                file: archive.path().display().to_string(),
+                at: None,
+                reason: format!(
+                    "table {}: `where: {f}` needs a live Postgres source; a dump is read whole",
+                    table.name
+                ),
+            });
+        }
+        let columns: Vec<Column> = table
+            .columns
+            .iter()
+            .map(|c| column(&c.name, &c.pg_type.kind))
+            .collect();
+        let fields: Vec<Field> = table
+            .columns
+            .iter()
+            .zip(&columns)
+            .map(|(c, col)| Field::new(&c.name, col.kind.arrow_type(), c.nullable))
+            .collect();
+        Ok(DumpTableProvider {
+            archive,
+            table: table.name.clone(),
+            columns,
+            schema: Arc::new(Schema::new(fields)),
+            options,
+            stats: Arc::new(ReadStats::default()),
+        })
+    }
+
+    /// Rows and bytes read so far.
+    pub fn stats(&self) -> Arc<ReadStats> {
+        self.stats.clone()
+    }
+}
+
+#[async_trait]
+impl TableProvider for DumpTableProvider {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    async fn scan(
+        &self,
+        _state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        _filters: &[Expr],
+        limit: Option<usize>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let indices: Vec<usize> = match projection {
+            Some(p) => p.clone(),
+            None => (0..self.columns.len()).collect(),
+        };
+        let schema = Arc::new(self.schema.project(&indices)?);
+        let columns: Vec<Column> = indices.iter().map(|i| self.columns[*i].clone()).collect();
+        let blocks = self
+            .archive
+            .split(self.archive.blocks(&self.table), self.options.partitions.max(1));
+        let mut partitions: Vec<Arc<dyn PartitionStream>> = blocks
+            .into_iter()
+            .map(|block| {
+                Arc::new(BlockStream {
+                    archive: self.archive.clone(),
+                    block,
+                    columns: columns.clone(),
+                    schema: schema.clone(),
+                    batch_rows: self.options.batch_rows.max(1),
+                    limit,
+                    stats: self.stats.clone(),
+                    depth: self.options.channel_depth.max(1),
+                }) as Arc<dyn PartitionStream>
+            })
+            .collect();
+        if partitions.is_empty() {
+            // A table without data: one empty partition.
+            partitions.push(Arc::new(BlockStream {
+                archive: self.archive.clone(),
+                block: Block::empty(self.table.clone()),
+                columns,
+                schema: schema.clone(),
+                batch_rows: 1,
+                limit,
+                stats: self.stats.clone(),
+                depth: 1,
+            }));
+        }
+        Ok(Arc::new(StreamingTableExec::try_new(
+            schema, partitions, None, None, false, None,
+        )?))
+    }
+}
+
+/// One block read as a stream of batches.
+#[derive(Debug)]
+struct BlockStream {
+    archive: Arc<DumpArchive>,
+    block: Block,
+    columns: Vec<Column>,
+    schema: SchemaRef,
+    batch_rows: usize,
+    limit: Option<usize>,
+    stats: Arc<ReadStats>,
+    depth: usize,
+}
+
+impl PartitionStream for BlockStream {
+    fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    fn execute(&self, _ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
+        let (tx, rx) = mpsc::channel::<Result<RecordBatch, ConnectorError>>(self.depth);
+        let archive = self.archive.clone();
+        let block = self.block.clone();
+        let columns = self.columns.clone();
+        let schema = self.schema.clone();
+        let batch_rows = self.batch_rows;
+        let limit = self.limit;
+        let stats = self.stats.clone();
+        tokio::task::spawn_blocking(move || {
+            let result = read_block(&archive, &block, &columns, &schema, batch_rows, limit, &stats, &tx);
+            if let Err(e) = result {
+                let _ = tx.blocking_send(Err(e));
+            }
+        });
+        let stream = futures::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|item| {
+                (
+                    item.map_err(|e| DataFusionError::External(Box::new(e))),
+                    rx,
+                )
+            })
+        });
+        Box::pin(RecordBatchStreamAdapter::new(self.schema.clone(), stream.boxed()))
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn read_block(
+    archive: &DumpArchive,
+    block: &Block,
+    columns: &[Column],
+    schema: &SchemaRef,
+    batch_rows: usize,
+    limit: Option<usize>,
+    stats: &ReadStats,
+    tx: &mpsc::Sender<Result<RecordBatch, ConnectorError>>,
+) -> Result<(), ConnectorError> {
+    // Where each wanted column sits in the block's data (absent: always NULL, e.g. a
+    // generated column pg_dump does not write).
+    let positions: Vec<Option<usize>> = columns
+        .iter()
+        .map(|c| block.columns.iter().position(|b| *b == c.name))
+        .collect();
+    let mut decoders: Vec<ColumnDecoder> = columns.iter().map(|c| ColumnDecoder::new(&c.kind)).collect();
+    let mut scratch = Vec::new();
+    let mut pending = 0usize;
+    let mut emitted = 0usize;
+    let mut bytes = 0u64;
+    let file = archive.path().display().to_string();
+    let flush = |decoders: &mut Vec<ColumnDecoder>, pending: &mut usize| -> Result<bool, ConnectorError> {
+        if *pending == 0 {
+            return Ok(true);
+        }
+        let arrays = decoders.iter_mut().map(ColumnDecoder::finish).collect();
+        let batch = RecordBatch::try_new(schema.clone(), arrays).map_err(|e| ConnectorError::Dump {
+            file: file.clone(),
+            at: None,
+            reason: e.to_string(),
+        })?;
+        *pending = 0;
+        Ok(tx.blocking_send(Ok(batch)).is_ok())
+    };
+    let mut stopped = false;
+    let result = archive.read_block(block, &mut |line, at: &At| {
+        for ((col, pos), dec) in columns.iter().zip(&positions).zip(decoders.iter_mut()) {
+            let text = pos.and_then(|p| line.field(p));
+            let Some(text) = text else {
+                dec.append(None).map_err(|e| problem(archive, at, &col.name, e.0))?;
+                continue;
+            };
+            bytes += text.len() as u64 + 1;
+            encode(&col.field, text, &mut scratch).map_err(|r| problem(archive, at, &col.name, r))?;
+            dec.append(Some(&scratch))
+                .map_err(|e| problem(archive, at, &col.name, e.0))?;
+        }
+        pending += 1;
+        emitted += 1;
+        if pending >= batch_rows {
+            stats.rows.fetch_add(pending as u64, Ordering::Relaxed);
+            stats.bytes.fetch_add(bytes, Ordering::Relaxed);
+            bytes = 0;
+            if !flush(&mut decoders, &mut pending)? {
+                stopped = true;
+            }
+        }
+        if limit.is_some_and(|l| emitted >= l) {
+            stopped = true;
+        }
+        Ok(!stopped)
+    });
+    result?;
+    stats.rows.fetch_add(pending as u64, Ordering::Relaxed);
+    stats.bytes.fetch_add(bytes, Ordering::Relaxed);
+    flush(&mut decoders, &mut pending)?;
+    Ok(())
+}
+
+fn problem(archive: &DumpArchive, at: &At, column: &str, reason: String) -> ConnectorError {
+    ConnectorError::Dump {
+        file: archive.path().display().to_string(),
+        at: Some(at.to_string()),
+        reason: format!("column `{column}`: {reason}"),
+    }
+}
