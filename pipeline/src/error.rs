@@ -86,6 +86,12 @@ impl From<etl_engine::EngineError> for PipelineError {
 }
 
 impl PipelineError {
+    /// Whether the source's data itself is unreadable (a corrupt or truncated dump), so that
+    /// running again cannot get past it.
+    pub fn is_bad_source_data(&self) -> bool {
+        matches!(self, PipelineError::Connector(ConnectorError::Dump { .. }))
+    }
+
     /// Unwraps a DataFusion error that carries one of our connector errors.
     pub fn from_datafusion(err: datafusion::error::DataFusionError) -> Self {
         match err {

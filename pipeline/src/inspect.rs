@@ -109,30 +109,54 @@ pub fn postgres_url(mapping: &ParsedMapping) -> Result<PgUrl, PipelineError> {
     }
 }
 
+/// Where `etl init` reads the catalog from.
+#[derive(Debug, Clone)]
+pub enum InitSource {
+    /// A live server's URL as given (it may hold a password, which is never written out).
+    Postgres(String),
+    /// A pg_dump file or directory.
+    Dump(PathBuf),
+}
+
 /// What `etl init` is asked.
 #[derive(Debug, Clone)]
 pub struct InitRequest {
-    /// The source URL as given (it may hold a password, which is never written out).
-    pub source: String,
+    /// The source.
+    pub source: InitSource,
     /// Tables to include; all when empty.
     pub tables: Vec<String>,
     /// The engine directory to write into the mapping.
     pub target: String,
 }
 
-/// Reads the live catalog and writes a complete mapping for it.
+/// Reads the source's catalog and writes a complete mapping for it.
 pub async fn init(req: &InitRequest) -> Result<String, PipelineError> {
-    let url = PgUrl::parse(&req.source)?;
-    let client = postgres::connect(&url).await?;
     let names = req
         .tables
         .iter()
         .map(|t| QualifiedName::parse(t))
         .collect::<Result<Vec<_>, MappingError>>()?;
-    let clean_url = postgres::strip_password(&req.source);
+    let (source_key, source_value, catalog) = match &req.source {
+        InitSource::Postgres(url_text) => {
+            let url = PgUrl::parse(url_text)?;
+            let client = postgres::connect(&url).await?;
+            let catalog = describe_for_plan(&client, &names).await?;
+            ("postgres", postgres::strip_password(url_text), catalog)
+        }
+        InitSource::Dump(path) => {
+            // Written absolute: the mapping may live anywhere, and paths in it are read
+            // relative to its own folder.
+            let abs = std::path::absolute(path).unwrap_or_else(|_| path.clone());
+            let catalog = match Source::open_dump(abs.clone()).await? {
+                Source::Dump(a) => a.catalog(),
+                Source::Postgres(_) => Vec::new(),
+            };
+            ("dump", abs.display().to_string(), catalog)
+        }
+    };
     let stub = format!(
-        "version: 1\nsource:\n  postgres: '{}'\ntarget:\n  engine: '{}'\n",
-        clean_url.replace('\'', "''"),
+        "version: 1\nsource:\n  {source_key}: '{}'\ntarget:\n  engine: '{}'\n",
+        source_value.replace('\'', "''"),
         req.target.replace('\'', "''")
     );
     let mut parsed = parse_mapping(&stub, "<init>", &|_| None)?;
@@ -144,7 +168,6 @@ pub async fn init(req: &InitRequest) -> Result<String, PipelineError> {
             ..Default::default()
         })
         .collect();
-    let catalog = describe_for_plan(&client, &names).await?;
     let plan = build_plan(&parsed, &catalog).map_err(|e| match e {
         MappingError::UnknownTable {
             table, suggestion, ..
@@ -154,8 +177,8 @@ pub async fn init(req: &InitRequest) -> Result<String, PipelineError> {
     Ok(render_mapping(
         &plan,
         &InitOptions {
-            source_key: "postgres".into(),
-            source_value: clean_url,
+            source_key: source_key.into(),
+            source_value,
             target: req.target.clone(),
         },
     ))

@@ -10,7 +10,7 @@ pub mod verify;
 
 pub use bench::{ReadBench, bench_read};
 pub use error::PipelineError;
-pub use inspect::{InitRequest, init, load_mapping, open_source, plan, postgres_url, read_catalog};
+pub use inspect::{InitRequest, InitSource, init, load_mapping, open_source, plan, postgres_url, read_catalog};
 pub use source::Source;
 pub use run::job::{Job, JobState, list_jobs, show_job};
 pub use run::{Phase, RunObserver, RunOptions, RunReport, Silent, TableReport, run};

@@ -223,7 +223,7 @@ pub async fn run(
     let work = async {
         let concurrency = plan.parallelism.clamp(1, tables.len().max(1));
         let reports: Vec<Result<TableReport, PipelineError>> =
-            futures::stream::iter(tables.iter().map(|t| ctx.run_table(t)))
+            futures::stream::iter(tables.iter().map(|t| ctx.run_table_or_discard(t)))
                 .buffer_unordered(concurrency)
                 .collect()
                 .await;
@@ -323,6 +323,24 @@ enum WriterMsg {
 }
 
 impl RunContext {
+    /// Runs a table; when its source data turns out to be unreadable (a corrupt or truncated
+    /// dump), drops what was loaded of it: running again cannot get further, so nothing
+    /// half-loaded is left looking like a collection.
+    async fn run_table_or_discard(&self, tp: &TablePlan) -> Result<TableReport, PipelineError> {
+        let result = self.run_table(tp).await;
+        if let Err(e) = &result {
+            if e.is_bad_source_data() && !self.opts.dry_run && self.db.list()?.contains(&tp.collection) {
+                tracing::warn!(
+                    table = %tp.source,
+                    "dropping the partly loaded collection {}: its source data is unreadable",
+                    tp.collection
+                );
+                self.db.drop_collection(&tp.collection)?;
+            }
+        }
+        result
+    }
+
     async fn run_table(&self, tp: &TablePlan) -> Result<TableReport, PipelineError> {
         let started = Instant::now();
         let name = tp.source.to_string();

@@ -1,18 +1,22 @@
-//! `etl init`: write a complete mapping from a live catalog.
+//! `etl init`: write a complete mapping from a live catalog or a dump's.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
-use etl_pipeline::{InitRequest, init};
+use etl_pipeline::{InitRequest, InitSource, init};
 
 /// Arguments of `etl init`.
 #[derive(Debug, Args)]
 pub struct InitArgs {
     /// The source database, e.g. postgres://user@host:5432/db (password from PGPASSWORD or
     /// ~/.pgpass; it is never written into the mapping).
+    #[arg(long, required_unless_present = "dump", conflicts_with = "dump")]
+    pub source: Option<String>,
+    /// A pg_dump file (plain, gzip'd plain or custom format) or directory (-Fd) to read the
+    /// tables from instead of a server.
     #[arg(long)]
-    pub source: String,
+    pub dump: Option<PathBuf>,
     /// Only these tables (schema.table, comma-separated); default: every user table.
     #[arg(long, value_delimiter = ',')]
     pub tables: Vec<String>,
@@ -25,8 +29,13 @@ pub struct InitArgs {
 }
 
 pub async fn run(args: InitArgs) -> anyhow::Result<ExitCode> {
+    let source = match (args.source, args.dump) {
+        (Some(url), _) => InitSource::Postgres(url),
+        (None, Some(path)) => InitSource::Dump(path),
+        (None, None) => anyhow::bail!("give --source URL or --dump PATH"),
+    };
     let yaml = init(&InitRequest {
-        source: args.source,
+        source,
         tables: args.tables,
         target: args.target,
     })

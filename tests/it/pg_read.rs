@@ -13,6 +13,7 @@ use datafusion::arrow::array::{
     StringArray, StructArray,
 };
 use datafusion::arrow::datatypes::DataType;
+use datafusion::datasource::TableProvider;
 use datafusion::prelude::SessionContext;
 use etl_connectors::postgres::{PgTableProvider, PgUrl, ReadOptions, connect, describe_tables};
 use etl_mappings::QualifiedName;
@@ -20,7 +21,7 @@ use futures::StreamExt;
 
 use crate::support::{fresh_db, sql};
 
-async fn provider(url: &str, table: &str, options: ReadOptions) -> Arc<PgTableProvider> {
+pub(crate) async fn provider(url: &str, table: &str, options: ReadOptions) -> Arc<PgTableProvider> {
     let pg = PgUrl::parse(url).unwrap();
     let client = connect(&pg).await.unwrap();
     let name = QualifiedName::parse(table).unwrap();
@@ -28,14 +29,14 @@ async fn provider(url: &str, table: &str, options: ReadOptions) -> Arc<PgTablePr
     Arc::new(PgTableProvider::new(pg, &tables[0], options))
 }
 
-async fn read_all(p: Arc<PgTableProvider>, query: &str) -> Vec<RecordBatch> {
+pub(crate) async fn read_all(p: Arc<dyn TableProvider>, query: &str) -> Vec<RecordBatch> {
     let ctx = SessionContext::new();
     ctx.register_table("t", p).unwrap();
     ctx.sql(query).await.unwrap().collect().await.unwrap()
 }
 
 /// Renders one cell the way the expected-value SQL below renders it.
-fn render(a: &dyn Array, i: usize) -> String {
+pub(crate) fn render(a: &dyn Array, i: usize) -> String {
     if a.is_null(i) {
         return "NULL".into();
     }
@@ -298,9 +299,8 @@ const COLUMNS: &[(&str, &str, &[&str], &str)] = &[
     ),
 ];
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_type_decodes_to_postgres_own_values() {
-    let url = fresh_db("types");
+/// The `alltypes` table: one column per type above, row k holding each column's k-th value.
+pub(crate) fn alltypes_sql() -> String {
     let mut ddl = String::from(
         "CREATE TYPE mood AS ENUM ('sad', 'happy'); CREATE DOMAIN short_text AS varchar(40);\nCREATE TABLE alltypes (k int PRIMARY KEY",
     );
@@ -323,6 +323,13 @@ async fn every_type_decodes_to_postgres_own_values() {
             vals.join(", ")
         ));
     }
+    ddl
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_type_decodes_to_postgres_own_values() {
+    let url = fresh_db("types");
+    let ddl = alltypes_sql();
     sql(&url, &ddl);
 
     let p = provider(&url, "public.alltypes", ReadOptions::default()).await;
@@ -337,7 +344,7 @@ async fn every_type_decodes_to_postgres_own_values() {
             })
         })
         .collect();
-    assert_eq!(got.len(), rows);
+    assert_eq!(got.len(), COLUMNS.iter().map(|c| c.2.len()).max().unwrap() + 1);
 
     // What Postgres says, in the same shapes.
     let pg = PgUrl::parse(&url).unwrap();

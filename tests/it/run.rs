@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use crate::support::{fresh_db, sql, stderr, stdout, write};
 
-fn password(url: &str) -> String {
+pub(crate) fn password(url: &str) -> String {
     let after = url.split("://").nth(1).unwrap();
     after
         .split('@')
@@ -21,7 +21,7 @@ fn password(url: &str) -> String {
         .to_string()
 }
 
-fn etl_pw(url: &str, args: &[&str]) -> Output {
+pub(crate) fn etl_pw(url: &str, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_etl"))
         .args(args)
         .env("PGPASSWORD", password(url))
@@ -31,7 +31,7 @@ fn etl_pw(url: &str, args: &[&str]) -> Output {
 }
 
 /// `etl init` for the database into `dir`, with the engine under `dir/data`.
-fn init(url: &str, dir: &Path) -> std::path::PathBuf {
+pub(crate) fn init(url: &str, dir: &Path) -> std::path::PathBuf {
     let mapping = dir.join("mapping.yaml");
     let data = dir.join("data");
     let o = etl_pw(
@@ -90,7 +90,7 @@ fn table<'a>(report: &'a Value, name: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no {name} in {report}"))
 }
 
-const SHAPES: &str = r#"
+pub(crate) const SHAPES: &str = r#"
 CREATE TABLE composite (doc int, chunk int, body text, emb vector(3), PRIMARY KEY (doc, chunk));
 CREATE TABLE nokey (x int, v vector(2));
 CREATE TABLE uuidkey (id uuid PRIMARY KEY, h halfvec(4), s sparsevec(50), b bit(16));
@@ -351,7 +351,7 @@ fn same_as_pgvector(rows: &Value, distance_key: &str, want: &[(i64, f64)]) {
 }
 
 /// `etl verify FILE --format json`: the exit code and the report.
-fn verify_json(url: &str, mapping: &Path) -> (Option<i32>, Value) {
+pub(crate) fn verify_json(url: &str, mapping: &Path) -> (Option<i32>, Value) {
     let o = etl_pw(
         url,
         &["verify", mapping.to_str().unwrap(), "--format", "json"],

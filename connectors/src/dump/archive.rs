@@ -461,6 +461,14 @@ impl DumpArchive {
                 let data = super::custom::open_block(self, *dump_id, *offset)?;
                 let reader = self.decompress(data);
                 self.read_stream(reader, ncols, *inserts, &table, row)
+                    .map_err(|e| match (e, offset) {
+                        (ConnectorError::Dump { file, at, reason }, Some(o)) => ConnectorError::Dump {
+                            file,
+                            at: at.map(|a| format!("{a} (its data block starts at byte offset {o})")),
+                            reason,
+                        },
+                        (e, _) => e,
+                    })
             }
             Source::File { path, inserts } => {
                 let f = File::open(path).map_err(|e| io_err(path, e))?;
@@ -727,7 +735,7 @@ fn literal(s: &str, mut i: usize) -> Result<(Option<String>, usize), String> {
         escapes = matches!(b[i], b'E' | b'e');
         i += 1;
     }
-    let mut value = if b.get(i) == Some(&b'\'') {
+    let value = if b.get(i) == Some(&b'\'') {
         i += 1;
         let mut v = Vec::new();
         loop {
@@ -784,11 +792,6 @@ fn literal(s: &str, mut i: usize) -> Result<(Option<String>, usize), String> {
     if b.get(i) == Some(&b':') && b.get(i + 1) == Some(&b':') {
         while i < b.len() && b[i] != b',' && b[i] != b')' {
             i += 1;
-        }
-    }
-    if let Some(v) = &mut value {
-        if v.ends_with(' ') {
-            *v = v.trim_end().to_string();
         }
     }
     Ok((value, i))

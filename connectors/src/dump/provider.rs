@@ -36,7 +36,12 @@ struct Column {
 
 fn column(name: &str, kind: &PgKind) -> Column {
     let (rk, how) = read_kind(kind);
-    let field = match how {
+    let field = match (kind, how) {
+        (PgKind::Inet, _) => TextField::InetText { array: false },
+        (PgKind::Array { element, ndims }, _) if **element == PgKind::Inet && *ndims <= 1 => {
+            TextField::InetText { array: true }
+        }
+        (_, how) => match how {
         SelectAs::Plain | SelectAs::TextArray => TextField::Binary(rk.clone()),
         SelectAs::Text => TextField::AsText,
         SelectAs::ArrayJson => {
@@ -51,6 +56,7 @@ fn column(name: &str, kind: &PgKind) -> Column {
                 boolean: *elem == PgKind::Bool,
             }
         }
+        },
     };
     Column {
         name: name.to_string(),

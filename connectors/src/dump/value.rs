@@ -13,6 +13,12 @@ pub enum TextField {
     Binary(ReadKind),
     /// Keep the text (the live source selects these as `::text`).
     AsText,
+    /// `inet` (or a one-dimensional `inet[]` with `array`) as its `::text` cast writes it: the
+    /// live source selects it so, and the cast always shows the mask (`10.0.0.1/32`).
+    InetText {
+        /// An array of inet.
+        array: bool,
+    },
     /// A multi-dimensional array, as `array_to_json` writes it; `quote` says whether the
     /// elements are JSON strings (false: numbers, booleans).
     ArrayJson {
@@ -44,7 +50,40 @@ pub fn encode(field: &TextField, s: &[u8], out: &mut Vec<u8>) -> R {
             out.extend_from_slice(json.as_bytes());
             Ok(())
         }
+        TextField::InetText { array: false } => {
+            let text = utf8(s)?;
+            inet_text(text, out);
+            Ok(())
+        }
+        TextField::InetText { array: true } => {
+            let text = utf8(s)?;
+            let mut fixed = String::from("{");
+            let items = parse_array(text)?;
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    fixed.push(',');
+                }
+                match item {
+                    Node::Leaf(Some(v)) => {
+                        let mut b = Vec::new();
+                        inet_text(v, &mut b);
+                        fixed.push_str(&String::from_utf8_lossy(&b));
+                    }
+                    Node::Leaf(None) => fixed.push_str("NULL"),
+                    Node::List(_) => return Err("a multi-dimensional inet array".into()),
+                }
+            }
+            fixed.push('}');
+            array(&ReadKind::Text, &fixed, out)
+        }
         TextField::Binary(kind) => binary(kind, s, out),
+    }
+}
+
+fn inet_text(v: &str, out: &mut Vec<u8>) {
+    out.extend_from_slice(v.as_bytes());
+    if !v.contains('/') {
+        out.extend_from_slice(if v.contains(':') { b"/128" } else { b"/32" });
     }
 }
 
