@@ -5,6 +5,7 @@
 
 pub mod dump;
 mod error;
+pub mod files;
 pub mod postgres;
 
 pub use error::ConnectorError;

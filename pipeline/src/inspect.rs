@@ -9,6 +9,11 @@ use etl_mappings::{
     parse_mapping, render_mapping,
 };
 
+use std::sync::Arc;
+
+use etl_connectors::files::{FileFormat, FileSource, Hints};
+use etl_mappings::{DataType, PgKind};
+
 use crate::error::PipelineError;
 use crate::source::{Source, beside};
 
@@ -29,13 +34,49 @@ pub async fn open_source(
         let opened = Source::open_dump(beside(mapping, path)).await?;
         let catalog = match &opened {
             Source::Dump(a) => a.catalog(),
-            Source::Postgres(_) => Vec::new(),
+            _ => Vec::new(),
         };
         return Ok((opened, catalog));
+    }
+    let files = match (&source.csv, &source.parquet) {
+        (Some(p), _) => Some((p, FileFormat::Csv)),
+        (None, Some(p)) => Some((p, FileFormat::Parquet)),
+        _ => None,
+    };
+    if let Some((spec, format)) = files {
+        let spec = if spec.contains("://") {
+            spec.clone()
+        } else {
+            beside(mapping, spec).display().to_string()
+        };
+        let opened = FileSource::open(&spec, format, &file_hints(mapping)).await?;
+        let catalog = opened.catalog();
+        return Ok((Source::Files(Arc::new(opened)), catalog));
     }
     let url = postgres_url(mapping)?;
     let catalog = live_catalog(mapping, &url).await?;
     Ok((Source::Postgres(url), catalog))
+}
+
+/// Column types a mapping states for files, where inference cannot know them (a vector's
+/// kind and dimension in a text column).
+fn file_hints(mapping: &ParsedMapping) -> Hints {
+    let mut hints = Hints::new();
+    for t in &mapping.file.tables {
+        let Ok(table) = QualifiedName::parse(&t.source) else { continue };
+        for f in &t.fields {
+            let kind = match f.data_type.as_deref().and_then(DataType::parse) {
+                Some(DataType::FloatVector) => PgKind::Vector { dim: f.dim },
+                Some(DataType::Float16Vector) => PgKind::HalfVec { dim: f.dim },
+                Some(DataType::SparseFloatVector) => PgKind::SparseVec { dim: f.dim },
+                Some(DataType::BinaryVector) => PgKind::Bit { length: f.dim },
+                Some(DataType::Json) => PgKind::Jsonb,
+                _ => continue,
+            };
+            hints.insert((table.clone(), f.source.clone()), kind);
+        }
+    }
+    hints
 }
 
 /// The live source's catalog for the tables the mapping names (every table when it names none).
@@ -149,7 +190,7 @@ pub async fn init(req: &InitRequest) -> Result<String, PipelineError> {
             let abs = std::path::absolute(path).unwrap_or_else(|_| path.clone());
             let catalog = match Source::open_dump(abs.clone()).await? {
                 Source::Dump(a) => a.catalog(),
-                Source::Postgres(_) => Vec::new(),
+                _ => Vec::new(),
             };
             ("dump", abs.display().to_string(), catalog)
         }

@@ -10,6 +10,7 @@ use datafusion::execution::SendableRecordBatchStream;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::SessionContext;
 use etl_connectors::dump::{DumpArchive, DumpTableProvider};
+use etl_connectors::files::FileSource;
 use etl_connectors::postgres::{PgTableProvider, PgUrl, ReadOptions, ReadStats};
 use etl_mappings::{ParsedMapping, SourceTable};
 
@@ -22,6 +23,8 @@ pub enum Source {
     Postgres(PgUrl),
     /// A pg_dump file or directory, already scanned.
     Dump(Arc<DumpArchive>),
+    /// CSV or Parquet files, described.
+    Files(Arc<FileSource>),
 }
 
 impl Source {
@@ -30,6 +33,7 @@ impl Source {
         match self {
             Source::Postgres(url) => url.redacted().to_string(),
             Source::Dump(a) => format!("dump {}", a.path().display()),
+            Source::Files(f) => format!("{:?} files", f.format()).to_lowercase(),
         }
     }
 
@@ -88,6 +92,11 @@ impl SourceScan {
             }
             Source::Dump(archive) => {
                 let p = DumpTableProvider::new(archive.clone(), table, options)?;
+                let stats = p.stats();
+                (Arc::new(p), stats)
+            }
+            Source::Files(files) => {
+                let p = files.provider(&table.name, options)?;
                 let stats = p.stats();
                 (Arc::new(p), stats)
             }

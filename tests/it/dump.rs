@@ -283,3 +283,63 @@ fn a_truncated_or_corrupted_dump_fails_where_it_is_bad_and_loads_nothing_half() 
     assert!(stderr(&o).contains("flipped.custom"), "{}", stderr(&o));
     assert!(!listed.contains("items"), "nothing half-loaded: {listed}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn csv_and_parquet_files_load_like_the_live_table() {
+    let url = fresh_db("files");
+    sql(
+        &url,
+        "CREATE TABLE docs (id bigint PRIMARY KEY, cat text, day date, emb vector(8));
+         INSERT INTO docs SELECT i, CASE WHEN i % 7 = 0 THEN NULL ELSE 'c, \"' || (i % 5) || '\"' END, DATE '2024-01-01' + i,
+           ARRAY(SELECT sin(i * k + k) FROM generate_series(1, 8) k)::real[]::vector FROM generate_series(1, 300) i;",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    // Postgres' own CSV (vectors as pgvector's text), and Parquet of the live reader's batches.
+    let csv = dir.path().join("docs.csv");
+    let o = Command::new(pg_bin().join("psql"))
+        .arg(&url)
+        .arg("-c")
+        .arg(format!("\\copy (SELECT * FROM docs ORDER BY id) TO '{}' CSV HEADER", csv.display()))
+        .env("PGPASSWORD", password(&url))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let live = provider(&url, "public.docs", ReadOptions::default()).await;
+    let batches = read_all(live, "SELECT * FROM t ORDER BY id").await;
+    let pq_dir = dir.path().join("pq");
+    std::fs::create_dir(&pq_dir).unwrap();
+    let file = std::fs::File::create(pq_dir.join("docs.parquet")).unwrap();
+    let mut w = datafusion::parquet::arrow::ArrowWriter::try_new(file, batches[0].schema(), None).unwrap();
+    for b in &batches {
+        w.write(b).unwrap();
+    }
+    w.close().unwrap();
+
+    let table_spec = "tables:\n  - source: public.docs\n    fields:\n      - source: id\n        primary_key: true\n";
+    let live_mapping = |engine: &Path| {
+        format!(
+            "version: 1\nsource:\n  postgres: '{url}'\ntarget:\n  engine: '{}'\n{table_spec}",
+            engine.display()
+        )
+    };
+    for (kind, spec) in [
+        ("csv", csv.display().to_string()),
+        ("parquet", pq_dir.display().to_string()),
+    ] {
+        let engine = dir.path().join(format!("engine-{kind}"));
+        let m = write(
+            dir.path(),
+            &format!("{kind}.yaml"),
+            &format!(
+                "version: 1\nsource:\n  {kind}: '{spec}'\ntarget:\n  engine: '{}'\n{table_spec}",
+                engine.display()
+            ),
+        );
+        let o = etl_pw(&url, &["run", m.to_str().unwrap(), "--quiet"]);
+        assert!(o.status.success(), "{kind}: {}\n{}", stderr(&o), stdout(&o));
+        let v = write(dir.path(), &format!("{kind}-verify.yaml"), &live_mapping(&engine));
+        let (code, report) = verify_json(&url, &v);
+        assert_eq!(code, Some(0), "{kind}: the files' collection differs from the live table: {report}");
+        assert_eq!(report["tables"][0]["success"], 300, "{kind}: {report}");
+    }
+}
