@@ -9,6 +9,7 @@ mod progress;
 mod query;
 mod run;
 mod search;
+mod stage;
 mod verify;
 
 use std::path::PathBuf;
@@ -74,6 +75,11 @@ pub enum Command {
     Query(query::QueryArgs),
     /// Compare source and target row by row (MOLT Verify's counters); exit 0 only when clean.
     Verify(verify::VerifyArgs),
+    /// Write a mapping's collections as Parquet files in Milvus' bulk-import layout to an
+    /// object store (file://, s3://, gs://, az://), with a manifest written last.
+    Stage(stage::StageArgs),
+    /// Load a stage written by `etl stage` into the engine, file by file, resumable.
+    Import(stage::ImportArgs),
 }
 
 /// Sets up tracing on stderr.
@@ -103,6 +109,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Run(args) => run::run(args).await,
         Command::Jobs(args) => run::jobs(args),
         Command::Verify(args) => verify::run(args).await,
+        Command::Stage(args) => stage::stage(args).await,
+        Command::Import(args) => stage::import(args).await,
         Command::Query(args) => query::run(args).await,
         // The engine is synchronous; these commands own the process, so they run it directly.
         Command::Collections(args) => collections::run(args),
@@ -123,7 +131,8 @@ pub fn exit_code_for(err: &anyhow::Error) -> u8 {
         | Some(PipelineError::UnsupportedSource { .. })
         | Some(PipelineError::Io(_))
         | Some(PipelineError::Usage { .. })
-        | Some(PipelineError::NeedsFixes { .. }) => 2,
+        | Some(PipelineError::NeedsFixes { .. })
+        | Some(PipelineError::Checksum { .. }) => 2,
         Some(PipelineError::Engine(e)) => {
             if e.is_user_error() {
                 2
@@ -142,6 +151,7 @@ pub fn exit_code_for(err: &anyhow::Error) -> u8 {
             | ConnectorError::TableNotFound { .. }
             | ConnectorError::HotStandby { .. }
             | ConnectorError::Dump { .. } => 2,
+            ConnectorError::Store { .. } => 1,
             ConnectorError::StatementTimeout { .. }
             | ConnectorError::RecoveryConflict { .. }
             | ConnectorError::Query { .. }

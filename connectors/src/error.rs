@@ -115,6 +115,14 @@ pub enum ConnectorError {
         /// What is wrong.
         reason: String,
     },
+    /// An object store refused or failed (the URL holds no credentials).
+    #[error("{url}: {reason}")]
+    Store {
+        /// The URL and path concerned.
+        url: String,
+        /// The store's message.
+        reason: String,
+    },
     /// A reader kept failing after its retries.
     #[error("reading {table} failed after {attempts} attempts: {last}")]
     RetriesExhausted {
@@ -216,6 +224,7 @@ impl ConnectorError {
             | ConnectorError::SnapshotLost { .. }
             | ConnectorError::Decode { .. }
             | ConnectorError::Dump { .. }
+            | ConnectorError::Store { .. }
             | ConnectorError::RetriesExhausted { .. } => false,
         }
     }

@@ -7,5 +7,6 @@ pub mod dump;
 mod error;
 pub mod files;
 pub mod postgres;
+pub mod store;
 
 pub use error::ConnectorError;

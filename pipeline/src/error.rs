@@ -40,6 +40,16 @@ pub enum PipelineError {
     /// The engine failed (or refused a request).
     #[error(transparent)]
     Engine(Box<etl_engine::EngineError>),
+    /// A staged file's bytes are not what the stage's manifest says.
+    #[error("checksum mismatch in {file}: the manifest says {expected}, the file has {actual}; stage it again")]
+    Checksum {
+        /// The file's URL.
+        file: String,
+        /// Size and hash in the manifest.
+        expected: String,
+        /// Size and hash of the bytes read.
+        actual: String,
+    },
     /// A bad argument or request, explained.
     #[error("{message}")]
     Usage {

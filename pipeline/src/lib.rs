@@ -5,6 +5,7 @@ mod error;
 mod inspect;
 pub mod run;
 mod source;
+pub mod stage;
 pub mod sql;
 pub mod verify;
 

@@ -31,6 +31,8 @@ use self::map::{Mapper, Reject};
 use crate::error::PipelineError;
 use crate::inspect::{engine_dir, load_mapping, open_source};
 use crate::source::{Source, SourceScan};
+use crate::stage::manifest::{StagedCollection, StagedFile, StagedIndex};
+use crate::stage::writer::StageWriter;
 
 /// Options of `etl run`.
 #[derive(Debug, Clone, Default)]
@@ -49,6 +51,11 @@ pub struct RunOptions {
     pub resume: bool,
     /// Start over: drop the collections and ignore unfinished jobs.
     pub restart: bool,
+    /// Only stage, to this object-store URL (`etl stage --to`); otherwise the mapping's
+    /// `target.stage` decides.
+    pub stage_to: Option<String>,
+    /// Largest staged file (default 512 MiB).
+    pub max_file_bytes: Option<u64>,
 }
 
 /// What a table is doing.
@@ -128,6 +135,21 @@ pub struct Totals {
     pub rows_per_s: f64,
 }
 
+impl Totals {
+    /// The sums over `tables` for a run of `seconds`.
+    pub fn of(tables: &[TableReport], seconds: f64) -> Totals {
+        let rows_read: u64 = tables.iter().map(|t| t.rows_read).sum();
+        Totals {
+            rows_read,
+            rows_written: tables.iter().map(|t| t.rows_written).sum(),
+            rows_rejected: tables.iter().map(|t| t.rows_rejected).sum(),
+            bytes: tables.iter().map(|t| t.bytes).sum(),
+            seconds,
+            rows_per_s: rows_read as f64 / seconds.max(1e-9),
+        }
+    }
+}
+
 /// The report `etl run` prints and writes with `--report`.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct RunReport {
@@ -141,6 +163,24 @@ pub struct RunReport {
     pub tables: Vec<TableReport>,
     /// Totals.
     pub totals: Totals,
+    /// The stage written, when the run staged.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stage: Option<StageSummary>,
+}
+
+/// What a staging run wrote.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct StageSummary {
+    /// The stage's URL.
+    pub url: String,
+    /// Its id (imports record their progress under it).
+    pub stage_id: String,
+    /// Files written.
+    pub files: usize,
+    /// Bytes written.
+    pub bytes: u64,
+    /// Seconds staging took.
+    pub seconds: f64,
 }
 
 const RANGES_KEY: &str = "ranges";
@@ -153,11 +193,56 @@ pub async fn run(
     observer: Arc<dyn RunObserver>,
     cancel: impl Future<Output = ()>,
 ) -> Result<RunReport, PipelineError> {
-    let started = Instant::now();
     let mapping = load_mapping(mapping_path)?;
-    let target = engine_dir(&mapping, "run")?;
-    let (source, catalog) = open_source(&mapping).await?;
-    let mut plan = build_plan(&mapping, &catalog)?;
+    let stage = opts
+        .stage_to
+        .clone()
+        .or_else(|| mapping.file.target.stage.clone());
+    let engine = if opts.stage_to.is_some() {
+        None
+    } else {
+        mapping.file.target.engine.clone()
+    };
+    match (stage, engine) {
+        (None, _) => run_engine(mapping_path, &mapping, opts, observer, cancel).await,
+        (Some(url), None) => {
+            crate::stage::stage(mapping_path, &mapping, &url, opts, observer, cancel).await
+        }
+        (Some(url), Some(dir)) => {
+            // Stage, then import the stage: the two halves of a load that crosses machines.
+            let cancel = futures::FutureExt::shared(Box::pin(cancel));
+            let staged =
+                crate::stage::stage(mapping_path, &mapping, &url, opts, observer.clone(), cancel.clone())
+                    .await?;
+            let import = crate::stage::ImportOptions {
+                collections: None,
+                parallelism: opts.parallelism,
+            };
+            let mut report =
+                crate::stage::import(&url, Path::new(&dir), &import, observer, cancel).await?;
+            report.stage = staged.stage;
+            report.totals.rows_read = staged.totals.rows_read;
+            report.totals.rows_rejected = staged.totals.rows_rejected;
+            Ok(report)
+        }
+    }
+}
+
+/// What a run needs before it reads: the source, its catalog, the plan and the chosen tables
+/// (refused when any still needs fixes).
+pub(crate) struct Prepared {
+    pub source: Source,
+    pub catalog: Vec<SourceTable>,
+    pub plan: Plan,
+    pub tables: Vec<TablePlan>,
+}
+
+pub(crate) async fn prepare(
+    mapping: &etl_mappings::ParsedMapping,
+    opts: &RunOptions,
+) -> Result<Prepared, PipelineError> {
+    let (source, catalog) = open_source(mapping).await?;
+    let mut plan = build_plan(mapping, &catalog)?;
     if let Some(b) = opts.batch_size {
         plan.batch_size = b.max(1);
     }
@@ -188,6 +273,29 @@ pub async fn run(
             });
         }
     }
+    Ok(Prepared {
+        source,
+        catalog,
+        plan,
+        tables,
+    })
+}
+
+async fn run_engine(
+    mapping_path: &Path,
+    mapping: &etl_mappings::ParsedMapping,
+    opts: &RunOptions,
+    observer: Arc<dyn RunObserver>,
+    cancel: impl Future<Output = ()>,
+) -> Result<RunReport, PipelineError> {
+    let started = Instant::now();
+    let target = engine_dir(mapping, "run")?;
+    let Prepared {
+        source,
+        catalog,
+        plan,
+        tables,
+    } = prepare(mapping, opts).await?;
     let db = Database::open(&target)?;
     let abs_mapping =
         std::path::absolute(mapping_path).unwrap_or_else(|_| mapping_path.to_path_buf());
@@ -213,22 +321,14 @@ pub async fn run(
     }
     let ctx = RunContext {
         source,
-        db,
-        target: target.clone(),
+        sink: Sink::Engine(db),
+        rejects_dir: target.join("_rejects"),
         plan: plan.clone(),
         catalog,
         opts: opts.clone(),
         observer,
     };
-    let work = async {
-        let concurrency = plan.parallelism.clamp(1, tables.len().max(1));
-        let reports: Vec<Result<TableReport, PipelineError>> =
-            futures::stream::iter(tables.iter().map(|t| ctx.run_table_or_discard(t)))
-                .buffer_unordered(concurrency)
-                .collect()
-                .await;
-        reports.into_iter().collect::<Result<Vec<_>, _>>()
-    };
+    let work = ctx.run_all(&tables);
     let outcome = tokio::select! {
         r = work => r,
         () = cancel => Err(PipelineError::Cancelled),
@@ -242,16 +342,7 @@ pub async fn run(
     match outcome {
         Ok(mut tables) => {
             tables.sort_by(|a, b| a.table.cmp(&b.table));
-            let seconds = started.elapsed().as_secs_f64();
-            report.totals = Totals {
-                rows_read: tables.iter().map(|t| t.rows_read).sum(),
-                rows_written: tables.iter().map(|t| t.rows_written).sum(),
-                rows_rejected: tables.iter().map(|t| t.rows_rejected).sum(),
-                bytes: tables.iter().map(|t| t.bytes).sum(),
-                seconds,
-                rows_per_s: tables.iter().map(|t| t.rows_read).sum::<u64>() as f64
-                    / seconds.max(1e-9),
-            };
+            report.totals = Totals::of(&tables, started.elapsed().as_secs_f64());
             report.tables = tables;
             if !opts.dry_run {
                 job.report = serde_json::to_value(&report).ok();
@@ -303,17 +394,32 @@ pub(crate) fn select_tables(
     Ok(out)
 }
 
-struct RunContext {
-    source: Source,
-    db: Database,
-    target: PathBuf,
-    plan: Plan,
-    catalog: Vec<SourceTable>,
-    opts: RunOptions,
-    observer: Arc<dyn RunObserver>,
+/// Where a run's mapped rows go.
+pub(crate) enum Sink {
+    /// The embedded engine.
+    Engine(Database),
+    /// Staged Parquet files.
+    Stage(StageSink),
 }
 
-enum WriterMsg {
+/// A stage being written.
+pub(crate) struct StageSink {
+    pub store: etl_connectors::store::Store,
+    pub max_file_bytes: u64,
+    pub staged: Mutex<Vec<StagedCollection>>,
+}
+
+pub(crate) struct RunContext {
+    pub source: Source,
+    pub sink: Sink,
+    pub rejects_dir: PathBuf,
+    pub plan: Plan,
+    pub catalog: Vec<SourceTable>,
+    pub opts: RunOptions,
+    pub observer: Arc<dyn RunObserver>,
+}
+
+pub(crate) enum WriterMsg {
     Write(String, RecordBatch),
     Commit(
         String,
@@ -326,16 +432,27 @@ impl RunContext {
     /// Runs a table; when its source data turns out to be unreadable (a corrupt or truncated
     /// dump), drops what was loaded of it: running again cannot get further, so nothing
     /// half-loaded is left looking like a collection.
+    /// Runs `tables`, several at a time.
+    pub(crate) async fn run_all(&self, tables: &[TablePlan]) -> Result<Vec<TableReport>, PipelineError> {
+        let concurrency = self.plan.parallelism.clamp(1, tables.len().max(1));
+        let reports: Vec<Result<TableReport, PipelineError>> =
+            futures::stream::iter(tables.iter().map(|t| self.run_table_or_discard(t)))
+                .buffer_unordered(concurrency)
+                .collect()
+                .await;
+        reports.into_iter().collect()
+    }
+
     async fn run_table_or_discard(&self, tp: &TablePlan) -> Result<TableReport, PipelineError> {
         let result = self.run_table(tp).await;
-        if let Err(e) = &result {
-            if e.is_bad_source_data() && !self.opts.dry_run && self.db.list()?.contains(&tp.collection) {
+        if let (Err(e), Sink::Engine(db)) = (&result, &self.sink) {
+            if e.is_bad_source_data() && !self.opts.dry_run && db.list()?.contains(&tp.collection) {
                 tracing::warn!(
                     table = %tp.source,
                     "dropping the partly loaded collection {}: its source data is unreadable",
                     tp.collection
                 );
-                self.db.drop_collection(&tp.collection)?;
+                db.drop_collection(&tp.collection)?;
             }
         }
         result
@@ -362,10 +479,9 @@ impl RunContext {
             ..Default::default()
         };
 
-        let coll = if self.opts.dry_run {
-            None
-        } else {
-            Some(self.db.ensure_collection(&tp.collection, schema)?)
+        let coll = match (&self.sink, self.opts.dry_run) {
+            (Sink::Engine(db), false) => Some(db.ensure_collection(&tp.collection, schema.clone())?),
+            _ => None,
         };
         let done: BTreeMap<String, serde_json::Value> = coll
             .as_ref()
@@ -414,10 +530,7 @@ impl RunContext {
         report.ranges_resumed = parts - todo.len();
 
         // Rejects: one JSON-lines file per table, appended to on resume.
-        let rejects_path = self
-            .target
-            .join("_rejects")
-            .join(format!("{}.jsonl", tp.collection));
+        let rejects_path = self.rejects_dir.join(format!("{}.jsonl", tp.collection));
         // Keep the rejects of committed ranges only: the others are read again.
         let keep: HashSet<String> = if self.opts.dry_run {
             HashSet::new()
@@ -433,13 +546,25 @@ impl RunContext {
 
         // One writer thread per collection: the engine is synchronous.
         let (tx, mut rx) = mpsc::channel::<WriterMsg>(4);
-        let writer = match &coll {
-            Some(c) => {
+        let writer = match (&coll, &self.sink) {
+            (Some(c), _) => {
                 let c = c.clone();
                 let w = c.writer()?;
-                Some(std::thread::spawn(move || writer_loop(w, &mut rx)))
+                Some(std::thread::spawn(move || {
+                    writer_loop(w, &mut rx).map(|()| Vec::new())
+                }))
             }
-            None => {
+            (None, Sink::Stage(s)) if !self.opts.dry_run => {
+                let w = StageWriter::new(
+                    s.store.clone(),
+                    &tp.collection,
+                    schema.clone(),
+                    s.max_file_bytes,
+                    tokio::runtime::Handle::current(),
+                );
+                Some(std::thread::spawn(move || stage_loop(w, &mut rx)))
+            }
+            _ => {
                 tokio::spawn(async move { while rx.recv().await.is_some() {} });
                 None
             }
@@ -516,8 +641,9 @@ impl RunContext {
                 .collect()
                 .await;
         drop(tx);
+        let mut staged_files = Vec::new();
         if let Some(h) = writer {
-            h.join().map_err(|_| PipelineError::Internal {
+            staged_files = h.join().map_err(|_| PipelineError::Internal {
                 message: "writer thread panicked".into(),
             })??;
         }
@@ -531,16 +657,26 @@ impl RunContext {
         }
 
         if let Some(c) = &coll {
-            self.observer.phase(&name, Phase::Indexing);
-            report.index_seconds = build_indexes(c, tp, self.observer.clone(), &name).await?;
-            self.observer.phase(&name, Phase::Loading);
-            let c2 = c.clone();
-            tokio::task::spawn_blocking(move || c2.load().map(|_| ()))
-                .await
-                .map_err(|e| PipelineError::Internal {
-                    message: e.to_string(),
-                })??;
+            report.index_seconds =
+                index_and_load(c, target::index_specs(tp)?, self.observer.clone(), &name).await?;
             report.collection_rows = c.count_rows();
+        }
+        if let (Sink::Stage(s), false) = (&self.sink, self.opts.dry_run) {
+            let indexes = target::index_specs(tp)?
+                .into_iter()
+                .map(|(field, spec)| StagedIndex { field, spec })
+                .collect();
+            s.staged
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(StagedCollection {
+                    name: tp.collection.clone(),
+                    source_table: tp.source.to_string(),
+                    schema,
+                    indexes,
+                    rows: staged_files.iter().map(|f| f.rows).sum(),
+                    files: staged_files,
+                });
         }
         report.seconds = started.elapsed().as_secs_f64();
         report.rows_per_s = report.rows_read as f64 / report.seconds.max(1e-9);
@@ -550,13 +686,35 @@ impl RunContext {
     }
 }
 
-fn closed() -> PipelineError {
+pub(crate) fn closed() -> PipelineError {
     PipelineError::Internal {
         message: "the collection writer stopped".into(),
     }
 }
 
-fn writer_loop(
+/// The stage's writer thread: batches into Parquet files; a range's end closes the open file.
+fn stage_loop(
+    mut w: StageWriter,
+    rx: &mut mpsc::Receiver<WriterMsg>,
+) -> Result<Vec<StagedFile>, PipelineError> {
+    while let Some(msg) = rx.blocking_recv() {
+        match msg {
+            WriterMsg::Write(part, batch) => w.write(&part, &batch)?,
+            WriterMsg::Commit(_, _, reply) => {
+                let r = w.finish().map(|()| CommitStats::default());
+                let failed = r.is_err();
+                let _ = reply.send(r);
+                if failed {
+                    break;
+                }
+            }
+        }
+    }
+    w.finish()?;
+    Ok(std::mem::take(&mut w.files))
+}
+
+pub(crate) fn writer_loop(
     mut w: etl_engine::BulkWriter,
     rx: &mut mpsc::Receiver<WriterMsg>,
 ) -> Result<(), PipelineError> {
@@ -577,13 +735,15 @@ fn writer_loop(
 }
 
 /// Builds the mapping's indexes on the collection (every core, off the async threads).
-async fn build_indexes(
+/// Builds the indexes on the collection (every core, off the async threads), then loads it;
+/// returns the seconds spent indexing.
+pub(crate) async fn index_and_load(
     c: &Collection,
-    tp: &TablePlan,
+    specs: Vec<(String, etl_engine::IndexSpec)>,
     observer: Arc<dyn RunObserver>,
     name: &str,
 ) -> Result<f64, PipelineError> {
-    let specs = target::index_specs(tp)?;
+    observer.phase(name, Phase::Indexing);
     let c = c.clone();
     let name = name.to_string();
     tokio::task::spawn_blocking(move || {
@@ -592,6 +752,8 @@ async fn build_indexes(
             let progress = |p: IndexProgress| observer.progress(&name, p.done_rows, 0);
             seconds += c.create_index(&field, spec, &progress)?;
         }
+        observer.phase(&name, Phase::Loading);
+        c.load()?;
         Ok::<f64, PipelineError>(seconds)
     })
     .await

@@ -59,26 +59,43 @@ pub async fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         dry_run: a.dry_run,
         resume: a.resume,
         restart: a.restart,
+        ..RunOptions::default()
     };
-    let observer: Arc<dyn RunObserver> = if a.quiet {
+    let report = etl_pipeline::run(&a.mapping, &opts, observer(a.quiet), ctrl_c()).await?;
+    print_report(&report, a.format, a.report.as_deref())?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Bars on a terminal, log lines otherwise, nothing with --quiet.
+pub(super) fn observer(quiet: bool) -> Arc<dyn RunObserver> {
+    if quiet {
         Arc::new(etl_pipeline::Silent)
     } else if std::io::stderr().is_terminal() {
         Arc::new(Bars::new())
     } else {
         Arc::new(LogLines::default())
-    };
-    let cancel = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    let report = etl_pipeline::run(&a.mapping, &opts, observer, cancel).await?;
-    if let Some(path) = &a.report {
-        fs_err::write(path, serde_json::to_vec_pretty(&report)?)?;
     }
-    match a.format {
-        Format::Json => out(&format!("{}\n", serde_json::to_string_pretty(&report)?))?,
-        Format::Table => out(&summary(&report))?,
+}
+
+/// Resolves on Ctrl-C.
+pub(super) async fn ctrl_c() {
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+/// Prints the report (and writes it to `file`).
+pub(super) fn print_report(
+    report: &RunReport,
+    format: Format,
+    file: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
+    if let Some(path) = file {
+        fs_err::write(path, serde_json::to_vec_pretty(report)?)?;
     }
-    Ok(ExitCode::SUCCESS)
+    match format {
+        Format::Json => out(&format!("{}\n", serde_json::to_string_pretty(report)?))?,
+        Format::Table => out(&summary(report))?,
+    }
+    Ok(())
 }
 
 fn summary(r: &RunReport) -> String {
@@ -117,10 +134,20 @@ fn summary(r: &RunReport) -> String {
         }
         if t.ranges_resumed > 0 {
             s.push_str(&format!(
-                "  resumed: {} of {} ranges were already loaded\n",
+                "  resumed: {} of {} ranges (or staged files) were already loaded\n",
                 t.ranges_resumed, t.ranges
             ));
         }
+    }
+    if let Some(st) = &r.stage {
+        s.push_str(&format!(
+            "staged: {} files, {:.1} MB to {} ({}) in {:.2} s\n",
+            st.files,
+            st.bytes as f64 / 1e6,
+            st.url,
+            st.stage_id,
+            st.seconds
+        ));
     }
     let tt = &r.totals;
     s.push_str(&format!(

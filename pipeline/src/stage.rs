@@ -1,0 +1,183 @@
+//! Staged imports: `etl stage` writes a mapping's collections as Parquet files in Milvus'
+//! bulk-import layout on an object store (file, S3, GCS, Azure), with a manifest written last;
+//! `etl import` loads such a stage into the engine file by file, each file's commit recorded so
+//! that a re-run skips what is in, then builds indexes and loads, as `etl run` does. The same
+//! files go into a Milvus cluster through its own bulk import.
+
+pub mod import;
+pub mod layout;
+pub mod manifest;
+pub mod writer;
+
+use std::future::Future;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use etl_connectors::store::Store;
+use etl_mappings::ParsedMapping;
+use futures::StreamExt;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+
+pub use self::import::{ImportOptions, import};
+use self::manifest::{FORMAT, MANIFEST, StageManifest, rfc3339};
+use self::writer::DEFAULT_MAX_FILE_BYTES;
+use crate::error::PipelineError;
+use crate::run::{
+    Prepared, RunContext, RunObserver, RunOptions, RunReport, Sink, StageSink, StageSummary,
+    Totals, prepare,
+};
+use crate::source::beside;
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Deletes every object under `rel` (a missing prefix is fine).
+async fn clear(store: &Store, rel: &str) -> Result<(), PipelineError> {
+    let prefix = store.path(rel);
+    let mut listing = store.store.list(Some(&prefix));
+    let mut paths = Vec::new();
+    while let Some(meta) = listing.next().await {
+        match meta {
+            Ok(m) => paths.push(m.location),
+            Err(object_store::Error::NotFound { .. }) => break,
+            Err(e) => return Err(store.error(rel, e).into()),
+        }
+    }
+    for p in paths {
+        match store.store.delete(&p).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+            Err(e) => return Err(store.error(p.as_ref(), e).into()),
+        }
+    }
+    Ok(())
+}
+
+/// Stages the mapping's tables under `url`.
+pub async fn stage(
+    _mapping_path: &Path,
+    mapping: &ParsedMapping,
+    url: &str,
+    opts: &RunOptions,
+    observer: Arc<dyn RunObserver>,
+    cancel: impl Future<Output = ()>,
+) -> Result<RunReport, PipelineError> {
+    let started = Instant::now();
+    let store = Store::open(url)?;
+    let Prepared {
+        source,
+        catalog,
+        plan,
+        tables,
+    } = prepare(mapping, opts).await?;
+    let dry_run = opts.dry_run;
+    if !dry_run {
+        // No manifest while files change: an interrupted stage never names unfinished files.
+        match store.store.delete(&store.path(MANIFEST)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+            Err(e) => return Err(store.error(MANIFEST, e).into()),
+        }
+        for t in &tables {
+            clear(&store, &t.collection).await?;
+        }
+    }
+    let snapshot = now_secs();
+    let label = source.label();
+    let ctx = RunContext {
+        source,
+        sink: Sink::Stage(StageSink {
+            store: store.clone(),
+            max_file_bytes: opts.max_file_bytes.unwrap_or(DEFAULT_MAX_FILE_BYTES),
+            staged: Mutex::new(Vec::new()),
+        }),
+        rejects_dir: beside(mapping, "_rejects"),
+        plan,
+        catalog,
+        opts: opts.clone(),
+        observer,
+    };
+    let mut reports = tokio::select! {
+        r = ctx.run_all(&tables) => r?,
+        () = cancel => return Err(PipelineError::Cancelled),
+    };
+    reports.sort_by(|a, b| a.table.cmp(&b.table));
+    let Sink::Stage(sink) = ctx.sink else {
+        return Err(PipelineError::Internal {
+            message: "staging without a stage".into(),
+        });
+    };
+    let mut collections = sink.staged.into_inner().unwrap_or_else(|e| e.into_inner());
+    collections.sort_by(|a, b| a.name.cmp(&b.name));
+    let stage_id = format!(
+        "stage-{:x}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0)
+    );
+    let files: usize = collections.iter().map(|c| c.files.len()).sum();
+    let bytes: u64 = collections.iter().flat_map(|c| &c.files).map(|f| f.bytes).sum();
+    if !dry_run {
+        let manifest = StageManifest {
+            format: FORMAT.into(),
+            stage_id: stage_id.clone(),
+            tool_version: env!("CARGO_PKG_VERSION").into(),
+            source_snapshot_time: rfc3339(snapshot),
+            source: label,
+            collections,
+        };
+        let body = serde_json::to_vec_pretty(&manifest).map_err(|e| PipelineError::Internal {
+            message: e.to_string(),
+        })?;
+        store
+            .store
+            .put(&store.path(MANIFEST), PutPayload::from(body))
+            .await
+            .map_err(|e| store.error(MANIFEST, e))?;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    Ok(RunReport {
+        job_id: String::new(),
+        resumed: false,
+        dry_run,
+        totals: Totals::of(&reports, seconds),
+        tables: reports,
+        stage: Some(StageSummary {
+            url: url.to_string(),
+            stage_id,
+            files,
+            bytes,
+            seconds,
+        }),
+    })
+}
+
+/// Reads a stage's manifest.
+pub async fn read_manifest(store: &Store) -> Result<StageManifest, PipelineError> {
+    let got = match store.store.get(&store.path(MANIFEST)).await {
+        Ok(g) => g,
+        Err(object_store::Error::NotFound { .. }) => {
+            return Err(PipelineError::Usage {
+                message: format!(
+                    "{}: no {MANIFEST}: the stage is unfinished (run `etl stage` again) or this is not a stage",
+                    store.url
+                ),
+            });
+        }
+        Err(e) => return Err(store.error(MANIFEST, e).into()),
+    };
+    let bytes = got.bytes().await.map_err(|e| store.error(MANIFEST, e))?;
+    let m: StageManifest = serde_json::from_slice(&bytes).map_err(|e| PipelineError::Usage {
+        message: format!("{}/{MANIFEST}: not a stage manifest ({e})", store.url),
+    })?;
+    if m.format != FORMAT {
+        return Err(PipelineError::Usage {
+            message: format!("{}/{MANIFEST}: format `{}`, expected `{FORMAT}`", store.url, m.format),
+        });
+    }
+    Ok(m)
+}

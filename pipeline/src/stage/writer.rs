@@ -1,0 +1,159 @@
+//! Writing one collection's staged files: the mapper's batches in Milvus' layout, into
+//! zstd-compressed Parquet files of at most `max_file_bytes`, each streamed to the store as a
+//! multipart upload (the store retries parts) and hashed on the way. Runs on the collection's
+//! writer thread; uploads are driven through the runtime's handle.
+
+use std::io::Write;
+
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::parquet::arrow::ArrowWriter;
+use datafusion::parquet::basic::{Compression, ZstdLevel};
+use datafusion::parquet::file::properties::WriterProperties;
+use etl_connectors::store::Store;
+use etl_engine::CollectionSchema;
+use object_store::buffered::BufWriter;
+use sha2::{Digest, Sha256};
+use tokio::io::AsyncWriteExt;
+use tokio::runtime::Handle;
+
+use super::layout::{milvus_schema, to_milvus};
+use super::manifest::StagedFile;
+use crate::error::PipelineError;
+
+/// Default bound of a staged file.
+pub const DEFAULT_MAX_FILE_BYTES: u64 = 512 << 20;
+/// Rows per Parquet row group.
+const ROW_GROUP_ROWS: usize = 16_384;
+
+/// The bytes ArrowWriter produces, hashed and sent to the store's multipart upload.
+struct Upload {
+    writer: BufWriter,
+    hash: Sha256,
+    bytes: u64,
+    handle: Handle,
+}
+
+impl Write for Upload {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.hash.update(buf);
+        self.bytes += buf.len() as u64;
+        self.handle.block_on(self.writer.write_all(buf))?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+struct OpenFile {
+    rel: String,
+    writer: ArrowWriter<Upload>,
+    rows: u64,
+}
+
+/// The staged files of one collection.
+pub struct StageWriter {
+    store: Store,
+    collection: String,
+    schema: CollectionSchema,
+    target: SchemaRef,
+    max_file_bytes: u64,
+    handle: Handle,
+    open: Option<OpenFile>,
+    counter: usize,
+    /// Files finished so far.
+    pub files: Vec<StagedFile>,
+}
+
+fn store_err(store: &Store, rel: &str, e: impl std::fmt::Display) -> PipelineError {
+    PipelineError::Connector(store.error(rel, e))
+}
+
+impl StageWriter {
+    /// A writer for `collection` under `store`.
+    pub fn new(store: Store, collection: &str, schema: CollectionSchema, max_file_bytes: u64, handle: Handle) -> Self {
+        let target = milvus_schema(&schema);
+        StageWriter {
+            store,
+            collection: collection.to_string(),
+            schema,
+            target,
+            max_file_bytes: max_file_bytes.max(1 << 16),
+            handle,
+            open: None,
+            counter: 0,
+            files: Vec::new(),
+        }
+    }
+
+    fn start(&mut self, part: &str) -> Result<(), PipelineError> {
+        let name: String = part
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+            .collect();
+        let rel = format!("{}/{name}-{:04}.parquet", self.collection, self.counter);
+        self.counter += 1;
+        let upload = Upload {
+            writer: BufWriter::with_capacity(self.store.store.clone(), self.store.path(&rel), 10 << 20),
+            hash: Sha256::new(),
+            bytes: 0,
+            handle: self.handle.clone(),
+        };
+        let props = WriterProperties::builder()
+            .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).map_err(|e| store_err(&self.store, &rel, e))?))
+            .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+            .build();
+        let writer = ArrowWriter::try_new(upload, self.target.clone(), Some(props))
+            .map_err(|e| store_err(&self.store, &rel, e))?;
+        self.open = Some(OpenFile { rel, writer, rows: 0 });
+        Ok(())
+    }
+
+    /// Appends a mapped batch of range `part`.
+    pub fn write(&mut self, part: &str, batch: &RecordBatch) -> Result<(), PipelineError> {
+        let staged = to_milvus(batch, &self.schema, &self.target)?;
+        if self.open.is_none() {
+            self.start(part)?;
+        }
+        if let Some(f) = self.open.as_mut() {
+            f.writer
+                .write(&staged)
+                .map_err(|e| store_err(&self.store, &f.rel, e))?;
+            f.rows += staged.num_rows() as u64;
+            let size = f.writer.bytes_written() as u64 + f.writer.in_progress_size() as u64;
+            if size >= self.max_file_bytes {
+                self.finish()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Closes the open file (at the end of a range, or when it is full) and completes its
+    /// upload.
+    pub fn finish(&mut self) -> Result<(), PipelineError> {
+        let Some(f) = self.open.take() else { return Ok(()) };
+        let rel = f.rel.clone();
+        let mut upload = f
+            .writer
+            .into_inner()
+            .map_err(|e| store_err(&self.store, &rel, e))?;
+        self.handle
+            .block_on(upload.writer.shutdown())
+            .map_err(|e| store_err(&self.store, &rel, e))?;
+        let digest = upload.hash.finalize();
+        self.files.push(StagedFile {
+            path: rel,
+            rows: f.rows,
+            bytes: upload.bytes,
+            sha256: digest.iter().map(|b| format!("{b:02x}")).collect(),
+        });
+        Ok(())
+    }
+
+    /// The collection.
+    pub fn collection(&self) -> &str {
+        &self.collection
+    }
+}
