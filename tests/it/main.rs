@@ -12,4 +12,5 @@ mod dump;
 mod init_plan;
 mod pg_read;
 mod run;
+mod stage;
 mod support;

@@ -29,6 +29,41 @@ pub fn server_url() -> &'static str {
     })
 }
 
+/// The loopback S3 server's endpoint (bucket `etl-test`): `ETL_TEST_S3_URL`, or one started
+/// for this process with `scripts/s3-test-server`.
+pub fn s3_url() -> &'static str {
+    static URL: OnceLock<String> = OnceLock::new();
+    URL.get_or_init(|| {
+        if let Ok(u) = std::env::var("ETL_TEST_S3_URL") {
+            if !u.is_empty() {
+                return u;
+            }
+        }
+        let out = Command::new("bash")
+            .arg(repo_root().join("scripts/s3-test-server"))
+            .args(["start", "--owner-pid", &std::process::id().to_string()])
+            .output()
+            .expect("run scripts/s3-test-server");
+        assert!(
+            out.status.success(),
+            "s3-test-server failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    })
+}
+
+/// The python with pyarrow that the S3 test server's venv holds.
+pub fn python() -> PathBuf {
+    let out = Command::new("bash")
+        .arg(repo_root().join("scripts/s3-test-server"))
+        .arg("python")
+        .output()
+        .expect("run scripts/s3-test-server python");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
+}
+
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
