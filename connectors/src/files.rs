@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use async_trait::async_trait;
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch, RecordBatchOptions};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::Session;
@@ -56,7 +56,7 @@ pub type Hints = BTreeMap<(QualifiedName, String), PgKind>;
 pub struct FileTable {
     /// The table it is seen as.
     pub source: SourceTable,
-    path: PathBuf,
+    paths: Vec<PathBuf>,
     format: FileFormat,
 }
 
@@ -75,9 +75,11 @@ fn err(path: &Path, reason: impl std::fmt::Display) -> ConnectorError {
     }
 }
 
-/// The files a spec names: a file, a directory (its files with the format's extension), or a
-/// glob.
-fn expand(spec: &str, format: FileFormat) -> Result<Vec<PathBuf>, ConnectorError> {
+/// The tables a spec names, each with its files: a file; a glob; or a directory, whose files
+/// with the format's extension are tables by stem and whose subdirectories holding such files
+/// are tables by directory name (a stage's `<collection>/*.parquet`). Files that share a stem
+/// (`items.2024.csv`, `items.2025.csv`) are one table.
+fn expand(spec: &str, format: FileFormat) -> Result<Vec<(QualifiedName, Vec<PathBuf>)>, ConnectorError> {
     let spec_path = Path::new(spec.strip_prefix("file://").unwrap_or(spec));
     if spec.contains("://") && !spec.starts_with("file://") {
         return Err(err(
@@ -85,33 +87,54 @@ fn expand(spec: &str, format: FileFormat) -> Result<Vec<PathBuf>, ConnectorError
             "object-store URLs are read by `etl import`; give a local path or glob here",
         ));
     }
-    let mut files: Vec<PathBuf> = if spec_path.is_dir() {
-        std::fs::read_dir(spec_path)
+    let has_ext = |p: &Path| p.is_file() && p.extension().is_some_and(|x| x == format.extension());
+    let mut groups: BTreeMap<QualifiedName, Vec<PathBuf>> = BTreeMap::new();
+    if spec_path.is_dir() {
+        let entries: Vec<PathBuf> = std::fs::read_dir(spec_path)
             .map_err(|e| err(spec_path, e))?
             .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == format.extension()))
-            .collect()
+            .collect();
+        for p in entries {
+            if has_ext(&p) {
+                groups.entry(table_name(&p)).or_default().push(p);
+            } else if p.is_dir() {
+                let files: Vec<PathBuf> = std::fs::read_dir(&p)
+                    .map_err(|e| err(&p, e))?
+                    .filter_map(|e| e.ok().map(|e| e.path()))
+                    .filter(|f| has_ext(f))
+                    .collect();
+                if !files.is_empty() {
+                    let name = QualifiedName::new("public", p.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default());
+                    groups.entry(name).or_default().extend(files);
+                }
+            }
+        }
     } else if spec.contains(['*', '?', '[']) {
-        glob::glob(&spec_path.display().to_string())
+        for p in glob::glob(&spec_path.display().to_string())
             .map_err(|e| err(spec_path, e))?
             .filter_map(Result::ok)
             .filter(|p| p.is_file())
-            .collect()
+        {
+            groups.entry(table_name(&p)).or_default().push(p);
+        }
+    } else if spec_path.is_file() {
+        groups.entry(table_name(spec_path)).or_default().push(spec_path.to_path_buf());
     } else {
-        vec![spec_path.to_path_buf()]
-    };
-    files.sort();
-    if files.is_empty() {
+        return Err(err(spec_path, "no such file"));
+    }
+    if groups.is_empty() {
         return Err(err(spec_path, format!("no .{} files here", format.extension())));
     }
-    for f in &files {
-        if !f.is_file() {
-            return Err(err(f, "no such file"));
-        }
-    }
-    Ok(files)
+    Ok(groups
+        .into_iter()
+        .map(|(n, mut f)| {
+            f.sort();
+            (n, f)
+        })
+        .collect())
 }
 
+/// A file's table: its stem up to the first dot (`items.2024.csv` → `public.items`).
 fn table_name(path: &Path) -> QualifiedName {
     let stem = path
         .file_name()
@@ -128,14 +151,19 @@ fn session(partitions: usize) -> SessionContext {
 
 async fn frame(
     ctx: &SessionContext,
-    path: &Path,
+    paths: &[PathBuf],
     format: FileFormat,
     schema: Option<&Schema>,
 ) -> Result<datafusion::dataframe::DataFrame, ConnectorError> {
-    let p = path.display().to_string();
+    let path = paths.first().map(PathBuf::as_path).unwrap_or(Path::new(""));
+    let p: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
     let r = match format {
         FileFormat::Csv => {
-            let mut o = CsvReadOptions::new().has_header(true).file_extension("");
+            // Quoted fields may hold newlines: never split a file at an arbitrary one.
+            let mut o = CsvReadOptions::new()
+                .has_header(true)
+                .file_extension("")
+                .newlines_in_values(true);
             if let Some(s) = schema {
                 o = o.schema(s);
             }
@@ -218,12 +246,12 @@ fn display(kind: &PgKind) -> String {
 impl FileSource {
     /// Lists and describes the files of `spec`.
     pub async fn open(spec: &str, format: FileFormat, hints: &Hints) -> Result<FileSource, ConnectorError> {
-        let files = expand(spec, format)?;
+        let groups = expand(spec, format)?;
         let ctx = session(1);
         let mut tables = Vec::new();
-        for path in files {
-            let name = table_name(&path);
-            let df = frame(&ctx, &path, format, None).await?;
+        for (name, paths) in groups {
+            let path = paths[0].clone();
+            let df = frame(&ctx, &paths, format, None).await?;
             let inferred = df.schema().as_arrow().clone();
             // A sample for sniffing text columns.
             let sample = df
@@ -254,7 +282,7 @@ impl FileSource {
                     nullable: true,
                 });
             }
-            let bytes = std::fs::metadata(&path).map(|m| m.len()).ok();
+            let bytes = Some(paths.iter().filter_map(|p| std::fs::metadata(p).ok()).map(|m| m.len()).sum());
             tables.push(FileTable {
                 source: SourceTable {
                     name,
@@ -265,7 +293,7 @@ impl FileSource {
                     estimated_bytes: bytes,
                     vector_indexes: Vec::new(),
                 },
-                path,
+                paths,
                 format,
             });
         }
@@ -290,7 +318,7 @@ impl FileSource {
             .find(|t| t.source.name == *name)
             .ok_or_else(|| ConnectorError::TableNotFound { table: name.to_string() })?;
         if let Some(f) = &options.filter {
-            return Err(err(&t.path, format!("`where: {f}` needs a live Postgres source")));
+            return Err(err(&t.paths[0], format!("`where: {f}` needs a live Postgres source")));
         }
         Ok(FileTableProvider::new(t.clone(), options))
     }
@@ -388,7 +416,7 @@ impl TableProvider for FileTableProvider {
             }
             FileFormat::Parquet => None,
         };
-        let df = frame(&ctx, &self.table.path, self.table.format, read_schema)
+        let df = frame(&ctx, &self.table.paths, self.table.format, read_schema)
             .await
             .map_err(|e| DataFusionError::External(Box::new(e)))?;
         let names: Vec<&str> = indices.iter().map(|i| self.convs[*i].name.as_str()).collect();
@@ -487,10 +515,15 @@ fn convert(b: &RecordBatch, convs: &[Conv], schema: &SchemaRef, table: &str) -> 
             }
             None => {
                 let want = c.kind.arrow_type();
-                let a = cast(col, &want).map_err(|e| bad(&c.name, format!("cannot read {} as {want}: {e}", col.data_type())))?;
+                let strict = datafusion::arrow::compute::CastOptions {
+                    safe: false,
+                    ..Default::default()
+                };
+                let a = datafusion::arrow::compute::cast_with_options(col, &want, &strict).map_err(|e| bad(&c.name, format!("cannot read {} as {want}: {e}", col.data_type())))?;
                 arrays.push(a);
             }
         }
     }
-    RecordBatch::try_new(schema.clone(), arrays).map_err(|e| bad("*", e.to_string()))
+    let options = RecordBatchOptions::new().with_row_count(Some(b.num_rows()));
+    RecordBatch::try_new_with_options(schema.clone(), arrays, &options).map_err(|e| bad("*", e.to_string()))
 }

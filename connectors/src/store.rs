@@ -51,6 +51,8 @@ fn retry() -> RetryConfig {
 impl Store {
     /// Opens the store a URL names.
     pub fn open(url: &str) -> Result<Store, ConnectorError> {
+        // Keep no query string (it could carry a token) in what is printed.
+        let url = url.split(['?', '#']).next().unwrap_or(url);
         let parsed = url::Url::parse(url).map_err(|e| bad(url, format!("not a URL ({e})")))?;
         if !parsed.username().is_empty() || parsed.password().is_some() {
             return Err(bad(

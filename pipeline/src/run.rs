@@ -206,13 +206,13 @@ pub async fn run(
     match (stage, engine) {
         (None, _) => run_engine(mapping_path, &mapping, opts, observer, cancel).await,
         (Some(url), None) => {
-            crate::stage::stage(mapping_path, &mapping, &url, opts, observer, cancel).await
+            crate::stage::stage(&mapping, &url, opts, observer, cancel).await
         }
         (Some(url), Some(dir)) => {
             // Stage, then import the stage: the two halves of a load that crosses machines.
             let cancel = futures::FutureExt::shared(Box::pin(cancel));
             let staged =
-                crate::stage::stage(mapping_path, &mapping, &url, opts, observer.clone(), cancel.clone())
+                crate::stage::stage(&mapping, &url, opts, observer.clone(), cancel.clone())
                     .await?;
             let import = crate::stage::ImportOptions {
                 collections: None,

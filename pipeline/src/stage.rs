@@ -10,7 +10,6 @@ pub mod manifest;
 pub mod writer;
 
 use std::future::Future;
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -20,7 +19,7 @@ use futures::StreamExt;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 
 pub use self::import::{ImportOptions, import};
-use self::manifest::{FORMAT, MANIFEST, StageManifest, rfc3339};
+use self::manifest::{FORMAT, MANIFEST, StageManifest, StagedCollection, rfc3339};
 use self::writer::DEFAULT_MAX_FILE_BYTES;
 use crate::error::PipelineError;
 use crate::run::{
@@ -59,7 +58,6 @@ async fn clear(store: &Store, rel: &str) -> Result<(), PipelineError> {
 
 /// Stages the mapping's tables under `url`.
 pub async fn stage(
-    _mapping_path: &Path,
     mapping: &ParsedMapping,
     url: &str,
     opts: &RunOptions,
@@ -75,6 +73,18 @@ pub async fn stage(
         tables,
     } = prepare(mapping, opts).await?;
     let dry_run = opts.dry_run;
+    // Restaging some tables keeps the others' entries of the stage being replaced.
+    let kept: Vec<StagedCollection> = match (&opts.tables, dry_run) {
+        (Some(_), false) => match read_manifest(&store).await {
+            Ok(old) => old
+                .collections
+                .into_iter()
+                .filter(|c| !tables.iter().any(|t| t.collection == c.name))
+                .collect(),
+            Err(_) => Vec::new(),
+        },
+        _ => Vec::new(),
+    };
     if !dry_run {
         // No manifest while files change: an interrupted stage never names unfinished files.
         match store.store.delete(&store.path(MANIFEST)).await {
@@ -111,6 +121,7 @@ pub async fn stage(
         });
     };
     let mut collections = sink.staged.into_inner().unwrap_or_else(|e| e.into_inner());
+    collections.extend(kept);
     collections.sort_by(|a, b| a.name.cmp(&b.name));
     let stage_id = format!(
         "stage-{:x}",

@@ -233,7 +233,7 @@ impl DumpArchive {
 
     /// The data blocks of `table` (all its leaves for a partitioned table).
     pub fn blocks(&self, table: &QualifiedName) -> Vec<Block> {
-        let leaves = self.ddl.leaves(table);
+        let leaves = self.ddl.tree(table);
         self.blocks
             .iter()
             .filter(|b| leaves.contains(&b.table))
@@ -243,6 +243,18 @@ impl DumpArchive {
 
     pub(super) fn ddl_mut(&mut self) -> &mut Ddl {
         &mut self.ddl
+    }
+
+    /// Reports the generated columns, which a dump has no values for (they are left out).
+    pub(super) fn note_generated(&mut self) {
+        for t in self.ddl.catalog(&HashMap::new()) {
+            for c in self.ddl.generated(&t.name).to_vec() {
+                self.count_skipped(format!(
+                    "generated column {}.{c} (a dump holds no values for it; left out)",
+                    t.name
+                ));
+            }
+        }
     }
 
     pub(super) fn count_skipped(&mut self, kind: String) {
@@ -358,6 +370,7 @@ impl DumpArchive {
         }
         let end = sc.offset();
         self.close_inserts(inserts, end);
+        self.note_generated();
         Ok(())
     }
 
@@ -669,7 +682,8 @@ fn find_values(s: &str) -> Option<&str> {
                     quote = Some(b[i]);
                 } else if b[i..].len() >= 6
                     && b[i..i + 6].eq_ignore_ascii_case(b"values")
-                    && (i == 0 || !b[i - 1].is_ascii_alphanumeric())
+                    && (i == 0 || !is_ident(b[i - 1]))
+                    && !b.get(i + 6).copied().is_some_and(is_ident)
                 {
                     return Some(&s[i + 6..]);
                 }
@@ -678,6 +692,10 @@ fn find_values(s: &str) -> Option<&str> {
         i += 1;
     }
     None
+}
+
+fn is_ident(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || c == b'_' || c == b'$' || c >= 0x80
 }
 
 /// Splits `(a, 'b', NULL), (…)` into rows of literal texts (`None` for NULL).
@@ -720,6 +738,8 @@ fn tuples(s: &str) -> Result<Vec<Vec<Option<String>>>, String> {
         match b.get(i) {
             Some(b',') => i += 1,
             None => break,
+            // `--on-conflict-do-nothing`
+            Some(_) if s[i..].trim().eq_ignore_ascii_case("on conflict do nothing") => break,
             Some(c) => return Err(format!("unexpected `{}` after an INSERT tuple", *c as char)),
         }
     }
@@ -783,6 +803,9 @@ fn literal(s: &str, mut i: usize) -> Result<(Option<String>, usize), String> {
         }
         let word = s[start..i].trim();
         if word.eq_ignore_ascii_case("null") {
+            None
+        } else if word.eq_ignore_ascii_case("default") {
+            // A generated column's place in `--inserts` dumps: no value.
             None
         } else {
             Some(word.to_string())

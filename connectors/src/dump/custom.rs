@@ -347,6 +347,7 @@ pub fn open_custom(path: &Path) -> Result<DumpArchive, ConnectorError> {
     let entries = toc(&mut b, &h, false).map_err(|e| located(path, e))?;
     let mut archive = DumpArchive::new_archive(path, DumpFormat::Custom, h.compression, b.pos, h.int_size);
     load_entries(&mut archive, &entries, None)?;
+    archive.note_generated();
     Ok(archive)
 }
 
@@ -367,6 +368,7 @@ pub fn open_directory(dir: &Path) -> Result<DumpArchive, ConnectorError> {
     let entries = toc(&mut b, &h, true).map_err(|e| located(&toc_path, e))?;
     let mut archive = DumpArchive::new_archive(dir, DumpFormat::Directory, h.compression, 0, h.int_size);
     load_entries(&mut archive, &entries, Some(dir))?;
+    archive.note_generated();
     Ok(archive)
 }
 

@@ -40,6 +40,11 @@ pub enum Outcome {
 #[derive(Debug, Clone, Default)]
 struct Table {
     columns: Vec<SourceColumn>,
+    /// Generated (computed) columns: in INSERT position lists, never in COPY data, so left
+    /// out of the catalog.
+    generated: Vec<String>,
+    /// Every column name in table order, generated ones included (INSERT positions).
+    order: Vec<String>,
     primary_key: Vec<String>,
     partitioned: bool,
     parent: Option<QualifiedName>,
@@ -193,7 +198,7 @@ impl Ddl {
     fn columns_of(&self, table: &QualifiedName) -> Result<Vec<String>, DdlError> {
         self.tables
             .get(table)
-            .map(|t| t.columns.iter().map(|c| c.name.clone()).collect())
+            .map(|t| t.order.clone())
             .ok_or_else(|| format!("data for {table}, which the dump never creates"))
     }
 
@@ -248,6 +253,8 @@ impl Ddl {
                 .get(&parent)
                 .ok_or_else(|| format!("{name} is a partition of {parent}, which the dump has not created"))?;
             table.columns = p.columns.clone();
+            table.order = p.order.clone();
+            table.generated = p.generated.clone();
             table.parent = Some(parent);
         }
         if toks.get(i).map(String::as_str) == Some("(") {
@@ -255,6 +262,46 @@ impl Ddl {
             for element in split_commas(&toks[i + 1..end]) {
                 self.table_element(&mut table, element)?;
             }
+            i = end + 1;
+        }
+        if is(toks, i, &["inherits", "("]) {
+            let end = closing(toks, i + 1).ok_or("unclosed INHERITS list")?;
+            let mut parents = Vec::new();
+            let mut j = i + 2;
+            while j < end {
+                if let Some(q) = qname(toks, &mut j) {
+                    parents.push(q);
+                }
+                if toks.get(j).map(String::as_str) == Some(",") {
+                    j += 1;
+                }
+            }
+            // pg_dump prints only a child's own columns: the inherited ones come first.
+            let mut inherited: Vec<SourceColumn> = Vec::new();
+            for p in &parents {
+                if let Some(pt) = self.tables.get(p) {
+                    for c in &pt.columns {
+                        if !inherited.iter().any(|x| x.name == c.name) {
+                            inherited.push(c.clone());
+                        }
+                    }
+                }
+            }
+            let own = std::mem::take(&mut table.columns);
+            for c in own {
+                match inherited.iter_mut().find(|x| x.name == c.name) {
+                    Some(x) => x.nullable &= c.nullable,
+                    None => inherited.push(c),
+                }
+            }
+            let mut order: Vec<String> = inherited
+                .iter()
+                .map(|c| c.name.clone())
+                .filter(|n| !table.order.contains(n))
+                .collect();
+            order.append(&mut table.order);
+            table.order = order;
+            table.columns = inherited;
             i = end + 1;
         }
         if is(toks, i, &["partition", "by"]) {
@@ -283,7 +330,8 @@ impl Ddl {
                 }
                 return Ok(());
             }
-            "check" | "unique" | "foreign" | "exclude" | "like" => return Ok(()),
+            "check" | "unique" | "foreign" | "like" => return Ok(()),
+            "exclude" if matches!(w(i + 1), "using" | "(") => return Ok(()),
             _ if i > 0 => return Ok(()),
             _ => {}
         }
@@ -301,10 +349,20 @@ impl Ddl {
         let display = join_type(&el[1..end]);
         let kind = self.kind_of(&display);
         let rest = &el[end..];
+        if rest
+            .windows(3)
+            .any(|p| p[0] == "generated" && p[2] == "as" && p.len() == 3)
+            && !rest.iter().any(|t| t == "identity")
+        {
+            table.order.push(name.clone());
+            table.generated.push(name);
+            return Ok(());
+        }
         let not_null = rest.windows(2).any(|p| p[0] == "not" && p[1] == "null");
         if rest.windows(2).any(|p| p[0] == "primary" && p[1] == "key") {
             table.primary_key = vec![name.clone()];
         }
+        table.order.push(name.clone());
         table.columns.push(SourceColumn {
             name,
             pg_type: PgType::new(display_name(&display), kind),
@@ -372,10 +430,13 @@ impl Ddl {
             n => {
                 let key = if n.contains('.') { n.to_string() } else { format!("public.{n}") };
                 let short = key.rsplit('.').next().unwrap_or(n);
-                if let Some(base) = self.domains.get(&key) {
-                    return self.kind_of(base);
+                // Quoted type names keep their case: look the name up as written, too.
+                let exact = base.trim().replace('"', "");
+                let exact = if exact.contains('.') { exact } else { format!("public.{exact}") };
+                if let Some(b) = self.domains.get(&key).or_else(|| self.domains.get(&exact)) {
+                    return self.kind_of(b);
                 }
-                if self.enums.contains_key(&key) {
+                if self.enums.contains_key(&key) || self.enums.contains_key(&exact) {
                     return PgKind::Enum { type_name: short.to_string() };
                 }
                 match short {
@@ -504,24 +565,29 @@ impl Ddl {
         Ok(Outcome::Used)
     }
 
-    /// The partitions (leaves, recursively) whose data make up `table`, itself included when
-    /// it holds rows.
-    pub fn leaves(&self, table: &QualifiedName) -> Vec<QualifiedName> {
+    /// `table` and its partitions, recursively: the tables whose data make it up (a partition's
+    /// data may also be written under the root, with `--load-via-partition-root`).
+    pub fn tree(&self, table: &QualifiedName) -> Vec<QualifiedName> {
         let mut out = Vec::new();
         let mut stack = vec![table.clone()];
         while let Some(t) = stack.pop() {
-            let Some(desc) = self.tables.get(&t) else { continue };
-            if !desc.partitioned {
-                out.push(t.clone());
+            if !self.tables.contains_key(&t) || out.contains(&t) {
+                continue;
             }
             for (name, child) in &self.tables {
                 if child.parent.as_ref() == Some(&t) {
                     stack.push(name.clone());
                 }
             }
+            out.push(t);
         }
         out.sort();
         out
+    }
+
+    /// Generated columns of `table`, which a dump holds no values for.
+    pub fn generated(&self, table: &QualifiedName) -> &[String] {
+        self.tables.get(table).map_or(&[], |t| t.generated.as_slice())
     }
 
     /// The column names of `table` in order.
@@ -537,7 +603,7 @@ impl Ddl {
             .filter(|(_, t)| t.parent.is_none())
             .map(|(name, t)| {
                 let (mut rows, mut bytes) = (Some(0), 0);
-                for leaf in self.leaves(name) {
+                for leaf in self.tree(name) {
                     if let Some((r, b)) = sizes.get(&leaf) {
                         rows = rows.zip(*r).map(|(a, b)| a + b);
                         bytes += b;
@@ -621,7 +687,7 @@ mod tests {
         assert!(!items.columns[0].nullable);
         let ev = cat.iter().find(|t| t.name.name == "ev").unwrap();
         assert!(ev.partitioned);
-        assert_eq!(d.leaves(&ev.name), vec![QualifiedName::new("public", "ev_1")]);
+        assert_eq!(d.tree(&ev.name), vec![QualifiedName::new("public", "ev"), QualifiedName::new("public", "ev_1")]);
         match d.statement("COPY public.items (id, title) FROM stdin").unwrap() {
             Outcome::Copy { columns, .. } => assert_eq!(columns, vec!["id", "title"]),
             o => panic!("{o:?}"),

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use async_trait::async_trait;
-use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::array::{RecordBatch, RecordBatchOptions};
 use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
 use datafusion::catalog::Session;
 use datafusion::common::{DataFusionError, Result as DfResult};
@@ -253,7 +253,9 @@ fn read_block(
             return Ok(true);
         }
         let arrays = decoders.iter_mut().map(ColumnDecoder::finish).collect();
-        let batch = RecordBatch::try_new(schema.clone(), arrays).map_err(|e| ConnectorError::Dump {
+        // With no columns (`count(*)`), the batch still carries its row count.
+        let options = RecordBatchOptions::new().with_row_count(Some(*pending));
+        let batch = RecordBatch::try_new_with_options(schema.clone(), arrays, &options).map_err(|e| ConnectorError::Dump {
             file: file.clone(),
             at: None,
             reason: e.to_string(),

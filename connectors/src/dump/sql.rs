@@ -97,6 +97,9 @@ impl<R: BufRead> Scanner<R> {
         let mut state = State::Code;
         let mut text = String::new();
         let mut start: Option<(u64, u64)> = None;
+        // `;` ends a statement only outside parentheses (rule actions) and outside a
+        // `BEGIN ATOMIC … END` function body, as psql's own scanner has it.
+        let mut depth: i32 = 0;
         loop {
             let line_offset = self.offset;
             if !self.read_line()? {
@@ -159,6 +162,9 @@ impl<R: BufRead> Scanner<R> {
                                 }
                             }
                         }
+                        b'(' => depth += 1,
+                        b')' => depth -= 1,
+                        b';' if depth > 0 || in_atomic_body(&text, &line[seg_start..i]) => {}
                         b';' => {
                             text.push_str(&line[seg_start..i]);
                             if start.is_none() {
@@ -287,6 +293,22 @@ impl<R: BufRead> Scanner<R> {
     }
 }
 
+/// Whether a `;` here is inside a SQL-standard function body (`BEGIN ATOMIC … END`) that has
+/// not ended yet: the statement so far opens one and does not end with `END`.
+fn in_atomic_body(text: &str, line_part: &str) -> bool {
+    let so_far = format!("{text}{line_part}").to_ascii_uppercase();
+    let Some(at) = so_far.find("BEGIN ATOMIC") else {
+        return false;
+    };
+    let body = &so_far[at + "BEGIN ATOMIC".len()..];
+    let opens = body.matches("BEGIN").count() + body.matches(" CASE ").count() + 1;
+    let ends = body
+        .split(|c: char| !c.is_ascii_alphanumeric() && c != '_')
+        .filter(|w| *w == "END")
+        .count();
+    ends < opens
+}
+
 /// A line without its `\n` (and a `\r` before it).
 pub fn trim_newline(b: &[u8]) -> &[u8] {
     let b = b.strip_suffix(b"\n").unwrap_or(b);
@@ -412,6 +434,15 @@ mod tests {
                 "SELECT \"we;ird\""
             ]
         );
+    }
+
+    #[test]
+    fn rules_and_atomic_bodies_stay_one_statement() {
+        let sql = "CREATE RULE r AS ON INSERT TO public.v DO INSTEAD (INSERT INTO public.a VALUES (new.x);\n INSERT INTO public.b (x)\n VALUES (new.x);\n);\nCREATE FUNCTION f() RETURNS void LANGUAGE sql\n    BEGIN ATOMIC\n INSERT INTO public.a VALUES (1);\n INSERT INTO public.b VALUES (2);\nEND;\nSELECT 1;\n";
+        let got = all(sql);
+        assert_eq!(got.len(), 3, "{got:?}");
+        assert!(got[0].starts_with("CREATE RULE") && got[1].starts_with("CREATE FUNCTION"));
+        assert_eq!(got[2], "SELECT 1");
     }
 
     #[test]

@@ -227,7 +227,15 @@ pub fn from_milvus(batch: &RecordBatch, schema: &CollectionSchema, file: &str) -
                     .ok_or_else(|| wrong(f, format!("expected JSON text, found {}", c.data_type())))?;
                 sparse_from_json(s, f, file)?
             }
-            _ => datafusion::arrow::compute::cast(c, &f.arrow_type()).map_err(|e| wrong(f, e.to_string()))?,
+            _ => datafusion::arrow::compute::cast_with_options(
+                c,
+                &f.arrow_type(),
+                &datafusion::arrow::compute::CastOptions {
+                    safe: false,
+                    ..Default::default()
+                },
+            )
+            .map_err(|e| wrong(f, e.to_string()))?,
         };
         fields.push(ArrowField::new(&f.name, out.data_type().clone(), true));
         cols.push(out);
