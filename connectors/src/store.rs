@@ -27,6 +27,8 @@ pub struct Store {
     pub prefix: StorePath,
     /// The URL as given (it holds no secret).
     pub url: String,
+    /// For `file://` stores, the directory: files are read in place, not fetched.
+    pub local_dir: Option<std::path::PathBuf>,
 }
 
 fn bad(url: &str, reason: impl std::fmt::Display) -> ConnectorError {
@@ -73,6 +75,7 @@ impl Store {
                     store: Arc::new(fs),
                     prefix: StorePath::default(),
                     url: url.to_string(),
+                    local_dir: Some(dir),
                 });
             }
             "s3" | "s3a" => {
@@ -118,6 +121,7 @@ impl Store {
             store,
             prefix,
             url: url.to_string(),
+            local_dir: None,
         })
     }
 

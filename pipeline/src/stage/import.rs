@@ -170,13 +170,15 @@ async fn import_collection(
         let observer = observer.clone();
         let name = name.clone();
         async move {
-            let local = download(store, &f, tmp).await?;
+            let (local, copied) = download(store, &f, tmp).await?;
             let file_name = format!("{}/{}", store.url.trim_end_matches('/'), f.path);
             let part = key.clone();
             let tx2 = tx.clone();
             let rows = tokio::task::spawn_blocking(move || -> Result<u64, PipelineError> {
                 let result = decode(&local, &schema, &file_name, &part, &tx2);
-                let _ = std::fs::remove_file(&local);
+                if copied {
+                    let _ = std::fs::remove_file(&local);
+                }
                 result
             })
             .await
@@ -241,8 +243,38 @@ async fn import_collection(
     Ok(report)
 }
 
-/// Fetches a staged file to `dir`, refusing it unless its size and SHA-256 match.
-async fn download(store: &Store, f: &StagedFile, dir: &Path) -> Result<PathBuf, PipelineError> {
+/// A staged file as a local file whose size and SHA-256 match the manifest: read in place from
+/// a `file://` stage, fetched into `dir` from any other. The flag says whether it is a copy.
+async fn download(store: &Store, f: &StagedFile, dir: &Path) -> Result<(PathBuf, bool), PipelineError> {
+    if let Some(root) = &store.local_dir {
+        let path = root.join(&f.path);
+        let (n, actual) = {
+            let path = path.clone();
+            tokio::task::spawn_blocking(move || -> std::io::Result<(u64, String)> {
+                use std::io::Read;
+                let mut file = std::fs::File::open(&path)?;
+                let mut hash = Sha256::new();
+                let mut buf = vec![0u8; 1 << 20];
+                let mut n = 0u64;
+                loop {
+                    let k = file.read(&mut buf)?;
+                    if k == 0 {
+                        break;
+                    }
+                    hash.update(&buf[..k]);
+                    n += k as u64;
+                }
+                Ok((n, hash.finalize().iter().map(|b| format!("{b:02x}")).collect()))
+            })
+            .await
+            .map_err(|e| PipelineError::Internal {
+                message: e.to_string(),
+            })?
+            .map_err(|e| store.error(&f.path, e))?
+        };
+        check(store, f, n, &actual)?;
+        return Ok((path, false));
+    }
     let local = dir.join(f.path.replace('/', "__"));
     let got = store
         .store
@@ -263,15 +295,23 @@ async fn download(store: &Store, f: &StagedFile, dir: &Path) -> Result<PathBuf, 
     }
     out.flush().await?;
     let actual: String = hash.finalize().iter().map(|b| format!("{b:02x}")).collect();
-    if actual != f.sha256 || n != f.bytes {
+    if let Err(e) = check(store, f, n, &actual) {
         let _ = tokio::fs::remove_file(&local).await;
+        return Err(e);
+    }
+    Ok((local, true))
+}
+
+/// Refuses a file whose size or hash is not the manifest's.
+fn check(store: &Store, f: &StagedFile, n: u64, actual: &str) -> Result<(), PipelineError> {
+    if actual != f.sha256 || n != f.bytes {
         return Err(PipelineError::Checksum {
             file: format!("{}/{}", store.url.trim_end_matches('/'), f.path),
             expected: format!("{} bytes, sha256 {}", f.bytes, f.sha256),
             actual: format!("{n} bytes, sha256 {actual}"),
         });
     }
-    Ok(local)
+    Ok(())
 }
 
 /// Decodes a local staged file into the writer as part `part`; returns its rows.
@@ -288,7 +328,7 @@ fn decode(
     let file = std::fs::File::open(local)?;
     let reader = ParquetRecordBatchReaderBuilder::try_new(file)
         .map_err(|e| bad(&e))?
-        .with_batch_size(8192)
+        .with_batch_size(2048)
         .build()
         .map_err(|e| bad(&e))?;
     let mut rows = 0u64;

@@ -55,7 +55,7 @@ pub fn milvus_schema(schema: &CollectionSchema) -> SchemaRef {
     Arc::new(Schema::new(
         staged_fields(schema)
             .into_iter()
-            .map(|f| ArrowField::new(&f.name, milvus_type(f), true))
+            .map(|f| ArrowField::new(&f.name, milvus_type(f), f.nullable))
             .collect::<Vec<_>>(),
     ))
 }
@@ -170,6 +170,11 @@ pub fn from_milvus(batch: &RecordBatch, schema: &CollectionSchema, file: &str) -
                     FieldType::Float16Vector => dim * 2,
                     _ => dim / 8,
                 };
+                if let Some(fast) = regular_rows(l, f, width)? {
+                    fields.push(ArrowField::new(&f.name, fast.data_type().clone(), true));
+                    cols.push(fast);
+                    continue;
+                }
                 let mut flat_f32: Vec<f32> = Vec::new();
                 let mut flat_u8: Vec<u8> = Vec::new();
                 for r in 0..n {
@@ -242,6 +247,51 @@ pub fn from_milvus(batch: &RecordBatch, schema: &CollectionSchema, file: &str) -
     }
     RecordBatch::try_new(Arc::new(Schema::new(fields)), cols).map_err(|e| PipelineError::Internal {
         message: format!("{file}: {e}"),
+    })
+}
+
+/// The fast path for vectors: when every row holds exactly `width` items (no nulls), the list's
+/// values are the fixed-size layout already; take them without a per-row copy.
+fn regular_rows(l: &ListArray, f: &Field, width: usize) -> Result<Option<ArrayRef>, PipelineError> {
+    if l.null_count() > 0 || width == 0 {
+        return Ok(None);
+    }
+    let offsets = l.value_offsets();
+    if offsets.windows(2).any(|w| (w[1] - w[0]) as usize != width) {
+        return Ok(None);
+    }
+    let start = offsets[0] as usize;
+    let values = l.values().slice(start, l.len() * width);
+    let item = |dt: DataType| Arc::new(ArrowField::new("item", dt, false));
+    Ok(match (f.data_type, values.data_type()) {
+        (FieldType::FloatVector, DataType::Float32) => Some(Arc::new(FixedSizeListArray::new(
+            item(DataType::Float32),
+            width as i32,
+            values,
+            None,
+        ))),
+        (FieldType::Float16Vector, DataType::UInt8) => {
+            let bytes = values.as_primitive::<datafusion::arrow::datatypes::UInt8Type>();
+            let halves: Vec<half::f16> = bytes
+                .values()
+                .chunks_exact(2)
+                .map(|b| half::f16::from_le_bytes([b[0], b[1]]))
+                .collect();
+            Some(Arc::new(FixedSizeListArray::new(
+                item(DataType::Float16),
+                (width / 2) as i32,
+                Arc::new(Float16Array::from(halves)),
+                None,
+            )))
+        }
+        (FieldType::BinaryVector, DataType::UInt8) => {
+            let bytes = values.as_primitive::<datafusion::arrow::datatypes::UInt8Type>();
+            Some(Arc::new(
+                FixedSizeBinaryArray::try_new(width as i32, bytes.values().inner().clone(), None)
+                    .map_err(|e| bad(&f.name, e))?,
+            ))
+        }
+        _ => None,
     })
 }
 
