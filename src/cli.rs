@@ -151,7 +151,7 @@ pub fn exit_code_for(err: &anyhow::Error) -> u8 {
             | ConnectorError::TableNotFound { .. }
             | ConnectorError::HotStandby { .. }
             | ConnectorError::Dump { .. } => 2,
-            ConnectorError::Store { .. } => 1,
+            ConnectorError::Store { .. } | ConnectorError::Milvus { .. } => 1,
             ConnectorError::StatementTimeout { .. }
             | ConnectorError::RecoveryConflict { .. }
             | ConnectorError::Query { .. }

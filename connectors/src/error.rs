@@ -115,6 +115,16 @@ pub enum ConnectorError {
         /// What is wrong.
         reason: String,
     },
+    /// A Milvus server refused a request or failed it.
+    #[error("Milvus at {url}, {context}: {reason}")]
+    Milvus {
+        /// The server.
+        url: String,
+        /// What was being done.
+        context: String,
+        /// The server's message.
+        reason: String,
+    },
     /// An object store refused or failed (the URL holds no credentials).
     #[error("{url}: {reason}")]
     Store {
@@ -225,6 +235,7 @@ impl ConnectorError {
             | ConnectorError::Decode { .. }
             | ConnectorError::Dump { .. }
             | ConnectorError::Store { .. }
+            | ConnectorError::Milvus { .. }
             | ConnectorError::RetriesExhausted { .. } => false,
         }
     }

@@ -6,6 +6,7 @@
 pub mod dump;
 mod error;
 pub mod files;
+pub mod milvus;
 pub mod postgres;
 pub mod store;
 

@@ -10,6 +10,7 @@
 
 mod dump;
 mod init_plan;
+mod milvus;
 mod pg_read;
 mod run;
 mod stage;

@@ -53,6 +53,30 @@ pub fn s3_url() -> &'static str {
     })
 }
 
+/// The Milvus 2.3.5 server's gRPC URL: `ETL_TEST_MILVUS_URL`, or one started for this process
+/// with `scripts/milvus-test-server` (one per machine: the tests share it, a collection each).
+pub fn milvus_url() -> &'static str {
+    static URL: OnceLock<String> = OnceLock::new();
+    URL.get_or_init(|| {
+        if let Ok(u) = std::env::var("ETL_TEST_MILVUS_URL") {
+            if !u.is_empty() {
+                return u;
+            }
+        }
+        let out = Command::new("bash")
+            .arg(repo_root().join("scripts/milvus-test-server"))
+            .args(["start", "--owner-pid", &std::process::id().to_string()])
+            .output()
+            .expect("run scripts/milvus-test-server");
+        assert!(
+            out.status.success(),
+            "milvus-test-server failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    })
+}
+
 /// The python with pyarrow that the S3 test server's venv holds.
 pub fn python() -> PathBuf {
     let out = Command::new("bash")

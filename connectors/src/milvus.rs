@@ -1,0 +1,399 @@
+//! A real Milvus as a sink: a small client over Milvus' published gRPC API (tonic + prost
+//! messages with the published field numbers; no generated code, no protoc). Credentials come
+//! from the environment (`MILVUS_TOKEN`, or `MILVUS_USER` and `MILVUS_PASSWORD`) and travel in
+//! the `authorization` header; they never appear in a message. TLS when the URL says https.
+
+pub mod proto;
+
+use std::time::Duration;
+
+use base64::Engine as _;
+use prost::Message;
+use tonic::codec::ProstCodec;
+use tonic::metadata::MetadataValue;
+use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
+
+use self::proto::*;
+use crate::error::ConnectorError;
+
+/// A connected client.
+#[derive(Clone)]
+pub struct MilvusClient {
+    channel: Channel,
+    auth: Option<MetadataValue<tonic::metadata::Ascii>>,
+    url: String,
+}
+
+impl std::fmt::Debug for MilvusClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "MilvusClient({})", self.url)
+    }
+}
+
+fn failed(url: &str, context: &str, reason: impl std::fmt::Display) -> ConnectorError {
+    ConnectorError::Milvus {
+        url: url.to_string(),
+        context: context.to_string(),
+        reason: reason.to_string(),
+    }
+}
+
+/// The credentials the environment gives, as `user:password` (a token is that already).
+fn credentials() -> Option<String> {
+    if let Ok(t) = std::env::var("MILVUS_TOKEN") {
+        if !t.is_empty() {
+            return Some(t);
+        }
+    }
+    match (std::env::var("MILVUS_USER"), std::env::var("MILVUS_PASSWORD")) {
+        (Ok(u), Ok(p)) if !u.is_empty() => Some(format!("{u}:{p}")),
+        _ => None,
+    }
+}
+
+/// Milvus' own success: both the old `error_code` and the new `code` zero.
+fn check(url: &str, context: &str, status: Option<&Status>) -> Result<(), ConnectorError> {
+    match status {
+        Some(s) if s.error_code != 0 || s.code != 0 => Err(failed(url, context, &s.reason)),
+        _ => Ok(()),
+    }
+}
+
+impl MilvusClient {
+    /// Connects to `url` (`http://host:19530`, `https://…`) and asks its version, so a wrong
+    /// address or credential fails here.
+    pub async fn connect(url: &str) -> Result<(MilvusClient, String), ConnectorError> {
+        let url = url.trim_end_matches('/').to_string();
+        let http = url.replacen("milvus://", "http://", 1);
+        let mut endpoint = Endpoint::from_shared(http.clone())
+            .map_err(|e| failed(&url, "parsing the URL", e))?
+            .connect_timeout(Duration::from_secs(10))
+            .timeout(Duration::from_secs(600));
+        if http.starts_with("https://") {
+            endpoint = endpoint
+                .tls_config(ClientTlsConfig::new().with_webpki_roots())
+                .map_err(|e| failed(&url, "setting up TLS", e))?;
+        }
+        let channel = endpoint.connect().await.map_err(|e| ConnectorError::Unreachable {
+            url: url.clone(),
+            reason: describe(&e),
+        })?;
+        let auth = credentials()
+            .map(|c| base64::engine::general_purpose::STANDARD.encode(c))
+            .map(|b| MetadataValue::try_from(b.as_str()))
+            .transpose()
+            .map_err(|_| failed(&url, "encoding the credentials", "not ASCII"))?;
+        let client = MilvusClient { channel, auth, url };
+        let v: GetVersionResponse = client.call("GetVersion", GetVersionRequest {}).await?;
+        check(&client.url, "asking the server version", v.status.as_ref())?;
+        Ok((client, v.version))
+    }
+
+    /// The server's URL.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    async fn call<Q: Message + 'static, R: Message + Default + 'static>(
+        &self,
+        method: &'static str,
+        req: Q,
+    ) -> Result<R, ConnectorError> {
+        let mut grpc = tonic::client::Grpc::new(self.channel.clone());
+        grpc.ready().await.map_err(|e| ConnectorError::Unreachable {
+            url: self.url.clone(),
+            reason: describe(&e),
+        })?;
+        let mut request = tonic::Request::new(req);
+        if let Some(a) = &self.auth {
+            request.metadata_mut().insert("authorization", a.clone());
+        }
+        let path = format!("/milvus.proto.milvus.MilvusService/{method}");
+        let path = http::uri::PathAndQuery::try_from(path)
+            .map_err(|e| failed(&self.url, method, e))?;
+        let codec: ProstCodec<Q, R> = ProstCodec::default();
+        match grpc.unary(request, path, codec).await {
+            Ok(r) => Ok(r.into_inner()),
+            Err(s) if s.code() == tonic::Code::Unauthenticated => Err(ConnectorError::Auth {
+                url: self.url.clone(),
+                user: credentials()
+                    .and_then(|c| c.split(':').next().map(str::to_string))
+                    .unwrap_or_default(),
+                reason: s.message().to_string(),
+            }),
+            Err(s) if s.code() == tonic::Code::Unavailable => Err(ConnectorError::Unreachable {
+                url: self.url.clone(),
+                reason: s.message().to_string(),
+            }),
+            Err(s) => Err(failed(&self.url, method, s.message())),
+        }
+    }
+
+    /// Whether a collection exists.
+    pub async fn has_collection(&self, name: &str) -> Result<bool, ConnectorError> {
+        let r: BoolResponse = self
+            .call("HasCollection", CollectionRequest { collection_name: name.into() })
+            .await?;
+        check(&self.url, "HasCollection", r.status.as_ref())?;
+        Ok(r.value)
+    }
+
+    /// The collection's schema as the server has it.
+    pub async fn describe_collection(&self, name: &str) -> Result<CollectionSchema, ConnectorError> {
+        let r: DescribeCollectionResponse = self
+            .call("DescribeCollection", CollectionRequest { collection_name: name.into() })
+            .await?;
+        check(&self.url, &format!("describing collection `{name}`"), r.status.as_ref())?;
+        r.schema
+            .ok_or_else(|| failed(&self.url, "DescribeCollection", "no schema in the answer"))
+    }
+
+    /// Every collection's name.
+    pub async fn list_collections(&self) -> Result<Vec<String>, ConnectorError> {
+        let r: ShowCollectionsResponse = self.call("ShowCollections", ShowCollectionsRequest {}).await?;
+        check(&self.url, "ShowCollections", r.status.as_ref())?;
+        Ok(r.collection_names)
+    }
+
+    /// Creates a collection.
+    pub async fn create_collection(&self, schema: &CollectionSchema, shards: i32) -> Result<(), ConnectorError> {
+        let r: Status = self
+            .call(
+                "CreateCollection",
+                CreateCollectionRequest {
+                    collection_name: schema.name.clone(),
+                    schema: schema.encode_to_vec(),
+                    shards_num: shards.max(1),
+                    consistency_level: 0,
+                },
+            )
+            .await?;
+        check(&self.url, &format!("creating collection `{}`", schema.name), Some(&r))
+    }
+
+    /// Drops a collection.
+    pub async fn drop_collection(&self, name: &str) -> Result<(), ConnectorError> {
+        let r: Status = self
+            .call("DropCollection", CollectionRequest { collection_name: name.into() })
+            .await?;
+        check(&self.url, &format!("dropping collection `{name}`"), Some(&r))
+    }
+
+    /// Inserts column data; returns the rows the server took.
+    pub async fn insert(&self, name: &str, fields: Vec<FieldData>, rows: u32) -> Result<i64, ConnectorError> {
+        let r: MutationResult = self
+            .call(
+                "Insert",
+                InsertRequest {
+                    collection_name: name.into(),
+                    fields_data: fields,
+                    num_rows: rows,
+                },
+            )
+            .await?;
+        check(&self.url, &format!("inserting into `{name}`"), r.status.as_ref())?;
+        Ok(r.insert_cnt)
+    }
+
+    /// Seals what was inserted.
+    pub async fn flush(&self, name: &str) -> Result<(), ConnectorError> {
+        let r: StatusOnly = self
+            .call("Flush", FlushRequest { collection_names: vec![name.into()] })
+            .await?;
+        check(&self.url, &format!("flushing `{name}`"), r.status.as_ref())
+    }
+
+    /// Creates an index and waits until it is built.
+    pub async fn create_index(
+        &self,
+        name: &str,
+        field: &str,
+        params: Vec<(String, String)>,
+    ) -> Result<(), ConnectorError> {
+        let r: Status = self
+            .call(
+                "CreateIndex",
+                CreateIndexRequest {
+                    collection_name: name.into(),
+                    field_name: field.into(),
+                    extra_params: params
+                        .into_iter()
+                        .map(|(key, value)| KeyValuePair { key, value })
+                        .collect(),
+                    index_name: String::new(),
+                },
+            )
+            .await?;
+        let what = format!("indexing `{name}.{field}`");
+        check(&self.url, &what, Some(&r))?;
+        loop {
+            let d: DescribeIndexResponse = self
+                .call(
+                    "DescribeIndex",
+                    DescribeIndexRequest {
+                        collection_name: name.into(),
+                        field_name: field.into(),
+                    },
+                )
+                .await?;
+            check(&self.url, &what, d.status.as_ref())?;
+            match d.index_descriptions.first().map(|i| (i.state, i.index_state_fail_reason.clone())) {
+                Some((3, _)) => return Ok(()),
+                Some((4, reason)) => return Err(failed(&self.url, &what, reason)),
+                _ => tokio::time::sleep(Duration::from_millis(300)).await,
+            }
+        }
+    }
+
+    /// Loads a collection for search and waits until it is loaded.
+    pub async fn load(&self, name: &str) -> Result<(), ConnectorError> {
+        let r: Status = self
+            .call(
+                "LoadCollection",
+                LoadCollectionRequest {
+                    collection_name: name.into(),
+                    replica_number: 1,
+                },
+            )
+            .await?;
+        let what = format!("loading `{name}`");
+        check(&self.url, &what, Some(&r))?;
+        loop {
+            let p: GetLoadingProgressResponse = self
+                .call("GetLoadingProgress", GetLoadingProgressRequest { collection_name: name.into() })
+                .await?;
+            check(&self.url, &what, p.status.as_ref())?;
+            if p.progress >= 100 {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    }
+
+    /// Rows matching a Milvus expression, the chosen fields as columns.
+    pub async fn query(
+        &self,
+        name: &str,
+        expr: &str,
+        output_fields: &[String],
+        limit: Option<u64>,
+    ) -> Result<Vec<FieldData>, ConnectorError> {
+        let mut params = Vec::new();
+        if let Some(l) = limit {
+            params.push(KeyValuePair {
+                key: "limit".into(),
+                value: l.to_string(),
+            });
+        }
+        let r: QueryResults = self
+            .call(
+                "Query",
+                QueryRequest {
+                    collection_name: name.into(),
+                    expr: expr.into(),
+                    output_fields: output_fields.to_vec(),
+                    query_params: params,
+                    consistency_level: 0,
+                },
+            )
+            .await?;
+        check(&self.url, &format!("querying `{name}` where {expr}"), r.status.as_ref())?;
+        Ok(r.fields_data)
+    }
+
+    /// Searches float vectors; returns the raw result.
+    pub async fn search(
+        &self,
+        name: &str,
+        field: &str,
+        vectors: &[Vec<f32>],
+        limit: usize,
+        metric: &str,
+        params: &str,
+        filter: &str,
+        output_fields: &[String],
+    ) -> Result<SearchResultData, ConnectorError> {
+        let group = PlaceholderGroup {
+            placeholders: vec![PlaceholderValue {
+                tag: "$0".into(),
+                r#type: data_type::FLOAT_VECTOR,
+                values: vectors
+                    .iter()
+                    .map(|v| v.iter().flat_map(|x| x.to_le_bytes()).collect())
+                    .collect(),
+            }],
+        };
+        let kv = |k: &str, v: String| KeyValuePair { key: k.into(), value: v };
+        let r: SearchResults = self
+            .call(
+                "Search",
+                SearchRequest {
+                    collection_name: name.into(),
+                    dsl: filter.into(),
+                    placeholder_group: group.encode_to_vec(),
+                    dsl_type: 1,
+                    output_fields: output_fields.to_vec(),
+                    search_params: vec![
+                        kv("anns_field", field.into()),
+                        kv("topk", limit.to_string()),
+                        kv("metric_type", metric.into()),
+                        kv("params", params.into()),
+                        kv("round_decimal", "-1".into()),
+                    ],
+                    nq: vectors.len() as i64,
+                    consistency_level: 0,
+                },
+            )
+            .await?;
+        check(&self.url, &format!("searching `{name}`"), r.status.as_ref())?;
+        r.results
+            .ok_or_else(|| failed(&self.url, "Search", "no results in the answer"))
+    }
+
+    /// Bulk-imports one file (an absolute path the server can read) and waits for the task;
+    /// returns the rows imported.
+    pub async fn import_file(&self, name: &str, file: &str) -> Result<i64, ConnectorError> {
+        let what = format!("importing {file} into `{name}`");
+        let r: ImportResponse = self
+            .call(
+                "Import",
+                ImportRequest {
+                    collection_name: name.into(),
+                    files: vec![file.into()],
+                    options: Vec::new(),
+                },
+            )
+            .await?;
+        check(&self.url, &what, r.status.as_ref())?;
+        let task = *r.tasks.first().ok_or_else(|| failed(&self.url, &what, "no task id"))?;
+        loop {
+            let s: GetImportStateResponse = self.call("GetImportState", GetImportStateRequest { task }).await?;
+            check(&self.url, &what, s.status.as_ref())?;
+            match s.state {
+                6 => return Ok(s.row_count),
+                1 | 7 => {
+                    let reason = s
+                        .infos
+                        .iter()
+                        .find(|kv| kv.key == "failed_reason")
+                        .map(|kv| kv.value.clone())
+                        .unwrap_or_else(|| "the import task failed".into());
+                    return Err(failed(&self.url, &what, reason));
+                }
+                _ => tokio::time::sleep(Duration::from_millis(300)).await,
+            }
+        }
+    }
+}
+
+/// A transport error with its causes.
+fn describe(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cause = c.source();
+    }
+    s
+}

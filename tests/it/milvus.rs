@@ -1,0 +1,133 @@
+//! The Milvus client against a real Milvus 2.3.5 (the `milvus` PyPI package, started once for
+//! the test run): version, schema, column inserts of every scalar kind and float vectors,
+//! an HNSW index, load, search and query; a server that is not there is one clear error.
+
+use etl_connectors::ConnectorError;
+use etl_connectors::milvus::MilvusClient;
+use etl_connectors::milvus::proto::{
+    ArrayArray, BytesArray, CollectionSchema, Field, FieldData, FieldSchema, FloatArray,
+    IdField, KeyValuePair, LongArray, ScalarField, Scalars, StringArray, VectorField, Vectors,
+    data_type,
+};
+
+use crate::support::milvus_url;
+
+fn kv(k: &str, v: &str) -> KeyValuePair {
+    KeyValuePair { key: k.into(), value: v.into() }
+}
+
+fn field(name: &str, t: i32) -> FieldSchema {
+    FieldSchema { name: name.into(), data_type: t, ..Default::default() }
+}
+
+fn scalars(name: &str, t: i32, data: Scalars) -> FieldData {
+    FieldData {
+        r#type: t,
+        field_name: name.into(),
+        field: Some(Field::Scalars(ScalarField { data: Some(data) })),
+        is_dynamic: false,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_milvus_takes_inserts_builds_an_index_and_searches() {
+    let (client, version) = MilvusClient::connect(milvus_url()).await.unwrap();
+    assert!(version.starts_with("v2.3"), "{version}");
+    let name = format!("it_client_{}", std::process::id());
+    if client.has_collection(&name).await.unwrap() {
+        client.drop_collection(&name).await.unwrap();
+    }
+    let schema = CollectionSchema {
+        name: name.clone(),
+        description: "etl test".into(),
+        auto_id: false,
+        enable_dynamic_field: false,
+        fields: vec![
+            FieldSchema { is_primary_key: true, ..field("id", data_type::INT64) },
+            FieldSchema { type_params: vec![kv("dim", "4")], ..field("v", data_type::FLOAT_VECTOR) },
+            FieldSchema { type_params: vec![kv("max_length", "32")], ..field("title", data_type::VARCHAR) },
+            field("meta", data_type::JSON),
+            FieldSchema {
+                element_type: data_type::INT64,
+                type_params: vec![kv("max_capacity", "4")],
+                ..field("tags", data_type::ARRAY)
+            },
+        ],
+    };
+    client.create_collection(&schema, 1).await.unwrap();
+    let got = client.describe_collection(&name).await.unwrap();
+    assert_eq!(got.fields.len(), 5);
+    assert!(client.list_collections().await.unwrap().contains(&name));
+
+    let n = 200i64;
+    let vectors: Vec<f32> = (0..n).flat_map(|i| [i as f32, 1.0, (i % 7) as f32, -(i as f32)]).collect();
+    let fields = vec![
+        scalars("id", data_type::INT64, Scalars::Long(LongArray { data: (0..n).collect() })),
+        FieldData {
+            r#type: data_type::FLOAT_VECTOR,
+            field_name: "v".into(),
+            field: Some(Field::Vectors(VectorField { dim: 4, data: Some(Vectors::Float(FloatArray { data: vectors })) })),
+            is_dynamic: false,
+        },
+        scalars("title", data_type::VARCHAR, Scalars::String(StringArray { data: (0..n).map(|i| format!("t{i}")).collect() })),
+        scalars(
+            "meta",
+            data_type::JSON,
+            Scalars::Json(BytesArray { data: (0..n).map(|i| format!("{{\"odd\": {}}}", i % 2 == 1).into_bytes()).collect() }),
+        ),
+        scalars(
+            "tags",
+            data_type::ARRAY,
+            Scalars::Array(ArrayArray {
+                data: (0..n)
+                    .map(|i| ScalarField { data: Some(Scalars::Long(LongArray { data: vec![i, i + 1] })) })
+                    .collect(),
+                element_type: data_type::INT64,
+            }),
+        ),
+    ];
+    assert_eq!(client.insert(&name, fields, n as u32).await.unwrap(), n);
+    client.flush(&name).await.unwrap();
+    client
+        .create_index(
+            &name,
+            "v",
+            vec![
+                ("index_type".into(), "HNSW".into()),
+                ("metric_type".into(), "L2".into()),
+                ("params".into(), "{\"M\": 8, \"efConstruction\": 64}".into()),
+            ],
+        )
+        .await
+        .unwrap();
+    client.load(&name).await.unwrap();
+
+    let counted = client.query(&name, "", &["count(*)".to_string()], None).await.unwrap();
+    let count = match counted[0].field.as_ref() {
+        Some(Field::Scalars(ScalarField { data: Some(Scalars::Long(l)) })) => l.data[0],
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(count, n);
+    let rows = client.query(&name, "id in [3, 4] and meta[\"odd\"] == true", &["title".to_string()], None).await.unwrap();
+    let titles = rows.iter().find(|f| f.field_name == "title").unwrap();
+    match titles.field.as_ref() {
+        Some(Field::Scalars(ScalarField { data: Some(Scalars::String(s)) })) => assert_eq!(s.data, vec!["t3"]),
+        other => panic!("{other:?}"),
+    }
+    let hit = client
+        .search(&name, "v", &[vec![42.0, 1.0, 0.0, -42.0]], 3, "L2", "{\"ef\": 32}", "", &[])
+        .await
+        .unwrap();
+    match hit.ids.and_then(|i| i.id_field) {
+        Some(IdField::Int(l)) => assert_eq!(l.data[0], 42, "{:?}", l.data),
+        other => panic!("{other:?}"),
+    }
+    client.drop_collection(&name).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_server_is_one_clear_error() {
+    let e = MilvusClient::connect("http://127.0.0.1:9").await.unwrap_err();
+    assert!(matches!(e, ConnectorError::Unreachable { .. }), "{e}");
+    assert!(e.to_string().contains("127.0.0.1:9"), "{e}");
+}
