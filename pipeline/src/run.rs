@@ -8,6 +8,7 @@
 
 pub mod job;
 pub mod map;
+pub mod milvus;
 pub mod target;
 
 use std::collections::{BTreeMap, HashSet};
@@ -203,7 +204,11 @@ pub async fn run(
     } else {
         mapping.file.target.engine.clone()
     };
+    let milvus = mapping.file.target.milvus.clone();
     match (stage, engine) {
+        (None, None) if milvus.is_some() => {
+            run_milvus(&mapping, milvus.as_deref().unwrap_or_default(), opts, observer, cancel).await
+        }
         (None, _) => run_engine(mapping_path, &mapping, opts, observer, cancel).await,
         (Some(url), None) => {
             crate::stage::stage(&mapping, &url, opts, observer, cancel).await
@@ -279,6 +284,102 @@ pub(crate) async fn prepare(
         plan,
         tables,
     })
+}
+
+/// `etl run` into a Milvus server: refuses what the server's version cannot hold before
+/// anything is written, and an existing collection unless `--restart` (`--recreate`).
+async fn run_milvus(
+    mapping: &etl_mappings::ParsedMapping,
+    url: &str,
+    opts: &RunOptions,
+    observer: Arc<dyn RunObserver>,
+    cancel: impl Future<Output = ()>,
+) -> Result<RunReport, PipelineError> {
+    let started = Instant::now();
+    let (client, version) = etl_connectors::milvus::MilvusClient::connect(url).await?;
+    let Prepared {
+        source,
+        catalog,
+        plan,
+        mut tables,
+    } = prepare(mapping, opts).await?;
+    for t in &mut tables {
+        // Milvus before 2.4 has no NULL vectors: rows with one are rejected (to the rejects
+        // file, within max_rejects) rather than the table refused.
+        if version_before(&version, 2, 4) {
+            for f in &mut t.fields {
+                if f.nullable && f.data_type.is_some_and(|d| d.is_vector()) {
+                    tracing::warn!(
+                        "{}.{}: Milvus {version} has no NULL vectors; rows with a NULL `{}` are rejected",
+                        t.source,
+                        f.name,
+                        f.name
+                    );
+                    f.nullable = false;
+                }
+            }
+        }
+    }
+    for t in &tables {
+        let schema = target::collection_schema(t)?;
+        let problems = milvus::unsupported(&schema, &version);
+        if !problems.is_empty() {
+            return Err(PipelineError::Usage {
+                message: format!(
+                    "table {} → collection `{}`: Milvus at {url} ({version}) cannot hold it:\n  - {}",
+                    t.source,
+                    t.collection,
+                    problems.join("\n  - ")
+                ),
+            });
+        }
+        if !opts.dry_run && client.has_collection(&t.collection).await? {
+            if opts.restart {
+                client.drop_collection(&t.collection).await?;
+            } else {
+                return Err(PipelineError::Usage {
+                    message: format!(
+                        "collection `{}` already exists in Milvus at {url}; run again with --recreate to drop and recreate it",
+                        t.collection
+                    ),
+                });
+            }
+        }
+    }
+    let ctx = RunContext {
+        source,
+        sink: Sink::Milvus(client),
+        rejects_dir: crate::source::beside(mapping, "_rejects"),
+        plan,
+        catalog,
+        opts: opts.clone(),
+        observer,
+    };
+    let mut reports = tokio::select! {
+        r = ctx.run_all(&tables) => r?,
+        () = cancel => return Err(PipelineError::Cancelled),
+    };
+    reports.sort_by(|a, b| a.table.cmp(&b.table));
+    let seconds = started.elapsed().as_secs_f64();
+    Ok(RunReport {
+        job_id: String::new(),
+        resumed: false,
+        dry_run: opts.dry_run,
+        totals: Totals::of(&reports, seconds),
+        tables: reports,
+        stage: None,
+    })
+}
+
+/// Whether a server version (`v2.3.5-lite`) is before `major.minor`.
+fn version_before(version: &str, major: u32, minor: u32) -> bool {
+    let v: Vec<u32> = version
+        .trim_start_matches('v')
+        .split(['.', '-'])
+        .take(2)
+        .filter_map(|p| p.parse().ok())
+        .collect();
+    (v.first().copied().unwrap_or(0), v.get(1).copied().unwrap_or(0)) < (major, minor)
 }
 
 async fn run_engine(
@@ -400,6 +501,8 @@ pub(crate) enum Sink {
     Engine(Database),
     /// Staged Parquet files.
     Stage(StageSink),
+    /// A Milvus server.
+    Milvus(etl_connectors::milvus::MilvusClient),
 }
 
 /// A stage being written.
@@ -481,6 +584,15 @@ impl RunContext {
 
         let coll = match (&self.sink, self.opts.dry_run) {
             (Sink::Engine(db), false) => Some(db.ensure_collection(&tp.collection, schema.clone())?),
+            (Sink::Milvus(client), false) => {
+                client
+                    .create_collection(
+                        &milvus::milvus_schema(&tp.collection, &schema),
+                        schema.shards as i32,
+                    )
+                    .await?;
+                None
+            }
             _ => None,
         };
         let done: BTreeMap<String, serde_json::Value> = coll
@@ -552,6 +664,15 @@ impl RunContext {
                 let w = c.writer()?;
                 Some(std::thread::spawn(move || {
                     writer_loop(w, &mut rx).map(|()| Vec::new())
+                }))
+            }
+            (None, Sink::Milvus(client)) if !self.opts.dry_run => {
+                let client = client.clone();
+                let handle = tokio::runtime::Handle::current();
+                let name = tp.collection.clone();
+                let schema = schema.clone();
+                Some(std::thread::spawn(move || {
+                    milvus::milvus_loop(client, handle, name, schema, &mut rx)
                 }))
             }
             (None, Sink::Stage(s)) if !self.opts.dry_run => {
@@ -660,6 +781,32 @@ impl RunContext {
             report.index_seconds =
                 index_and_load(c, target::index_specs(tp)?, self.observer.clone(), &name).await?;
             report.collection_rows = c.count_rows();
+        }
+        if let (Sink::Milvus(client), false) = (&self.sink, self.opts.dry_run) {
+            let started_index = Instant::now();
+            client.flush(&tp.collection).await?;
+            self.observer.phase(&name, Phase::Indexing);
+            for (field, spec) in target::index_specs(tp)? {
+                if let Some(params) = milvus::index_params(&spec) {
+                    client.create_index(&tp.collection, &field, params).await?;
+                }
+            }
+            report.index_seconds = started_index.elapsed().as_secs_f64();
+            self.observer.phase(&name, Phase::Loading);
+            client.load(&tp.collection).await?;
+            let counted = client
+                .query(&tp.collection, "", &["count(*)".to_string()], None)
+                .await?;
+            report.collection_rows = counted
+                .first()
+                .and_then(|f| match &f.field {
+                    Some(etl_connectors::milvus::proto::Field::Scalars(s)) => match &s.data {
+                        Some(etl_connectors::milvus::proto::Scalars::Long(l)) => l.data.first().copied(),
+                        _ => None,
+                    },
+                    _ => None,
+                })
+                .unwrap_or(0) as u64;
         }
         if let (Sink::Stage(s), false) = (&self.sink, self.opts.dry_run) {
             let indexes = target::index_specs(tp)?

@@ -36,8 +36,8 @@ pub struct RunArgs {
     /// Resume the last unfinished run of this mapping (the default when there is one).
     #[arg(long, conflicts_with = "restart")]
     pub resume: bool,
-    /// Start over: drop the collections and ignore an unfinished run.
-    #[arg(long)]
+    /// Start over: drop the collections (in Milvus too: `--recreate`) and ignore an unfinished run.
+    #[arg(long, alias = "recreate")]
     pub restart: bool,
     /// No progress output.
     #[arg(long, short)]

@@ -131,3 +131,82 @@ async fn an_unreachable_server_is_one_clear_error() {
     assert!(matches!(e, ConnectorError::Unreachable { .. }), "{e}");
     assert!(e.to_string().contains("127.0.0.1:9"), "{e}");
 }
+
+/// A mapping for `url`'s tables into the test Milvus.
+fn milvus_mapping(dir: &std::path::Path, url: &str, tables: &[&str]) -> std::path::PathBuf {
+    let mut m = format!("version: 1\nsource:\n  postgres: '{url}'\ntarget:\n  milvus: '{}'\ntables:\n", milvus_url());
+    for t in tables {
+        m.push_str(&format!("  - source: {t}\n    collection: {}_{}\n", t.replace("public.", ""), std::process::id()));
+    }
+    crate::support::write(dir, "milvus.yaml", &m)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etl_run_loads_milvus_and_refuses_what_its_version_cannot_hold() {
+    use crate::run::{etl_pw, password};
+    use crate::support::{fresh_db, query_rows, sql, stderr, stdout};
+    let url = fresh_db("milvus_run");
+    sql(
+        &url,
+        "CREATE TABLE docs (id bigint PRIMARY KEY, cat text, n int, price numeric(10,2), day date, tags text[], attrs jsonb, emb vector(8));
+         INSERT INTO docs SELECT i, CASE WHEN i % 5 = 0 THEN NULL ELSE 'c' || (i % 3) END, i, i * 1.5, DATE '2024-01-01' + i,
+           ARRAY['t' || (i % 4), 'all'], jsonb_build_object('k', i % 2), ARRAY(SELECT sin(i * k + k) FROM generate_series(1, 8) k)::real[]::vector
+         FROM generate_series(1, 2000) i;
+         CREATE TABLE chunks (doc int, seq int, body text, emb vector(4), PRIMARY KEY (doc, seq));
+         INSERT INTO chunks SELECT d, s, 'b', ARRAY[d, s, 1, 0]::real[]::vector FROM generate_series(1, 50) d, generate_series(1, 3) s;
+         CREATE TABLE sigs (id int PRIMARY KEY, sig bit(16) NOT NULL);
+         INSERT INTO sigs SELECT i, (i * 37)::bit(16) FROM generate_series(1, 100) i;
+         CREATE TABLE halves (id int PRIMARY KEY, h halfvec(4));
+         INSERT INTO halves VALUES (1, '[1,2,3,4]');",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let m = milvus_mapping(dir.path(), &url, &["public.docs", "public.chunks", "public.sigs"]);
+    let o = etl_pw(&url, &["run", m.to_str().unwrap(), "--quiet", "--format", "json", "--recreate"]);
+    assert!(o.status.success(), "{}\n{}", stderr(&o), stdout(&o));
+    let report: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    for (t, n) in [("public.docs", 2000), ("public.chunks", 150), ("public.sigs", 100)] {
+        let r = report["tables"].as_array().unwrap().iter().find(|r| r["table"] == t).unwrap();
+        assert_eq!(r["collection_rows"], n, "{t}: {r}");
+    }
+    // Search through the server's HNSW index against pgvector's exact neighbours.
+    let (client, _) = MilvusClient::connect(milvus_url()).await.unwrap();
+    let coll = format!("docs_{}", std::process::id());
+    let mut hits = 0;
+    let queries = [7i64, 300, 1234, 1999];
+    for q in queries {
+        let want = query_rows(
+            &url,
+            &format!("SELECT id, (emb <=> (SELECT emb FROM docs WHERE id = {q}))::float8 FROM docs ORDER BY 2, id LIMIT 10"),
+        );
+        let qv: Vec<f32> = (1..=8).map(|k| ((q * k + k) as f64).sin() as f32).collect();
+        let got = client.search(&coll, "emb", &[qv], 10, "COSINE", "{\"ef\": 64}", "", &[]).await.unwrap();
+        let ids = match got.ids.and_then(|i| i.id_field) {
+            Some(IdField::Int(l)) => l.data,
+            other => panic!("{other:?}"),
+        };
+        hits += want.iter().filter(|(id, _)| ids.contains(id)).count();
+    }
+    let recall = hits as f64 / (10 * queries.len()) as f64;
+    assert!(recall >= 0.95, "recall@10 {recall}");
+    // The schema as created: the composite key became an auto ID, the key columns stay fields.
+    let chunks = client.describe_collection(&format!("chunks_{}", std::process::id())).await.unwrap();
+    assert!(chunks.fields.iter().any(|f| f.is_primary_key && f.auto_id), "{chunks:?}");
+    assert!(chunks.fields.iter().any(|f| f.name == "doc"));
+
+    // Again without --recreate: refused, nothing changed.
+    let o = etl_pw(&url, &["run", m.to_str().unwrap(), "--quiet"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("already exists") && stderr(&o).contains("--recreate"), "{}", stderr(&o));
+
+    // FLOAT16 on a 2.3 server: refused before anything is written.
+    let m2 = milvus_mapping(dir.path(), &url, &["public.halves"]);
+    let o = etl_pw(&url, &["run", m2.to_str().unwrap(), "--quiet", "--recreate"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains("FLOAT16_VECTOR") && err.contains("v2.3"), "{err}");
+    assert!(!client.has_collection(&format!("halves_{}", std::process::id())).await.unwrap());
+    let _ = password(&url);
+    for t in ["docs", "chunks", "sigs"] {
+        client.drop_collection(&format!("{t}_{}", std::process::id())).await.unwrap();
+    }
+}
