@@ -306,7 +306,7 @@ async fn run_milvus(
     for t in &mut tables {
         // Milvus before 2.4 has no NULL vectors: rows with one are rejected (to the rejects
         // file, within max_rejects) rather than the table refused.
-        if version_before(&version, 2, 4) {
+        if milvus::version_before(&version, 2, 4) {
             for f in &mut t.fields {
                 if f.nullable && f.data_type.is_some_and(|d| d.is_vector()) {
                     tracing::warn!(
@@ -369,17 +369,6 @@ async fn run_milvus(
         tables: reports,
         stage: None,
     })
-}
-
-/// Whether a server version (`v2.3.5-lite`) is before `major.minor`.
-fn version_before(version: &str, major: u32, minor: u32) -> bool {
-    let v: Vec<u32> = version
-        .trim_start_matches('v')
-        .split(['.', '-'])
-        .take(2)
-        .filter_map(|p| p.parse().ok())
-        .collect();
-    (v.first().copied().unwrap_or(0), v.get(1).copied().unwrap_or(0)) < (major, minor)
 }
 
 async fn run_engine(

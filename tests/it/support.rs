@@ -5,76 +5,46 @@ use std::process::{Command, Output};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-/// The server's base URL (database `postgres`).
+/// A test server's URL: the environment variable `env` (set by `scripts/test`, which starts
+/// each server once for the run), or a server started for this process with `script start
+/// --owner-pid` (it stops when this process exits).
+fn test_server(cell: &'static OnceLock<String>, env: &str, script: &str) -> &'static str {
+    cell.get_or_init(|| {
+        if let Ok(u) = std::env::var(env) {
+            if !u.is_empty() {
+                return u;
+            }
+        }
+        let out = Command::new("bash")
+            .arg(repo_root().join("scripts").join(script))
+            .args(["start", "--owner-pid", &std::process::id().to_string()])
+            .output()
+            .unwrap_or_else(|e| panic!("run scripts/{script}: {e}"));
+        assert!(
+            out.status.success(),
+            "{script} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    })
+}
+
+/// The Postgres server's base URL (database `postgres`).
 pub fn server_url() -> &'static str {
     static URL: OnceLock<String> = OnceLock::new();
-    URL.get_or_init(|| {
-        if let Ok(u) = std::env::var("ETL_TEST_PG_URL") {
-            if !u.is_empty() {
-                return u;
-            }
-        }
-        let script = repo_root().join("scripts/pg-test-server");
-        let out = Command::new("bash")
-            .arg(&script)
-            .args(["start", "--owner-pid", &std::process::id().to_string()])
-            .output()
-            .expect("run scripts/pg-test-server");
-        assert!(
-            out.status.success(),
-            "pg-test-server failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap().trim().to_string()
-    })
+    test_server(&URL, "ETL_TEST_PG_URL", "pg-test-server")
 }
 
-/// The loopback S3 server's endpoint (bucket `etl-test`): `ETL_TEST_S3_URL`, or one started
-/// for this process with `scripts/s3-test-server`.
+/// The loopback S3 server's endpoint (bucket `etl-test`).
 pub fn s3_url() -> &'static str {
     static URL: OnceLock<String> = OnceLock::new();
-    URL.get_or_init(|| {
-        if let Ok(u) = std::env::var("ETL_TEST_S3_URL") {
-            if !u.is_empty() {
-                return u;
-            }
-        }
-        let out = Command::new("bash")
-            .arg(repo_root().join("scripts/s3-test-server"))
-            .args(["start", "--owner-pid", &std::process::id().to_string()])
-            .output()
-            .expect("run scripts/s3-test-server");
-        assert!(
-            out.status.success(),
-            "s3-test-server failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap().trim().to_string()
-    })
+    test_server(&URL, "ETL_TEST_S3_URL", "s3-test-server")
 }
 
-/// The Milvus 2.3.5 server's gRPC URL: `ETL_TEST_MILVUS_URL`, or one started for this process
-/// with `scripts/milvus-test-server` (one per machine: the tests share it, a collection each).
+/// The Milvus 2.3.5 server's gRPC URL (one per machine: the tests share it, a collection each).
 pub fn milvus_url() -> &'static str {
     static URL: OnceLock<String> = OnceLock::new();
-    URL.get_or_init(|| {
-        if let Ok(u) = std::env::var("ETL_TEST_MILVUS_URL") {
-            if !u.is_empty() {
-                return u;
-            }
-        }
-        let out = Command::new("bash")
-            .arg(repo_root().join("scripts/milvus-test-server"))
-            .args(["start", "--owner-pid", &std::process::id().to_string()])
-            .output()
-            .expect("run scripts/milvus-test-server");
-        assert!(
-            out.status.success(),
-            "milvus-test-server failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap().trim().to_string()
-    })
+    test_server(&URL, "ETL_TEST_MILVUS_URL", "milvus-test-server")
 }
 
 /// The python with pyarrow that the S3 test server's venv holds.

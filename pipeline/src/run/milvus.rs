@@ -48,14 +48,7 @@ fn wire_type(t: FieldType) -> i32 {
 
 /// What a server of `version` (`v2.3.5-lite`) cannot hold in `schema`, one line each.
 pub fn unsupported(schema: &CollectionSchema, version: &str) -> Vec<String> {
-    let v: Vec<u32> = version
-        .trim_start_matches('v')
-        .split(['.', '-'])
-        .take(2)
-        .filter_map(|p| p.parse().ok())
-        .collect();
-    let (major, minor) = (v.first().copied().unwrap_or(0), v.get(1).copied().unwrap_or(0));
-    let old = (major, minor) < (2, 4);
+    let old = version_before(version, 2, 4);
     let mut out = Vec::new();
     let vectors: Vec<&etl_engine::Field> = schema.fields.iter().filter(|f| f.data_type.is_vector()).collect();
     if old && vectors.len() > 1 {
@@ -83,6 +76,17 @@ pub fn unsupported(schema: &CollectionSchema, version: &str) -> Vec<String> {
         }
     }
     out
+}
+
+/// Whether a server version (`v2.3.5-lite`) is before `major.minor`.
+pub fn version_before(version: &str, major: u32, minor: u32) -> bool {
+    let v: Vec<u32> = version
+        .trim_start_matches('v')
+        .split(['.', '-'])
+        .take(2)
+        .filter_map(|p| p.parse().ok())
+        .collect();
+    (v.first().copied().unwrap_or(0), v.get(1).copied().unwrap_or(0)) < (major, minor)
 }
 
 /// The Milvus schema of an engine schema.
