@@ -116,7 +116,49 @@ async fn describe_for_plan(
 /// the source's label.
 pub async fn plan(mapping: &ParsedMapping) -> Result<(String, Plan), PipelineError> {
     let (source, catalog) = open_source(mapping).await?;
-    Ok((source.label(), build_plan(mapping, &catalog)?))
+    let mut plan = build_plan(mapping, &catalog)?;
+    if let Some(url) = &mapping.file.target.milvus {
+        check_milvus(url, &mut plan).await?;
+    }
+    Ok((source.label(), plan))
+}
+
+/// Asks a Milvus target its version and adds to the plan what that version cannot hold (as
+/// required fixes, which `etl run` refuses) and what it changes (as suggestions).
+async fn check_milvus(url: &str, plan: &mut Plan) -> Result<(), PipelineError> {
+    use crate::run::milvus::{unsupported, version_before};
+    let (client, version) = etl_connectors::milvus::MilvusClient::connect(url).await?;
+    for t in &mut plan.tables {
+        let mut tp = t.clone();
+        if version_before(&version, 2, 4) {
+            for f in &mut tp.fields {
+                if f.nullable && f.data_type.is_some_and(|d| d.is_vector()) {
+                    f.nullable = false;
+                    t.suggestions.push(etl_mappings::Finding {
+                        column: f.source.clone(),
+                        message: format!("Milvus {version} has no NULL vectors: rows with a NULL here are rejected"),
+                        fix: None,
+                    });
+                }
+            }
+        }
+        let schema = crate::run::target::collection_schema(&tp)?;
+        for problem in unsupported(&schema, &version) {
+            t.required_fixes.push(etl_mappings::Finding {
+                column: None,
+                message: format!("Milvus at {url}: {problem}"),
+                fix: Some("map the column to a type this server holds, or load a newer Milvus".into()),
+            });
+        }
+        if client.has_collection(&t.collection).await? {
+            t.suggestions.push(etl_mappings::Finding {
+                column: None,
+                message: format!("collection `{}` already exists in Milvus at {url}", t.collection),
+                fix: Some("`etl run --recreate` drops and recreates it".into()),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// The engine directory a mapping writes to; `command` names who needs it in the error.

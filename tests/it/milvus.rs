@@ -198,8 +198,12 @@ async fn etl_run_loads_milvus_and_refuses_what_its_version_cannot_hold() {
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("already exists") && stderr(&o).contains("--recreate"), "{}", stderr(&o));
 
-    // FLOAT16 on a 2.3 server: refused before anything is written.
+    // FLOAT16 on a 2.3 server: `etl plan` shows it as a required fix, and `etl run` refuses
+    // it before anything is written.
     let m2 = milvus_mapping(dir.path(), &url, &["public.halves"]);
+    let o = etl_pw(&url, &["plan", m2.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1), "{}\n{}", stdout(&o), stderr(&o));
+    assert!(stdout(&o).contains("FLOAT16_VECTOR") && stdout(&o).contains("v2.3"), "{}", stdout(&o));
     let o = etl_pw(&url, &["run", m2.to_str().unwrap(), "--quiet", "--recreate"]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     let err = stderr(&o);
