@@ -35,7 +35,7 @@ pub enum CollectionsCommand {
 /// A target directory.
 #[derive(Debug, Args)]
 pub struct Target {
-    /// The engine's target directory.
+    /// The engine's target directory, or a Milvus server (`milvus://host:19530`).
     #[arg(long)]
     pub target: PathBuf,
     /// Output format.
@@ -52,7 +52,67 @@ pub struct Named {
     pub name: String,
 }
 
+/// A Milvus server named as the target (`milvus://host:19530`, `http(s)://host:19530`).
+fn milvus_target(t: &std::path::Path) -> Option<String> {
+    let s = t.to_str()?;
+    (s.starts_with("milvus://") || s.starts_with("http://") || s.starts_with("https://"))
+        .then(|| s.to_string())
+}
+
+/// `list`, `describe` and `drop` against a Milvus server.
+fn run_milvus(url: &str, what: CollectionsCommand) -> anyhow::Result<ExitCode> {
+    // The CLI's runtime drives this thread: block on it in place.
+    tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(async {
+        let (client, version) = etl_connectors::milvus::MilvusClient::connect(url).await?;
+        match what {
+            CollectionsCommand::List(t) => {
+                let names = client.list_collections().await?;
+                match t.format {
+                    Format::Json => out(&format!("{}\n", json!({"server": url, "version": version, "collections": names})))?,
+                    Format::Table => out(&format!("Milvus {version} at {url}\n{}\n", names.join("\n")))?,
+                }
+            }
+            CollectionsCommand::Describe(n) => {
+                let schema = client.describe_collection(&n.name).await?;
+                let fields: Vec<Value> = schema
+                    .fields
+                    .iter()
+                    .map(|f| {
+                        json!({
+                            "name": f.name, "data_type": f.data_type, "primary_key": f.is_primary_key,
+                            "auto_id": f.auto_id, "partition_key": f.is_partition_key,
+                            "params": f.type_params.iter().map(|kv| (kv.key.clone(), Value::String(kv.value.clone()))).collect::<serde_json::Map<_, _>>(),
+                        })
+                    })
+                    .collect();
+                let d = json!({"name": n.name, "server": url, "version": version, "dynamic_field": schema.enable_dynamic_field, "fields": fields});
+                out(&format!("{}\n", serde_json::to_string_pretty(&d)?))?;
+            }
+            CollectionsCommand::Drop(n) => {
+                client.drop_collection(&n.name).await?;
+                out(&format!("dropped {} on {url}\n", n.name))?;
+            }
+            CollectionsCommand::Load(n) => {
+                client.load(&n.name).await?;
+                out(&format!("loaded {} on {url}\n", n.name))?;
+            }
+            CollectionsCommand::Release(_) => anyhow::bail!("release is not available for a Milvus target yet"),
+        }
+        Ok(ExitCode::SUCCESS)
+    }))
+}
+
 pub fn run(args: CollectionsArgs) -> anyhow::Result<ExitCode> {
+    let target = match &args.what {
+        CollectionsCommand::List(t) => &t.target,
+        CollectionsCommand::Describe(n)
+        | CollectionsCommand::Load(n)
+        | CollectionsCommand::Release(n)
+        | CollectionsCommand::Drop(n) => &n.target.target,
+    };
+    if let Some(url) = milvus_target(target) {
+        return run_milvus(&url, args.what);
+    }
     match args.what {
         CollectionsCommand::List(t) => {
             let db = Database::open_existing(&t.target)?;

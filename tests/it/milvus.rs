@@ -193,6 +193,14 @@ async fn etl_run_loads_milvus_and_refuses_what_its_version_cannot_hold() {
     assert!(chunks.fields.iter().any(|f| f.is_primary_key && f.auto_id), "{chunks:?}");
     assert!(chunks.fields.iter().any(|f| f.name == "doc"));
 
+    // `etl collections` against the Milvus target.
+    let target = milvus_url().replacen("http://", "milvus://", 1);
+    let o = etl_pw(&url, &["collections", "list", "--target", &target, "--format", "json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains(&format!("docs_{}", std::process::id())), "{}", stdout(&o));
+    let o = etl_pw(&url, &["collections", "describe", "--target", &target, &format!("sigs_{}", std::process::id())]);
+    assert!(o.status.success() && stdout(&o).contains("\"sig\""), "{}\n{}", stdout(&o), stderr(&o));
+
     // Again without --recreate: refused, nothing changed.
     let o = etl_pw(&url, &["run", m.to_str().unwrap(), "--quiet"]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
