@@ -126,21 +126,16 @@ pub async fn plan(mapping: &ParsedMapping) -> Result<(String, Plan), PipelineErr
 /// Asks a Milvus target its version and adds to the plan what that version cannot hold (as
 /// required fixes, which `etl run` refuses) and what it changes (as suggestions).
 async fn check_milvus(url: &str, plan: &mut Plan) -> Result<(), PipelineError> {
-    use crate::run::milvus::{unsupported, version_before};
+    use crate::run::milvus::{relax_null_vectors, unsupported};
     let (client, version) = etl_connectors::milvus::MilvusClient::connect(url).await?;
     for t in &mut plan.tables {
         let mut tp = t.clone();
-        if version_before(&version, 2, 4) {
-            for f in &mut tp.fields {
-                if f.nullable && f.data_type.is_some_and(|d| d.is_vector()) {
-                    f.nullable = false;
-                    t.suggestions.push(etl_mappings::Finding {
-                        column: f.source.clone(),
-                        message: format!("Milvus {version} has no NULL vectors: rows with a NULL here are rejected"),
-                        fix: None,
-                    });
-                }
-            }
+        for column in relax_null_vectors(&mut tp, &version) {
+            t.suggestions.push(etl_mappings::Finding {
+                column: Some(column),
+                message: format!("Milvus {version} has no NULL vectors: rows with a NULL here are rejected"),
+                fix: None,
+            });
         }
         let schema = crate::run::target::collection_schema(&tp)?;
         for problem in unsupported(&schema, &version) {

@@ -304,20 +304,11 @@ async fn run_milvus(
         mut tables,
     } = prepare(mapping, opts).await?;
     for t in &mut tables {
-        // Milvus before 2.4 has no NULL vectors: rows with one are rejected (to the rejects
-        // file, within max_rejects) rather than the table refused.
-        if milvus::version_before(&version, 2, 4) {
-            for f in &mut t.fields {
-                if f.nullable && f.data_type.is_some_and(|d| d.is_vector()) {
-                    tracing::warn!(
-                        "{}.{}: Milvus {version} has no NULL vectors; rows with a NULL `{}` are rejected",
-                        t.source,
-                        f.name,
-                        f.name
-                    );
-                    f.nullable = false;
-                }
-            }
+        for column in milvus::relax_null_vectors(t, &version) {
+            tracing::warn!(
+                "{}.{column}: Milvus {version} has no NULL vectors; rows with a NULL there are rejected",
+                t.source
+            );
         }
     }
     for t in &tables {

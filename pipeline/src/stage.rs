@@ -28,13 +28,6 @@ use crate::run::{
 };
 use crate::source::beside;
 
-fn now_secs() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
 /// Deletes every object under `rel` (a missing prefix is fine).
 async fn clear(store: &Store, rel: &str) -> Result<(), PipelineError> {
     let prefix = store.path(rel);
@@ -95,7 +88,7 @@ pub async fn stage(
             clear(&store, &t.collection).await?;
         }
     }
-    let snapshot = now_secs();
+    let snapshot = crate::run::job::now();
     let label = source.label();
     let ctx = RunContext {
         source,

@@ -247,13 +247,10 @@ impl DumpArchive {
 
     /// Reports the generated columns, which a dump has no values for (they are left out).
     pub(super) fn note_generated(&mut self) {
-        for t in self.ddl.catalog(&HashMap::new()) {
-            for c in self.ddl.generated(&t.name).to_vec() {
-                self.count_skipped(format!(
-                    "generated column {}.{c} (a dump holds no values for it; left out)",
-                    t.name
-                ));
-            }
+        for (table, c) in self.ddl.generated_columns() {
+            self.count_skipped(format!(
+                "generated column {table}.{c} (a dump holds no values for it; left out)"
+            ));
         }
     }
 

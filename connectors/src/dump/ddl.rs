@@ -585,9 +585,14 @@ impl Ddl {
         out
     }
 
-    /// Generated columns of `table`, which a dump holds no values for.
-    pub fn generated(&self, table: &QualifiedName) -> &[String] {
-        self.tables.get(table).map_or(&[], |t| t.generated.as_slice())
+    /// Generated columns of the tables (partitions excluded: they repeat their parent's), which a
+    /// dump holds no values for.
+    pub fn generated_columns(&self) -> Vec<(QualifiedName, String)> {
+        self.tables
+            .iter()
+            .filter(|(_, t)| t.parent.is_none())
+            .flat_map(|(name, t)| t.generated.iter().map(move |c| (name.clone(), c.clone())))
+            .collect()
     }
 
     /// The column names of `table` in order.

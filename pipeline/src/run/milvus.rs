@@ -89,6 +89,22 @@ pub fn version_before(version: &str, major: u32, minor: u32) -> bool {
     (v.first().copied().unwrap_or(0), v.get(1).copied().unwrap_or(0)) < (major, minor)
 }
 
+/// Milvus before 2.4 has no NULL vectors: a nullable vector field becomes non-nullable, so rows
+/// with a NULL there are rejected (to the rejects file, within max_rejects) rather than the
+/// table refused. Returns the fields changed.
+pub fn relax_null_vectors(tp: &mut etl_mappings::TablePlan, version: &str) -> Vec<String> {
+    let mut changed = Vec::new();
+    if version_before(version, 2, 4) {
+        for f in &mut tp.fields {
+            if f.nullable && f.data_type.is_some_and(|d| d.is_vector()) {
+                f.nullable = false;
+                changed.push(f.source.clone().unwrap_or_else(|| f.name.clone()));
+            }
+        }
+    }
+    changed
+}
+
 /// The Milvus schema of an engine schema.
 pub fn milvus_schema(name: &str, schema: &CollectionSchema) -> MSchema {
     let kv = |k: &str, v: String| KeyValuePair { key: k.into(), value: v };

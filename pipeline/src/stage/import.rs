@@ -22,7 +22,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::sync::{mpsc, oneshot};
 
 use super::layout::from_milvus;
-use super::manifest::{StagedCollection, StagedFile};
+use super::manifest::{StagedCollection, StagedFile, sha256_hex};
 use super::read_manifest;
 use crate::error::PipelineError;
 use crate::run::job::{self, Job, JobState};
@@ -264,7 +264,7 @@ async fn download(store: &Store, f: &StagedFile, dir: &Path) -> Result<(PathBuf,
                     hash.update(&buf[..k]);
                     n += k as u64;
                 }
-                Ok((n, hash.finalize().iter().map(|b| format!("{b:02x}")).collect()))
+                Ok((n, sha256_hex(hash)))
             })
             .await
             .map_err(|e| PipelineError::Internal {
@@ -294,7 +294,7 @@ async fn download(store: &Store, f: &StagedFile, dir: &Path) -> Result<(PathBuf,
         out.write_all(&chunk).await?;
     }
     out.flush().await?;
-    let actual: String = hash.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    let actual = sha256_hex(hash);
     if let Err(e) = check(store, f, n, &actual) {
         let _ = tokio::fs::remove_file(&local).await;
         return Err(e);

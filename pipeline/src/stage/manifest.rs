@@ -67,6 +67,12 @@ pub struct StageManifest {
     pub collections: Vec<StagedCollection>,
 }
 
+/// A finished SHA-256 as the lowercase hex the manifest holds.
+pub fn sha256_hex(hash: sha2::Sha256) -> String {
+    use sha2::Digest;
+    hash.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// RFC 3339 UTC time of a Unix timestamp (seconds).
 pub fn rfc3339(secs: u64) -> String {
     let days = (secs / 86_400) as i64;

@@ -18,7 +18,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::runtime::Handle;
 
 use super::layout::{milvus_schema, to_milvus};
-use super::manifest::StagedFile;
+use super::manifest::{StagedFile, sha256_hex};
 use crate::error::PipelineError;
 
 /// Default bound of a staged file.
@@ -161,12 +161,11 @@ impl StageWriter {
         self.handle
             .block_on(upload.writer.shutdown())
             .map_err(|e| store_err(&self.store, &rel, e))?;
-        let digest = upload.hash.finalize();
         self.files.push(StagedFile {
             path: rel,
             rows: f.rows,
             bytes: upload.bytes,
-            sha256: digest.iter().map(|b| format!("{b:02x}")).collect(),
+            sha256: sha256_hex(upload.hash),
         });
         Ok(())
     }
