@@ -79,7 +79,10 @@ fn err(path: &Path, reason: impl std::fmt::Display) -> ConnectorError {
 /// with the format's extension are tables by stem and whose subdirectories holding such files
 /// are tables by directory name (a stage's `<collection>/*.parquet`). Files that share a stem
 /// (`items.2024.csv`, `items.2025.csv`) are one table.
-fn expand(spec: &str, format: FileFormat) -> Result<Vec<(QualifiedName, Vec<PathBuf>)>, ConnectorError> {
+fn expand(
+    spec: &str,
+    format: FileFormat,
+) -> Result<Vec<(QualifiedName, Vec<PathBuf>)>, ConnectorError> {
     let spec_path = Path::new(spec.strip_prefix("file://").unwrap_or(spec));
     if spec.contains("://") && !spec.starts_with("file://") {
         return Err(err(
@@ -104,7 +107,12 @@ fn expand(spec: &str, format: FileFormat) -> Result<Vec<(QualifiedName, Vec<Path
                     .filter(|f| has_ext(f))
                     .collect();
                 if !files.is_empty() {
-                    let name = QualifiedName::new("public", p.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default());
+                    let name = QualifiedName::new(
+                        "public",
+                        p.file_name()
+                            .map(|n| n.to_string_lossy().to_string())
+                            .unwrap_or_default(),
+                    );
                     groups.entry(name).or_default().extend(files);
                 }
             }
@@ -118,12 +126,18 @@ fn expand(spec: &str, format: FileFormat) -> Result<Vec<(QualifiedName, Vec<Path
             groups.entry(table_name(&p)).or_default().push(p);
         }
     } else if spec_path.is_file() {
-        groups.entry(table_name(spec_path)).or_default().push(spec_path.to_path_buf());
+        groups
+            .entry(table_name(spec_path))
+            .or_default()
+            .push(spec_path.to_path_buf());
     } else {
         return Err(err(spec_path, "no such file"));
     }
     if groups.is_empty() {
-        return Err(err(spec_path, format!("no .{} files here", format.extension())));
+        return Err(err(
+            spec_path,
+            format!("no .{} files here", format.extension()),
+        ));
     }
     Ok(groups
         .into_iter()
@@ -169,7 +183,10 @@ async fn frame(
             }
             ctx.read_csv(p, o).await
         }
-        FileFormat::Parquet => ctx.read_parquet(p, ParquetReadOptions::default().file_extension("")).await,
+        FileFormat::Parquet => {
+            ctx.read_parquet(p, ParquetReadOptions::default().file_extension(""))
+                .await
+        }
     };
     r.map_err(|e| err(path, e))
 }
@@ -180,15 +197,16 @@ fn sniff(value: &str) -> Option<PgKind> {
     if v.starts_with('[') && v.ends_with(']') {
         let parts: Vec<&str> = v[1..v.len() - 1].split(',').collect();
         if parts.iter().all(|p| p.trim().parse::<f32>().is_ok()) {
-            return Some(PgKind::Vector { dim: Some(parts.len() as u32) });
+            return Some(PgKind::Vector {
+                dim: Some(parts.len() as u32),
+            });
         }
     }
-    if v.starts_with('{') {
-        if let Some((_, dim)) = v.rsplit_once("}/") {
-            if let Ok(d) = dim.parse::<u32>() {
-                return Some(PgKind::SparseVec { dim: Some(d) });
-            }
-        }
+    if v.starts_with('{')
+        && let Some((_, dim)) = v.rsplit_once("}/")
+        && let Ok(d) = dim.parse::<u32>()
+    {
+        return Some(PgKind::SparseVec { dim: Some(d) });
     }
     None
 }
@@ -211,7 +229,9 @@ fn kind_of(dt: &DataType) -> PgKind {
         DataType::Timestamp(_, Some(_)) => PgKind::TimestampTz,
         DataType::Time32(_) | DataType::Time64(_) => PgKind::Time,
         DataType::Binary | DataType::LargeBinary | DataType::BinaryView => PgKind::Bytea,
-        DataType::FixedSizeBinary(n) => PgKind::Bit { length: Some(*n as u32 * 8) },
+        DataType::FixedSizeBinary(n) => PgKind::Bit {
+            length: Some(*n as u32 * 8),
+        },
         DataType::FixedSizeList(f, _) | DataType::List(f) | DataType::LargeList(f)
             if matches!(f.data_type(), DataType::Float32 | DataType::Float16) =>
         {
@@ -225,10 +245,12 @@ fn kind_of(dt: &DataType) -> PgKind {
                 PgKind::Vector { dim }
             }
         }
-        DataType::List(f) | DataType::LargeList(f) | DataType::FixedSizeList(f, _) => PgKind::Array {
-            element: Box::new(kind_of(f.data_type())),
-            ndims: 1,
-        },
+        DataType::List(f) | DataType::LargeList(f) | DataType::FixedSizeList(f, _) => {
+            PgKind::Array {
+                element: Box::new(kind_of(f.data_type())),
+                ndims: 1,
+            }
+        }
         _ => PgKind::Text,
     }
 }
@@ -239,13 +261,21 @@ fn display(kind: &PgKind) -> String {
         PgKind::HalfVec { dim: Some(d) } => format!("halfvec({d})"),
         PgKind::SparseVec { dim: Some(d) } => format!("sparsevec({d})"),
         PgKind::Bit { length: Some(n) } => format!("bit({n})"),
-        other => format!("{other:?}").split([' ', '{']).next().unwrap_or("text").to_lowercase(),
+        other => format!("{other:?}")
+            .split([' ', '{'])
+            .next()
+            .unwrap_or("text")
+            .to_lowercase(),
     }
 }
 
 impl FileSource {
     /// Lists and describes the files of `spec`.
-    pub async fn open(spec: &str, format: FileFormat, hints: &Hints) -> Result<FileSource, ConnectorError> {
+    pub async fn open(
+        spec: &str,
+        format: FileFormat,
+        hints: &Hints,
+    ) -> Result<FileSource, ConnectorError> {
         let groups = expand(spec, format)?;
         let ctx = session(1);
         let mut tables = Vec::new();
@@ -267,7 +297,9 @@ impl FileSource {
                     let first = sample.iter().find_map(|b| {
                         let c = b.column(i);
                         let s = c.as_string_opt::<i32>()?;
-                        (0..s.len()).find(|r| s.is_valid(*r)).map(|r| s.value(r).to_string())
+                        (0..s.len())
+                            .find(|r| s.is_valid(*r))
+                            .map(|r| s.value(r).to_string())
                     });
                     if let Some(k) = first.as_deref().and_then(sniff) {
                         kind = k;
@@ -282,7 +314,13 @@ impl FileSource {
                     nullable: true,
                 });
             }
-            let bytes = Some(paths.iter().filter_map(|p| std::fs::metadata(p).ok()).map(|m| m.len()).sum());
+            let bytes = Some(
+                paths
+                    .iter()
+                    .filter_map(|p| std::fs::metadata(p).ok())
+                    .map(|m| m.len())
+                    .sum(),
+            );
             tables.push(FileTable {
                 source: SourceTable {
                     name,
@@ -311,14 +349,23 @@ impl FileSource {
     }
 
     /// A provider for the table called `name`.
-    pub fn provider(&self, name: &QualifiedName, options: ReadOptions) -> Result<FileTableProvider, ConnectorError> {
+    pub fn provider(
+        &self,
+        name: &QualifiedName,
+        options: ReadOptions,
+    ) -> Result<FileTableProvider, ConnectorError> {
         let t = self
             .tables
             .iter()
             .find(|t| t.source.name == *name)
-            .ok_or_else(|| ConnectorError::TableNotFound { table: name.to_string() })?;
+            .ok_or_else(|| ConnectorError::TableNotFound {
+                table: name.to_string(),
+            })?;
         if let Some(f) = &options.filter {
-            return Err(err(&t.paths[0], format!("`where: {f}` needs a live Postgres source")));
+            return Err(err(
+                &t.paths[0],
+                format!("`where: {f}` needs a live Postgres source"),
+            ));
         }
         Ok(FileTableProvider::new(t.clone(), options))
     }
@@ -351,7 +398,8 @@ impl FileTableProvider {
             .iter()
             .map(|c| {
                 let (kind, _) = read_kind(&c.pg_type.kind);
-                let text = (table.format == FileFormat::Csv).then(|| TextField::Binary(kind.clone()));
+                let text =
+                    (table.format == FileFormat::Csv).then(|| TextField::Binary(kind.clone()));
                 Conv {
                     name: c.name.clone(),
                     kind,
@@ -419,7 +467,10 @@ impl TableProvider for FileTableProvider {
         let df = frame(&ctx, &self.table.paths, self.table.format, read_schema)
             .await
             .map_err(|e| DataFusionError::External(Box::new(e)))?;
-        let names: Vec<&str> = indices.iter().map(|i| self.convs[*i].name.as_str()).collect();
+        let names: Vec<&str> = indices
+            .iter()
+            .map(|i| self.convs[*i].name.as_str())
+            .collect();
         let df = df.select_columns(&names)?;
         let df = match limit {
             Some(l) => df.limit(0, Some(l))?,
@@ -478,7 +529,8 @@ impl PartitionStream for Converted {
                     stats
                         .bytes
                         .fetch_add(b.get_array_memory_size() as u64, Ordering::Relaxed);
-                    convert(&b, &convs, &schema, &table).map_err(|e| DataFusionError::External(Box::new(e)))
+                    convert(&b, &convs, &schema, &table)
+                        .map_err(|e| DataFusionError::External(Box::new(e)))
                 })
                 .boxed(),
             Err(e) => futures::stream::once(async move { Err(e) }).boxed(),
@@ -487,7 +539,12 @@ impl PartitionStream for Converted {
     }
 }
 
-fn convert(b: &RecordBatch, convs: &[Conv], schema: &SchemaRef, table: &str) -> Result<RecordBatch, ConnectorError> {
+fn convert(
+    b: &RecordBatch,
+    convs: &[Conv],
+    schema: &SchemaRef,
+    table: &str,
+) -> Result<RecordBatch, ConnectorError> {
     let bad = |col: &str, reason: String| ConnectorError::Decode {
         table: table.to_string(),
         column: Some(col.to_string()),
@@ -519,11 +576,18 @@ fn convert(b: &RecordBatch, convs: &[Conv], schema: &SchemaRef, table: &str) -> 
                     safe: false,
                     ..Default::default()
                 };
-                let a = datafusion::arrow::compute::cast_with_options(col, &want, &strict).map_err(|e| bad(&c.name, format!("cannot read {} as {want}: {e}", col.data_type())))?;
+                let a = datafusion::arrow::compute::cast_with_options(col, &want, &strict)
+                    .map_err(|e| {
+                        bad(
+                            &c.name,
+                            format!("cannot read {} as {want}: {e}", col.data_type()),
+                        )
+                    })?;
                 arrays.push(a);
             }
         }
     }
     let options = RecordBatchOptions::new().with_row_count(Some(b.num_rows()));
-    RecordBatch::try_new_with_options(schema.clone(), arrays, &options).map_err(|e| bad("*", e.to_string()))
+    RecordBatch::try_new_with_options(schema.clone(), arrays, &options)
+        .map_err(|e| bad("*", e.to_string()))
 }

@@ -40,12 +40,15 @@ fn failed(url: &str, context: &str, reason: impl std::fmt::Display) -> Connector
 
 /// The credentials the environment gives, as `user:password` (a token is that already).
 fn credentials() -> Option<String> {
-    if let Ok(t) = std::env::var("MILVUS_TOKEN") {
-        if !t.is_empty() {
-            return Some(t);
-        }
+    if let Ok(t) = std::env::var("MILVUS_TOKEN")
+        && !t.is_empty()
+    {
+        return Some(t);
     }
-    match (std::env::var("MILVUS_USER"), std::env::var("MILVUS_PASSWORD")) {
+    match (
+        std::env::var("MILVUS_USER"),
+        std::env::var("MILVUS_PASSWORD"),
+    ) {
         (Ok(u), Ok(p)) if !u.is_empty() => Some(format!("{u}:{p}")),
         _ => None,
     }
@@ -74,10 +77,13 @@ impl MilvusClient {
                 .tls_config(ClientTlsConfig::new().with_webpki_roots())
                 .map_err(|e| failed(&url, "setting up TLS", e))?;
         }
-        let channel = endpoint.connect().await.map_err(|e| ConnectorError::Unreachable {
-            url: url.clone(),
-            reason: describe(&e),
-        })?;
+        let channel = endpoint
+            .connect()
+            .await
+            .map_err(|e| ConnectorError::Unreachable {
+                url: url.clone(),
+                reason: describe(&e),
+            })?;
         let auth = credentials()
             .map(|c| base64::engine::general_purpose::STANDARD.encode(c))
             .map(|b| MetadataValue::try_from(b.as_str()))
@@ -100,17 +106,19 @@ impl MilvusClient {
         req: Q,
     ) -> Result<R, ConnectorError> {
         let mut grpc = tonic::client::Grpc::new(self.channel.clone());
-        grpc.ready().await.map_err(|e| ConnectorError::Unreachable {
-            url: self.url.clone(),
-            reason: describe(&e),
-        })?;
+        grpc.ready()
+            .await
+            .map_err(|e| ConnectorError::Unreachable {
+                url: self.url.clone(),
+                reason: describe(&e),
+            })?;
         let mut request = tonic::Request::new(req);
         if let Some(a) = &self.auth {
             request.metadata_mut().insert("authorization", a.clone());
         }
         let path = format!("/milvus.proto.milvus.MilvusService/{method}");
-        let path = http::uri::PathAndQuery::try_from(path)
-            .map_err(|e| failed(&self.url, method, e))?;
+        let path =
+            http::uri::PathAndQuery::try_from(path).map_err(|e| failed(&self.url, method, e))?;
         let codec: ProstCodec<Q, R> = ProstCodec::default();
         match grpc.unary(request, path, codec).await {
             Ok(r) => Ok(r.into_inner()),
@@ -132,31 +140,54 @@ impl MilvusClient {
     /// Whether a collection exists.
     pub async fn has_collection(&self, name: &str) -> Result<bool, ConnectorError> {
         let r: BoolResponse = self
-            .call("HasCollection", CollectionRequest { collection_name: name.into() })
+            .call(
+                "HasCollection",
+                CollectionRequest {
+                    collection_name: name.into(),
+                },
+            )
             .await?;
         check(&self.url, "HasCollection", r.status.as_ref())?;
         Ok(r.value)
     }
 
     /// The collection's schema as the server has it.
-    pub async fn describe_collection(&self, name: &str) -> Result<CollectionSchema, ConnectorError> {
+    pub async fn describe_collection(
+        &self,
+        name: &str,
+    ) -> Result<CollectionSchema, ConnectorError> {
         let r: DescribeCollectionResponse = self
-            .call("DescribeCollection", CollectionRequest { collection_name: name.into() })
+            .call(
+                "DescribeCollection",
+                CollectionRequest {
+                    collection_name: name.into(),
+                },
+            )
             .await?;
-        check(&self.url, &format!("describing collection `{name}`"), r.status.as_ref())?;
+        check(
+            &self.url,
+            &format!("describing collection `{name}`"),
+            r.status.as_ref(),
+        )?;
         r.schema
             .ok_or_else(|| failed(&self.url, "DescribeCollection", "no schema in the answer"))
     }
 
     /// Every collection's name.
     pub async fn list_collections(&self) -> Result<Vec<String>, ConnectorError> {
-        let r: ShowCollectionsResponse = self.call("ShowCollections", ShowCollectionsRequest {}).await?;
+        let r: ShowCollectionsResponse = self
+            .call("ShowCollections", ShowCollectionsRequest {})
+            .await?;
         check(&self.url, "ShowCollections", r.status.as_ref())?;
         Ok(r.collection_names)
     }
 
     /// Creates a collection.
-    pub async fn create_collection(&self, schema: &CollectionSchema, shards: i32) -> Result<(), ConnectorError> {
+    pub async fn create_collection(
+        &self,
+        schema: &CollectionSchema,
+        shards: i32,
+    ) -> Result<(), ConnectorError> {
         let r: Status = self
             .call(
                 "CreateCollection",
@@ -168,19 +199,37 @@ impl MilvusClient {
                 },
             )
             .await?;
-        check(&self.url, &format!("creating collection `{}`", schema.name), Some(&r))
+        check(
+            &self.url,
+            &format!("creating collection `{}`", schema.name),
+            Some(&r),
+        )
     }
 
     /// Drops a collection.
     pub async fn drop_collection(&self, name: &str) -> Result<(), ConnectorError> {
         let r: Status = self
-            .call("DropCollection", CollectionRequest { collection_name: name.into() })
+            .call(
+                "DropCollection",
+                CollectionRequest {
+                    collection_name: name.into(),
+                },
+            )
             .await?;
-        check(&self.url, &format!("dropping collection `{name}`"), Some(&r))
+        check(
+            &self.url,
+            &format!("dropping collection `{name}`"),
+            Some(&r),
+        )
     }
 
     /// Inserts column data; returns the rows the server took.
-    pub async fn insert(&self, name: &str, fields: Vec<FieldData>, rows: u32) -> Result<i64, ConnectorError> {
+    pub async fn insert(
+        &self,
+        name: &str,
+        fields: Vec<FieldData>,
+        rows: u32,
+    ) -> Result<i64, ConnectorError> {
         let r: MutationResult = self
             .call(
                 "Insert",
@@ -191,14 +240,23 @@ impl MilvusClient {
                 },
             )
             .await?;
-        check(&self.url, &format!("inserting into `{name}`"), r.status.as_ref())?;
+        check(
+            &self.url,
+            &format!("inserting into `{name}`"),
+            r.status.as_ref(),
+        )?;
         Ok(r.insert_cnt)
     }
 
     /// Seals what was inserted.
     pub async fn flush(&self, name: &str) -> Result<(), ConnectorError> {
         let r: StatusOnly = self
-            .call("Flush", FlushRequest { collection_names: vec![name.into()] })
+            .call(
+                "Flush",
+                FlushRequest {
+                    collection_names: vec![name.into()],
+                },
+            )
             .await?;
         check(&self.url, &format!("flushing `{name}`"), r.status.as_ref())
     }
@@ -237,7 +295,11 @@ impl MilvusClient {
                 )
                 .await?;
             check(&self.url, &what, d.status.as_ref())?;
-            match d.index_descriptions.first().map(|i| (i.state, i.index_state_fail_reason.clone())) {
+            match d
+                .index_descriptions
+                .first()
+                .map(|i| (i.state, i.index_state_fail_reason.clone()))
+            {
                 Some((3, _)) => return Ok(()),
                 Some((4, reason)) => return Err(failed(&self.url, &what, reason)),
                 _ => tokio::time::sleep(Duration::from_millis(300)).await,
@@ -260,7 +322,12 @@ impl MilvusClient {
         check(&self.url, &what, Some(&r))?;
         loop {
             let p: GetLoadingProgressResponse = self
-                .call("GetLoadingProgress", GetLoadingProgressRequest { collection_name: name.into() })
+                .call(
+                    "GetLoadingProgress",
+                    GetLoadingProgressRequest {
+                        collection_name: name.into(),
+                    },
+                )
                 .await?;
             check(&self.url, &what, p.status.as_ref())?;
             if p.progress >= 100 {
@@ -297,7 +364,11 @@ impl MilvusClient {
                 },
             )
             .await?;
-        check(&self.url, &format!("querying `{name}` where {expr}"), r.status.as_ref())?;
+        check(
+            &self.url,
+            &format!("querying `{name}` where {expr}"),
+            r.status.as_ref(),
+        )?;
         Ok(r.fields_data)
     }
 
@@ -323,7 +394,10 @@ impl MilvusClient {
                     .collect(),
             }],
         };
-        let kv = |k: &str, v: String| KeyValuePair { key: k.into(), value: v };
+        let kv = |k: &str, v: String| KeyValuePair {
+            key: k.into(),
+            value: v,
+        };
         let r: SearchResults = self
             .call(
                 "Search",
@@ -365,9 +439,14 @@ impl MilvusClient {
             )
             .await?;
         check(&self.url, &what, r.status.as_ref())?;
-        let task = *r.tasks.first().ok_or_else(|| failed(&self.url, &what, "no task id"))?;
+        let task = *r
+            .tasks
+            .first()
+            .ok_or_else(|| failed(&self.url, &what, "no task id"))?;
         loop {
-            let s: GetImportStateResponse = self.call("GetImportState", GetImportStateRequest { task }).await?;
+            let s: GetImportStateResponse = self
+                .call("GetImportState", GetImportStateRequest { task })
+                .await?;
             check(&self.url, &what, s.status.as_ref())?;
             match s.state {
                 6 => return Ok(s.row_count),

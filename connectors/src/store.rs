@@ -91,7 +91,9 @@ impl Store {
                     }
                     b = b.with_endpoint(ep).with_virtual_hosted_style_request(false);
                 }
-                if std::env::var("AWS_REGION").is_err() && std::env::var("AWS_DEFAULT_REGION").is_err() {
+                if std::env::var("AWS_REGION").is_err()
+                    && std::env::var("AWS_DEFAULT_REGION").is_err()
+                {
                     b = b.with_region("us-east-1");
                 }
                 Arc::new(b.build().map_err(|e| bad(url, e))?)

@@ -41,7 +41,9 @@ pub enum PipelineError {
     #[error(transparent)]
     Engine(Box<etl_engine::EngineError>),
     /// A staged file's bytes are not what the stage's manifest says.
-    #[error("checksum mismatch in {file}: the manifest says {expected}, the file has {actual}; stage it again")]
+    #[error(
+        "checksum mismatch in {file}: the manifest says {expected}, the file has {actual}; stage it again"
+    )]
     Checksum {
         /// The file's URL.
         file: String,

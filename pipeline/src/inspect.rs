@@ -63,7 +63,9 @@ pub async fn open_source(
 fn file_hints(mapping: &ParsedMapping) -> Hints {
     let mut hints = Hints::new();
     for t in &mapping.file.tables {
-        let Ok(table) = QualifiedName::parse(&t.source) else { continue };
+        let Ok(table) = QualifiedName::parse(&t.source) else {
+            continue;
+        };
         for f in &t.fields {
             let kind = match f.data_type.as_deref().and_then(DataType::parse) {
                 Some(DataType::FloatVector) => PgKind::Vector { dim: f.dim },
@@ -133,7 +135,9 @@ async fn check_milvus(url: &str, plan: &mut Plan) -> Result<(), PipelineError> {
         for column in relax_null_vectors(&mut tp, &version) {
             t.suggestions.push(etl_mappings::Finding {
                 column: Some(column),
-                message: format!("Milvus {version} has no NULL vectors: rows with a NULL here are rejected"),
+                message: format!(
+                    "Milvus {version} has no NULL vectors: rows with a NULL here are rejected"
+                ),
                 fix: None,
             });
         }
@@ -142,13 +146,18 @@ async fn check_milvus(url: &str, plan: &mut Plan) -> Result<(), PipelineError> {
             t.required_fixes.push(etl_mappings::Finding {
                 column: None,
                 message: format!("Milvus at {url}: {problem}"),
-                fix: Some("map the column to a type this server holds, or load a newer Milvus".into()),
+                fix: Some(
+                    "map the column to a type this server holds, or load a newer Milvus".into(),
+                ),
             });
         }
         if client.has_collection(&t.collection).await? {
             t.suggestions.push(etl_mappings::Finding {
                 column: None,
-                message: format!("collection `{}` already exists in Milvus at {url}", t.collection),
+                message: format!(
+                    "collection `{}` already exists in Milvus at {url}",
+                    t.collection
+                ),
                 fix: Some("`etl run --recreate` drops and recreates it".into()),
             });
         }

@@ -5,13 +5,15 @@ mod error;
 mod inspect;
 pub mod run;
 mod source;
-pub mod stage;
 pub mod sql;
+pub mod stage;
 pub mod verify;
 
 pub use bench::{ReadBench, bench_read};
 pub use error::PipelineError;
-pub use inspect::{InitRequest, InitSource, init, load_mapping, open_source, plan, postgres_url, read_catalog};
-pub use source::Source;
+pub use inspect::{
+    InitRequest, InitSource, init, load_mapping, open_source, plan, postgres_url, read_catalog,
+};
 pub use run::job::{Job, JobState, list_jobs, show_job};
 pub use run::{Phase, RunObserver, RunOptions, RunReport, Silent, TableReport, run};
+pub use source::Source;

@@ -207,18 +207,22 @@ pub async fn run(
     let milvus = mapping.file.target.milvus.clone();
     match (stage, engine) {
         (None, None) if milvus.is_some() => {
-            run_milvus(&mapping, milvus.as_deref().unwrap_or_default(), opts, observer, cancel).await
+            run_milvus(
+                &mapping,
+                milvus.as_deref().unwrap_or_default(),
+                opts,
+                observer,
+                cancel,
+            )
+            .await
         }
         (None, _) => run_engine(mapping_path, &mapping, opts, observer, cancel).await,
-        (Some(url), None) => {
-            crate::stage::stage(&mapping, &url, opts, observer, cancel).await
-        }
+        (Some(url), None) => crate::stage::stage(&mapping, &url, opts, observer, cancel).await,
         (Some(url), Some(dir)) => {
             // Stage, then import the stage: the two halves of a load that crosses machines.
             let cancel = futures::FutureExt::shared(Box::pin(cancel));
             let staged =
-                crate::stage::stage(&mapping, &url, opts, observer.clone(), cancel.clone())
-                    .await?;
+                crate::stage::stage(&mapping, &url, opts, observer.clone(), cancel.clone()).await?;
             let import = crate::stage::ImportOptions {
                 collections: None,
                 parallelism: opts.parallelism,
@@ -516,7 +520,10 @@ impl RunContext {
     /// dump), drops what was loaded of it: running again cannot get further, so nothing
     /// half-loaded is left looking like a collection.
     /// Runs `tables`, several at a time.
-    pub(crate) async fn run_all(&self, tables: &[TablePlan]) -> Result<Vec<TableReport>, PipelineError> {
+    pub(crate) async fn run_all(
+        &self,
+        tables: &[TablePlan],
+    ) -> Result<Vec<TableReport>, PipelineError> {
         let concurrency = self.plan.parallelism.clamp(1, tables.len().max(1));
         let reports: Vec<Result<TableReport, PipelineError>> =
             futures::stream::iter(tables.iter().map(|t| self.run_table_or_discard(t)))
@@ -528,15 +535,17 @@ impl RunContext {
 
     async fn run_table_or_discard(&self, tp: &TablePlan) -> Result<TableReport, PipelineError> {
         let result = self.run_table(tp).await;
-        if let (Err(e), Sink::Engine(db)) = (&result, &self.sink) {
-            if e.is_bad_source_data() && !self.opts.dry_run && db.list()?.contains(&tp.collection) {
-                tracing::warn!(
-                    table = %tp.source,
-                    "dropping the partly loaded collection {}: its source data is unreadable",
-                    tp.collection
-                );
-                db.drop_collection(&tp.collection)?;
-            }
+        if let (Err(e), Sink::Engine(db)) = (&result, &self.sink)
+            && e.is_bad_source_data()
+            && !self.opts.dry_run
+            && db.list()?.contains(&tp.collection)
+        {
+            tracing::warn!(
+                table = %tp.source,
+                "dropping the partly loaded collection {}: its source data is unreadable",
+                tp.collection
+            );
+            db.drop_collection(&tp.collection)?;
         }
         result
     }
@@ -563,7 +572,9 @@ impl RunContext {
         };
 
         let coll = match (&self.sink, self.opts.dry_run) {
-            (Sink::Engine(db), false) => Some(db.ensure_collection(&tp.collection, schema.clone())?),
+            (Sink::Engine(db), false) => {
+                Some(db.ensure_collection(&tp.collection, schema.clone())?)
+            }
             (Sink::Milvus(client), false) => {
                 client
                     .create_collection(
@@ -781,7 +792,9 @@ impl RunContext {
                 .first()
                 .and_then(|f| match &f.field {
                     Some(etl_connectors::milvus::proto::Field::Scalars(s)) => match &s.data {
-                        Some(etl_connectors::milvus::proto::Scalars::Long(l)) => l.data.first().copied(),
+                        Some(etl_connectors::milvus::proto::Scalars::Long(l)) => {
+                            l.data.first().copied()
+                        }
                         _ => None,
                     },
                     _ => None,

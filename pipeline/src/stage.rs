@@ -124,7 +124,11 @@ pub async fn stage(
             .unwrap_or(0)
     );
     let files: usize = collections.iter().map(|c| c.files.len()).sum();
-    let bytes: u64 = collections.iter().flat_map(|c| &c.files).map(|f| f.bytes).sum();
+    let bytes: u64 = collections
+        .iter()
+        .flat_map(|c| &c.files)
+        .map(|f| f.bytes)
+        .sum();
     if !dry_run {
         let manifest = StageManifest {
             format: FORMAT.into(),
@@ -180,7 +184,10 @@ pub async fn read_manifest(store: &Store) -> Result<StageManifest, PipelineError
     })?;
     if m.format != FORMAT {
         return Err(PipelineError::Usage {
-            message: format!("{}/{MANIFEST}: format `{}`, expected `{FORMAT}`", store.url, m.format),
+            message: format!(
+                "{}/{MANIFEST}: format `{}`, expected `{FORMAT}`",
+                store.url, m.format
+            ),
         });
     }
     Ok(m)

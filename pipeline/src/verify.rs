@@ -207,8 +207,14 @@ pub async fn verify(
             None
         };
         let verifier = TableVerifier::new(tp, collection, opts.max_differences, plan.parallelism)?;
-        let scan =
-            SourceScan::open(&source_conn, source, read, &verifier.mapper.source_columns(), None).await?;
+        let scan = SourceScan::open(
+            &source_conn,
+            source,
+            read,
+            &verifier.mapper.source_columns(),
+            None,
+        )
+        .await?;
         observer.table_started(&tp.source.to_string(), tp.estimated_rows);
         let result = verifier.run(scan, observer.clone()).await?;
         observer.table_finished(&result);

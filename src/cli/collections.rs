@@ -62,7 +62,8 @@ fn milvus_target(t: &std::path::Path) -> Option<String> {
 /// `list`, `describe` and `drop` against a Milvus server.
 fn run_milvus(url: &str, what: CollectionsCommand) -> anyhow::Result<ExitCode> {
     // The CLI's runtime drives this thread: block on it in place.
-    tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(async {
+    tokio::task::block_in_place(|| {
+        tokio::runtime::Handle::current().block_on(async {
         let (client, version) = etl_connectors::milvus::MilvusClient::connect(url).await?;
         match what {
             CollectionsCommand::List(t) => {
@@ -99,7 +100,8 @@ fn run_milvus(url: &str, what: CollectionsCommand) -> anyhow::Result<ExitCode> {
             CollectionsCommand::Release(_) => anyhow::bail!("release is not available for a Milvus target yet"),
         }
         Ok(ExitCode::SUCCESS)
-    }))
+    })
+    })
 }
 
 pub fn run(args: CollectionsArgs) -> anyhow::Result<ExitCode> {

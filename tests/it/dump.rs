@@ -120,21 +120,33 @@ async fn every_type_reads_from_each_dump_as_from_the_server() {
         let want = cells(&read_all(live, "SELECT * FROM t ORDER BY 1").await);
         assert!(want.len() > 5, "{table}: {want:?}");
         for (name, path) in &dumps {
-            let archive = Arc::new(DumpArchive::open(path).unwrap_or_else(|e| panic!("{name}: {e}")));
+            let archive =
+                Arc::new(DumpArchive::open(path).unwrap_or_else(|e| panic!("{name}: {e}")));
             let catalog = archive.catalog();
             let qn = QualifiedName::parse(table).unwrap();
             let source = catalog
                 .iter()
                 .find(|t| t.name == qn)
                 .unwrap_or_else(|| panic!("{name}: no {table} in {catalog:?}"));
-            let p = Arc::new(DumpTableProvider::new(archive.clone(), source, ReadOptions::default()).unwrap());
+            let p = Arc::new(
+                DumpTableProvider::new(archive.clone(), source, ReadOptions::default()).unwrap(),
+            );
             let schema = datafusion::datasource::TableProvider::schema(p.as_ref());
-            assert_eq!(schema, live_schema, "{name} {table}: the Arrow schema differs");
+            assert_eq!(
+                schema, live_schema,
+                "{name} {table}: the Arrow schema differs"
+            );
             let got = cells(&read_all(p, "SELECT * FROM t ORDER BY 1").await);
             assert_eq!(got.len(), want.len(), "{name} {table}");
             for (g, w) in got.iter().zip(&want) {
                 for (i, (gc, wc)) in g.iter().zip(w).enumerate() {
-                    assert_eq!(gc, wc, "{name} {table}: column {} of row {:?}", schema.field(i).name(), w[0]);
+                    assert_eq!(
+                        gc,
+                        wc,
+                        "{name} {table}: column {} of row {:?}",
+                        schema.field(i).name(),
+                        w[0]
+                    );
                 }
             }
             let skipped = archive.skipped();
@@ -153,7 +165,10 @@ fn etl_run_from_each_dump_gives_the_live_database_row_by_row() {
     let url = fresh_db("dump_shapes");
     sql(&url, SHAPES);
     sql(&url, EXTRAS);
-    sql(&url, "CREATE INDEX docs_emb ON docs USING hnsw (emb vector_l2_ops) WITH (m = 8, ef_construction = 40); ANALYZE;");
+    sql(
+        &url,
+        "CREATE INDEX docs_emb ON docs USING hnsw (emb vector_l2_ops) WITH (m = 8, ef_construction = 40); ANALYZE;",
+    );
     let dir = tempfile::tempdir().unwrap();
     let live_mapping = init(&url, dir.path());
     let live_text = std::fs::read_to_string(&live_mapping).unwrap();
@@ -174,10 +189,16 @@ fn etl_run_from_each_dump_gives_the_live_database_row_by_row() {
             .replace(&postgres_line, &format!("  dump: '{}'", path.display()))
             .replace(&engine_line, &format!("  engine: '{}'", engine.display()));
         let m = write(dir.path(), &format!("{name}.yaml"), &from_dump);
-        let o = etl_pw(&url, &["run", m.to_str().unwrap(), "--quiet", "--format", "json"]);
+        let o = etl_pw(
+            &url,
+            &["run", m.to_str().unwrap(), "--quiet", "--format", "json"],
+        );
         assert!(o.status.success(), "{name}: {}\n{}", stderr(&o), stdout(&o));
         let err = stderr(&o);
-        assert!(err.contains("skipped") && err.contains("SET"), "{name}: no warnings: {err}");
+        assert!(
+            err.contains("skipped") && err.contains("SET"),
+            "{name}: no warnings: {err}"
+        );
         let report: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
         let notes = report["tables"]
             .as_array()
@@ -206,9 +227,16 @@ fn etl_run_from_each_dump_gives_the_live_database_row_by_row() {
     assert!(o.status.success(), "{}", stderr(&o));
     let from_dump = stdout(&o);
     assert!(from_dump.contains("  dump: "), "{from_dump}");
-    let tables = |s: &str| s.lines().filter(|l| l.contains("- source: public.")).count();
+    let tables = |s: &str| {
+        s.lines()
+            .filter(|l| l.contains("- source: public."))
+            .count()
+    };
     assert_eq!(tables(&from_dump), tables(&live_text));
-    assert!(from_dump.contains("M: 8") || from_dump.contains("M: 8,"), "the pgvector index parameters carry over: {from_dump}");
+    assert!(
+        from_dump.contains("M: 8") || from_dump.contains("M: 8,"),
+        "the pgvector index parameters carry over: {from_dump}"
+    );
 }
 
 #[test]
@@ -233,7 +261,10 @@ fn a_truncated_or_corrupted_dump_fails_where_it_is_bad_and_loads_nothing_half() 
             ),
         );
         let o = etl_pw(&url, &["run", m.to_str().unwrap(), "--quiet"]);
-        let listed = etl_pw(&url, &["collections", "list", "--target", engine.to_str().unwrap()]);
+        let listed = etl_pw(
+            &url,
+            &["collections", "list", "--target", engine.to_str().unwrap()],
+        );
         (o, stdout(&listed))
     };
 
@@ -245,7 +276,10 @@ fn a_truncated_or_corrupted_dump_fails_where_it_is_bad_and_loads_nothing_half() 
     let (o, listed) = run(&truncated, "truncated");
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     let err = stderr(&o);
-    assert!(err.contains("truncated.sql at line ") && err.contains("truncated"), "{err}");
+    assert!(
+        err.contains("truncated.sql at line ") && err.contains("truncated"),
+        "{err}"
+    );
     assert!(!listed.contains("items"), "nothing loaded: {listed}");
 
     // A row with a field missing in the middle of a plain dump: refused with its line.
@@ -254,7 +288,11 @@ fn a_truncated_or_corrupted_dump_fails_where_it_is_bad_and_loads_nothing_half() 
     let mangled = write(dir.path(), "mangled.sql", &mangled);
     let (o, listed) = run(&mangled, "mangled");
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
-    assert!(stderr(&o).contains(&format!("mangled.sql at line {broken_line}")), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(&format!("mangled.sql at line {broken_line}")),
+        "{}",
+        stderr(&o)
+    );
     assert!(!listed.contains("items"), "nothing loaded: {listed}");
 
     // A custom archive cut inside its (compressed) data: the run fails naming the place, and the
@@ -267,8 +305,14 @@ fn a_truncated_or_corrupted_dump_fails_where_it_is_bad_and_loads_nothing_half() 
         let (o, listed) = run(&short, &format!("{variant}-short"));
         assert_eq!(o.status.code(), Some(2), "{variant}: {}", stderr(&o));
         let err = stderr(&o);
-        assert!(err.contains("byte offset") && err.contains("truncated"), "{variant}: {err}");
-        assert!(!listed.contains("items"), "{variant}: nothing half-loaded: {listed}");
+        assert!(
+            err.contains("byte offset") && err.contains("truncated"),
+            "{variant}: {err}"
+        );
+        assert!(
+            !listed.contains("items"),
+            "{variant}: nothing half-loaded: {listed}"
+        );
     }
 
     // One flipped byte inside the zlib data of a custom archive.
@@ -279,7 +323,11 @@ fn a_truncated_or_corrupted_dump_fails_where_it_is_bad_and_loads_nothing_half() 
     let flipped = dir.path().join("flipped.custom");
     std::fs::write(&flipped, &bytes).unwrap();
     let (o, listed) = run(&flipped, "flipped");
-    assert_ne!(o.status.code(), Some(0), "a corrupted archive must not load");
+    assert_ne!(
+        o.status.code(),
+        Some(0),
+        "a corrupted archive must not load"
+    );
     assert!(stderr(&o).contains("flipped.custom"), "{}", stderr(&o));
     assert!(!listed.contains("items"), "nothing half-loaded: {listed}");
 }
@@ -299,7 +347,10 @@ async fn csv_and_parquet_files_load_like_the_live_table() {
     let o = Command::new(pg_bin().join("psql"))
         .arg(&url)
         .arg("-c")
-        .arg(format!("\\copy (SELECT * FROM docs ORDER BY id) TO '{}' CSV HEADER", csv.display()))
+        .arg(format!(
+            "\\copy (SELECT * FROM docs ORDER BY id) TO '{}' CSV HEADER",
+            csv.display()
+        ))
         .env("PGPASSWORD", password(&url))
         .output()
         .unwrap();
@@ -309,7 +360,8 @@ async fn csv_and_parquet_files_load_like_the_live_table() {
     let pq_dir = dir.path().join("pq");
     std::fs::create_dir(&pq_dir).unwrap();
     let file = std::fs::File::create(pq_dir.join("docs.parquet")).unwrap();
-    let mut w = datafusion::parquet::arrow::ArrowWriter::try_new(file, batches[0].schema(), None).unwrap();
+    let mut w =
+        datafusion::parquet::arrow::ArrowWriter::try_new(file, batches[0].schema(), None).unwrap();
     for b in &batches {
         w.write(b).unwrap();
     }
@@ -337,9 +389,17 @@ async fn csv_and_parquet_files_load_like_the_live_table() {
         );
         let o = etl_pw(&url, &["run", m.to_str().unwrap(), "--quiet"]);
         assert!(o.status.success(), "{kind}: {}\n{}", stderr(&o), stdout(&o));
-        let v = write(dir.path(), &format!("{kind}-verify.yaml"), &live_mapping(&engine));
+        let v = write(
+            dir.path(),
+            &format!("{kind}-verify.yaml"),
+            &live_mapping(&engine),
+        );
         let (code, report) = verify_json(&url, &v);
-        assert_eq!(code, Some(0), "{kind}: the files' collection differs from the live table: {report}");
+        assert_eq!(
+            code,
+            Some(0),
+            "{kind}: the files' collection differs from the live table: {report}"
+        );
         assert_eq!(report["tables"][0]["success"], 300, "{kind}: {report}");
     }
 }
@@ -371,9 +431,15 @@ async fn generated_columns_inheritance_rules_and_partition_root_dumps_read_right
     let pg_dump = pg_bin().join("pg_dump");
     for (name, args) in [
         ("plain", vec!["-Fp"]),
-        ("inserts", vec!["-Fp", "--inserts", "--on-conflict-do-nothing"]),
+        (
+            "inserts",
+            vec!["-Fp", "--inserts", "--on-conflict-do-nothing"],
+        ),
         ("custom-root", vec!["-Fc", "--load-via-partition-root"]),
-        ("column-inserts-root", vec!["-Fp", "--column-inserts", "--load-via-partition-root"]),
+        (
+            "column-inserts-root",
+            vec!["-Fp", "--column-inserts", "--load-via-partition-root"],
+        ),
     ] {
         let path = dir.path().join(name);
         let o = Command::new(&pg_dump)
@@ -398,18 +464,35 @@ async fn generated_columns_inheritance_rules_and_partition_root_dumps_read_right
             let source = table(t);
             let archive = archive.clone();
             async move {
-                let p = Arc::new(DumpTableProvider::new(archive, &source, ReadOptions::default()).unwrap());
+                let p = Arc::new(
+                    DumpTableProvider::new(archive, &source, ReadOptions::default()).unwrap(),
+                );
                 let b = read_all(p, "SELECT count(*) AS n FROM t").await;
                 render(b[0].column(0).as_ref(), 0)
             }
         };
         // A generated column has no values in a dump: left out, with a warning.
-        let gen_cols: Vec<String> = table("gen_t").columns.iter().map(|c| c.name.clone()).collect();
+        let gen_cols: Vec<String> = table("gen_t")
+            .columns
+            .iter()
+            .map(|c| c.name.clone())
+            .collect();
         assert_eq!(gen_cols, vec!["id", "v"], "{name}");
-        assert!(archive.skipped().keys().any(|k| k.contains("generated column public.gen_t.g")), "{name}: {:?}", archive.skipped());
+        assert!(
+            archive
+                .skipped()
+                .keys()
+                .any(|k| k.contains("generated column public.gen_t.g")),
+            "{name}: {:?}",
+            archive.skipped()
+        );
         assert_eq!(count("gen_t").await, "10", "{name}");
         // Inherited columns come first, as the live catalog lists them.
-        let child: Vec<String> = table("child_t").columns.iter().map(|c| c.name.clone()).collect();
+        let child: Vec<String> = table("child_t")
+            .columns
+            .iter()
+            .map(|c| c.name.clone())
+            .collect();
         assert_eq!(child, vec!["id", "v", "note"], "{name}");
         assert_eq!(count("child_t").await, "2", "{name}");
         // Rule actions and atomic function bodies are not data.

@@ -344,7 +344,10 @@ async fn every_type_decodes_to_postgres_own_values() {
             })
         })
         .collect();
-    assert_eq!(got.len(), COLUMNS.iter().map(|c| c.2.len()).max().unwrap() + 1);
+    assert_eq!(
+        got.len(),
+        COLUMNS.iter().map(|c| c.2.len()).max().unwrap() + 1
+    );
 
     // What Postgres says, in the same shapes.
     let pg = PgUrl::parse(&url).unwrap();

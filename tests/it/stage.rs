@@ -33,15 +33,23 @@ fn command(url: &str, args: &[&str]) -> Command {
 
 fn ok(o: &Output, what: &str) -> Value {
     assert!(o.status.success(), "{what}: {}\n{}", stderr(o), stdout(o));
-    assert!(!stdout(o).contains(SECRET) && !stderr(o).contains(SECRET), "{what} printed the secret");
-    serde_json::from_str(&stdout(o)).unwrap_or_else(|e| panic!("{what}: no JSON ({e}): {}", stdout(o)))
+    assert!(
+        !stdout(o).contains(SECRET) && !stderr(o).contains(SECRET),
+        "{what} printed the secret"
+    );
+    serde_json::from_str(&stdout(o))
+        .unwrap_or_else(|e| panic!("{what}: no JSON ({e}): {}", stdout(o)))
 }
 
 fn unique(prefix: &str) -> String {
     format!(
         "{prefix}-{}-{}",
         std::process::id(),
-        Instant::now().elapsed().as_nanos() ^ std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
+        Instant::now().elapsed().as_nanos()
+            ^ std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
     )
 }
 
@@ -53,7 +61,18 @@ fn a_multi_table_database_round_trips_through_s3_and_verifies_clean() {
     let mapping = init(&url, dir.path());
     let stage_url = format!("s3://etl-test/{}", unique("roundtrip"));
     let staged = ok(
-        &etl_env(&url, &["stage", mapping.to_str().unwrap(), "--to", &stage_url, "--quiet", "--format", "json"]),
+        &etl_env(
+            &url,
+            &[
+                "stage",
+                mapping.to_str().unwrap(),
+                "--to",
+                &stage_url,
+                "--quiet",
+                "--format",
+                "json",
+            ],
+        ),
         "stage",
     );
     assert!(staged["stage"]["files"].as_u64().unwrap() >= 6, "{staged}");
@@ -66,7 +85,12 @@ fn a_multi_table_database_round_trips_through_s3_and_verifies_clean() {
         .trim_matches('\'')
         .to_string();
     let imported = ok(
-        &etl_env(&url, &["import", "--from", &stage_url, "--target", &engine, "--quiet", "--format", "json"]),
+        &etl_env(
+            &url,
+            &[
+                "import", "--from", &stage_url, "--target", &engine, "--quiet", "--format", "json",
+            ],
+        ),
         "import",
     );
     let docs = imported["tables"]
@@ -82,14 +106,26 @@ fn a_multi_table_database_round_trips_through_s3_and_verifies_clean() {
 
     // `target: { stage, engine }` in the mapping: `etl run` stages, then imports.
     let engine2 = dir.path().join("engine2");
-    let engine_line = text.lines().find(|l| l.trim().starts_with("engine: ")).unwrap();
+    let engine_line = text
+        .lines()
+        .find(|l| l.trim().starts_with("engine: "))
+        .unwrap();
     let both = text.replace(
         engine_line,
-        &format!("  engine: '{}'\n  stage: '{stage_url}-run'", engine2.display()),
+        &format!(
+            "  engine: '{}'\n  stage: '{stage_url}-run'",
+            engine2.display()
+        ),
     );
     assert!(both.contains("stage:"), "{both}");
     let m2 = write(dir.path(), "both.yaml", &both);
-    let r = ok(&etl_env(&url, &["run", m2.to_str().unwrap(), "--quiet", "--format", "json"]), "run with stage");
+    let r = ok(
+        &etl_env(
+            &url,
+            &["run", m2.to_str().unwrap(), "--quiet", "--format", "json"],
+        ),
+        "run with stage",
+    );
     assert!(r["stage"]["files"].as_u64().unwrap() >= 6, "{r}");
     let (code, v) = verify_json(&url, &m2);
     assert_eq!(code, Some(0), "verify after run through a stage: {v}");
@@ -104,7 +140,18 @@ fn staged_files_have_the_documented_column_types() {
     let stage_dir = dir.path().join("stage");
     let stage_url = format!("file://{}", stage_dir.display());
     ok(
-        &etl_env(&url, &["stage", mapping.to_str().unwrap(), "--to", &stage_url, "--quiet", "--format", "json"]),
+        &etl_env(
+            &url,
+            &[
+                "stage",
+                mapping.to_str().unwrap(),
+                "--to",
+                &stage_url,
+                "--quiet",
+                "--format",
+                "json",
+            ],
+        ),
         "stage",
     );
     let script = r#"
@@ -133,7 +180,12 @@ print(json.dumps(out, default=str))
         .unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
     let v: Value = serde_json::from_str(&stdout(&o)).unwrap();
-    let ty = |c: &str, f: &str| v[c]["types"][f].as_str().unwrap_or_else(|| panic!("{c}.{f} in {v}")).to_string();
+    let ty = |c: &str, f: &str| {
+        v[c]["types"][f]
+            .as_str()
+            .unwrap_or_else(|| panic!("{c}.{f} in {v}"))
+            .to_string()
+    };
     assert_eq!(ty("docs", "emb"), "list<float>", "{v}");
     assert_eq!(ty("docs", "id"), "int64");
     assert_eq!(ty("docs", "cat"), "string");
@@ -151,10 +203,20 @@ print(json.dumps(out, default=str))
     let first = &v["uuidkey"]["first"][0];
     assert_eq!(first["h"].as_array().unwrap().len(), 8, "{first}");
     let sparse: Value = serde_json::from_str(first["s"].as_str().unwrap()).unwrap();
-    assert!(sparse["indices"].is_array() && sparse["values"].is_array(), "{sparse}");
+    assert!(
+        sparse["indices"].is_array() && sparse["values"].is_array(),
+        "{sparse}"
+    );
     assert_eq!(first["b"].as_array().unwrap().len(), 2);
-    let manifest: Value = serde_json::from_str(&std::fs::read_to_string(stage_dir.join("manifest.json")).unwrap()).unwrap();
-    for key in ["stage_id", "tool_version", "source_snapshot_time", "collections"] {
+    let manifest: Value =
+        serde_json::from_str(&std::fs::read_to_string(stage_dir.join("manifest.json")).unwrap())
+            .unwrap();
+    for key in [
+        "stage_id",
+        "tool_version",
+        "source_snapshot_time",
+        "collections",
+    ] {
         assert!(!manifest[key].is_null(), "manifest has {key}: {manifest}");
     }
     let file = &manifest["collections"][0]["files"][0];
@@ -223,26 +285,52 @@ fn killed_stage_and_import_resume_cleanly_and_a_second_import_changes_nothing() 
     assert!(stage_dir.join("manifest.json").exists());
     let coll_dir = stage_dir.join("items");
     let before = parquet_files(&coll_dir);
-    let mut child = command(&url, &stage_args).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
-    wait_for(60, "the re-stage to delete the old files and write new ones", || {
-        !stage_dir.join("manifest.json").exists() && parquet_files(&coll_dir) >= 2 && parquet_files(&coll_dir) < before
-    });
+    let mut child = command(&url, &stage_args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for(
+        60,
+        "the re-stage to delete the old files and write new ones",
+        || {
+            !stage_dir.join("manifest.json").exists()
+                && parquet_files(&coll_dir) >= 2
+                && parquet_files(&coll_dir) < before
+        },
+    );
     child.kill().unwrap();
     child.wait().unwrap();
-    assert!(!stage_dir.join("manifest.json").exists(), "a killed stage left a manifest");
+    assert!(
+        !stage_dir.join("manifest.json").exists(),
+        "a killed stage left a manifest"
+    );
     // The re-run completes: every file the manifest names is there, with its size and rows.
     let staged = ok(&etl_env(&url, &stage_args), "stage after the kill");
-    let manifest: Value = serde_json::from_str(&std::fs::read_to_string(stage_dir.join("manifest.json")).unwrap()).unwrap();
-    let files = manifest["collections"][0]["files"].as_array().unwrap().clone();
+    let manifest: Value =
+        serde_json::from_str(&std::fs::read_to_string(stage_dir.join("manifest.json")).unwrap())
+            .unwrap();
+    let files = manifest["collections"][0]["files"]
+        .as_array()
+        .unwrap()
+        .clone();
     assert!(files.len() >= 4, "size-bounded files: {staged}");
     let mut rows = 0;
     for f in &files {
         let p = stage_dir.join(f["path"].as_str().unwrap());
-        assert_eq!(std::fs::metadata(&p).unwrap().len(), f["bytes"].as_u64().unwrap(), "{p:?}");
+        assert_eq!(
+            std::fs::metadata(&p).unwrap().len(),
+            f["bytes"].as_u64().unwrap(),
+            "{p:?}"
+        );
         rows += f["rows"].as_u64().unwrap();
     }
     assert_eq!(rows, N);
-    assert_eq!(parquet_files(&coll_dir), files.len(), "no stray files from the killed stage");
+    assert_eq!(
+        parquet_files(&coll_dir),
+        files.len(),
+        "no stray files from the killed stage"
+    );
 
     // An import killed after its first file committed resumes without duplicates.
     let import_args = [
@@ -257,20 +345,31 @@ fn killed_stage_and_import_resume_cleanly_and_a_second_import_changes_nothing() 
         "--format",
         "json",
     ];
-    let mut child = command(&url, &import_args).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let mut child = command(&url, &import_args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
     let manifest_path = engine.join("items").join("manifest.json");
     wait_for(60, "the import's first file commit", || {
         std::fs::read_to_string(&manifest_path)
             .ok()
             .and_then(|t| serde_json::from_str::<Value>(&t).ok())
-            .is_some_and(|m| m["checkpoints"].as_object().is_some_and(|c| c.keys().any(|k| k.starts_with("stage/"))))
+            .is_some_and(|m| {
+                m["checkpoints"]
+                    .as_object()
+                    .is_some_and(|c| c.keys().any(|k| k.starts_with("stage/")))
+            })
     });
     child.kill().unwrap();
     child.wait().unwrap();
     let resumed = ok(&etl_env(&url, &import_args), "import after the kill");
     let t = &resumed["tables"][0];
     assert!(t["ranges_resumed"].as_u64().unwrap() >= 1, "{resumed}");
-    assert!(t["ranges_resumed"].as_u64().unwrap() < files.len() as u64, "{resumed}");
+    assert!(
+        t["ranges_resumed"].as_u64().unwrap() < files.len() as u64,
+        "{resumed}"
+    );
     assert_eq!(t["collection_rows"], N, "{resumed}");
     let (code, v) = verify_json(&url, &mapping);
     assert_eq!(code, Some(0), "verify after a resumed import: {v}");
@@ -288,31 +387,79 @@ fn killed_stage_and_import_resume_cleanly_and_a_second_import_changes_nothing() 
     bytes[at] ^= 0x01;
     std::fs::write(&victim, &bytes).unwrap();
     let fresh = dir.path().join("engine-fresh");
-    let o = etl_env(&url, &["import", "--from", &stage_url, "--target", fresh.to_str().unwrap(), "--quiet"]);
+    let o = etl_env(
+        &url,
+        &[
+            "import",
+            "--from",
+            &stage_url,
+            "--target",
+            fresh.to_str().unwrap(),
+            "--quiet",
+        ],
+    );
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     let err = stderr(&o);
-    assert!(err.contains("checksum") && err.contains(files[1]["path"].as_str().unwrap()), "{err}");
+    assert!(
+        err.contains("checksum") && err.contains(files[1]["path"].as_str().unwrap()),
+        "{err}"
+    );
 }
 
 #[test]
 fn no_credential_appears_in_output_or_the_manifest() {
     let url = fresh_db("stage_secret");
-    sql(&url, "CREATE TABLE t (id int PRIMARY KEY, v vector(2)); INSERT INTO t VALUES (1, '[1,2]');");
+    sql(
+        &url,
+        "CREATE TABLE t (id int PRIMARY KEY, v vector(2)); INSERT INTO t VALUES (1, '[1,2]');",
+    );
     let dir = tempfile::tempdir().unwrap();
     let mapping = init(&url, dir.path());
     let stage_url = format!("s3://etl-test/{}", unique("secret"));
-    let o = etl_env(&url, &["stage", mapping.to_str().unwrap(), "--to", &stage_url, "-v", "-v"]);
+    let o = etl_env(
+        &url,
+        &[
+            "stage",
+            mapping.to_str().unwrap(),
+            "--to",
+            &stage_url,
+            "-v",
+            "-v",
+        ],
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     for text in [stdout(&o), stderr(&o)] {
         assert!(!text.contains(SECRET), "secret in output: {text}");
     }
     // A failing request (no such bucket) names the URL, not the key.
-    let o = etl_env(&url, &["stage", mapping.to_str().unwrap(), "--to", "s3://no-such-bucket-etl/x", "--quiet"]);
+    let o = etl_env(
+        &url,
+        &[
+            "stage",
+            mapping.to_str().unwrap(),
+            "--to",
+            "s3://no-such-bucket-etl/x",
+            "--quiet",
+        ],
+    );
     assert_ne!(o.status.code(), Some(0));
-    assert!(stderr(&o).contains("s3://no-such-bucket-etl"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("s3://no-such-bucket-etl"),
+        "{}",
+        stderr(&o)
+    );
     assert!(!stderr(&o).contains(SECRET));
     // A URL with credentials in it is refused without echoing them.
-    let o = etl_env(&url, &["import", "--from", &format!("s3://user:{SECRET}@etl-test/x"), "--target", dir.path().join("e").to_str().unwrap()]);
+    let o = etl_env(
+        &url,
+        &[
+            "import",
+            "--from",
+            &format!("s3://user:{SECRET}@etl-test/x"),
+            "--target",
+            dir.path().join("e").to_str().unwrap(),
+        ],
+    );
     assert_eq!(o.status.code(), Some(1));
     assert!(!stderr(&o).contains(SECRET), "{}", stderr(&o));
 }

@@ -54,7 +54,11 @@ pub fn python() -> PathBuf {
         .arg("python")
         .output()
         .expect("run scripts/s3-test-server python");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
 }
 

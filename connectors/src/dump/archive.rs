@@ -175,7 +175,11 @@ impl DumpArchive {
         let mut archive = DumpArchive {
             path: path.to_path_buf(),
             format: DumpFormat::Plain { gzip },
-            compression: if gzip { Compression::Gzip } else { Compression::None },
+            compression: if gzip {
+                Compression::Gzip
+            } else {
+                Compression::None
+            },
             ddl: Ddl::default(),
             blocks: Vec::new(),
             skipped: Skipped::new(),
@@ -360,7 +364,9 @@ impl DumpArchive {
                         Some((_, _, _, _, rows)) if continues_inserts => {
                             *rows += values_count(&st);
                         }
-                        _ => inserts = Some((table, columns, st.offset, st.line, values_count(&st))),
+                        _ => {
+                            inserts = Some((table, columns, st.offset, st.line, values_count(&st)))
+                        }
                     }
                 }
             }
@@ -371,7 +377,11 @@ impl DumpArchive {
         Ok(())
     }
 
-    fn close_inserts(&mut self, run: Option<(QualifiedName, Vec<String>, u64, u64, u64)>, end: u64) {
+    fn close_inserts(
+        &mut self,
+        run: Option<(QualifiedName, Vec<String>, u64, u64, u64)>,
+        end: u64,
+    ) {
         if let Some((table, columns, offset, line, rows)) = run {
             self.blocks.push(Block {
                 table,
@@ -453,7 +463,11 @@ impl DumpArchive {
                 let reader = BufReader::new(reader.take(end - offset));
                 let mut sc = Scanner::new(reader, *offset, line.saturating_sub(1));
                 let at = |sc_line: u64, off: u64| {
-                    if *line > 0 { At::Line(sc_line) } else { At::Byte(off) }
+                    if *line > 0 {
+                        At::Line(sc_line)
+                    } else {
+                        At::Byte(off)
+                    }
                 };
                 copy_lines(&self.path, &mut sc, ncols, &|l, o| at(l, o), row, true)
             }
@@ -461,7 +475,7 @@ impl DumpArchive {
                 let reader = self.plain_at(*offset)?;
                 let reader = BufReader::new(reader.take(end - offset));
                 let mut sc = Scanner::new(reader, *offset, line.saturating_sub(1));
-                insert_statements(&self.path, &mut sc, ncols, row, |l| At::Line(l))
+                insert_statements(&self.path, &mut sc, ncols, row, At::Line)
             }
             Source::Custom {
                 dump_id,
@@ -472,18 +486,24 @@ impl DumpArchive {
                 let reader = self.decompress(data);
                 self.read_stream(reader, ncols, *inserts, &table, row)
                     .map_err(|e| match (e, offset) {
-                        (ConnectorError::Dump { file, at, reason }, Some(o)) => ConnectorError::Dump {
-                            file,
-                            at: at.map(|a| format!("{a} (its data block starts at byte offset {o})")),
-                            reason,
-                        },
+                        (ConnectorError::Dump { file, at, reason }, Some(o)) => {
+                            ConnectorError::Dump {
+                                file,
+                                at: at.map(|a| {
+                                    format!("{a} (its data block starts at byte offset {o})")
+                                }),
+                                reason,
+                            }
+                        }
                         (e, _) => e,
                     })
             }
             Source::File { path, inserts } => {
                 let f = File::open(path).map_err(|e| io_err(path, e))?;
                 let reader: Box<dyn Read + Send> = match self.compression {
-                    Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(BufReader::new(f))),
+                    Compression::Gzip => {
+                        Box::new(flate2::read::MultiGzDecoder::new(BufReader::new(f)))
+                    }
                     _ => self.decompress(Box::new(BufReader::new(f))),
                 };
                 self.read_stream(reader, ncols, *inserts, &table, row)
@@ -535,7 +555,8 @@ impl DumpArchive {
         let mut reader = self.plain_reader()?;
         if self.format == (DumpFormat::Plain { gzip: false }) {
             let mut f = File::open(&self.path).map_err(|e| io_err(&self.path, e))?;
-            f.seek(SeekFrom::Start(offset)).map_err(|e| io_err(&self.path, e))?;
+            f.seek(SeekFrom::Start(offset))
+                .map_err(|e| io_err(&self.path, e))?;
             return Ok(Box::new(BufReader::with_capacity(1 << 20, f)));
         }
         // A compressed stream cannot seek: decompress up to the block.
@@ -603,7 +624,11 @@ fn copy_lines<R: BufRead>(
             return Ok(());
         }
         n += 1;
-        let here = if in_range { at(line_no, off) } else { at(n, off) };
+        let here = if in_range {
+            at(line_no, off)
+        } else {
+            at(n, off)
+        };
         let fields = line.parse(trim_newline(data));
         if fields != ncols.max(1) {
             return Err(bad(
@@ -633,7 +658,11 @@ fn insert_statements<R: BufRead>(
             .next_statement()
             .map_err(|e| bad(path, at(e.line), e.reason))?;
         let Some(st) = st else { return Ok(()) };
-        if !st.text.get(..6).is_some_and(|p| p.eq_ignore_ascii_case("insert")) {
+        if !st
+            .text
+            .get(..6)
+            .is_some_and(|p| p.eq_ignore_ascii_case("insert"))
+        {
             continue;
         }
         let values = find_values(&st.text)
@@ -648,7 +677,10 @@ fn insert_statements<R: BufRead>(
                 return Err(bad(
                     path,
                     at(st.line),
-                    format!("an INSERT row with {} values where {ncols} are expected", tuple.len()),
+                    format!(
+                        "an INSERT row with {} values where {ncols} are expected",
+                        tuple.len()
+                    ),
                 ));
             }
             let here = match at(st.line) {
@@ -748,7 +780,10 @@ fn tuples(s: &str) -> Result<Vec<Vec<Option<String>>>, String> {
 fn literal(s: &str, mut i: usize) -> Result<(Option<String>, usize), String> {
     let b = s.as_bytes();
     let mut escapes = false;
-    if i + 1 < b.len() && b[i + 1] == b'\'' && matches!(b[i], b'E' | b'e' | b'B' | b'b' | b'X' | b'x') {
+    if i + 1 < b.len()
+        && b[i + 1] == b'\''
+        && matches!(b[i], b'E' | b'e' | b'B' | b'b' | b'X' | b'x')
+    {
         escapes = matches!(b[i], b'E' | b'e');
         i += 1;
     }
@@ -832,6 +867,9 @@ mod tests {
         assert_eq!(rows[1][1].as_deref(), Some("a\nb"));
         assert_eq!(rows[1][2].as_deref(), Some("[1,2]"));
         assert!(tuples("(1, 'x").is_err());
-        assert_eq!(find_values("INSERT INTO public.t (\"values\") VALUES (1)"), Some(" (1)"));
+        assert_eq!(
+            find_values("INSERT INTO public.t (\"values\") VALUES (1)"),
+            Some(" (1)")
+        );
     }
 }

@@ -83,9 +83,12 @@ impl<R: Read> Bytes<R> {
             return Err((at, format!("a string of {len} bytes (corrupted?)")));
         }
         let mut buf = vec![0u8; len as usize];
-        self.r
-            .read_exact(&mut buf)
-            .map_err(|_| (at, "the archive ends inside a string (truncated?)".to_string()))?;
+        self.r.read_exact(&mut buf).map_err(|_| {
+            (
+                at,
+                "the archive ends inside a string (truncated?)".to_string(),
+            )
+        })?;
         self.pos += len as u64;
         Ok(Some(String::from_utf8_lossy(&buf).into_owned()))
     }
@@ -94,7 +97,10 @@ impl<R: Read> Bytes<R> {
         let copied = std::io::copy(&mut (&mut self.r).take(n), &mut std::io::sink())
             .map_err(|e| (self.pos, e.to_string()))?;
         if copied != n {
-            return Err((self.pos, "the archive ends inside a data block (truncated?)".into()));
+            return Err((
+                self.pos,
+                "the archive ends inside a data block (truncated?)".into(),
+            ));
         }
         self.pos += n;
         Ok(())
@@ -145,13 +151,18 @@ fn header<R: Read>(b: &mut Bytes<R>) -> Res<Header> {
     if !(K_VERS_1_12..K_VERS_1_16 + 0x100).contains(&version) {
         return Err((
             5,
-            format!("archive version {maj}.{min}.{rev} is not supported (1.12 to 1.16: pg_dump 11 to 17)"),
+            format!(
+                "archive version {maj}.{min}.{rev} is not supported (1.12 to 1.16: pg_dump 11 to 17)"
+            ),
         ));
     }
     let int_size = b.byte()? as usize;
     let off_size = b.byte()? as usize;
     if !(1..=16).contains(&int_size) || !(1..=16).contains(&off_size) {
-        return Err((8, format!("implausible integer sizes {int_size}/{off_size}")));
+        return Err((
+            8,
+            format!("implausible integer sizes {int_size}/{off_size}"),
+        ));
     }
     b.int_size = int_size;
     let format = b.byte()?;
@@ -187,14 +198,20 @@ fn toc<R: Read>(b: &mut Bytes<R>, h: &Header, directory: bool) -> Res<Vec<TocEnt
     let at = b.pos;
     let count = b.int()?;
     if !(0..10_000_000).contains(&count) {
-        return Err((at, format!("a table of contents of {count} entries (corrupted?)")));
+        return Err((
+            at,
+            format!("a table of contents of {count} entries (corrupted?)"),
+        ));
     }
     let mut out = Vec::with_capacity(count as usize);
     for _ in 0..count {
         let entry_at = b.pos;
         let dump_id = b.int()?;
         if dump_id <= 0 {
-            return Err((entry_at, format!("a TOC entry with dump id {dump_id} (corrupted?)")));
+            return Err((
+                entry_at,
+                format!("a TOC entry with dump id {dump_id} (corrupted?)"),
+            ));
         }
         let had_dumper = b.int()? != 0;
         b.string()?; // tableoid
@@ -217,7 +234,11 @@ fn toc<R: Read>(b: &mut Bytes<R>, h: &Header, directory: bool) -> Res<Vec<TocEnt
         b.string()?; // withOids
         let mut deps = Vec::new();
         while let Some(d) = b.string()? {
-            deps.push(d.trim().parse().map_err(|_| (b.pos, format!("a bad dependency `{d}`")))?);
+            deps.push(
+                d.trim()
+                    .parse()
+                    .map_err(|_| (b.pos, format!("a bad dependency `{d}`")))?,
+            );
         }
         let (offset, file) = if directory {
             (None, b.string()?.filter(|f| !f.is_empty()))
@@ -269,45 +290,63 @@ fn load_entries(
                 continue;
             }
         }
-        let Some(defn) = e.defn.as_deref() else { continue };
+        let Some(defn) = e.defn.as_deref() else {
+            continue;
+        };
         let mut sc = Scanner::new(defn.as_bytes(), 0, 0);
         while let Some(st) = sc.next_statement().map_err(|x| ConnectorError::Dump {
             file: path.display().to_string(),
             at: Some(format!("the definition of {} {}", e.desc, e.tag)),
             reason: x.reason,
         })? {
-            let outcome = archive.ddl_mut().statement(&st.text).map_err(|r| ConnectorError::Dump {
-                file: path.display().to_string(),
-                at: Some(format!("the definition of {} {}", e.desc, e.tag)),
-                reason: r,
-            })?;
+            let outcome =
+                archive
+                    .ddl_mut()
+                    .statement(&st.text)
+                    .map_err(|r| ConnectorError::Dump {
+                        file: path.display().to_string(),
+                        at: Some(format!("the definition of {} {}", e.desc, e.tag)),
+                        reason: r,
+                    })?;
             if let Outcome::Skipped(kind) = outcome {
                 archive.count_skipped(kind);
             }
         }
     }
-    for e in entries.iter().filter(|e| e.desc == "TABLE DATA" && e.had_dumper) {
-        let table = QualifiedName::new(e.namespace.clone().unwrap_or_else(|| "public".into()), e.tag.clone());
-        let (table, columns, inserts) = match e.copy_stmt.as_deref() {
-            Some(copy) => match archive.ddl_mut().statement(copy.trim().trim_end_matches(';')) {
-                Ok(Outcome::Copy { table, columns }) => (table, columns, false),
-                _ => {
-                    return Err(ConnectorError::Dump {
-                        file: path.display().to_string(),
-                        at: Some(format!("the data entry of {table}")),
-                        reason: format!("an unreadable COPY statement `{copy}`"),
-                    });
+    for e in entries
+        .iter()
+        .filter(|e| e.desc == "TABLE DATA" && e.had_dumper)
+    {
+        let table = QualifiedName::new(
+            e.namespace.clone().unwrap_or_else(|| "public".into()),
+            e.tag.clone(),
+        );
+        let (table, columns, inserts) =
+            match e.copy_stmt.as_deref() {
+                Some(copy) => match archive
+                    .ddl_mut()
+                    .statement(copy.trim().trim_end_matches(';'))
+                {
+                    Ok(Outcome::Copy { table, columns }) => (table, columns, false),
+                    _ => {
+                        return Err(ConnectorError::Dump {
+                            file: path.display().to_string(),
+                            at: Some(format!("the data entry of {table}")),
+                            reason: format!("an unreadable COPY statement `{copy}`"),
+                        });
+                    }
+                },
+                None => {
+                    let cols = archive.ddl_mut().column_names(&table).ok_or_else(|| {
+                        ConnectorError::Dump {
+                            file: path.display().to_string(),
+                            at: None,
+                            reason: format!("data for {table}, which the archive never creates"),
+                        }
+                    })?;
+                    (table, cols, true)
                 }
-            },
-            None => {
-                let cols = archive.ddl_mut().column_names(&table).ok_or_else(|| ConnectorError::Dump {
-                    file: path.display().to_string(),
-                    at: None,
-                    reason: format!("data for {table}, which the archive never creates"),
-                })?;
-                (table, cols, true)
-            }
-        };
+            };
         let _ = &e.deps;
         match dir {
             Some(d) => {
@@ -342,10 +381,17 @@ pub fn open_custom(path: &Path) -> Result<DumpArchive, ConnectorError> {
     };
     let h = header(&mut b).map_err(|e| located(path, e))?;
     if h.format != 1 {
-        return Err(located(path, (10, format!("archive format {} is not the custom format", h.format))));
+        return Err(located(
+            path,
+            (
+                10,
+                format!("archive format {} is not the custom format", h.format),
+            ),
+        ));
     }
     let entries = toc(&mut b, &h, false).map_err(|e| located(path, e))?;
-    let mut archive = DumpArchive::new_archive(path, DumpFormat::Custom, h.compression, b.pos, h.int_size);
+    let mut archive =
+        DumpArchive::new_archive(path, DumpFormat::Custom, h.compression, b.pos, h.int_size);
     load_entries(&mut archive, &entries, None)?;
     archive.note_generated();
     Ok(archive)
@@ -366,7 +412,8 @@ pub fn open_directory(dir: &Path) -> Result<DumpArchive, ConnectorError> {
     };
     let h = header(&mut b).map_err(|e| located(&toc_path, e))?;
     let entries = toc(&mut b, &h, true).map_err(|e| located(&toc_path, e))?;
-    let mut archive = DumpArchive::new_archive(dir, DumpFormat::Directory, h.compression, 0, h.int_size);
+    let mut archive =
+        DumpArchive::new_archive(dir, DumpFormat::Directory, h.compression, 0, h.int_size);
     load_entries(&mut archive, &entries, Some(dir))?;
     archive.note_generated();
     Ok(archive)
@@ -427,7 +474,8 @@ pub fn open_block(
     let path = archive.path();
     let mut f = File::open(path).map_err(|e| located(path, (0, e.to_string())))?;
     let start = offset.unwrap_or(archive.data_start());
-    f.seek(SeekFrom::Start(start)).map_err(|e| located(path, (start, e.to_string())))?;
+    f.seek(SeekFrom::Start(start))
+        .map_err(|e| located(path, (start, e.to_string())))?;
     let mut b = Bytes {
         r: BufReader::with_capacity(1 << 20, f),
         pos: start,
@@ -438,10 +486,21 @@ pub fn open_block(
         let kind = b
             .maybe_byte()
             .map_err(|e| located(path, e))?
-            .ok_or_else(|| located(path, (at, format!("the data block {dump_id} is missing (truncated?)"))))?;
+            .ok_or_else(|| {
+                located(
+                    path,
+                    (
+                        at,
+                        format!("the data block {dump_id} is missing (truncated?)"),
+                    ),
+                )
+            })?;
         let id = b.int().map_err(|e| located(path, e))?;
         if kind != BLK_DATA && kind != BLK_BLOBS {
-            return Err(located(path, (at, format!("an unknown block type {kind} (corrupted?)"))));
+            return Err(located(
+                path,
+                (at, format!("an unknown block type {kind} (corrupted?)")),
+            ));
         }
         if id == dump_id && kind == BLK_DATA {
             return Ok(Box::new(Chunks {
@@ -452,7 +511,13 @@ pub fn open_block(
             }));
         }
         if offset.is_some() {
-            return Err(located(path, (at, format!("found block {id} where block {dump_id} should be (corrupted?)"))));
+            return Err(located(
+                path,
+                (
+                    at,
+                    format!("found block {id} where block {dump_id} should be (corrupted?)"),
+                ),
+            ));
         }
         // Skip this block: chunks (for large objects: per object, ended by a zero oid).
         let skip_chunks = |b: &mut Bytes<BufReader<File>>| -> Res<()> {

@@ -7,8 +7,8 @@
 use std::collections::{BTreeMap, HashMap};
 
 use etl_mappings::{
-    PgKind, PgType, QualifiedName, SourceColumn, SourceTable, SourceVectorIndex,
-    VectorIndexMethod, metric_of_opclass,
+    PgKind, PgType, QualifiedName, SourceColumn, SourceTable, SourceVectorIndex, VectorIndexMethod,
+    metric_of_opclass,
 };
 
 use super::sql::{ident, tokens};
@@ -136,8 +136,15 @@ fn is(toks: &[String], i: usize, words: &[&str]) -> bool {
 fn join_type(toks: &[String]) -> String {
     let mut s = String::new();
     for t in toks {
-        let word = t.chars().next().is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '"');
-        if word && s.chars().last().is_some_and(|c| c.is_alphanumeric() || c == '_' || c == ')') {
+        let word = t
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '"');
+        if word
+            && s.chars()
+                .last()
+                .is_some_and(|c| c.is_alphanumeric() || c == '_' || c == ')')
+        {
             s.push(' ');
         }
         s.push_str(&ident(t));
@@ -184,7 +191,9 @@ impl Ddl {
             ("create", _) => self.create(&toks),
             ("alter", "table") => self.alter_table(&toks),
             ("set", _) | ("reset", _) => Ok(Outcome::Skipped("SET".into())),
-            ("select", _) if text.contains("setval(") => Ok(Outcome::Skipped("sequence value".into())),
+            ("select", _) if text.contains("setval(") => {
+                Ok(Outcome::Skipped("sequence value".into()))
+            }
             ("select", _) if text.contains("set_config(") => Ok(Outcome::Skipped("SET".into())),
             ("comment", _) => Ok(Outcome::Skipped("COMMENT".into())),
             ("grant", _) | ("revoke", _) => Ok(Outcome::Skipped("GRANT/REVOKE".into())),
@@ -206,7 +215,16 @@ impl Ddl {
         let mut i = 1;
         while matches!(
             toks.get(i).map(String::as_str),
-            Some("unlogged" | "temporary" | "temp" | "or" | "replace" | "unique" | "global" | "local")
+            Some(
+                "unlogged"
+                    | "temporary"
+                    | "temp"
+                    | "or"
+                    | "replace"
+                    | "unique"
+                    | "global"
+                    | "local"
+            )
         ) {
             i += 1;
         }
@@ -231,7 +249,8 @@ impl Ddl {
                     j += 1;
                 }
                 let end = type_end(toks, j);
-                self.domains.insert(type_key(&name), join_type(&toks[j..end]));
+                self.domains
+                    .insert(type_key(&name), join_type(&toks[j..end]));
                 Ok(Outcome::Used)
             }
             "materialized" => Ok(Outcome::Skipped("CREATE MATERIALIZED VIEW".into())),
@@ -248,17 +267,17 @@ impl Ddl {
         if is(toks, i, &["partition", "of"]) {
             i += 2;
             let parent = qname(toks, &mut i).ok_or("PARTITION OF without a parent")?;
-            let p = self
-                .tables
-                .get(&parent)
-                .ok_or_else(|| format!("{name} is a partition of {parent}, which the dump has not created"))?;
+            let p = self.tables.get(&parent).ok_or_else(|| {
+                format!("{name} is a partition of {parent}, which the dump has not created")
+            })?;
             table.columns = p.columns.clone();
             table.order = p.order.clone();
             table.generated = p.generated.clone();
             table.parent = Some(parent);
         }
         if toks.get(i).map(String::as_str) == Some("(") {
-            let end = closing(toks, i).ok_or_else(|| format!("unclosed column list in CREATE TABLE {name}"))?;
+            let end = closing(toks, i)
+                .ok_or_else(|| format!("unclosed column list in CREATE TABLE {name}"))?;
             for element in split_commas(&toks[i + 1..end]) {
                 self.table_element(&mut table, element)?;
             }
@@ -338,10 +357,10 @@ impl Ddl {
         let name = ident(el.first().ok_or("an empty column definition")?);
         if table.parent.is_some() {
             // `PARTITION OF` lists only constraints on inherited columns.
-            if let Some(c) = table.columns.iter_mut().find(|c| c.name == name) {
-                if el.windows(2).any(|p| p[0] == "not" && p[1] == "null") {
-                    c.nullable = false;
-                }
+            if let Some(c) = table.columns.iter_mut().find(|c| c.name == name)
+                && el.windows(2).any(|p| p[0] == "not" && p[1] == "null")
+            {
+                c.nullable = false;
             }
             return Ok(());
         }
@@ -412,7 +431,9 @@ impl Ddl {
             },
             "text" | "name" => PgKind::Text,
             "character varying" | "varchar" => PgKind::Varchar { max_length: m0 },
-            "character" | "char" | "bpchar" => PgKind::Char { length: Some(m0.unwrap_or(1)) },
+            "character" | "char" | "bpchar" => PgKind::Char {
+                length: Some(m0.unwrap_or(1)),
+            },
             "uuid" => PgKind::Uuid,
             "date" => PgKind::Date,
             "time without time zone" | "time" => PgKind::Time,
@@ -424,26 +445,40 @@ impl Ddl {
             "json" => PgKind::Json,
             "jsonb" => PgKind::Jsonb,
             "bytea" => PgKind::Bytea,
-            "bit" => PgKind::Bit { length: Some(m0.unwrap_or(1)) },
+            "bit" => PgKind::Bit {
+                length: Some(m0.unwrap_or(1)),
+            },
             "bit varying" | "varbit" => PgKind::VarBit { max_length: m0 },
             n if n.starts_with("interval") => PgKind::Interval,
             n => {
-                let key = if n.contains('.') { n.to_string() } else { format!("public.{n}") };
+                let key = if n.contains('.') {
+                    n.to_string()
+                } else {
+                    format!("public.{n}")
+                };
                 let short = key.rsplit('.').next().unwrap_or(n);
                 // Quoted type names keep their case: look the name up as written, too.
                 let exact = base.trim().replace('"', "");
-                let exact = if exact.contains('.') { exact } else { format!("public.{exact}") };
+                let exact = if exact.contains('.') {
+                    exact
+                } else {
+                    format!("public.{exact}")
+                };
                 if let Some(b) = self.domains.get(&key).or_else(|| self.domains.get(&exact)) {
                     return self.kind_of(b);
                 }
                 if self.enums.contains_key(&key) || self.enums.contains_key(&exact) {
-                    return PgKind::Enum { type_name: short.to_string() };
+                    return PgKind::Enum {
+                        type_name: short.to_string(),
+                    };
                 }
                 match short {
                     "vector" => PgKind::Vector { dim: m0 },
                     "halfvec" => PgKind::HalfVec { dim: m0 },
                     "sparsevec" => PgKind::SparseVec { dim: m0 },
-                    _ => PgKind::Other { type_name: display_name(display) },
+                    _ => PgKind::Other {
+                        type_name: display_name(display),
+                    },
                 }
             }
         }
@@ -483,7 +518,9 @@ impl Ddl {
                 }
                 return Ok(Outcome::Used);
             }
-            return Ok(Outcome::Skipped("constraint (foreign key, unique, check)".into()));
+            return Ok(Outcome::Skipped(
+                "constraint (foreign key, unique, check)".into(),
+            ));
         }
         if toks.iter().any(|t| t == "owner") {
             return Ok(Outcome::Skipped("OWNER".into()));
@@ -535,7 +572,7 @@ impl Ddl {
             .iter()
             .skip(1)
             .filter(|t| *t != ".")
-            .last()
+            .next_back()
             .map(|t| ident(t))
             .unwrap_or_else(|| "vector_l2_ops".into());
         let mut options = BTreeMap::new();
@@ -544,10 +581,10 @@ impl Ddl {
             j += 1;
             let close = closing(toks, j).unwrap_or(toks.len());
             for opt in split_commas(&toks[j + 1..close]) {
-                if let [k, eq, v] = opt {
-                    if eq == "=" {
-                        options.insert(ident(k), v.trim_matches('\'').to_string());
-                    }
+                if let [k, eq, v] = opt
+                    && eq == "="
+                {
+                    options.insert(ident(k), v.trim_matches('\'').to_string());
                 }
             }
         }
@@ -674,26 +711,54 @@ mod tests {
         ] {
             assert_eq!(d.statement(s).unwrap(), Outcome::Used, "{s}");
         }
-        assert_eq!(d.statement("SET statement_timeout = 0").unwrap(), Outcome::Skipped("SET".into()));
+        assert_eq!(
+            d.statement("SET statement_timeout = 0").unwrap(),
+            Outcome::Skipped("SET".into())
+        );
         let cat = d.catalog(&HashMap::new());
         assert_eq!(cat.len(), 2);
         let items = cat.iter().find(|t| t.name.name == "items").unwrap();
         assert_eq!(items.primary_key, vec!["id"]);
         let kinds: Vec<&PgKind> = items.columns.iter().map(|c| &c.pg_type.kind).collect();
-        assert_eq!(kinds[1], &PgKind::Varchar { max_length: Some(50) });
-        assert_eq!(kinds[2], &PgKind::Numeric { precision: Some(10), scale: Some(2) });
+        assert_eq!(
+            kinds[1],
+            &PgKind::Varchar {
+                max_length: Some(50)
+            }
+        );
+        assert_eq!(
+            kinds[2],
+            &PgKind::Numeric {
+                precision: Some(10),
+                scale: Some(2)
+            }
+        );
         assert_eq!(kinds[3], &PgKind::Vector { dim: Some(3) });
         assert!(matches!(kinds[4], PgKind::Array { ndims: 1, .. }));
         assert_eq!(kinds[5], &PgKind::Timestamp);
-        assert_eq!(kinds[6], &PgKind::Enum { type_name: "mood".into() });
+        assert_eq!(
+            kinds[6],
+            &PgKind::Enum {
+                type_name: "mood".into()
+            }
+        );
         assert_eq!(kinds[7], &PgKind::Int4);
         assert_eq!(items.columns[3].pg_type.display, "vector(3)");
         assert_eq!(items.vector_indexes[0].options["m"], "8");
         assert!(!items.columns[0].nullable);
         let ev = cat.iter().find(|t| t.name.name == "ev").unwrap();
         assert!(ev.partitioned);
-        assert_eq!(d.tree(&ev.name), vec![QualifiedName::new("public", "ev"), QualifiedName::new("public", "ev_1")]);
-        match d.statement("COPY public.items (id, title) FROM stdin").unwrap() {
+        assert_eq!(
+            d.tree(&ev.name),
+            vec![
+                QualifiedName::new("public", "ev"),
+                QualifiedName::new("public", "ev_1")
+            ]
+        );
+        match d
+            .statement("COPY public.items (id, title) FROM stdin")
+            .unwrap()
+        {
             Outcome::Copy { columns, .. } => assert_eq!(columns, vec!["id", "title"]),
             o => panic!("{o:?}"),
         }

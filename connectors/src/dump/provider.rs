@@ -42,20 +42,23 @@ fn column(name: &str, kind: &PgKind) -> Column {
             TextField::InetText { array: true }
         }
         (_, how) => match how {
-        SelectAs::Plain | SelectAs::TextArray => TextField::Binary(rk.clone()),
-        SelectAs::Text => TextField::AsText,
-        SelectAs::ArrayJson => {
-            let elem = match kind {
-                PgKind::Array { element, .. } => element.as_ref(),
-                other => other,
-            };
-            let numeric = elem.is_integer()
-                || matches!(elem, PgKind::Float4 | PgKind::Float8 | PgKind::Numeric { .. });
-            TextField::ArrayJson {
-                quote: !numeric && *elem != PgKind::Bool,
-                boolean: *elem == PgKind::Bool,
+            SelectAs::Plain | SelectAs::TextArray => TextField::Binary(rk.clone()),
+            SelectAs::Text => TextField::AsText,
+            SelectAs::ArrayJson => {
+                let elem = match kind {
+                    PgKind::Array { element, .. } => element.as_ref(),
+                    other => other,
+                };
+                let numeric = elem.is_integer()
+                    || matches!(
+                        elem,
+                        PgKind::Float4 | PgKind::Float8 | PgKind::Numeric { .. }
+                    );
+                TextField::ArrayJson {
+                    quote: !numeric && *elem != PgKind::Bool,
+                    boolean: *elem == PgKind::Bool,
+                }
             }
-        }
         },
     };
     Column {
@@ -143,9 +146,10 @@ impl TableProvider for DumpTableProvider {
         };
         let schema = Arc::new(self.schema.project(&indices)?);
         let columns: Vec<Column> = indices.iter().map(|i| self.columns[*i].clone()).collect();
-        let blocks = self
-            .archive
-            .split(self.archive.blocks(&self.table), self.options.partitions.max(1));
+        let blocks = self.archive.split(
+            self.archive.blocks(&self.table),
+            self.options.partitions.max(1),
+        );
         let mut partitions: Vec<Arc<dyn PartitionStream>> = blocks
             .into_iter()
             .map(|block| {
@@ -208,20 +212,22 @@ impl PartitionStream for BlockStream {
         let limit = self.limit;
         let stats = self.stats.clone();
         tokio::task::spawn_blocking(move || {
-            let result = read_block(&archive, &block, &columns, &schema, batch_rows, limit, &stats, &tx);
+            let result = read_block(
+                &archive, &block, &columns, &schema, batch_rows, limit, &stats, &tx,
+            );
             if let Err(e) = result {
                 let _ = tx.blocking_send(Err(e));
             }
         });
         let stream = futures::stream::unfold(rx, |mut rx| async move {
-            rx.recv().await.map(|item| {
-                (
-                    item.map_err(|e| DataFusionError::External(Box::new(e))),
-                    rx,
-                )
-            })
+            rx.recv()
+                .await
+                .map(|item| (item.map_err(|e| DataFusionError::External(Box::new(e))), rx))
         });
-        Box::pin(RecordBatchStreamAdapter::new(self.schema.clone(), stream.boxed()))
+        Box::pin(RecordBatchStreamAdapter::new(
+            self.schema.clone(),
+            stream.boxed(),
+        ))
     }
 }
 
@@ -242,37 +248,44 @@ fn read_block(
         .iter()
         .map(|c| block.columns.iter().position(|b| *b == c.name))
         .collect();
-    let mut decoders: Vec<ColumnDecoder> = columns.iter().map(|c| ColumnDecoder::new(&c.kind)).collect();
+    let mut decoders: Vec<ColumnDecoder> = columns
+        .iter()
+        .map(|c| ColumnDecoder::new(&c.kind))
+        .collect();
     let mut scratch = Vec::new();
     let mut pending = 0usize;
     let mut emitted = 0usize;
     let mut bytes = 0u64;
     let file = archive.path().display().to_string();
-    let flush = |decoders: &mut Vec<ColumnDecoder>, pending: &mut usize| -> Result<bool, ConnectorError> {
-        if *pending == 0 {
-            return Ok(true);
-        }
-        let arrays = decoders.iter_mut().map(ColumnDecoder::finish).collect();
-        // With no columns (`count(*)`), the batch still carries its row count.
-        let options = RecordBatchOptions::new().with_row_count(Some(*pending));
-        let batch = RecordBatch::try_new_with_options(schema.clone(), arrays, &options).map_err(|e| ConnectorError::Dump {
-            file: file.clone(),
-            at: None,
-            reason: e.to_string(),
-        })?;
-        *pending = 0;
-        Ok(tx.blocking_send(Ok(batch)).is_ok())
-    };
+    let flush =
+        |decoders: &mut Vec<ColumnDecoder>, pending: &mut usize| -> Result<bool, ConnectorError> {
+            if *pending == 0 {
+                return Ok(true);
+            }
+            let arrays = decoders.iter_mut().map(ColumnDecoder::finish).collect();
+            // With no columns (`count(*)`), the batch still carries its row count.
+            let options = RecordBatchOptions::new().with_row_count(Some(*pending));
+            let batch = RecordBatch::try_new_with_options(schema.clone(), arrays, &options)
+                .map_err(|e| ConnectorError::Dump {
+                    file: file.clone(),
+                    at: None,
+                    reason: e.to_string(),
+                })?;
+            *pending = 0;
+            Ok(tx.blocking_send(Ok(batch)).is_ok())
+        };
     let mut stopped = false;
     let result = archive.read_block(block, &mut |line, at: &At| {
         for ((col, pos), dec) in columns.iter().zip(&positions).zip(decoders.iter_mut()) {
             let text = pos.and_then(|p| line.field(p));
             let Some(text) = text else {
-                dec.append(None).map_err(|e| problem(archive, at, &col.name, e.0))?;
+                dec.append(None)
+                    .map_err(|e| problem(archive, at, &col.name, e.0))?;
                 continue;
             };
             bytes += text.len() as u64 + 1;
-            encode(&col.field, text, &mut scratch).map_err(|r| problem(archive, at, &col.name, r))?;
+            encode(&col.field, text, &mut scratch)
+                .map_err(|r| problem(archive, at, &col.name, r))?;
             dec.append(Some(&scratch))
                 .map_err(|e| problem(archive, at, &col.name, e.0))?;
         }

@@ -154,7 +154,8 @@ impl<R: BufRead> Scanner<R> {
                         b'$' => {
                             if let Some(tag) = dollar_tag(&bytes[i..]) {
                                 let prev_ident = i > 0
-                                    && (bytes[i - 1].is_ascii_alphanumeric() || bytes[i - 1] == b'_');
+                                    && (bytes[i - 1].is_ascii_alphanumeric()
+                                        || bytes[i - 1] == b'_');
                                 if !prev_ident {
                                     i += tag.len();
                                     state = State::Dollar(tag);
@@ -318,7 +319,9 @@ pub fn trim_newline(b: &[u8]) -> &[u8] {
 fn dollar_tag(b: &[u8]) -> Option<String> {
     let end = b[1..].iter().position(|c| *c == b'$')? + 1;
     let inner = &b[1..end];
-    if inner.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'_')
+    if inner
+        .iter()
+        .all(|c| c.is_ascii_alphanumeric() || *c == b'_')
         && !inner.first().is_some_and(u8::is_ascii_digit)
     {
         Some(String::from_utf8_lossy(&b[..=end]).into_owned())
@@ -378,7 +381,8 @@ pub fn tokens(s: &str) -> Vec<String> {
             out.push(s[start..i].to_string());
         } else if c.is_ascii_alphanumeric() || c == b'_' || c >= 0x80 {
             let start = i;
-            while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_' || b[i] == b'$' || b[i] >= 0x80)
+            while i < b.len()
+                && (b[i].is_ascii_alphanumeric() || b[i] == b'_' || b[i] == b'$' || b[i] >= 0x80)
             {
                 i += 1;
             }
@@ -469,7 +473,10 @@ mod tests {
     fn tokens_split_ddl() {
         assert_eq!(
             tokens("CREATE TABLE public.\"My T\" (id bigint DEFAULT 'a''b'::text)"),
-            vec!["create", "table", "public", ".", "\"My T", "(", "id", "bigint", "default", "'a''b'", "::", "text", ")"]
+            vec![
+                "create", "table", "public", ".", "\"My T", "(", "id", "bigint", "default",
+                "'a''b'", "::", "text", ")"
+            ]
         );
     }
 }

@@ -244,12 +244,19 @@ fn numeric(s: &str, out: &mut Vec<u8>) -> R {
     };
     let (int_part, frac_part) = mantissa.split_once('.').unwrap_or((mantissa, ""));
     if int_part.is_empty() && frac_part.is_empty()
-        || !int_part.bytes().chain(frac_part.bytes()).all(|b| b.is_ascii_digit())
+        || !int_part
+            .bytes()
+            .chain(frac_part.bytes())
+            .all(|b| b.is_ascii_digit())
     {
         return Err(bad());
     }
     // All digits, and where the decimal point sits after the exponent.
-    let digits: Vec<u8> = int_part.bytes().chain(frac_part.bytes()).map(|b| b - b'0').collect();
+    let digits: Vec<u8> = int_part
+        .bytes()
+        .chain(frac_part.bytes())
+        .map(|b| b - b'0')
+        .collect();
     let point = int_part.len() as i64 + exp;
     let dscale = (frac_part.len() as i64 - exp).max(0);
     // Align to groups of four around the point: pad on the left so `point` is a multiple of 4.
@@ -258,7 +265,7 @@ fn numeric(s: &str, out: &mut Vec<u8>) -> R {
     aligned.extend_from_slice(&digits);
     // The point now sits on a group boundary; the group just before it has weight 0.
     let mut weight = (point + pad_left) / 4 - 1;
-    while aligned.len() % 4 != 0 {
+    while !aligned.len().is_multiple_of(4) {
         aligned.push(0);
     }
     let mut groups: Vec<u16> = aligned
@@ -299,7 +306,9 @@ fn uuid(s: &str, out: &mut Vec<u8>) -> R {
     }
     for pair in hex.chunks(2) {
         let h = std::str::from_utf8(pair).map_err(|_| "invalid uuid".to_string())?;
-        out.push(u8::from_str_radix(h, 16).map_err(|_| format!("`{}` is not a valid uuid", clip(s)))?);
+        out.push(
+            u8::from_str_radix(h, 16).map_err(|_| format!("`{}` is not a valid uuid", clip(s)))?,
+        );
     }
     Ok(())
 }
@@ -663,8 +672,20 @@ mod tests {
     #[test]
     fn numerics_round_trip_through_the_binary_decoder() {
         for v in [
-            "0", "1", "-1", "1234.5678", "-0.00050", "0.00", "700000000", "12345678901234567890.123",
-            "NaN", "Infinity", "-Infinity", "0.0001", "10000", "99999.99990",
+            "0",
+            "1",
+            "-1",
+            "1234.5678",
+            "-0.00050",
+            "0.00",
+            "700000000",
+            "12345678901234567890.123",
+            "NaN",
+            "Infinity",
+            "-Infinity",
+            "0.0001",
+            "10000",
+            "99999.99990",
         ] {
             assert_eq!(via_decoder(ReadKind::Numeric, v), v, "{v}");
         }
@@ -675,7 +696,10 @@ mod tests {
     fn dates_and_times_match_the_live_text() {
         assert_eq!(via_decoder(ReadKind::Date, "2000-01-01"), "2000-01-01");
         assert_eq!(via_decoder(ReadKind::Date, "1999-12-31"), "1999-12-31");
-        assert_eq!(via_decoder(ReadKind::Date, "0044-03-15 BC"), "0044-03-15 BC");
+        assert_eq!(
+            via_decoder(ReadKind::Date, "0044-03-15 BC"),
+            "0044-03-15 BC"
+        );
         assert_eq!(via_decoder(ReadKind::Date, "infinity"), "infinity");
         assert_eq!(
             via_decoder(ReadKind::Timestamp, "2024-02-29 13:45:01.25"),
@@ -685,9 +709,15 @@ mod tests {
             via_decoder(ReadKind::TimestampTz, "2024-02-29 13:45:01+05:30"),
             "2024-02-29T08:15:01+00:00"
         );
-        assert_eq!(via_decoder(ReadKind::Time, "23:59:59.999999"), "23:59:59.999999");
+        assert_eq!(
+            via_decoder(ReadKind::Time, "23:59:59.999999"),
+            "23:59:59.999999"
+        );
         assert_eq!(via_decoder(ReadKind::TimeTz, "01:00:00+02"), "01:00:00+02");
-        assert_eq!(via_decoder(ReadKind::TimeTz, "00:00:00-05:30"), "00:00:00-05:30");
+        assert_eq!(
+            via_decoder(ReadKind::TimeTz, "00:00:00-05:30"),
+            "00:00:00-05:30"
+        );
         assert_eq!(
             via_decoder(ReadKind::Uuid, "A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11"),
             "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"
@@ -697,10 +727,23 @@ mod tests {
     #[test]
     fn vectors_arrays_and_bits_encode() {
         let mut out = Vec::new();
-        encode(&TextField::Binary(ReadKind::Vector(Some(2))), b"[1.5,-2]", &mut out).unwrap();
+        encode(
+            &TextField::Binary(ReadKind::Vector(Some(2))),
+            b"[1.5,-2]",
+            &mut out,
+        )
+        .unwrap();
         assert_eq!(out[..2], [0, 2]);
-        assert_eq!(f32::from_bits(u32::from_be_bytes(out[4..8].try_into().unwrap())), 1.5);
-        encode(&TextField::Binary(ReadKind::SparseVec), b"{1:0.5,3:2}/5", &mut out).unwrap();
+        assert_eq!(
+            f32::from_bits(u32::from_be_bytes(out[4..8].try_into().unwrap())),
+            1.5
+        );
+        encode(
+            &TextField::Binary(ReadKind::SparseVec),
+            b"{1:0.5,3:2}/5",
+            &mut out,
+        )
+        .unwrap();
         assert_eq!(i32::from_be_bytes(out[0..4].try_into().unwrap()), 5);
         assert_eq!(i32::from_be_bytes(out[12..16].try_into().unwrap()), 0);
         encode(&TextField::Binary(ReadKind::Bit(1)), b"10000001", &mut out).unwrap();
@@ -710,7 +753,10 @@ mod tests {
         let mut d = ColumnDecoder::new(&ReadKind::Array(Box::new(ReadKind::Text)));
         d.append(Some(&out)).unwrap();
         assert_eq!(d.finish().len(), 1);
-        let json = TextField::ArrayJson { quote: false, boolean: false };
+        let json = TextField::ArrayJson {
+            quote: false,
+            boolean: false,
+        };
         encode(&json, b"{{1,2},{3,NULL}}", &mut out).unwrap();
         assert_eq!(out, b"[[1,2],[3,null]]");
         assert!(encode(&TextField::Binary(ReadKind::Int32), b"12x", &mut out).is_err());

@@ -3,7 +3,10 @@
 //! numbers (as the 2.3 server and its pymilvus 2.3 descriptors have them). Fields the tool never
 //! sets or reads are left out: protobuf skips unknown fields.
 
-#![allow(missing_docs, reason = "wire messages named and numbered as in the published .proto files")]
+#![allow(
+    missing_docs,
+    reason = "wire messages named and numbered as in the published .proto files"
+)]
 
 use prost::Message;
 

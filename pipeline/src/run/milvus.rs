@@ -5,9 +5,7 @@
 
 use std::time::Duration;
 
-use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, FixedSizeBinaryArray, RecordBatch,
-};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, FixedSizeBinaryArray, RecordBatch};
 use datafusion::arrow::datatypes::{
     DataType as ArrowType, Float32Type, Float64Type, Int8Type, Int16Type, Int32Type, Int64Type,
 };
@@ -50,7 +48,11 @@ fn wire_type(t: FieldType) -> i32 {
 pub fn unsupported(schema: &CollectionSchema, version: &str) -> Vec<String> {
     let old = version_before(version, 2, 4);
     let mut out = Vec::new();
-    let vectors: Vec<&etl_engine::Field> = schema.fields.iter().filter(|f| f.data_type.is_vector()).collect();
+    let vectors: Vec<&etl_engine::Field> = schema
+        .fields
+        .iter()
+        .filter(|f| f.data_type.is_vector())
+        .collect();
     if old && vectors.len() > 1 {
         out.push(format!(
             "{} vector fields ({}): Milvus {version} holds one per collection (2.4 and later hold several)",
@@ -86,7 +88,10 @@ pub fn version_before(version: &str, major: u32, minor: u32) -> bool {
         .take(2)
         .filter_map(|p| p.parse().ok())
         .collect();
-    (v.first().copied().unwrap_or(0), v.get(1).copied().unwrap_or(0)) < (major, minor)
+    (
+        v.first().copied().unwrap_or(0),
+        v.get(1).copied().unwrap_or(0),
+    ) < (major, minor)
 }
 
 /// Milvus before 2.4 has no NULL vectors: a nullable vector field becomes non-nullable, so rows
@@ -107,7 +112,10 @@ pub fn relax_null_vectors(tp: &mut etl_mappings::TablePlan, version: &str) -> Ve
 
 /// The Milvus schema of an engine schema.
 pub fn milvus_schema(name: &str, schema: &CollectionSchema) -> MSchema {
-    let kv = |k: &str, v: String| KeyValuePair { key: k.into(), value: v };
+    let kv = |k: &str, v: String| KeyValuePair {
+        key: k.into(),
+        value: v,
+    };
     MSchema {
         name: name.into(),
         description: schema.description.clone(),
@@ -153,12 +161,17 @@ pub fn index_params(spec: &IndexSpec) -> Option<Vec<(String, String)>> {
             p.push(("index_type".into(), "HNSW".into()));
             p.push((
                 "params".into(),
-                format!("{{\"M\": {}, \"efConstruction\": {}}}", h.m, h.ef_construction),
+                format!(
+                    "{{\"M\": {}, \"efConstruction\": {}}}",
+                    h.m, h.ef_construction
+                ),
             ));
         }
         IndexType::Flat => p.push(("index_type".into(), "FLAT".into())),
         IndexType::BinFlat => p.push(("index_type".into(), "BIN_FLAT".into())),
-        IndexType::SparseInvertedIndex => p.push(("index_type".into(), "SPARSE_INVERTED_INDEX".into())),
+        IndexType::SparseInvertedIndex => {
+            p.push(("index_type".into(), "SPARSE_INVERTED_INDEX".into()))
+        }
         // Scalar indexes: 2.3 has STL_SORT and Trie only; the server answers filters without.
         IndexType::StlSort | IndexType::Inverted => return None,
     }
@@ -181,7 +194,9 @@ fn column(f: &etl_engine::Field, c: &ArrayRef) -> Result<FieldData, PipelineErro
     let scalars = |data: Scalars| Some(MField::Scalars(ScalarField { data: Some(data) }));
     let field = match f.data_type {
         FieldType::FloatVector => {
-            let l = c.as_fixed_size_list_opt().ok_or_else(|| bad(&f.name, "not a fixed-size list"))?;
+            let l = c
+                .as_fixed_size_list_opt()
+                .ok_or_else(|| bad(&f.name, "not a fixed-size list"))?;
             let values = l.values().as_primitive::<Float32Type>();
             let start = l.offset() * l.value_length() as usize;
             let data = values.values()[start..start + l.len() * l.value_length() as usize].to_vec();
@@ -202,9 +217,17 @@ fn column(f: &etl_engine::Field, c: &ArrayRef) -> Result<FieldData, PipelineErro
             }))
         }
         FieldType::Float16Vector | FieldType::SparseFloatVector => {
-            return Err(bad(&f.name, "this vector type is not written to Milvus here"));
+            return Err(bad(
+                &f.name,
+                "this vector type is not written to Milvus here",
+            ));
         }
-        _ => scalars(scalar_data(&f.name, f.data_type, f.element_type, c.as_ref())?),
+        _ => scalars(scalar_data(
+            &f.name,
+            f.data_type,
+            f.element_type,
+            c.as_ref(),
+        )?),
     };
     Ok(FieldData {
         r#type: t,
@@ -214,12 +237,29 @@ fn column(f: &etl_engine::Field, c: &ArrayRef) -> Result<FieldData, PipelineErro
     })
 }
 
-fn scalar_data(name: &str, t: FieldType, element: Option<FieldType>, c: &dyn Array) -> Result<Scalars, PipelineError> {
+fn scalar_data(
+    name: &str,
+    t: FieldType,
+    element: Option<FieldType>,
+    c: &dyn Array,
+) -> Result<Scalars, PipelineError> {
     let ints = |c: &dyn Array| -> Result<Vec<i32>, PipelineError> {
         Ok(match c.data_type() {
-            ArrowType::Int8 => c.as_primitive::<Int8Type>().iter().map(|v| i32::from(v.unwrap_or(0))).collect(),
-            ArrowType::Int16 => c.as_primitive::<Int16Type>().iter().map(|v| i32::from(v.unwrap_or(0))).collect(),
-            ArrowType::Int32 => c.as_primitive::<Int32Type>().iter().map(|v| v.unwrap_or(0)).collect(),
+            ArrowType::Int8 => c
+                .as_primitive::<Int8Type>()
+                .iter()
+                .map(|v| i32::from(v.unwrap_or(0)))
+                .collect(),
+            ArrowType::Int16 => c
+                .as_primitive::<Int16Type>()
+                .iter()
+                .map(|v| i32::from(v.unwrap_or(0)))
+                .collect(),
+            ArrowType::Int32 => c
+                .as_primitive::<Int32Type>()
+                .iter()
+                .map(|v| v.unwrap_or(0))
+                .collect(),
             other => return Err(bad(name, format!("{other} is not an integer column"))),
         })
     };
@@ -227,18 +267,36 @@ fn scalar_data(name: &str, t: FieldType, element: Option<FieldType>, c: &dyn Arr
         FieldType::Bool => Scalars::Bool(BoolArray {
             data: c.as_boolean().iter().map(|v| v.unwrap_or(false)).collect(),
         }),
-        FieldType::Int8 | FieldType::Int16 | FieldType::Int32 => Scalars::Int(IntArray { data: ints(c)? }),
+        FieldType::Int8 | FieldType::Int16 | FieldType::Int32 => {
+            Scalars::Int(IntArray { data: ints(c)? })
+        }
         FieldType::Int64 => Scalars::Long(LongArray {
-            data: c.as_primitive::<Int64Type>().iter().map(|v| v.unwrap_or(0)).collect(),
+            data: c
+                .as_primitive::<Int64Type>()
+                .iter()
+                .map(|v| v.unwrap_or(0))
+                .collect(),
         }),
         FieldType::Float => Scalars::Float(FloatArray {
-            data: c.as_primitive::<Float32Type>().iter().map(|v| v.unwrap_or(0.0)).collect(),
+            data: c
+                .as_primitive::<Float32Type>()
+                .iter()
+                .map(|v| v.unwrap_or(0.0))
+                .collect(),
         }),
         FieldType::Double => Scalars::Double(DoubleArray {
-            data: c.as_primitive::<Float64Type>().iter().map(|v| v.unwrap_or(0.0)).collect(),
+            data: c
+                .as_primitive::<Float64Type>()
+                .iter()
+                .map(|v| v.unwrap_or(0.0))
+                .collect(),
         }),
         FieldType::Varchar => Scalars::String(StringArray {
-            data: c.as_string::<i32>().iter().map(|v| v.unwrap_or("").to_string()).collect(),
+            data: c
+                .as_string::<i32>()
+                .iter()
+                .map(|v| v.unwrap_or("").to_string())
+                .collect(),
         }),
         FieldType::Json => Scalars::Json(BytesArray {
             data: c
@@ -336,7 +394,10 @@ fn retryable(e: &etl_connectors::ConnectorError) -> bool {
         etl_connectors::ConnectorError::Unreachable { .. } => true,
         etl_connectors::ConnectorError::Milvus { reason, .. } => {
             let r = reason.to_ascii_lowercase();
-            r.contains("rate limit") || r.contains("too many") || r.contains("deny to write") || r.contains("quota")
+            r.contains("rate limit")
+                || r.contains("too many")
+                || r.contains("deny to write")
+                || r.contains("quota")
         }
         _ => false,
     }

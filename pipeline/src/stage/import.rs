@@ -88,8 +88,16 @@ pub async fn import(
         let mut reports = Vec::new();
         for c in &chosen {
             reports.push(
-                import_collection(&store, &db, c, &manifest.stage_id, &tmp, parallelism, observer.clone())
-                    .await?,
+                import_collection(
+                    &store,
+                    &db,
+                    c,
+                    &manifest.stage_id,
+                    &tmp,
+                    parallelism,
+                    observer.clone(),
+                )
+                .await?,
             );
         }
         Ok::<Vec<TableReport>, PipelineError>(reports)
@@ -144,7 +152,12 @@ async fn import_collection(
         // A collection that an earlier load of something else filled is replaced, as a
         // fresh `etl run` replaces it; one this stage was importing into is resumed.
         let existing = db.collection(&coll.name)?;
-        if !existing.manifest().checkpoints.keys().any(|k| k.starts_with(&key_prefix)) {
+        if !existing
+            .manifest()
+            .checkpoints
+            .keys()
+            .any(|k| k.starts_with(&key_prefix))
+        {
             db.drop_collection(&coll.name)?;
         }
     }
@@ -206,10 +219,11 @@ async fn import_collection(
             Ok::<(), PipelineError>(())
         }
     };
-    let results: Vec<Result<(), PipelineError>> = futures::stream::iter(todo.iter().cloned().map(one))
-        .buffer_unordered(parallelism)
-        .collect()
-        .await;
+    let results: Vec<Result<(), PipelineError>> =
+        futures::stream::iter(todo.iter().cloned().map(one))
+            .buffer_unordered(parallelism)
+            .collect()
+            .await;
     drop(tx);
     writer.join().map_err(|_| PipelineError::Internal {
         message: "writer thread panicked".into(),
@@ -245,7 +259,11 @@ async fn import_collection(
 
 /// A staged file as a local file whose size and SHA-256 match the manifest: read in place from
 /// a `file://` stage, fetched into `dir` from any other. The flag says whether it is a copy.
-async fn download(store: &Store, f: &StagedFile, dir: &Path) -> Result<(PathBuf, bool), PipelineError> {
+async fn download(
+    store: &Store,
+    f: &StagedFile,
+    dir: &Path,
+) -> Result<(PathBuf, bool), PipelineError> {
     if let Some(root) = &store.local_dir {
         let path = root.join(&f.path);
         let (n, actual) = {

@@ -8,9 +8,8 @@
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, FixedSizeBinaryArray, FixedSizeListArray, Float16Array,
-    Float32Array, Int32Array, ListArray, RecordBatch, StringArray, StringBuilder, StructArray,
-    UInt8Array,
+    Array, ArrayRef, AsArray, FixedSizeBinaryArray, FixedSizeListArray, Float16Array, Float32Array,
+    Int32Array, ListArray, RecordBatch, StringArray, StringBuilder, StructArray, UInt8Array,
 };
 use datafusion::arrow::buffer::{NullBuffer, OffsetBuffer, ScalarBuffer};
 use datafusion::arrow::datatypes::{DataType, Field as ArrowField, Float16Type, Schema, SchemaRef};
@@ -72,7 +71,11 @@ fn byte_rows(values: Vec<u8>, width: usize, nulls: Option<NullBuffer>, n: usize)
 }
 
 /// An engine batch (the mapper's output: every field but an auto-ID key) in the staged layout.
-pub fn to_milvus(batch: &RecordBatch, schema: &CollectionSchema, target: &SchemaRef) -> Result<RecordBatch, PipelineError> {
+pub fn to_milvus(
+    batch: &RecordBatch,
+    schema: &CollectionSchema,
+    target: &SchemaRef,
+) -> Result<RecordBatch, PipelineError> {
     let n = batch.num_rows();
     let mut cols: Vec<ArrayRef> = Vec::new();
     for f in staged_fields(schema) {
@@ -82,7 +85,9 @@ pub fn to_milvus(batch: &RecordBatch, schema: &CollectionSchema, target: &Schema
         };
         let out: ArrayRef = match f.data_type {
             FieldType::FloatVector => {
-                let fsl = c.as_fixed_size_list_opt().ok_or_else(|| bad(&f.name, "not a fixed-size list"))?;
+                let fsl = c
+                    .as_fixed_size_list_opt()
+                    .ok_or_else(|| bad(&f.name, "not a fixed-size list"))?;
                 let dim = fsl.value_length() as usize;
                 let offsets: Vec<i32> = (0..=n).map(|i| (i * dim) as i32).collect();
                 Arc::new(ListArray::new(
@@ -93,7 +98,9 @@ pub fn to_milvus(batch: &RecordBatch, schema: &CollectionSchema, target: &Schema
                 ))
             }
             FieldType::Float16Vector => {
-                let fsl = c.as_fixed_size_list_opt().ok_or_else(|| bad(&f.name, "not a fixed-size list"))?;
+                let fsl = c
+                    .as_fixed_size_list_opt()
+                    .ok_or_else(|| bad(&f.name, "not a fixed-size list"))?;
                 let dim = fsl.value_length() as usize;
                 let halves = fsl.values().as_primitive::<Float16Type>();
                 let mut bytes = Vec::with_capacity(halves.len() * 2);
@@ -111,9 +118,15 @@ pub fn to_milvus(batch: &RecordBatch, schema: &CollectionSchema, target: &Schema
                 byte_rows(b.value_data().to_vec(), width, b.nulls().cloned(), n)
             }
             FieldType::SparseFloatVector => {
-                let s = c.as_struct_opt().ok_or_else(|| bad(&f.name, "not a struct"))?;
-                let idx = s.column_by_name("indices").and_then(|a| a.as_list_opt::<i32>().cloned());
-                let val = s.column_by_name("values").and_then(|a| a.as_list_opt::<i32>().cloned());
+                let s = c
+                    .as_struct_opt()
+                    .ok_or_else(|| bad(&f.name, "not a struct"))?;
+                let idx = s
+                    .column_by_name("indices")
+                    .and_then(|a| a.as_list_opt::<i32>().cloned());
+                let val = s
+                    .column_by_name("values")
+                    .and_then(|a| a.as_list_opt::<i32>().cloned());
                 let (Some(idx), Some(val)) = (idx, val) else {
                     return Err(bad(&f.name, "sparse struct without indices/values"));
                 };
@@ -145,7 +158,11 @@ pub fn to_milvus(batch: &RecordBatch, schema: &CollectionSchema, target: &Schema
 }
 
 /// A staged batch back in the engine's layout (its key left for the engine when auto-ID).
-pub fn from_milvus(batch: &RecordBatch, schema: &CollectionSchema, file: &str) -> Result<RecordBatch, PipelineError> {
+pub fn from_milvus(
+    batch: &RecordBatch,
+    schema: &CollectionSchema,
+    file: &str,
+) -> Result<RecordBatch, PipelineError> {
     let n = batch.num_rows();
     let wrong = |f: &Field, what: String| PipelineError::Usage {
         message: format!("{file}: field `{}` ({}): {what}", f.name, f.data_type),
@@ -179,23 +196,56 @@ pub fn from_milvus(batch: &RecordBatch, schema: &CollectionSchema, file: &str) -
                 let mut flat_u8: Vec<u8> = Vec::new();
                 for r in 0..n {
                     if l.is_null(r) {
-                        flat_f32.extend(std::iter::repeat_n(0.0, if f.data_type == FieldType::FloatVector { width } else { 0 }));
-                        flat_u8.extend(std::iter::repeat_n(0, if f.data_type == FieldType::FloatVector { 0 } else { width }));
+                        flat_f32.extend(std::iter::repeat_n(
+                            0.0,
+                            if f.data_type == FieldType::FloatVector {
+                                width
+                            } else {
+                                0
+                            },
+                        ));
+                        flat_u8.extend(std::iter::repeat_n(
+                            0,
+                            if f.data_type == FieldType::FloatVector {
+                                0
+                            } else {
+                                width
+                            },
+                        ));
                         continue;
                     }
                     let v = l.value(r);
                     if v.len() != width {
-                        return Err(wrong(f, format!("row {} holds {} values where {width} are expected", r + 1, v.len())));
+                        return Err(wrong(
+                            f,
+                            format!(
+                                "row {} holds {} values where {width} are expected",
+                                r + 1,
+                                v.len()
+                            ),
+                        ));
                     }
                     match f.data_type {
                         FieldType::FloatVector => {
-                            let p = v.as_primitive_opt::<datafusion::arrow::datatypes::Float32Type>()
-                                .ok_or_else(|| wrong(f, format!("expected float32 items, found {}", v.data_type())))?;
+                            let p = v
+                                .as_primitive_opt::<datafusion::arrow::datatypes::Float32Type>()
+                                .ok_or_else(|| {
+                                    wrong(
+                                        f,
+                                        format!("expected float32 items, found {}", v.data_type()),
+                                    )
+                                })?;
                             flat_f32.extend_from_slice(p.values());
                         }
                         _ => {
-                            let p = v.as_primitive_opt::<datafusion::arrow::datatypes::UInt8Type>()
-                                .ok_or_else(|| wrong(f, format!("expected uint8 items, found {}", v.data_type())))?;
+                            let p = v
+                                .as_primitive_opt::<datafusion::arrow::datatypes::UInt8Type>()
+                                .ok_or_else(|| {
+                                    wrong(
+                                        f,
+                                        format!("expected uint8 items, found {}", v.data_type()),
+                                    )
+                                })?;
                             flat_u8.extend_from_slice(p.values());
                         }
                     }
@@ -227,9 +277,9 @@ pub fn from_milvus(batch: &RecordBatch, schema: &CollectionSchema, file: &str) -
                 }
             }
             FieldType::SparseFloatVector => {
-                let s = c
-                    .as_string_opt::<i32>()
-                    .ok_or_else(|| wrong(f, format!("expected JSON text, found {}", c.data_type())))?;
+                let s = c.as_string_opt::<i32>().ok_or_else(|| {
+                    wrong(f, format!("expected JSON text, found {}", c.data_type()))
+                })?;
                 sparse_from_json(s, f, file)?
             }
             _ => datafusion::arrow::compute::cast_with_options(
@@ -306,9 +356,10 @@ fn sparse_from_json(s: &StringArray, f: &Field, file: &str) -> Result<ArrayRef, 
             idx_off.push(idx.len() as i32);
             continue;
         }
-        let v: serde_json::Value = serde_json::from_str(s.value(r)).map_err(|e| PipelineError::Usage {
-            message: format!("{file}: field `{}` row {}: not JSON ({e})", f.name, r + 1),
-        })?;
+        let v: serde_json::Value =
+            serde_json::from_str(s.value(r)).map_err(|e| PipelineError::Usage {
+                message: format!("{file}: field `{}` row {}: not JSON ({e})", f.name, r + 1),
+            })?;
         let pairs: Vec<(i64, f64)> = match (&v["indices"], &v["values"]) {
             (serde_json::Value::Array(i), serde_json::Value::Array(x)) => i
                 .iter()
@@ -326,7 +377,11 @@ fn sparse_from_json(s: &StringArray, f: &Field, file: &str) -> Result<ArrayRef, 
         };
         for (i, x) in pairs {
             idx.push(i32::try_from(i).map_err(|_| PipelineError::Usage {
-                message: format!("{file}: field `{}` row {}: bad sparse index {i}", f.name, r + 1),
+                message: format!(
+                    "{file}: field `{}` row {}: bad sparse index {i}",
+                    f.name,
+                    r + 1
+                ),
             })?);
             vals.push(x as f32);
         }

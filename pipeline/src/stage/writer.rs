@@ -73,7 +73,13 @@ fn store_err(store: &Store, rel: &str, e: impl std::fmt::Display) -> PipelineErr
 
 impl StageWriter {
     /// A writer for `collection` under `store`.
-    pub fn new(store: Store, collection: &str, schema: CollectionSchema, max_file_bytes: u64, handle: Handle) -> Self {
+    pub fn new(
+        store: Store,
+        collection: &str,
+        schema: CollectionSchema,
+        max_file_bytes: u64,
+        handle: Handle,
+    ) -> Self {
         let target = milvus_schema(&schema);
         StageWriter {
             store,
@@ -96,13 +102,19 @@ impl StageWriter {
         let rel = format!("{}/{name}-{:04}.parquet", self.collection, self.counter);
         self.counter += 1;
         let upload = Upload {
-            writer: BufWriter::with_capacity(self.store.store.clone(), self.store.path(&rel), 10 << 20),
+            writer: BufWriter::with_capacity(
+                self.store.store.clone(),
+                self.store.path(&rel),
+                10 << 20,
+            ),
             hash: Sha256::new(),
             bytes: 0,
             handle: self.handle.clone(),
         };
         let mut props = WriterProperties::builder()
-            .set_compression(Compression::ZSTD(ZstdLevel::try_new(1).map_err(|e| store_err(&self.store, &rel, e))?))
+            .set_compression(Compression::ZSTD(
+                ZstdLevel::try_new(1).map_err(|e| store_err(&self.store, &rel, e))?,
+            ))
             .set_max_row_group_row_count(Some(ROW_GROUP_ROWS));
         // Dense float vectors barely compress (measured: zstd saves ~10% on them at the cost of
         // a third of the import's time): their leaf columns are stored plain; the rest is zstd.
@@ -126,7 +138,11 @@ impl StageWriter {
         let props = props.build();
         let writer = ArrowWriter::try_new(upload, self.target.clone(), Some(props))
             .map_err(|e| store_err(&self.store, &rel, e))?;
-        self.open = Some(OpenFile { rel, writer, rows: 0 });
+        self.open = Some(OpenFile {
+            rel,
+            writer,
+            rows: 0,
+        });
         Ok(())
     }
 
@@ -152,7 +168,9 @@ impl StageWriter {
     /// Closes the open file (at the end of a range, or when it is full) and completes its
     /// upload.
     pub fn finish(&mut self) -> Result<(), PipelineError> {
-        let Some(f) = self.open.take() else { return Ok(()) };
+        let Some(f) = self.open.take() else {
+            return Ok(());
+        };
         let rel = f.rel.clone();
         let mut upload = f
             .writer
