@@ -21,6 +21,8 @@ use crate::error::ConnectorError;
 pub struct MilvusClient {
     channel: Channel,
     auth: Option<MetadataValue<tonic::metadata::Ascii>>,
+    /// The user the credentials name (for messages; never the secret).
+    user: String,
     url: String,
 }
 
@@ -39,7 +41,7 @@ fn failed(url: &str, context: &str, reason: impl std::fmt::Display) -> Connector
 }
 
 /// The credentials the environment gives, as `user:password` (a token is that already).
-fn credentials() -> Option<String> {
+pub fn credentials() -> Option<String> {
     if let Ok(t) = std::env::var("MILVUS_TOKEN")
         && !t.is_empty()
     {
@@ -63,9 +65,17 @@ fn check(url: &str, context: &str, status: Option<&Status>) -> Result<(), Connec
 }
 
 impl MilvusClient {
-    /// Connects to `url` (`http://host:19530`, `https://…`) and asks its version, so a wrong
-    /// address or credential fails here.
+    /// Connects to `url` (`http://host:19530`, `https://…`) with the environment's credentials
+    /// and asks its version, so a wrong address or credential fails here.
     pub async fn connect(url: &str) -> Result<(MilvusClient, String), ConnectorError> {
+        Self::connect_with(url, credentials()).await
+    }
+
+    /// [`connect`](Self::connect) with explicit credentials (`user:password` or a token).
+    pub async fn connect_with(
+        url: &str,
+        credentials: Option<String>,
+    ) -> Result<(MilvusClient, String), ConnectorError> {
         let url = url.trim_end_matches('/').to_string();
         let http = url.replacen("milvus://", "http://", 1);
         let mut endpoint = Endpoint::from_shared(http.clone())
@@ -84,12 +94,22 @@ impl MilvusClient {
                 url: url.clone(),
                 reason: describe(&e),
             })?;
-        let auth = credentials()
+        let user = credentials
+            .as_deref()
+            .and_then(|c| c.split(':').next())
+            .unwrap_or_default()
+            .to_string();
+        let auth = credentials
             .map(|c| base64::engine::general_purpose::STANDARD.encode(c))
             .map(|b| MetadataValue::try_from(b.as_str()))
             .transpose()
             .map_err(|_| failed(&url, "encoding the credentials", "not ASCII"))?;
-        let client = MilvusClient { channel, auth, url };
+        let client = MilvusClient {
+            channel,
+            auth,
+            user,
+            url,
+        };
         let v: GetVersionResponse = client.call("GetVersion", GetVersionRequest {}).await?;
         check(&client.url, "asking the server version", v.status.as_ref())?;
         Ok((client, v.version))
@@ -124,9 +144,7 @@ impl MilvusClient {
             Ok(r) => Ok(r.into_inner()),
             Err(s) if s.code() == tonic::Code::Unauthenticated => Err(ConnectorError::Auth {
                 url: self.url.clone(),
-                user: credentials()
-                    .and_then(|c| c.split(':').next().map(str::to_string))
-                    .unwrap_or_default(),
+                user: self.user.clone(),
                 reason: s.message().to_string(),
             }),
             Err(s) if s.code() == tonic::Code::Unavailable => Err(ConnectorError::Unreachable {
@@ -230,9 +248,31 @@ impl MilvusClient {
         fields: Vec<FieldData>,
         rows: u32,
     ) -> Result<i64, ConnectorError> {
+        self.mutate("Insert", name, fields, rows).await
+    }
+
+    /// Inserts column data, replacing rows with the same primary keys (Milvus 2.3 and later;
+    /// not for auto-ID collections).
+    pub async fn upsert(
+        &self,
+        name: &str,
+        fields: Vec<FieldData>,
+        rows: u32,
+    ) -> Result<i64, ConnectorError> {
+        self.mutate("Upsert", name, fields, rows).await
+    }
+
+    async fn mutate(
+        &self,
+        method: &'static str,
+        name: &str,
+        fields: Vec<FieldData>,
+        rows: u32,
+    ) -> Result<i64, ConnectorError> {
+        // Insert and Upsert requests share their field numbers.
         let r: MutationResult = self
             .call(
-                "Insert",
+                method,
                 InsertRequest {
                     collection_name: name.into(),
                     fields_data: fields,
@@ -242,10 +282,28 @@ impl MilvusClient {
             .await?;
         check(
             &self.url,
-            &format!("inserting into `{name}`"),
+            &format!("{} `{name}`", method.to_ascii_lowercase()),
             r.status.as_ref(),
         )?;
-        Ok(r.insert_cnt)
+        Ok(r.insert_cnt.max(r.upsert_cnt))
+    }
+
+    /// The server's id of a collection (a recreated collection has a new one).
+    pub async fn collection_id(&self, name: &str) -> Result<i64, ConnectorError> {
+        let r: DescribeCollectionResponse = self
+            .call(
+                "DescribeCollection",
+                CollectionRequest {
+                    collection_name: name.into(),
+                },
+            )
+            .await?;
+        check(
+            &self.url,
+            &format!("describing collection `{name}`"),
+            r.status.as_ref(),
+        )?;
+        Ok(r.collection_id)
     }
 
     /// Seals what was inserted.
@@ -285,18 +343,8 @@ impl MilvusClient {
         let what = format!("indexing `{name}.{field}`");
         check(&self.url, &what, Some(&r))?;
         loop {
-            let d: DescribeIndexResponse = self
-                .call(
-                    "DescribeIndex",
-                    DescribeIndexRequest {
-                        collection_name: name.into(),
-                        field_name: field.into(),
-                    },
-                )
-                .await?;
-            check(&self.url, &what, d.status.as_ref())?;
+            let d = self.describe_indexes(name, field).await?;
             match d
-                .index_descriptions
                 .first()
                 .map(|i| (i.state, i.index_state_fail_reason.clone()))
             {
@@ -384,14 +432,45 @@ impl MilvusClient {
         filter: &str,
         output_fields: &[String],
     ) -> Result<SearchResultData, ConnectorError> {
+        let values = vectors
+            .iter()
+            .map(|v| v.iter().flat_map(|x| x.to_le_bytes()).collect())
+            .collect();
+        self.search_raw(
+            name,
+            field,
+            data_type::FLOAT_VECTOR,
+            values,
+            limit,
+            metric,
+            params,
+            filter,
+            output_fields,
+        )
+        .await
+    }
+
+    /// Searches vectors given as the server's bytes (`kind` FLOAT_VECTOR: little-endian f32s;
+    /// BINARY_VECTOR: packed bits); returns the raw result.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn search_raw(
+        &self,
+        name: &str,
+        field: &str,
+        kind: i32,
+        values: Vec<Vec<u8>>,
+        limit: usize,
+        metric: &str,
+        params: &str,
+        filter: &str,
+        output_fields: &[String],
+    ) -> Result<SearchResultData, ConnectorError> {
+        let nq = values.len();
         let group = PlaceholderGroup {
             placeholders: vec![PlaceholderValue {
                 tag: "$0".into(),
-                r#type: data_type::FLOAT_VECTOR,
-                values: vectors
-                    .iter()
-                    .map(|v| v.iter().flat_map(|x| x.to_le_bytes()).collect())
-                    .collect(),
+                r#type: kind,
+                values,
             }],
         };
         let kv = |k: &str, v: String| KeyValuePair {
@@ -414,7 +493,7 @@ impl MilvusClient {
                         kv("params", params.into()),
                         kv("round_decimal", "-1".into()),
                     ],
-                    nq: vectors.len() as i64,
+                    nq: nq as i64,
                     consistency_level: 0,
                 },
             )
@@ -424,9 +503,45 @@ impl MilvusClient {
             .ok_or_else(|| failed(&self.url, "Search", "no results in the answer"))
     }
 
+    /// The indexes on a field (every field's when `field` is empty); none is not an error.
+    pub async fn describe_indexes(
+        &self,
+        name: &str,
+        field: &str,
+    ) -> Result<Vec<IndexDescription>, ConnectorError> {
+        let d: DescribeIndexResponse = self
+            .call(
+                "DescribeIndex",
+                DescribeIndexRequest {
+                    collection_name: name.into(),
+                    field_name: field.into(),
+                },
+            )
+            .await?;
+        match d.status.as_ref() {
+            // 25: IndexNotExist.
+            Some(s) if s.error_code == 25 || s.reason.contains("index not found") => Ok(Vec::new()),
+            other => {
+                check(
+                    &self.url,
+                    &format!("describing the indexes of `{name}`"),
+                    other,
+                )?;
+                Ok(d.index_descriptions)
+            }
+        }
+    }
+
     /// Bulk-imports one file (an absolute path the server can read) and waits for the task;
     /// returns the rows imported.
     pub async fn import_file(&self, name: &str, file: &str) -> Result<i64, ConnectorError> {
+        let task = self.start_import(name, file).await?;
+        self.wait_import(task, &format!("importing {file} into `{name}`"), |_| {})
+            .await
+    }
+
+    /// Starts a bulk import of one file; returns its task id.
+    pub async fn start_import(&self, name: &str, file: &str) -> Result<i64, ConnectorError> {
         let what = format!("importing {file} into `{name}`");
         let r: ImportResponse = self
             .call(
@@ -439,30 +554,100 @@ impl MilvusClient {
             )
             .await?;
         check(&self.url, &what, r.status.as_ref())?;
-        let task = *r
-            .tasks
+        r.tasks
             .first()
-            .ok_or_else(|| failed(&self.url, &what, "no task id"))?;
+            .copied()
+            .ok_or_else(|| failed(&self.url, &what, "no task id"))
+    }
+
+    /// An import task's state.
+    pub async fn import_state(&self, task: i64) -> Result<GetImportStateResponse, ConnectorError> {
+        let s: GetImportStateResponse = self
+            .call("GetImportState", GetImportStateRequest { task })
+            .await?;
+        check(
+            &self.url,
+            &format!("asking import task {task}'s state"),
+            s.status.as_ref(),
+        )?;
+        Ok(s)
+    }
+
+    /// Waits for an import task to end, calling `progress` with each state seen; returns the
+    /// rows imported.
+    pub async fn wait_import(
+        &self,
+        task: i64,
+        what: &str,
+        mut progress: impl FnMut(&GetImportStateResponse),
+    ) -> Result<i64, ConnectorError> {
         loop {
-            let s: GetImportStateResponse = self
-                .call("GetImportState", GetImportStateRequest { task })
-                .await?;
-            check(&self.url, &what, s.status.as_ref())?;
+            let s = self.import_state(task).await?;
+            progress(&s);
             match s.state {
-                6 => return Ok(s.row_count),
-                1 | 7 => {
-                    let reason = s
-                        .infos
-                        .iter()
-                        .find(|kv| kv.key == "failed_reason")
-                        .map(|kv| kv.value.clone())
-                        .unwrap_or_else(|| "the import task failed".into());
-                    return Err(failed(&self.url, &what, reason));
+                import_state::COMPLETED => return Ok(s.row_count),
+                import_state::FAILED | import_state::FAILED_AND_CLEANED => {
+                    return Err(failed(&self.url, what, import_failure(&s)));
                 }
                 _ => tokio::time::sleep(Duration::from_millis(300)).await,
             }
         }
     }
+
+    /// The server's recent import tasks into a collection (newest last).
+    pub async fn list_import_tasks(
+        &self,
+        name: &str,
+    ) -> Result<Vec<GetImportStateResponse>, ConnectorError> {
+        let r: ListImportTasksResponse = self
+            .call(
+                "ListImportTasks",
+                ListImportTasksRequest {
+                    collection_name: name.into(),
+                    limit: 0,
+                },
+            )
+            .await?;
+        check(
+            &self.url,
+            &format!("listing the import tasks of `{name}`"),
+            r.status.as_ref(),
+        )?;
+        Ok(r.tasks)
+    }
+}
+
+/// `common.ImportState` values.
+pub mod import_state {
+    /// Waiting for a worker.
+    pub const PENDING: i32 = 0;
+    /// Failed.
+    pub const FAILED: i32 = 1;
+    /// Reading the files.
+    pub const STARTED: i32 = 2;
+    /// Segments written.
+    pub const PERSISTED: i32 = 5;
+    /// Rows visible.
+    pub const COMPLETED: i32 = 6;
+    /// Failed, and its partial segments removed.
+    pub const FAILED_AND_CLEANED: i32 = 7;
+    /// Segments flushed.
+    pub const FLUSHED: i32 = 8;
+}
+
+/// An import task's value for `key` in its infos (`files`, `failed_reason`, …).
+pub fn import_info<'a>(s: &'a GetImportStateResponse, key: &str) -> Option<&'a str> {
+    s.infos
+        .iter()
+        .find(|kv| kv.key == key)
+        .map(|kv| kv.value.as_str())
+}
+
+fn import_failure(s: &GetImportStateResponse) -> String {
+    import_info(s, "failed_reason")
+        .filter(|r| !r.is_empty())
+        .unwrap_or("the import task failed")
+        .to_string()
 }
 
 /// A transport error with its causes.

@@ -128,7 +128,7 @@ pub async fn plan(mapping: &ParsedMapping) -> Result<(String, Plan), PipelineErr
 /// Asks a Milvus target its version and adds to the plan what that version cannot hold (as
 /// required fixes, which `etl run` refuses) and what it changes (as suggestions).
 async fn check_milvus(url: &str, plan: &mut Plan) -> Result<(), PipelineError> {
-    use crate::run::milvus::{relax_null_vectors, unsupported};
+    use crate::milvus::{relax_null_vectors, unsupported};
     let (client, version) = etl_connectors::milvus::MilvusClient::connect(url).await?;
     for t in &mut plan.tables {
         let mut tp = t.clone();

@@ -3,6 +3,7 @@
 pub mod bench;
 mod error;
 mod inspect;
+pub mod milvus;
 pub mod run;
 mod source;
 pub mod sql;

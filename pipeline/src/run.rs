@@ -8,7 +8,6 @@
 
 pub mod job;
 pub mod map;
-pub mod milvus;
 pub mod target;
 
 use std::collections::{BTreeMap, HashSet};
@@ -205,6 +204,30 @@ pub async fn run(
         mapping.file.target.engine.clone()
     };
     let milvus = mapping.file.target.milvus.clone();
+    if let (Some(url), None, Some(server)) = (&stage, &engine, &milvus) {
+        // Stage, then the server's own bulk import of the staged files.
+        let cancel = futures::FutureExt::shared(Box::pin(cancel));
+        let staged = crate::stage::stage_for(
+            &mapping,
+            url,
+            opts,
+            Some(server),
+            observer.clone(),
+            cancel.clone(),
+        )
+        .await?;
+        let import = crate::stage::ImportOptions {
+            collections: None,
+            parallelism: opts.parallelism,
+            recreate: opts.restart,
+        };
+        let mut report =
+            crate::milvus::import::import(url, server, &import, true, observer, cancel).await?;
+        report.stage = staged.stage;
+        report.totals.rows_read = staged.totals.rows_read;
+        report.totals.rows_rejected = staged.totals.rows_rejected;
+        return Ok(report);
+    }
     match (stage, engine) {
         (None, None) if milvus.is_some() => {
             run_milvus(
@@ -226,6 +249,7 @@ pub async fn run(
             let import = crate::stage::ImportOptions {
                 collections: None,
                 parallelism: opts.parallelism,
+                recreate: false,
             };
             let mut report =
                 crate::stage::import(&url, Path::new(&dir), &import, observer, cancel).await?;
@@ -307,27 +331,8 @@ async fn run_milvus(
         plan,
         mut tables,
     } = prepare(mapping, opts).await?;
-    for t in &mut tables {
-        for column in milvus::relax_null_vectors(t, &version) {
-            tracing::warn!(
-                "{}.{column}: Milvus {version} has no NULL vectors; rows with a NULL there are rejected",
-                t.source
-            );
-        }
-    }
+    crate::milvus::fit_tables(&mut tables, url, &version)?;
     for t in &tables {
-        let schema = target::collection_schema(t)?;
-        let problems = milvus::unsupported(&schema, &version);
-        if !problems.is_empty() {
-            return Err(PipelineError::Usage {
-                message: format!(
-                    "table {} → collection `{}`: Milvus at {url} ({version}) cannot hold it:\n  - {}",
-                    t.source,
-                    t.collection,
-                    problems.join("\n  - ")
-                ),
-            });
-        }
         if !opts.dry_run && client.has_collection(&t.collection).await? {
             if opts.restart {
                 client.drop_collection(&t.collection).await?;
@@ -494,6 +499,8 @@ pub(crate) struct StageSink {
     pub store: etl_connectors::store::Store,
     pub max_file_bytes: u64,
     pub staged: Mutex<Vec<StagedCollection>>,
+    /// NULL scalars written as their stand-ins: the stage is bound for a Milvus without NULLs.
+    pub fill_nulls: bool,
 }
 
 pub(crate) struct RunContext {
@@ -578,7 +585,7 @@ impl RunContext {
             (Sink::Milvus(client), false) => {
                 client
                     .create_collection(
-                        &milvus::milvus_schema(&tp.collection, &schema),
+                        &crate::milvus::milvus_schema(&tp.collection, &schema),
                         schema.shards as i32,
                     )
                     .await?;
@@ -663,7 +670,7 @@ impl RunContext {
                 let name = tp.collection.clone();
                 let schema = schema.clone();
                 Some(std::thread::spawn(move || {
-                    milvus::milvus_loop(client, handle, name, schema, &mut rx)
+                    crate::milvus::write::milvus_loop(client, handle, name, schema, &mut rx)
                 }))
             }
             (None, Sink::Stage(s)) if !self.opts.dry_run => {
@@ -674,7 +681,8 @@ impl RunContext {
                     s.max_file_bytes,
                     tokio::runtime::Handle::current(),
                 );
-                Some(std::thread::spawn(move || stage_loop(w, &mut rx)))
+                let fill = s.fill_nulls.then(|| schema.clone());
+                Some(std::thread::spawn(move || stage_loop(w, fill, &mut rx)))
             }
             _ => {
                 tokio::spawn(async move { while rx.recv().await.is_some() {} });
@@ -778,28 +786,14 @@ impl RunContext {
             client.flush(&tp.collection).await?;
             self.observer.phase(&name, Phase::Indexing);
             for (field, spec) in target::index_specs(tp)? {
-                if let Some(params) = milvus::index_params(&spec) {
+                if let Some(params) = crate::milvus::index_params(&spec) {
                     client.create_index(&tp.collection, &field, params).await?;
                 }
             }
             report.index_seconds = started_index.elapsed().as_secs_f64();
             self.observer.phase(&name, Phase::Loading);
             client.load(&tp.collection).await?;
-            let counted = client
-                .query(&tp.collection, "", &["count(*)".to_string()], None)
-                .await?;
-            report.collection_rows = counted
-                .first()
-                .and_then(|f| match &f.field {
-                    Some(etl_connectors::milvus::proto::Field::Scalars(s)) => match &s.data {
-                        Some(etl_connectors::milvus::proto::Scalars::Long(l)) => {
-                            l.data.first().copied()
-                        }
-                        _ => None,
-                    },
-                    _ => None,
-                })
-                .unwrap_or(0) as u64;
+            report.collection_rows = crate::milvus::count(client, &tp.collection).await?;
         }
         if let (Sink::Stage(s), false) = (&self.sink, self.opts.dry_run) {
             let indexes = target::index_specs(tp)?
@@ -835,11 +829,15 @@ pub(crate) fn closed() -> PipelineError {
 /// The stage's writer thread: batches into Parquet files; a range's end closes the open file.
 fn stage_loop(
     mut w: StageWriter,
+    fill_nulls: Option<etl_engine::CollectionSchema>,
     rx: &mut mpsc::Receiver<WriterMsg>,
 ) -> Result<Vec<StagedFile>, PipelineError> {
     while let Some(msg) = rx.blocking_recv() {
         match msg {
-            WriterMsg::Write(part, batch) => w.write(&part, &batch)?,
+            WriterMsg::Write(part, batch) => match &fill_nulls {
+                Some(schema) => w.write(&part, &crate::milvus::fill_nulls(&batch, schema)?)?,
+                None => w.write(&part, &batch)?,
+            },
             WriterMsg::Commit(_, _, reply) => {
                 let r = w.finish().map(|()| CommitStats::default());
                 let failed = r.is_err();

@@ -57,14 +57,35 @@ pub async fn stage(
     observer: Arc<dyn RunObserver>,
     cancel: impl Future<Output = ()>,
 ) -> Result<RunReport, PipelineError> {
+    stage_for(mapping, url, opts, None, observer, cancel).await
+}
+
+/// Stages the mapping's tables under `url`, for the Milvus at `milvus` when given: what its
+/// version cannot hold is refused first, and on a server without NULLs the staged files hold
+/// the plan's stand-ins for NULL (the server's import would store some as zero values and
+/// fail on others).
+pub async fn stage_for(
+    mapping: &ParsedMapping,
+    url: &str,
+    opts: &RunOptions,
+    milvus: Option<&str>,
+    observer: Arc<dyn RunObserver>,
+    cancel: impl Future<Output = ()>,
+) -> Result<RunReport, PipelineError> {
     let started = Instant::now();
     let store = Store::open(url)?;
     let Prepared {
         source,
         catalog,
         plan,
-        tables,
+        mut tables,
     } = prepare(mapping, opts).await?;
+    let mut fill_nulls = false;
+    if let Some(server) = milvus {
+        let (_, version) = etl_connectors::milvus::MilvusClient::connect(server).await?;
+        crate::milvus::fit_tables(&mut tables, server, &version)?;
+        fill_nulls = !crate::milvus::holds_nulls(&version);
+    }
     let dry_run = opts.dry_run;
     // Restaging some tables keeps the others' entries of the stage being replaced.
     let kept: Vec<StagedCollection> = match (&opts.tables, dry_run) {
@@ -96,6 +117,7 @@ pub async fn stage(
             store: store.clone(),
             max_file_bytes: opts.max_file_bytes.unwrap_or(DEFAULT_MAX_FILE_BYTES),
             staged: Mutex::new(Vec::new()),
+            fill_nulls,
         }),
         rejects_dir: beside(mapping, "_rejects"),
         plan,
@@ -114,6 +136,16 @@ pub async fn stage(
         });
     };
     let mut collections = sink.staged.into_inner().unwrap_or_else(|e| e.into_inner());
+    if fill_nulls {
+        // The files hold no NULL scalars: say so, so an import does not expect them.
+        for c in &mut collections {
+            for f in &mut c.schema.fields {
+                if !f.data_type.is_vector() {
+                    f.nullable = false;
+                }
+            }
+        }
+    }
     collections.extend(kept);
     collections.sort_by(|a, b| a.name.cmp(&b.name));
     let stage_id = format!(

@@ -177,7 +177,15 @@ pub async fn verify(
     observer: Arc<dyn VerifyObserver>,
 ) -> Result<VerifyReport, PipelineError> {
     let mapping = load_mapping(mapping_path)?;
-    let target_dir = engine_dir(&mapping, "verify")?;
+    // The engine when the mapping names one, else its Milvus server.
+    let milvus = match (&mapping.file.target.engine, &mapping.file.target.milvus) {
+        (None, Some(url)) => Some(etl_connectors::milvus::MilvusClient::connect(url).await?),
+        _ => None,
+    };
+    let target_dir = match milvus {
+        Some(_) => None,
+        None => Some(engine_dir(&mapping, "verify")?),
+    };
     let (source_conn, catalog) = open_source(&mapping).await?;
     let mut plan = build_plan(&mapping, &catalog)?;
     if let Some(p) = opts.parallelism {
@@ -185,7 +193,9 @@ pub async fn verify(
     }
     let tables = select_tables(&plan, opts.tables.as_deref())?;
     // An existing target only: a mistyped path must not read as "every row missing".
-    let db = Database::open_existing(&target_dir)?;
+    let db = target_dir
+        .map(|d| Database::open_existing(&d))
+        .transpose()?;
     let mut out = Vec::with_capacity(tables.len());
     for tp in &tables {
         let source = catalog
@@ -201,12 +211,25 @@ pub async fn verify(
             filter: tp.filter.clone(),
             ..ReadOptions::default()
         };
-        let collection = if db.list()?.contains(&tp.collection) {
-            Some(db.collection(&tp.collection)?)
-        } else {
-            None
+        let target = match (&db, &milvus) {
+            (Some(db), _) if db.list()?.contains(&tp.collection) => {
+                Target::Engine(db.collection(&tp.collection)?)
+            }
+            (None, Some((client, version))) if client.has_collection(&tp.collection).await? => {
+                Target::Milvus {
+                    client: client.clone(),
+                    fill_nulls: !crate::milvus::holds_nulls(version),
+                }
+            }
+            _ => Target::Missing,
         };
-        let verifier = TableVerifier::new(tp, collection, opts.max_differences, plan.parallelism)?;
+        let mut tp = tp.clone();
+        if let Some((_, version)) = &milvus {
+            // As `etl run` wrote it: NULL vectors rejected on servers without them.
+            crate::milvus::relax_null_vectors(&mut tp, version);
+        }
+        let tp = &tp;
+        let verifier = TableVerifier::new(tp, target, opts.max_differences, plan.parallelism)?;
         let scan = SourceScan::open(
             &source_conn,
             source,
@@ -222,6 +245,20 @@ pub async fn verify(
     }
     let clean = out.iter().all(|t| t.counts.clean());
     Ok(VerifyReport { tables: out, clean })
+}
+
+/// Where the collection is.
+enum Target {
+    /// Nowhere: every source row is missing.
+    Missing,
+    /// In the embedded engine.
+    Engine(Collection),
+    /// On a Milvus server; `fill_nulls` when it has no NULLs (the source's NULL scalars are
+    /// compared as the stand-ins written for them).
+    Milvus {
+        client: etl_connectors::milvus::MilvusClient,
+        fill_nulls: bool,
+    },
 }
 
 /// How rows are paired.
@@ -255,7 +292,7 @@ struct Kept {
 struct TableVerifier {
     plan: TablePlan,
     mapper: Mapper,
-    collection: Option<Collection>,
+    target: Target,
     schema: CollectionSchema,
     /// The compared columns: the mapper's output, in order.
     columns: Vec<String>,
@@ -274,7 +311,7 @@ struct TableVerifier {
 impl TableVerifier {
     fn new(
         tp: &TablePlan,
-        collection: Option<Collection>,
+        target: Target,
         max_differences: usize,
         parallelism: usize,
     ) -> Result<TableVerifier, PipelineError> {
@@ -336,7 +373,7 @@ impl TableVerifier {
         Ok(TableVerifier {
             plan: tp.clone(),
             mapper,
-            collection,
+            target,
             schema,
             columns,
             types,
@@ -379,7 +416,22 @@ impl TableVerifier {
         let me = Arc::new(self);
         // 1. The collection, into the sharded map.
         let mut extraneous = 0u64;
-        if let Some(c) = &me.collection {
+        if let Target::Milvus { client, .. } = &me.target {
+            let mut pager = me.pager(client)?;
+            let mut paged = 0u64;
+            while let Some(batch) = pager.next_page().await? {
+                paged += batch.num_rows() as u64;
+                me.index_batch(&batch)?;
+            }
+            let counted = crate::milvus::count(client, &me.plan.collection).await?;
+            if paged != counted {
+                return Err(internal(format!(
+                    "collection `{}`: paging by primary key returned {paged} rows, the server counts {counted}",
+                    me.plan.collection
+                )));
+            }
+        }
+        if let Target::Engine(c) = &me.target {
             let segments = c.scan();
             let loads = futures::stream::iter(segments.into_iter().map(|s| {
                 let me = me.clone();
@@ -452,19 +504,38 @@ impl TableVerifier {
 
     /// The compared columns of a collection batch (projected in compare order), cast to the
     /// collection's types.
+    /// On Milvus, JSON is compared parsed (the server may store it re-serialized).
     fn compared(&self, batch: &RecordBatch) -> Result<Vec<ArrayRef>, PipelineError> {
+        let milvus = matches!(self.target, Target::Milvus { .. });
         batch
             .columns()
             .iter()
             .zip(&self.types)
-            .map(|(c, t)| {
-                if c.data_type() == t {
-                    Ok(c.clone())
+            .enumerate()
+            .map(|(i, (c, t))| {
+                let c = if c.data_type() == t {
+                    c.clone()
                 } else {
-                    cast(c, t).map_err(arrow_err)
+                    cast(c, t).map_err(arrow_err)?
+                };
+                if milvus && self.field_type(i) == Some(FieldType::Json) {
+                    return Ok(canonical_json(&c));
                 }
+                Ok(c)
             })
             .collect()
+    }
+
+    fn pager(
+        &self,
+        client: &etl_connectors::milvus::MilvusClient,
+    ) -> Result<crate::milvus::read::Pager, PipelineError> {
+        crate::milvus::read::Pager::new(
+            client.clone(),
+            &self.plan.collection,
+            &self.schema,
+            &self.columns,
+        )
     }
 
     fn encode(&self, cols: &[ArrayRef]) -> Result<(Rows, Option<Rows>), PipelineError> {
@@ -497,20 +568,25 @@ impl TableVerifier {
     /// so its extra copy ends up extraneous.
     fn index_segment(&self, s: &SegmentScan) -> Result<(), PipelineError> {
         for batch in s.batches(Some(&self.projection))? {
-            let batch = batch?;
-            let cols = self.compared(&batch)?;
-            let (rows, keys) = self.encode(&cols)?;
-            for r in 0..batch.num_rows() {
-                let fp = fingerprint(rows.row(r).as_ref());
-                let key = Self::map_key(keys.as_ref(), fp, r);
-                let mut shard = self.shard(&key).lock().unwrap_or_else(|e| e.into_inner());
-                let e = shard.entry(key).or_insert(Entry {
-                    fingerprint: fp,
-                    count: 0,
-                    seen: 0,
-                });
-                e.count += 1;
-            }
+            self.index_batch(&batch?)?;
+        }
+        Ok(())
+    }
+
+    /// Adds a batch of collection rows (compared columns in order) to the map.
+    fn index_batch(&self, batch: &RecordBatch) -> Result<(), PipelineError> {
+        let cols = self.compared(batch)?;
+        let (rows, keys) = self.encode(&cols)?;
+        for r in 0..batch.num_rows() {
+            let fp = fingerprint(rows.row(r).as_ref());
+            let key = Self::map_key(keys.as_ref(), fp, r);
+            let mut shard = self.shard(&key).lock().unwrap_or_else(|e| e.into_inner());
+            let e = shard.entry(key).or_insert(Entry {
+                fingerprint: fp,
+                count: 0,
+                seen: 0,
+            });
+            e.count += 1;
         }
         Ok(())
     }
@@ -524,6 +600,12 @@ impl TableVerifier {
     ) -> Result<(), PipelineError> {
         counts.truth_rows_seen += batch.num_rows() as u64;
         let (mapped, rejects) = self.mapper.map(batch)?;
+        let mapped = match &self.target {
+            Target::Milvus {
+                fill_nulls: true, ..
+            } => crate::milvus::fill_nulls(&mapped, &self.schema)?,
+            _ => mapped,
+        };
         if !rejects.is_empty() {
             counts.missing += rejects.len() as u64;
             let mut k = kept.lock().unwrap_or_else(|e| e.into_inner());
@@ -635,13 +717,33 @@ impl TableVerifier {
             .map(|(k, _)| k.clone())
             .chain(unclaimed.iter().cloned())
             .collect();
-        let found: HashMap<Box<[u8]>, RecordBatch> = match (&self.collection, wanted.is_empty()) {
-            (Some(c), false) => {
+        let found: HashMap<Box<[u8]>, RecordBatch> = match (&self.target, wanted.is_empty()) {
+            (Target::Engine(c), false) => {
                 let me = self.clone();
                 let segments = c.scan();
-                tokio::task::spawn_blocking(move || me.find_rows(&segments, &wanted))
-                    .await
-                    .map_err(|e| internal(e.to_string()))??
+                tokio::task::spawn_blocking(move || {
+                    let mut found = HashMap::new();
+                    for s in &segments {
+                        for batch in s.batches(Some(&me.projection))? {
+                            if me.find_rows(&batch?, &wanted, &mut found)? {
+                                return Ok(found);
+                            }
+                        }
+                    }
+                    Ok::<_, PipelineError>(found)
+                })
+                .await
+                .map_err(|e| internal(e.to_string()))??
+            }
+            (Target::Milvus { client, .. }, false) => {
+                let mut found = HashMap::new();
+                let mut pager = self.pager(client)?;
+                while let Some(batch) = pager.next_page().await? {
+                    if self.find_rows(&batch, &wanted, &mut found)? {
+                        break;
+                    }
+                }
+                found
             }
             _ => HashMap::new(),
         };
@@ -714,30 +816,54 @@ impl TableVerifier {
         Ok(out)
     }
 
-    /// The collection rows whose map keys are in `wanted`, one single-row batch each.
+    /// Adds the rows of `batch` whose map keys are in `wanted` to `found`, one single-row
+    /// batch each; returns whether all are found.
     fn find_rows(
         &self,
-        segments: &[SegmentScan],
+        batch: &RecordBatch,
         wanted: &HashSet<Box<[u8]>>,
-    ) -> Result<HashMap<Box<[u8]>, RecordBatch>, PipelineError> {
-        let mut found = HashMap::new();
-        for s in segments {
-            for batch in s.batches(Some(&self.projection))? {
-                let batch = batch?;
-                let cols = self.compared(&batch)?;
-                let (rows, keys) = self.encode(&cols)?;
-                for r in 0..batch.num_rows() {
-                    let key = Self::map_key(keys.as_ref(), fingerprint(rows.row(r).as_ref()), r);
-                    if wanted.contains(&key) {
-                        found.insert(key, batch.slice(r, 1));
-                    }
-                }
-                if found.len() == wanted.len() {
-                    return Ok(found);
-                }
+        found: &mut HashMap<Box<[u8]>, RecordBatch>,
+    ) -> Result<bool, PipelineError> {
+        let cols = self.compared(batch)?;
+        let (rows, keys) = self.encode(&cols)?;
+        for r in 0..batch.num_rows() {
+            let key = Self::map_key(keys.as_ref(), fingerprint(rows.row(r).as_ref()), r);
+            if wanted.contains(&key) {
+                found.insert(key, batch.slice(r, 1));
             }
         }
-        Ok(found)
+        Ok(found.len() == wanted.len())
+    }
+}
+
+/// JSON text parsed and written again (keys sorted, no spaces); unparsable text kept.
+fn canonical_json(c: &ArrayRef) -> ArrayRef {
+    use datafusion::arrow::array::{AsArray, StringArray};
+    let Some(s) = c.as_string_opt::<i32>() else {
+        return c.clone();
+    };
+    let out: StringArray = s
+        .iter()
+        .map(|v| {
+            v.map(|t| match serde_json::from_str::<Value>(t) {
+                Ok(j) => sorted(j).to_string(),
+                Err(_) => t.to_string(),
+            })
+        })
+        .collect();
+    Arc::new(out)
+}
+
+/// A JSON value with every object's keys in order.
+fn sorted(v: Value) -> Value {
+    match v {
+        Value::Object(m) => {
+            let mut entries: Vec<(String, Value)> = m.into_iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(&b.0));
+            Value::Object(entries.into_iter().map(|(k, v)| (k, sorted(v))).collect())
+        }
+        Value::Array(a) => Value::Array(a.into_iter().map(sorted).collect()),
+        other => other,
     }
 }
 

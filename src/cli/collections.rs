@@ -53,7 +53,7 @@ pub struct Named {
 }
 
 /// A Milvus server named as the target (`milvus://host:19530`, `http(s)://host:19530`).
-fn milvus_target(t: &std::path::Path) -> Option<String> {
+pub(crate) fn milvus_target(t: &std::path::Path) -> Option<String> {
     let s = t.to_str()?;
     (s.starts_with("milvus://") || s.starts_with("http://") || s.starts_with("https://"))
         .then(|| s.to_string())

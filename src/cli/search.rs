@@ -13,7 +13,7 @@ use super::{Format, out};
 /// Arguments of `etl search`.
 #[derive(Debug, Args)]
 pub struct SearchArgs {
-    /// The engine's target directory.
+    /// The engine's target directory, or a Milvus server (`milvus://host:19530`).
     #[arg(long)]
     pub target: PathBuf,
     /// The collection.
@@ -50,7 +50,6 @@ pub struct SearchArgs {
 }
 
 pub fn run(a: SearchArgs) -> anyhow::Result<ExitCode> {
-    let c = Database::open_existing(&a.target)?.collection(&a.collection)?;
     let vectors: Vec<Value> = a
         .vectors
         .iter()
@@ -93,7 +92,18 @@ pub fn run(a: SearchArgs) -> anyhow::Result<ExitCode> {
             }
         }
     }
-    let results = c.search(&req)?;
+    let results = match super::collections::milvus_target(&a.target) {
+        // The CLI's runtime drives this thread: block on it in place.
+        Some(url) => tokio::task::block_in_place(|| {
+            tokio::runtime::Handle::current().block_on(async {
+                let (client, _) = etl_connectors::milvus::MilvusClient::connect(&url).await?;
+                etl_pipeline::milvus::search::search(&client, &a.collection, &req).await
+            })
+        })?,
+        None => Database::open_existing(&a.target)?
+            .collection(&a.collection)?
+            .search(&req)?,
+    };
     match a.format {
         Format::Json => {
             let lists: Vec<Value> = results

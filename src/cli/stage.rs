@@ -57,9 +57,13 @@ pub struct ImportArgs {
     /// The stage's URL (as given to `etl stage --to`).
     #[arg(long)]
     pub from: String,
-    /// The engine's target directory.
+    /// The engine's target directory, or a Milvus server (`milvus://host:19530`, which reads
+    /// the staged files itself: a file:// stage on its machine or its own s3:// bucket).
     #[arg(long)]
     pub target: PathBuf,
+    /// Drop and recreate Milvus collections that exist with other data.
+    #[arg(long)]
+    pub recreate: bool,
     /// Only these collections, comma-separated.
     #[arg(long, value_delimiter = ',')]
     pub collections: Option<Vec<String>>,
@@ -78,9 +82,25 @@ pub async fn import(a: ImportArgs) -> anyhow::Result<ExitCode> {
     let opts = ImportOptions {
         collections: a.collections,
         parallelism: a.parallelism,
+        recreate: a.recreate,
     };
-    let report =
-        etl_pipeline::stage::import(&a.from, &a.target, &opts, observer(a.quiet), ctrl_c()).await?;
+    let report = match super::collections::milvus_target(&a.target) {
+        Some(url) => {
+            etl_pipeline::milvus::import::import(
+                &a.from,
+                &url,
+                &opts,
+                false,
+                observer(a.quiet),
+                ctrl_c(),
+            )
+            .await?
+        }
+        None => {
+            etl_pipeline::stage::import(&a.from, &a.target, &opts, observer(a.quiet), ctrl_c())
+                .await?
+        }
+    };
     print_report(&report, a.format, None)?;
     Ok(ExitCode::SUCCESS)
 }

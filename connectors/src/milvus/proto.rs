@@ -494,4 +494,24 @@ pub struct GetImportStateResponse {
     pub row_count: i64,
     #[prost(message, repeated, tag = "5")]
     pub infos: Vec<KeyValuePair>,
+    #[prost(int64, tag = "6")]
+    pub id: i64,
+    #[prost(int64, tag = "7")]
+    pub collection_id: i64,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct ListImportTasksRequest {
+    #[prost(string, tag = "1")]
+    pub collection_name: String,
+    #[prost(int64, tag = "2")]
+    pub limit: i64,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct ListImportTasksResponse {
+    #[prost(message, optional, tag = "1")]
+    pub status: Option<Status>,
+    #[prost(message, repeated, tag = "2")]
+    pub tasks: Vec<GetImportStateResponse>,
 }

@@ -38,6 +38,8 @@ pub struct ImportOptions {
     pub collections: Option<Vec<String>>,
     /// Files fetched and decoded at once (default 2).
     pub parallelism: Option<usize>,
+    /// Drop and recreate collections that exist with other data (a Milvus target).
+    pub recreate: bool,
 }
 
 /// Imports the stage at `url` into the engine directory `target`.
@@ -51,28 +53,7 @@ pub async fn import(
     let started = Instant::now();
     let store = Store::open(url)?;
     let manifest = read_manifest(&store).await?;
-    let chosen: Vec<&StagedCollection> = match &opts.collections {
-        None => manifest.collections.iter().collect(),
-        Some(names) => {
-            let mut out = Vec::new();
-            for n in names {
-                match manifest.collections.iter().find(|c| c.name == *n) {
-                    Some(c) => out.push(c),
-                    None => {
-                        return Err(PipelineError::UnknownTable {
-                            table: n.clone(),
-                            suggestion: manifest
-                                .collections
-                                .iter()
-                                .map(|c| c.name.clone())
-                                .min_by_key(|c| strsim::levenshtein(c, n)),
-                        });
-                    }
-                }
-            }
-            out
-        }
-    };
+    let chosen = choose(&manifest, opts.collections.as_deref())?;
     let db = Database::open(target)?;
     let job_key = PathBuf::from(format!("{url}#{}", manifest.stage_id));
     let previous = job::unfinished_job(target, &job_key)?;
@@ -132,6 +113,34 @@ pub async fn import(
             Err(e)
         }
     }
+}
+
+/// The manifest's collections named (all without names); an unknown name is refused with the
+/// nearest one.
+pub(crate) fn choose<'a>(
+    manifest: &'a super::manifest::StageManifest,
+    names: Option<&[String]>,
+) -> Result<Vec<&'a StagedCollection>, PipelineError> {
+    let Some(names) = names else {
+        return Ok(manifest.collections.iter().collect());
+    };
+    let mut out = Vec::new();
+    for n in names {
+        match manifest.collections.iter().find(|c| c.name == *n) {
+            Some(c) => out.push(c),
+            None => {
+                return Err(PipelineError::UnknownTable {
+                    table: n.clone(),
+                    suggestion: manifest
+                        .collections
+                        .iter()
+                        .map(|c| c.name.clone())
+                        .min_by_key(|c| strsim::levenshtein(c, n)),
+                });
+            }
+        }
+    }
+    Ok(out)
 }
 
 async fn import_collection(
@@ -259,7 +268,7 @@ async fn import_collection(
 
 /// A staged file as a local file whose size and SHA-256 match the manifest: read in place from
 /// a `file://` stage, fetched into `dir` from any other. The flag says whether it is a copy.
-async fn download(
+pub(crate) async fn download(
     store: &Store,
     f: &StagedFile,
     dir: &Path,

@@ -1,7 +1,7 @@
-//! `etl run` into a real Milvus: the collection created from the resolved schema (refused up
-//! front when the server's version cannot hold it), the mapped batches inserted over gRPC in
-//! requests kept under the server's message limit (retried with backoff), then the indexes
-//! built and waited for, and the collection loaded.
+//! Batches into a Milvus collection over gRPC: columns as the server's field data, requests
+//! kept under its message limit, rate limits and dropped connections retried with backoff.
+//! Upserts instead of inserts where rows may already be there (a resumed range of a keyed
+//! table).
 
 use std::time::Duration;
 
@@ -11,175 +11,20 @@ use datafusion::arrow::datatypes::{
 };
 use etl_connectors::milvus::MilvusClient;
 use etl_connectors::milvus::proto::{
-    ArrayArray, BoolArray, BytesArray, CollectionSchema as MSchema, DoubleArray, Field as MField,
-    FieldData, FieldSchema, FloatArray, IntArray, KeyValuePair, LongArray, ScalarField, Scalars,
-    StringArray, VectorField, Vectors, data_type,
+    ArrayArray, BoolArray, BytesArray, DoubleArray, Field as MField, FieldData, FloatArray,
+    IntArray, LongArray, ScalarField, Scalars, StringArray, VectorField, Vectors,
 };
-use etl_engine::{CollectionSchema, FieldType, IndexSpec, IndexType};
+use etl_engine::{CollectionSchema, FieldType};
 use tokio::runtime::Handle;
 use tokio::sync::mpsc;
 
-use super::{CommitStats, WriterMsg};
+use super::wire_type;
 use crate::error::PipelineError;
+use crate::run::WriterMsg;
+use etl_engine::CommitStats;
 
 /// Bytes of column data per insert request (the server takes 64 MiB messages by default).
 const MAX_REQUEST_BYTES: usize = 32 << 20;
-
-fn wire_type(t: FieldType) -> i32 {
-    match t {
-        FieldType::Bool => data_type::BOOL,
-        FieldType::Int8 => data_type::INT8,
-        FieldType::Int16 => data_type::INT16,
-        FieldType::Int32 => data_type::INT32,
-        FieldType::Int64 => data_type::INT64,
-        FieldType::Float => data_type::FLOAT,
-        FieldType::Double => data_type::DOUBLE,
-        FieldType::Varchar => data_type::VARCHAR,
-        FieldType::Json => data_type::JSON,
-        FieldType::Array => data_type::ARRAY,
-        FieldType::FloatVector => data_type::FLOAT_VECTOR,
-        FieldType::Float16Vector => data_type::FLOAT16_VECTOR,
-        FieldType::BinaryVector => data_type::BINARY_VECTOR,
-        FieldType::SparseFloatVector => data_type::SPARSE_FLOAT_VECTOR,
-    }
-}
-
-/// What a server of `version` (`v2.3.5-lite`) cannot hold in `schema`, one line each.
-pub fn unsupported(schema: &CollectionSchema, version: &str) -> Vec<String> {
-    let old = version_before(version, 2, 4);
-    let mut out = Vec::new();
-    let vectors: Vec<&etl_engine::Field> = schema
-        .fields
-        .iter()
-        .filter(|f| f.data_type.is_vector())
-        .collect();
-    if old && vectors.len() > 1 {
-        out.push(format!(
-            "{} vector fields ({}): Milvus {version} holds one per collection (2.4 and later hold several)",
-            vectors.len(),
-            vectors.iter().map(|f| f.name.as_str()).collect::<Vec<_>>().join(", ")
-        ));
-    }
-    for f in &schema.fields {
-        match f.data_type {
-            FieldType::SparseFloatVector if old => out.push(format!(
-                "`{}` is SPARSE_FLOAT_VECTOR: Milvus {version} does not support it (2.4 and later do)",
-                f.name
-            )),
-            FieldType::Float16Vector if old => out.push(format!(
-                "`{}` is FLOAT16_VECTOR: Milvus {version} stores it but searches it wrongly; map it to FLOAT_VECTOR (`type: FLOAT_VECTOR`) or use Milvus 2.4+",
-                f.name
-            )),
-            t if t.is_vector() && f.nullable && old => out.push(format!(
-                "`{}` is a nullable vector: Milvus {version} has no NULL vectors; mark it `nullable: false` (rows with NULL are then rejected) or give a `default`",
-                f.name
-            )),
-            _ => {}
-        }
-    }
-    out
-}
-
-/// Whether a server version (`v2.3.5-lite`) is before `major.minor`.
-pub fn version_before(version: &str, major: u32, minor: u32) -> bool {
-    let v: Vec<u32> = version
-        .trim_start_matches('v')
-        .split(['.', '-'])
-        .take(2)
-        .filter_map(|p| p.parse().ok())
-        .collect();
-    (
-        v.first().copied().unwrap_or(0),
-        v.get(1).copied().unwrap_or(0),
-    ) < (major, minor)
-}
-
-/// Milvus before 2.4 has no NULL vectors: a nullable vector field becomes non-nullable, so rows
-/// with a NULL there are rejected (to the rejects file, within max_rejects) rather than the
-/// table refused. Returns the fields changed.
-pub fn relax_null_vectors(tp: &mut etl_mappings::TablePlan, version: &str) -> Vec<String> {
-    let mut changed = Vec::new();
-    if version_before(version, 2, 4) {
-        for f in &mut tp.fields {
-            if f.nullable && f.data_type.is_some_and(|d| d.is_vector()) {
-                f.nullable = false;
-                changed.push(f.source.clone().unwrap_or_else(|| f.name.clone()));
-            }
-        }
-    }
-    changed
-}
-
-/// The Milvus schema of an engine schema.
-pub fn milvus_schema(name: &str, schema: &CollectionSchema) -> MSchema {
-    let kv = |k: &str, v: String| KeyValuePair {
-        key: k.into(),
-        value: v,
-    };
-    MSchema {
-        name: name.into(),
-        description: schema.description.clone(),
-        auto_id: schema.auto_id,
-        enable_dynamic_field: schema.dynamic_field,
-        fields: schema
-            .fields
-            .iter()
-            .filter(|f| f.name != etl_engine::schema::DYNAMIC_FIELD)
-            .map(|f| {
-                let mut params = Vec::new();
-                if let Some(d) = f.dim {
-                    params.push(kv("dim", d.to_string()));
-                }
-                if let Some(m) = f.max_length {
-                    params.push(kv("max_length", m.to_string()));
-                }
-                if let Some(c) = f.max_capacity {
-                    params.push(kv("max_capacity", c.to_string()));
-                }
-                FieldSchema {
-                    name: f.name.clone(),
-                    is_primary_key: f.primary_key,
-                    data_type: wire_type(f.data_type),
-                    type_params: params,
-                    auto_id: f.primary_key && schema.auto_id,
-                    element_type: f.element_type.map(wire_type).unwrap_or(0),
-                    is_partition_key: f.partition_key,
-                    ..Default::default()
-                }
-            })
-            .collect(),
-    }
-}
-
-/// Index parameters for `CreateIndex`, or `None` for what the server builds by itself.
-pub fn index_params(spec: &IndexSpec) -> Option<Vec<(String, String)>> {
-    let metric = spec.metric.map(|m| m.name().to_string());
-    let mut p = vec![];
-    match spec.index_type {
-        IndexType::Hnsw => {
-            let h = spec.hnsw.unwrap_or_default();
-            p.push(("index_type".into(), "HNSW".into()));
-            p.push((
-                "params".into(),
-                format!(
-                    "{{\"M\": {}, \"efConstruction\": {}}}",
-                    h.m, h.ef_construction
-                ),
-            ));
-        }
-        IndexType::Flat => p.push(("index_type".into(), "FLAT".into())),
-        IndexType::BinFlat => p.push(("index_type".into(), "BIN_FLAT".into())),
-        IndexType::SparseInvertedIndex => {
-            p.push(("index_type".into(), "SPARSE_INVERTED_INDEX".into()))
-        }
-        // Scalar indexes: 2.3 has STL_SORT and Trie only; the server answers filters without.
-        IndexType::StlSort | IndexType::Inverted => return None,
-    }
-    if let Some(m) = metric {
-        p.push(("metric_type".into(), m));
-    }
-    Some(p)
-}
 
 fn bad(field: &str, reason: impl std::fmt::Display) -> PipelineError {
     PipelineError::Internal {
@@ -347,7 +192,7 @@ pub(crate) fn milvus_loop(
     collection: String,
     schema: CollectionSchema,
     rx: &mut mpsc::Receiver<WriterMsg>,
-) -> Result<Vec<super::StagedFile>, PipelineError> {
+) -> Result<Vec<crate::stage::manifest::StagedFile>, PipelineError> {
     let fields: Vec<etl_engine::Field> = schema
         .fields
         .iter()

@@ -1,0 +1,307 @@
+//! A real Milvus as the target: what its version can hold (asked of the server, refused up
+//! front), the collection schema and index parameters it is sent, and how NULLs are written
+//! to a server without nullable fields. [`write`] inserts batches, [`read`] pages collections
+//! back as Arrow for `etl verify`, [`import`] loads a stage through the server's bulk import.
+
+pub mod import;
+pub mod read;
+pub mod search;
+pub mod write;
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{
+    Array, ArrayRef, BooleanArray, Int64Array, ListArray, RecordBatch, StringArray, new_empty_array,
+};
+use datafusion::arrow::buffer::OffsetBuffer;
+use datafusion::arrow::compute::{cast, is_null, take};
+use datafusion::arrow::datatypes::DataType as ArrowType;
+use etl_connectors::milvus::proto::{
+    CollectionSchema as MSchema, FieldSchema, KeyValuePair, data_type,
+};
+use etl_engine::{CollectionSchema, FieldType, IndexSpec, IndexType};
+
+use crate::error::PipelineError;
+
+pub(crate) fn wire_type(t: FieldType) -> i32 {
+    match t {
+        FieldType::Bool => data_type::BOOL,
+        FieldType::Int8 => data_type::INT8,
+        FieldType::Int16 => data_type::INT16,
+        FieldType::Int32 => data_type::INT32,
+        FieldType::Int64 => data_type::INT64,
+        FieldType::Float => data_type::FLOAT,
+        FieldType::Double => data_type::DOUBLE,
+        FieldType::Varchar => data_type::VARCHAR,
+        FieldType::Json => data_type::JSON,
+        FieldType::Array => data_type::ARRAY,
+        FieldType::FloatVector => data_type::FLOAT_VECTOR,
+        FieldType::Float16Vector => data_type::FLOAT16_VECTOR,
+        FieldType::BinaryVector => data_type::BINARY_VECTOR,
+        FieldType::SparseFloatVector => data_type::SPARSE_FLOAT_VECTOR,
+    }
+}
+
+/// What a server of `version` (`v2.3.5-lite`) cannot hold in `schema`, one line each.
+pub fn unsupported(schema: &CollectionSchema, version: &str) -> Vec<String> {
+    let old = version_before(version, 2, 4);
+    let mut out = Vec::new();
+    let vectors: Vec<&etl_engine::Field> = schema
+        .fields
+        .iter()
+        .filter(|f| f.data_type.is_vector())
+        .collect();
+    if old && vectors.len() > 1 {
+        out.push(format!(
+            "{} vector fields ({}): Milvus {version} holds one per collection (2.4 and later hold several)",
+            vectors.len(),
+            vectors.iter().map(|f| f.name.as_str()).collect::<Vec<_>>().join(", ")
+        ));
+    }
+    for f in &schema.fields {
+        match f.data_type {
+            FieldType::SparseFloatVector if old => out.push(format!(
+                "`{}` is SPARSE_FLOAT_VECTOR: Milvus {version} does not support it (2.4 and later do)",
+                f.name
+            )),
+            FieldType::Float16Vector if old => out.push(format!(
+                "`{}` is FLOAT16_VECTOR: Milvus {version} stores it but searches it wrongly; map it to FLOAT_VECTOR (`type: FLOAT_VECTOR`) or use Milvus 2.4+",
+                f.name
+            )),
+            t if t.is_vector() && f.nullable && old => out.push(format!(
+                "`{}` is a nullable vector: Milvus {version} has no NULL vectors; mark it `nullable: false` (rows with NULL are then rejected) or give a `default`",
+                f.name
+            )),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Whether a server version (`v2.3.5-lite`) is before `major.minor`.
+pub fn version_before(version: &str, major: u32, minor: u32) -> bool {
+    let v: Vec<u32> = version
+        .trim_start_matches('v')
+        .split(['.', '-'])
+        .take(2)
+        .filter_map(|p| p.parse().ok())
+        .collect();
+    (
+        v.first().copied().unwrap_or(0),
+        v.get(1).copied().unwrap_or(0),
+    ) < (major, minor)
+}
+
+/// Milvus before 2.4 has no NULL vectors: a nullable vector field becomes non-nullable, so rows
+/// with a NULL there are rejected (to the rejects file, within max_rejects) rather than the
+/// table refused. Returns the fields changed.
+pub fn relax_null_vectors(tp: &mut etl_mappings::TablePlan, version: &str) -> Vec<String> {
+    let mut changed = Vec::new();
+    if version_before(version, 2, 4) {
+        for f in &mut tp.fields {
+            if f.nullable && f.data_type.is_some_and(|d| d.is_vector()) {
+                f.nullable = false;
+                changed.push(f.source.clone().unwrap_or_else(|| f.name.clone()));
+            }
+        }
+    }
+    changed
+}
+
+/// The Milvus schema of an engine schema.
+pub fn milvus_schema(name: &str, schema: &CollectionSchema) -> MSchema {
+    let kv = |k: &str, v: String| KeyValuePair {
+        key: k.into(),
+        value: v,
+    };
+    MSchema {
+        name: name.into(),
+        description: schema.description.clone(),
+        auto_id: schema.auto_id,
+        enable_dynamic_field: schema.dynamic_field,
+        fields: schema
+            .fields
+            .iter()
+            .filter(|f| f.name != etl_engine::schema::DYNAMIC_FIELD)
+            .map(|f| {
+                let mut params = Vec::new();
+                if let Some(d) = f.dim {
+                    params.push(kv("dim", d.to_string()));
+                }
+                if let Some(m) = f.max_length {
+                    params.push(kv("max_length", m.to_string()));
+                }
+                if let Some(c) = f.max_capacity {
+                    params.push(kv("max_capacity", c.to_string()));
+                }
+                FieldSchema {
+                    name: f.name.clone(),
+                    is_primary_key: f.primary_key,
+                    data_type: wire_type(f.data_type),
+                    type_params: params,
+                    auto_id: f.primary_key && schema.auto_id,
+                    element_type: f.element_type.map(wire_type).unwrap_or(0),
+                    is_partition_key: f.partition_key,
+                    ..Default::default()
+                }
+            })
+            .collect(),
+    }
+}
+
+/// Index parameters for `CreateIndex`, or `None` for what the server builds by itself.
+pub fn index_params(spec: &IndexSpec) -> Option<Vec<(String, String)>> {
+    let metric = spec.metric.map(|m| m.name().to_string());
+    let mut p = vec![];
+    match spec.index_type {
+        IndexType::Hnsw => {
+            let h = spec.hnsw.unwrap_or_default();
+            p.push(("index_type".into(), "HNSW".into()));
+            p.push((
+                "params".into(),
+                format!(
+                    "{{\"M\": {}, \"efConstruction\": {}}}",
+                    h.m, h.ef_construction
+                ),
+            ));
+        }
+        IndexType::Flat => p.push(("index_type".into(), "FLAT".into())),
+        IndexType::BinFlat => p.push(("index_type".into(), "BIN_FLAT".into())),
+        IndexType::SparseInvertedIndex => {
+            p.push(("index_type".into(), "SPARSE_INVERTED_INDEX".into()))
+        }
+        // Scalar indexes: 2.3 has STL_SORT and Trie only; the server answers filters without.
+        IndexType::StlSort | IndexType::Inverted => return None,
+    }
+    if let Some(m) = metric {
+        p.push(("metric_type".into(), m));
+    }
+    Some(p)
+}
+
+/// Whether a server of `version` stores NULL in scalar fields (nullable fields came in 2.5).
+pub fn holds_nulls(version: &str) -> bool {
+    !version_before(version, 2, 5)
+}
+
+/// The value a NULL in a scalar field of `t` is written as on a server without NULLs.
+pub fn null_stand_in(t: FieldType) -> &'static str {
+    match t {
+        FieldType::Bool => "false",
+        FieldType::Varchar => "''",
+        FieldType::Json => "{}",
+        FieldType::Array => "[]",
+        _ => "0",
+    }
+}
+
+/// `batch` with every NULL in a scalar field replaced by its stand-in ([`null_stand_in`]): what
+/// a Milvus without nullable fields holds. The writer, the stage bound for such a server and
+/// `etl verify` all apply it, so verify compares what was meant to be written.
+pub fn fill_nulls(
+    batch: &RecordBatch,
+    schema: &CollectionSchema,
+) -> Result<RecordBatch, PipelineError> {
+    let mut columns: Vec<ArrayRef> = Vec::with_capacity(batch.num_columns());
+    let mut changed = false;
+    for (i, c) in batch.columns().iter().enumerate() {
+        let name = batch.schema().field(i).name().clone();
+        let field = schema.fields.iter().find(|f| f.name == name);
+        match field {
+            Some(f) if c.null_count() > 0 && !f.data_type.is_vector() => {
+                columns.push(
+                    fill_column(c, f.data_type).map_err(|e| PipelineError::Internal {
+                        message: format!("field `{name}`: {e}"),
+                    })?,
+                );
+                changed = true;
+            }
+            _ => columns.push(c.clone()),
+        }
+    }
+    if !changed {
+        return Ok(batch.clone());
+    }
+    RecordBatch::try_new(batch.schema(), columns).map_err(|e| PipelineError::Internal {
+        message: e.to_string(),
+    })
+}
+
+fn fill_column(
+    c: &ArrayRef,
+    t: FieldType,
+) -> Result<ArrayRef, datafusion::arrow::error::ArrowError> {
+    let one: ArrayRef = match (t, c.data_type()) {
+        (_, ArrowType::Boolean) => Arc::new(BooleanArray::from(vec![false])),
+        (FieldType::Json, ArrowType::Utf8) => Arc::new(StringArray::from(vec!["{}"])),
+        (_, ArrowType::Utf8) => Arc::new(StringArray::from(vec![""])),
+        (_, ArrowType::List(item)) => Arc::new(ListArray::try_new(
+            item.clone(),
+            OffsetBuffer::new(vec![0i32, 0].into()),
+            new_empty_array(item.data_type()),
+            None,
+        )?),
+        (_, other) => cast(&(Arc::new(Int64Array::from(vec![0i64])) as ArrayRef), other)?,
+    };
+    let zeros = take(
+        &one,
+        &datafusion::arrow::array::UInt32Array::from(vec![0u32; c.len()]),
+        None,
+    )?;
+    datafusion::arrow::compute::kernels::zip::zip(&is_null(c)?, &zeros, c)
+}
+
+/// A collection's row count as the server counts it (`count(*)`).
+pub async fn count(
+    client: &etl_connectors::milvus::MilvusClient,
+    name: &str,
+) -> Result<u64, PipelineError> {
+    use etl_connectors::milvus::proto::{Field, Scalars};
+    let counted = client
+        .query(name, "", &["count(*)".to_string()], None)
+        .await?;
+    Ok(counted
+        .first()
+        .and_then(|f| match &f.field {
+            Some(Field::Scalars(s)) => match &s.data {
+                Some(Scalars::Long(l)) => l.data.first().copied(),
+                _ => None,
+            },
+            _ => None,
+        })
+        .unwrap_or(0)
+        .max(0) as u64)
+}
+
+/// Makes the planned tables fit a server of `version`: nullable vectors become non-nullable
+/// (their NULL rows rejected) on servers without NULL vectors, and what it still cannot hold
+/// is refused, naming the table and collection, before anything is written.
+pub fn fit_tables(
+    tables: &mut [etl_mappings::TablePlan],
+    url: &str,
+    version: &str,
+) -> Result<(), PipelineError> {
+    for t in tables.iter_mut() {
+        for column in relax_null_vectors(t, version) {
+            tracing::warn!(
+                "{}.{column}: Milvus {version} has no NULL vectors; rows with a NULL there are rejected",
+                t.source
+            );
+        }
+    }
+    for t in tables.iter() {
+        let schema = crate::run::target::collection_schema(t)?;
+        let problems = unsupported(&schema, version);
+        if !problems.is_empty() {
+            return Err(PipelineError::Usage {
+                message: format!(
+                    "table {} → collection `{}`: Milvus at {url} ({version}) cannot hold it:\n  - {}",
+                    t.source,
+                    t.collection,
+                    problems.join("\n  - ")
+                ),
+            });
+        }
+    }
+    Ok(())
+}

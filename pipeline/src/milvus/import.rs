@@ -1,0 +1,311 @@
+//! A stage into a real Milvus through its own bulk import: one `Import` call per staged file
+//! (the server takes one Parquet file per call), the files checked against the manifest's size
+//! and SHA-256 first, each task polled to its end with progress shown, then the indexes built
+//! and the collection loaded.
+//!
+//! Resume needs no local state: the server keeps its import tasks. The collection's
+//! description names the stage it is loaded from, and on a second run every file with a task
+//! in that collection (same collection id) is skipped when the task completed, waited for when
+//! it is still running (an import outlives a killed `etl`), and imported again when it failed.
+//! So a killed import re-run ends with each row exactly once, and a finished one changes
+//! nothing.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use etl_connectors::milvus::proto::GetImportStateResponse;
+use etl_connectors::milvus::{MilvusClient, import_info, import_state};
+use etl_connectors::store::Store;
+use futures::StreamExt;
+
+use crate::error::PipelineError;
+use crate::run::{Phase, RunObserver, RunReport, TableReport, Totals};
+use crate::stage::ImportOptions;
+use crate::stage::import::{choose, download};
+use crate::stage::manifest::StagedCollection;
+use crate::stage::read_manifest;
+
+/// The description a collection imported from a stage carries.
+pub fn stage_marker(stage_url: &str, stage_id: &str) -> String {
+    format!("etl: staged import of {stage_url} ({stage_id})")
+}
+
+/// Whether a collection's description says it was imported from the stage at `stage_url`.
+pub fn from_stage(description: &str, stage_url: &str) -> bool {
+    description.starts_with(&format!("etl: staged import of {stage_url} ("))
+}
+
+/// Imports the stage at `url` into the Milvus at `milvus_url`. `replace_own` lets a collection
+/// imported from an earlier stage at the same URL be replaced (what `etl run` does when it
+/// stages again); other existing collections need `opts.recreate`.
+pub async fn import(
+    url: &str,
+    milvus_url: &str,
+    opts: &ImportOptions,
+    replace_own: bool,
+    observer: Arc<dyn RunObserver>,
+    cancel: impl Future<Output = ()>,
+) -> Result<RunReport, PipelineError> {
+    let started = Instant::now();
+    let store = Store::open(url)?;
+    let manifest = read_manifest(&store).await?;
+    let chosen = choose(&manifest, opts.collections.as_deref())?;
+    let (client, version) = MilvusClient::connect(milvus_url).await?;
+    for c in &chosen {
+        let problems = super::unsupported(&c.schema, &version);
+        if !problems.is_empty() {
+            return Err(PipelineError::Usage {
+                message: format!(
+                    "collection `{}`: Milvus at {milvus_url} ({version}) cannot hold it:\n  - {}",
+                    c.name,
+                    problems.join("\n  - ")
+                ),
+            });
+        }
+        if !super::holds_nulls(&version) {
+            let nullable: Vec<&str> = c
+                .schema
+                .fields
+                .iter()
+                .filter(|f| f.nullable && !f.data_type.is_vector() && !f.primary_key)
+                .map(|f| f.name.as_str())
+                .collect();
+            if !nullable.is_empty() {
+                tracing::warn!(
+                    collection = %c.name,
+                    "Milvus {version} has no NULLs: the server stores NULLs staged in {} as its zero values (and fails on NULL JSON); stage with `milvus:` in the mapping's target to have them written as the plan says",
+                    nullable.join(", ")
+                );
+            }
+        }
+    }
+    let parallelism = opts.parallelism.unwrap_or(2).max(1);
+    let tmp = std::env::temp_dir().join(format!("etl-milvus-import-{}", std::process::id()));
+    let work = async {
+        let mut reports = Vec::new();
+        for c in &chosen {
+            let marker = stage_marker(&store.url, &manifest.stage_id);
+            reports.push(
+                import_collection(
+                    &client,
+                    &store,
+                    c,
+                    &marker,
+                    replace_own,
+                    opts.recreate,
+                    &tmp,
+                    parallelism,
+                    observer.clone(),
+                )
+                .await?,
+            );
+        }
+        Ok::<Vec<TableReport>, PipelineError>(reports)
+    };
+    let outcome = tokio::select! {
+        r = work => r,
+        () = cancel => Err(PipelineError::Cancelled),
+    };
+    let _ = std::fs::remove_dir_all(&tmp);
+    let mut tables = outcome?;
+    tables.sort_by(|a, b| a.table.cmp(&b.table));
+    let resumed = tables.iter().any(|t| t.ranges_resumed > 0);
+    Ok(RunReport {
+        job_id: manifest.stage_id.clone(),
+        resumed,
+        dry_run: false,
+        totals: Totals::of(&tables, started.elapsed().as_secs_f64()),
+        tables,
+        stage: None,
+    })
+}
+
+/// The path the server is given for a staged file: absolute on a `file://` stage (a server on
+/// this machine), the object key on an `s3://` stage (a server whose own bucket it is).
+fn server_path(store: &Store, rel: &str) -> Result<String, PipelineError> {
+    if let Some(root) = &store.local_dir {
+        let p = std::path::absolute(root.join(rel)).unwrap_or_else(|_| root.join(rel));
+        return Ok(p.display().to_string());
+    }
+    if store.url.starts_with("s3://") {
+        return Ok(store.path(rel).to_string());
+    }
+    Err(PipelineError::Usage {
+        message: format!(
+            "{}: Milvus imports files from its own object store; stage to file:// (a server on this machine) or to the s3:// bucket the server uses",
+            store.url
+        ),
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn import_collection(
+    client: &MilvusClient,
+    store: &Store,
+    coll: &StagedCollection,
+    marker: &str,
+    replace_own: bool,
+    recreate: bool,
+    tmp: &std::path::Path,
+    parallelism: usize,
+    observer: Arc<dyn RunObserver>,
+) -> Result<TableReport, PipelineError> {
+    let started = Instant::now();
+    let name = coll.name.clone();
+    let table = coll.source_table.clone();
+    observer.table_started(&table, Some(coll.rows));
+    observer.phase(&table, Phase::Reading);
+    let mut report = TableReport {
+        table: table.clone(),
+        collection: name.clone(),
+        ranges: coll.files.len(),
+        ..Default::default()
+    };
+    // The collection: ours from this stage (resume), ours from an older stage of the same URL
+    // (replace when allowed), or someone else's (refuse unless --recreate).
+    if client.has_collection(&name).await? {
+        let existing = client.describe_collection(&name).await?;
+        let ours = existing.description == marker;
+        let replace = recreate || (replace_own && from_stage(&existing.description, &store.url));
+        if !ours && !replace {
+            let why = if from_stage(&existing.description, &store.url) {
+                "it was imported from an earlier stage at this URL"
+            } else {
+                "it was not imported from this stage"
+            };
+            return Err(PipelineError::Usage {
+                message: format!(
+                    "collection `{name}` already exists in Milvus at {} and {why}; run again with --recreate to drop and recreate it",
+                    client.url()
+                ),
+            });
+        }
+        if !ours {
+            client.drop_collection(&name).await?;
+        }
+    }
+    if !client.has_collection(&name).await? {
+        let mut schema = super::milvus_schema(&name, &coll.schema);
+        schema.description = marker.to_string();
+        client
+            .create_collection(&schema, coll.schema.shards as i32)
+            .await?;
+    }
+    let id = client.collection_id(&name).await?;
+    // The server's own record of what was imported into this collection.
+    let mut tasks: HashMap<String, GetImportStateResponse> = HashMap::new();
+    for t in client.list_import_tasks(&name).await? {
+        if t.collection_id != id {
+            continue;
+        }
+        if let Some(files) = import_info(&t, "files") {
+            let keep = match tasks.get(files) {
+                // A completed or running task wins over a failed one for the same file.
+                Some(old) => !is_failed(old.state) || is_failed(t.state),
+                None => false,
+            };
+            if !keep {
+                tasks.insert(files.to_string(), t);
+            }
+        }
+    }
+    let rows_done = Arc::new(AtomicU64::new(0));
+    let bytes_done = Arc::new(AtomicU64::new(0));
+    let mut resumed = 0usize;
+    let mut jobs = Vec::new();
+    for f in &coll.files {
+        let path = server_path(store, &f.path)?;
+        match tasks.get(&path) {
+            Some(t) if t.state == import_state::COMPLETED => {
+                resumed += 1;
+                rows_done.fetch_add(t.row_count.max(0) as u64, Ordering::Relaxed);
+                bytes_done.fetch_add(f.bytes, Ordering::Relaxed);
+            }
+            Some(t) if !is_failed(t.state) => jobs.push((f, path, Some(t.id))),
+            _ => jobs.push((f, path, None)),
+        }
+    }
+    report.ranges_resumed = resumed;
+    let results: Vec<Result<(), PipelineError>> =
+        futures::stream::iter(jobs.into_iter().map(|(f, path, running)| {
+            let (rows_done, bytes_done) = (rows_done.clone(), bytes_done.clone());
+            let (observer, table, name) = (observer.clone(), table.clone(), name.clone());
+            async move {
+                let task = match running {
+                    Some(t) => t,
+                    None => {
+                        // Checked against the manifest before the server sees it.
+                        let (local, copy) = download(store, f, tmp).await?;
+                        if copy {
+                            let _ = tokio::fs::remove_file(&local).await;
+                            return Err(PipelineError::Usage {
+                                message: format!(
+                                    "{}: Milvus reads staged files itself; this stage is not on the server's storage",
+                                    store.url
+                                ),
+                            });
+                        }
+                        client.start_import(&name, &path).await?
+                    }
+                };
+                let what = format!("importing {path} into `{name}`");
+                let rows = client
+                    .wait_import(task, &what, |s| {
+                        let pct: f64 = import_info(s, "progress_percent")
+                            .and_then(|p| p.parse().ok())
+                            .unwrap_or(0.0);
+                        let partial = (f.rows as f64 * pct / 100.0) as u64;
+                        observer.progress(
+                            &table,
+                            rows_done.load(Ordering::Relaxed) + partial,
+                            bytes_done.load(Ordering::Relaxed),
+                        );
+                    })
+                    .await?;
+                if rows as u64 != f.rows {
+                    return Err(PipelineError::Internal {
+                        message: format!(
+                            "{what}: the server imported {rows} rows, the manifest says {}",
+                            f.rows
+                        ),
+                    });
+                }
+                rows_done.fetch_add(f.rows, Ordering::Relaxed);
+                bytes_done.fetch_add(f.bytes, Ordering::Relaxed);
+                Ok(())
+            }
+        }))
+        .buffer_unordered(parallelism)
+        .collect()
+        .await;
+    results.into_iter().collect::<Result<Vec<()>, _>>()?;
+    report.rows_read = coll.rows;
+    report.rows_written = rows_done.load(Ordering::Relaxed);
+    report.bytes = coll.files.iter().map(|f| f.bytes).sum();
+    let index_started = Instant::now();
+    observer.phase(&table, Phase::Indexing);
+    for idx in &coll.indexes {
+        if let Some(params) = super::index_params(&idx.spec) {
+            client.create_index(&name, &idx.field, params).await?;
+        }
+    }
+    report.index_seconds = index_started.elapsed().as_secs_f64();
+    observer.phase(&table, Phase::Loading);
+    client.load(&name).await?;
+    report.collection_rows = super::count(client, &name).await?;
+    report.seconds = started.elapsed().as_secs_f64();
+    report.rows_per_s = report.rows_written as f64 / report.seconds.max(1e-9);
+    observer.phase(&table, Phase::Done);
+    observer.table_finished(&report);
+    Ok(report)
+}
+
+fn is_failed(state: i32) -> bool {
+    matches!(
+        state,
+        import_state::FAILED | import_state::FAILED_AND_CLEANED
+    )
+}

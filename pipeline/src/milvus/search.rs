@@ -1,0 +1,231 @@
+//! `etl search` against a Milvus server: the engine's [`SearchRequest`] sent as a Milvus
+//! search, and the answer returned as the engine's [`Hit`]s with the engine's distances
+//! (lower is nearer: L2 as the Euclidean distance, IP negated, COSINE as 1 − cosine, the
+//! values pgvector's `<->`, `<#>` and `<=>` give), so the output is the same for either target.
+
+use etl_connectors::milvus::MilvusClient;
+use etl_connectors::milvus::proto::{FieldSchema, IdField, data_type};
+use etl_engine::collection::{Hit, SearchRequest};
+use etl_engine::{Field, FieldType, Metric};
+use serde_json::{Map, Value};
+
+use crate::error::PipelineError;
+
+fn usage(message: String) -> PipelineError {
+    PipelineError::Usage { message }
+}
+
+/// The engine's type of a Milvus wire type.
+pub fn from_wire(t: i32) -> Option<FieldType> {
+    Some(match t {
+        data_type::BOOL => FieldType::Bool,
+        data_type::INT8 => FieldType::Int8,
+        data_type::INT16 => FieldType::Int16,
+        data_type::INT32 => FieldType::Int32,
+        data_type::INT64 => FieldType::Int64,
+        data_type::FLOAT => FieldType::Float,
+        data_type::DOUBLE => FieldType::Double,
+        data_type::VARCHAR => FieldType::Varchar,
+        data_type::JSON => FieldType::Json,
+        data_type::ARRAY => FieldType::Array,
+        data_type::FLOAT_VECTOR => FieldType::FloatVector,
+        data_type::FLOAT16_VECTOR => FieldType::Float16Vector,
+        data_type::BINARY_VECTOR => FieldType::BinaryVector,
+        data_type::SPARSE_FLOAT_VECTOR => FieldType::SparseFloatVector,
+        _ => return None,
+    })
+}
+
+fn engine_field(f: &FieldSchema) -> Option<Field> {
+    let mut out = Field::new(f.name.clone(), from_wire(f.data_type)?);
+    out.element_type = from_wire(f.element_type);
+    out.dim = f
+        .type_params
+        .iter()
+        .find(|kv| kv.key == "dim")
+        .and_then(|kv| kv.value.parse().ok());
+    Some(out)
+}
+
+/// Runs `req` on `collection`; one list of hits per query vector.
+pub async fn search(
+    client: &MilvusClient,
+    collection: &str,
+    req: &SearchRequest,
+) -> Result<Vec<Vec<Hit>>, PipelineError> {
+    if req.radius.is_some() || req.range_filter.is_some() {
+        return Err(usage(
+            "radius and range_filter are not passed to a Milvus target; search without them".into(),
+        ));
+    }
+    let schema = client.describe_collection(collection).await?;
+    let vectors: Vec<&FieldSchema> = schema
+        .fields
+        .iter()
+        .filter(|f| from_wire(f.data_type).is_some_and(|t| t.is_vector()))
+        .collect();
+    let field = match &req.field {
+        Some(name) => vectors
+            .iter()
+            .find(|f| &f.name == name)
+            .copied()
+            .ok_or_else(|| usage(format!("`{collection}` has no vector field `{name}`")))?,
+        None => match vectors.as_slice() {
+            [only] => *only,
+            _ => {
+                return Err(usage(format!(
+                    "`{collection}` has several vector fields; name one with --field"
+                )));
+            }
+        },
+    };
+    let metric = match req.metric {
+        Some(m) => m.name().to_string(),
+        None => client
+            .describe_indexes(collection, &field.name)
+            .await?
+            .first()
+            .and_then(|i| i.params.iter().find(|kv| kv.key == "metric_type"))
+            .map(|kv| kv.value.clone())
+            .ok_or_else(|| {
+                usage(format!(
+                    "`{collection}.{}` has no index to take the metric from; give --metric",
+                    field.name
+                ))
+            })?,
+    };
+    let (kind, values) = query_bytes(field, &req.vectors)?;
+    let params = match req.ef {
+        Some(ef) => format!("{{\"ef\": {}}}", ef.max(req.limit + req.offset)),
+        None => "{}".to_string(),
+    };
+    let scalar_names: Vec<String> = schema
+        .fields
+        .iter()
+        .filter(|f| !from_wire(f.data_type).is_some_and(|t| t.is_vector()))
+        .map(|f| f.name.clone())
+        .collect();
+    let output: Vec<String> = req
+        .output_fields
+        .iter()
+        .flat_map(|f| {
+            if f == "*" {
+                scalar_names.clone()
+            } else {
+                vec![f.clone()]
+            }
+        })
+        .collect();
+    let r = client
+        .search_raw(
+            collection,
+            &field.name,
+            kind,
+            values,
+            req.limit + req.offset,
+            &metric,
+            &params,
+            req.filter.as_deref().unwrap_or(""),
+            &output,
+        )
+        .await?;
+    // The returned fields as JSON values, one per hit (all queries' hits in one run).
+    let mut columns: Vec<(String, Vec<Value>)> = Vec::new();
+    for d in &r.fields_data {
+        let f = schema
+            .fields
+            .iter()
+            .find(|f| f.name == d.field_name)
+            .and_then(engine_field)
+            .unwrap_or_else(|| Field::new(d.field_name.clone(), FieldType::Json));
+        let a = super::read::to_arrow(d, &f)?;
+        let values = (0..a.len())
+            .map(|i| etl_engine::convert::to_json(a.as_ref(), i, Some(f.data_type)))
+            .collect();
+        columns.push((d.field_name.clone(), values));
+    }
+    let ids: Vec<Value> = match r.ids.and_then(|i| i.id_field) {
+        Some(IdField::Int(l)) => l.data.into_iter().map(Value::from).collect(),
+        Some(IdField::Str(s)) => s.data.into_iter().map(Value::from).collect(),
+        None => Vec::new(),
+    };
+    let m = Metric::parse(&metric);
+    let mut out = Vec::with_capacity(req.vectors.len());
+    let mut at = 0usize;
+    for k in &r.topks {
+        let k = (*k).max(0) as usize;
+        let mut hits = Vec::with_capacity(k);
+        for i in at..at + k {
+            let score = r.scores.get(i).copied().unwrap_or(f32::NAN);
+            let distance = match m {
+                Some(Metric::L2) => score.max(0.0).sqrt(),
+                Some(Metric::Ip) => -score,
+                Some(Metric::Cosine) => 1.0 - score,
+                _ => score,
+            };
+            let mut fields = Map::new();
+            for (name, values) in &columns {
+                if let Some(v) = values.get(i) {
+                    fields.insert(name.clone(), v.clone());
+                }
+            }
+            hits.push(Hit {
+                id: ids.get(i).cloned().unwrap_or(Value::Null),
+                distance,
+                fields,
+            });
+        }
+        at += k;
+        out.push(hits.into_iter().skip(req.offset).collect());
+    }
+    Ok(out)
+}
+
+/// The query vectors as the server's bytes for `field`'s type.
+fn query_bytes(
+    field: &FieldSchema,
+    vectors: &[Value],
+) -> Result<(i32, Vec<Vec<u8>>), PipelineError> {
+    let kind = field.data_type;
+    let mut out = Vec::with_capacity(vectors.len());
+    for v in vectors {
+        let bytes = match (kind, v) {
+            (data_type::FLOAT_VECTOR, Value::Array(xs)) => {
+                let mut b = Vec::with_capacity(xs.len() * 4);
+                for x in xs {
+                    let f = x
+                        .as_f64()
+                        .ok_or_else(|| usage(format!("query vector: `{x}` is not a number")))?;
+                    b.extend_from_slice(&(f as f32).to_le_bytes());
+                }
+                b
+            }
+            (data_type::BINARY_VECTOR, Value::String(bits)) => {
+                pack_bits(bits.chars().map(|c| c == '1'), bits.len())
+            }
+            (data_type::BINARY_VECTOR, Value::Array(xs)) => {
+                pack_bits(xs.iter().map(|x| x.as_u64() == Some(1)), xs.len())
+            }
+            _ => {
+                return Err(usage(format!(
+                    "query vector {v}: not a query for the {} field `{}`",
+                    from_wire(kind).map(|t| t.to_string()).unwrap_or_default(),
+                    field.name
+                )));
+            }
+        };
+        out.push(bytes);
+    }
+    Ok((kind, out))
+}
+
+/// Bits, most significant first in each byte (pgvector's and Milvus' order).
+fn pack_bits(bits: impl Iterator<Item = bool>, n: usize) -> Vec<u8> {
+    let mut out = vec![0u8; n.div_ceil(8)];
+    for (i, b) in bits.enumerate() {
+        if b {
+            out[i / 8] |= 0x80 >> (i % 8);
+        }
+    }
+    out
+}
