@@ -142,6 +142,22 @@ async fn check_milvus(url: &str, plan: &mut Plan) -> Result<(), PipelineError> {
             });
         }
         let schema = crate::run::target::collection_schema(&tp)?;
+        if !crate::milvus::holds_nulls(&version) {
+            for f in schema
+                .fields
+                .iter()
+                .filter(|f| f.nullable && !f.data_type.is_vector() && !f.primary_key)
+            {
+                t.suggestions.push(etl_mappings::Finding {
+                    column: Some(f.name.clone()),
+                    message: format!(
+                        "Milvus {version} has no NULL scalars: a NULL here is written as {} (and `etl verify` expects that)",
+                        crate::milvus::null_stand_in(f.data_type)
+                    ),
+                    fix: Some("give the field a `default`, or load Milvus 2.5+".into()),
+                });
+            }
+        }
         for problem in unsupported(&schema, &version) {
             t.required_fixes.push(etl_mappings::Finding {
                 column: None,

@@ -204,7 +204,8 @@ pub async fn run(
         mapping.file.target.engine.clone()
     };
     let milvus = mapping.file.target.milvus.clone();
-    if let (Some(url), None, Some(server)) = (&stage, &engine, &milvus) {
+    // `etl stage` (`stage_to`) only stages.
+    if let (Some(url), None, Some(server), None) = (&stage, &engine, &milvus, &opts.stage_to) {
         // Stage, then the server's own bulk import of the staged files.
         let cancel = futures::FutureExt::shared(Box::pin(cancel));
         let staged = crate::stage::stage_for(

@@ -11,6 +11,7 @@
 mod dump;
 mod init_plan;
 mod milvus;
+mod milvus_paths;
 mod pg_read;
 mod run;
 mod stage;

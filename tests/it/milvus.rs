@@ -37,7 +37,7 @@ fn scalars(name: &str, t: i32, data: Scalars) -> FieldData {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_real_milvus_takes_inserts_builds_an_index_and_searches() {
-    let (client, version) = MilvusClient::connect(milvus_url()).await.unwrap();
+    let (client, version) = crate::support::milvus_client().await;
     assert!(version.starts_with("v2.3"), "{version}");
     let name = format!("it_client_{}", std::process::id());
     if client.has_collection(&name).await.unwrap() {
@@ -265,7 +265,7 @@ async fn etl_run_loads_milvus_and_refuses_what_its_version_cannot_hold() {
         assert_eq!(r["collection_rows"], n, "{t}: {r}");
     }
     // Search through the server's HNSW index against pgvector's exact neighbours.
-    let (client, _) = MilvusClient::connect(milvus_url()).await.unwrap();
+    let (client, _) = crate::support::milvus_client().await;
     let coll = format!("docs_{}", std::process::id());
     let mut hits = 0;
     let queries = [7i64, 300, 1234, 1999];

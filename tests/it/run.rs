@@ -26,6 +26,7 @@ pub(crate) fn etl_pw(url: &str, args: &[&str]) -> Output {
         .args(args)
         .env("PGPASSWORD", password(url))
         .env("PGPASSFILE", "/nonexistent")
+        .env("MILVUS_TOKEN", crate::support::MILVUS_TOKEN)
         .output()
         .unwrap()
 }

@@ -47,6 +47,16 @@ pub fn milvus_url() -> &'static str {
     test_server(&URL, "ETL_TEST_MILVUS_URL", "milvus-test-server")
 }
 
+/// The test Milvus' credentials (its default user: the test server runs with authentication).
+pub const MILVUS_TOKEN: &str = "root:Milvus";
+
+/// A client of the test Milvus, and its version.
+pub async fn milvus_client() -> (etl_connectors::milvus::MilvusClient, String) {
+    etl_connectors::milvus::MilvusClient::connect_with(milvus_url(), Some(MILVUS_TOKEN.into()))
+        .await
+        .unwrap()
+}
+
 /// The python with pyarrow that the S3 test server's venv holds.
 pub fn python() -> PathBuf {
     let out = Command::new("bash")

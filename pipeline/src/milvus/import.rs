@@ -55,7 +55,15 @@ pub async fn import(
     let chosen = choose(&manifest, opts.collections.as_deref())?;
     let (client, version) = MilvusClient::connect(milvus_url).await?;
     for c in &chosen {
-        let problems = super::unsupported(&c.schema, &version);
+        // A nullable vector is fine if the files hold no NULL there; a file that does fails
+        // on the server with its name and the server's reason.
+        let mut schema = c.schema.clone();
+        for f in &mut schema.fields {
+            if f.data_type.is_vector() {
+                f.nullable = false;
+            }
+        }
+        let problems = super::unsupported(&schema, &version);
         if !problems.is_empty() {
             return Err(PipelineError::Usage {
                 message: format!(
@@ -189,6 +197,7 @@ async fn import_collection(
     }
     if !client.has_collection(&name).await? {
         let mut schema = super::milvus_schema(&name, &coll.schema);
+        // Milvus before 2.5 has no nullable fields; the schema sent carries no such flag.
         schema.description = marker.to_string();
         client
             .create_collection(&schema, coll.schema.shards as i32)
@@ -224,7 +233,11 @@ async fn import_collection(
                 rows_done.fetch_add(t.row_count.max(0) as u64, Ordering::Relaxed);
                 bytes_done.fetch_add(f.bytes, Ordering::Relaxed);
             }
-            Some(t) if !is_failed(t.state) => jobs.push((f, path, Some(t.id))),
+            Some(t) if !is_failed(t.state) => {
+                // Started by an earlier run and still going: waited for, not started again.
+                resumed += 1;
+                jobs.push((f, path, Some(t.id)));
+            }
             _ => jobs.push((f, path, None)),
         }
     }

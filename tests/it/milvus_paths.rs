@@ -1,0 +1,402 @@
+//! The multi-table pgvector database into the real Milvus 2.3.5 by both load paths (inserts
+//! over gRPC; a file:// stage through the server's bulk import), each verified row by row and
+//! searched against pgvector's exact neighbours; a bulk import killed with SIGKILL and run
+//! again; and the bad inputs a user meets (wrong token, unreachable server, a collection that
+//! is someone else's).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::run::{SHAPES, etl_pw, password, verify_json};
+use crate::support::{
+    MILVUS_TOKEN, fresh_db, milvus_client, milvus_url, query_rows, sql, stderr, stdout, write,
+};
+
+/// A table with a NULL in every nullable scalar kind every other row.
+const NULLS: &str = "
+CREATE TABLE nulls (id int PRIMARY KEY, t text, n int, b boolean, j jsonb, a int[], d date, f float8, v vector(2) NOT NULL);
+INSERT INTO nulls SELECT i,
+  CASE WHEN i % 2 = 0 THEN NULL ELSE 'text ' || i END,
+  CASE WHEN i % 2 = 0 THEN NULL ELSE i END,
+  CASE WHEN i % 2 = 0 THEN NULL ELSE i % 3 = 0 END,
+  CASE WHEN i % 2 = 0 THEN NULL ELSE jsonb_build_object('i', i, 'name', 'n' || i) END,
+  CASE WHEN i % 2 = 0 THEN NULL ELSE ARRAY[i, i + 1] END,
+  CASE WHEN i % 2 = 0 THEN NULL ELSE DATE '2024-01-01' + i END,
+  CASE WHEN i % 2 = 0 THEN NULL ELSE i / 3.0 END,
+  ARRAY[i, 1]::real[]::vector
+FROM generate_series(1, 40) i;
+";
+
+fn target_url() -> String {
+    milvus_url().replacen("http://", "milvus://", 1)
+}
+
+/// The mapping of every shape into collections suffixed with `tag`; `stage` adds a staged
+/// import.
+fn shapes_mapping(dir: &Path, url: &str, tag: &str, stage: Option<&Path>) -> PathBuf {
+    let stage = stage
+        .map(|p| format!("  stage: 'file://{}'\n", p.display()))
+        .unwrap_or_default();
+    let m = format!(
+        "version: 1
+source:
+  postgres: '{url}'
+target:
+  milvus: '{milvus}'
+{stage}tables:
+  - source: public.composite
+    collection: composite_{tag}
+  - source: public.nokey
+    collection: nokey_{tag}
+  # Milvus 2.3 holds one vector field, and neither halfvec nor sparsevec: the bits stay.
+  - source: public.uuidkey
+    collection: uuidkey_{tag}
+    exclude: [h, s]
+  - source: public.events
+    collection: events_{tag}
+  # NULL vectors cannot be stored on 2.3: those rows are left out here, in run and verify.
+  - source: public.kitchen
+    collection: kitchen_{tag}
+    where: nv IS NOT NULL
+  - source: public.empty
+    collection: empty_{tag}
+  - source: public.docs
+    collection: docs_{tag}
+  - source: public.nulls
+    collection: nulls_{tag}
+",
+        milvus = milvus_url()
+    );
+    write(dir, &format!("milvus_{tag}.yaml"), &m)
+}
+
+fn run_ok(url: &str, args: &[&str]) -> Value {
+    let o = etl_pw(url, args);
+    assert!(
+        o.status.success(),
+        "etl {args:?}: {}\n{}",
+        stderr(&o),
+        stdout(&o)
+    );
+    serde_json::from_str(&stdout(&o)).unwrap()
+}
+
+fn table<'a>(report: &'a Value, t: &str) -> &'a Value {
+    report["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["table"] == t)
+        .unwrap_or_else(|| panic!("{t} not in {report}"))
+}
+
+/// recall@10 of `etl search` on `collection` against pgvector's exact cosine neighbours, and
+/// the largest difference between the two distances of a shared hit.
+fn search_recall(url: &str, collection: &str) -> (f64, f64) {
+    let mut hits = 0;
+    let mut worst = 0f64;
+    let queries = [7i64, 123, 250, 499];
+    for q in queries {
+        let want = query_rows(
+            url,
+            &format!(
+                "SELECT id, (emb <=> (SELECT emb FROM docs WHERE id = {q}))::float8 FROM docs ORDER BY 2, id LIMIT 10"
+            ),
+        );
+        let qv: Vec<f32> = (1..=8).map(|k| ((q * k + k) as f64).sin() as f32).collect();
+        let qv = serde_json::to_string(&qv).unwrap();
+        let got = run_ok(
+            url,
+            &[
+                "search",
+                "--target",
+                &target_url(),
+                "--collection",
+                collection,
+                "--vector",
+                &qv,
+                "--limit",
+                "10",
+                "--params",
+                "{\"ef\": 64}",
+                "--format",
+                "json",
+            ],
+        );
+        for h in got.as_array().unwrap() {
+            let id = h["id"].as_i64().unwrap();
+            if let Some((_, d)) = want.iter().find(|(w, _)| *w == id) {
+                hits += 1;
+                worst = worst.max((d - h["distance"].as_f64().unwrap()).abs());
+            }
+        }
+    }
+    (hits as f64 / (10 * queries.len()) as f64, worst)
+}
+
+fn assert_clean(url: &str, mapping: &Path) {
+    let (code, v) = verify_json(url, mapping);
+    assert_eq!(code, Some(0), "{v:#}");
+    assert_eq!(v["clean"], true, "{v:#}");
+    for t in v["tables"].as_array().unwrap() {
+        assert_eq!(t["mismatch"], 0, "{t}");
+        assert_eq!(t["missing"], 0, "{t}");
+        assert_eq!(t["extraneous"], 0, "{t}");
+        assert_eq!(t["success"], t["truth_rows_seen"], "{t}");
+    }
+}
+
+const ROWS: [(&str, u64); 8] = [
+    ("public.composite", 100),
+    ("public.nokey", 50),
+    ("public.uuidkey", 40),
+    ("public.events", 30),
+    ("public.kitchen", 45),
+    ("public.empty", 0),
+    ("public.docs", 500),
+    ("public.nulls", 40),
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_multi_table_database_reaches_milvus_by_both_paths_and_verifies_clean() {
+    let url = fresh_db("milvus_paths");
+    sql(&url, SHAPES);
+    sql(&url, NULLS);
+    let dir = tempfile::tempdir().unwrap();
+    let pid = std::process::id();
+    let (client, _) = milvus_client().await;
+
+    // 1. Inserts over gRPC.
+    let tag = format!("i{pid}");
+    let m = shapes_mapping(dir.path(), &url, &tag, None);
+    // The plan says how NULLs are written on this server.
+    let o = etl_pw(&url, &["plan", m.to_str().unwrap()]);
+    assert!(o.status.success(), "{}\n{}", stdout(&o), stderr(&o));
+    assert!(stdout(&o).contains("no NULL"), "{}", stdout(&o));
+    let report = run_ok(
+        &url,
+        &[
+            "run",
+            m.to_str().unwrap(),
+            "--quiet",
+            "--format",
+            "json",
+            "--recreate",
+        ],
+    );
+    for (t, n) in ROWS {
+        assert_eq!(table(&report, t)["collection_rows"], n, "{t}: {report}");
+    }
+    assert_clean(&url, &m);
+    let (recall, worst) = search_recall(&url, &format!("docs_{tag}"));
+    assert!(recall >= 0.95, "recall@10 {recall}");
+    assert!(worst < 1e-4, "distances differ from pgvector's by {worst}");
+    // A changed row is found: verify is not blind on this target.
+    sql(&url, "UPDATE nulls SET t = 'changed' WHERE id = 3");
+    let (code, v) = verify_json(&url, &m);
+    assert_eq!(code, Some(1), "{v:#}");
+    let nulls = v["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["table"] == "public.nulls")
+        .unwrap();
+    assert_eq!(nulls["mismatch"], 1, "{nulls}");
+    assert!(nulls.to_string().contains("changed"), "{nulls}");
+    sql(&url, "UPDATE nulls SET t = 'text 3' WHERE id = 3");
+
+    // 2. Staged, then the server's bulk import of the files.
+    let tag = format!("s{pid}");
+    let stage = dir.path().join("stage");
+    let m = shapes_mapping(dir.path(), &url, &tag, Some(&stage));
+    let report = run_ok(
+        &url,
+        &[
+            "run",
+            m.to_str().unwrap(),
+            "--quiet",
+            "--format",
+            "json",
+            "--recreate",
+        ],
+    );
+    assert!(report["stage"]["files"].as_u64().unwrap() >= 7, "{report}");
+    for (t, n) in ROWS {
+        assert_eq!(table(&report, t)["collection_rows"], n, "{t}: {report}");
+    }
+    assert_clean(&url, &m);
+    let (recall, _) = search_recall(&url, &format!("docs_{tag}"));
+    assert!(recall >= 0.95, "recall@10 {recall}");
+    // The same command again replaces its own earlier import: still each row once.
+    let report = run_ok(
+        &url,
+        &["run", m.to_str().unwrap(), "--quiet", "--format", "json"],
+    );
+    assert_eq!(
+        table(&report, "public.docs")["collection_rows"],
+        500,
+        "{report}"
+    );
+    assert_clean(&url, &m);
+
+    for tag in [format!("i{pid}"), format!("s{pid}")] {
+        for (t, _) in ROWS {
+            let _ = client
+                .drop_collection(&format!("{}_{tag}", t.trim_start_matches("public.")))
+                .await;
+        }
+    }
+}
+
+fn etl_import(url: &str, stage: &str, extra: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_etl"));
+    c.args([
+        "import",
+        "--from",
+        stage,
+        "--target",
+        &target_url(),
+        "--quiet",
+        "--format",
+        "json",
+    ])
+    .args(extra)
+    .env("PGPASSWORD", password(url))
+    .env("MILVUS_TOKEN", MILVUS_TOKEN);
+    c
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bulk_import_killed_mid_way_resumes_without_duplicates() {
+    let url = fresh_db("milvus_kill");
+    sql(
+        &url,
+        "CREATE TABLE big (id bigint PRIMARY KEY, body text, emb vector(16));
+         INSERT INTO big SELECT i, 'row ' || i, ARRAY(SELECT sin(i * k) FROM generate_series(1, 16) k)::real[]::vector
+         FROM generate_series(1, 30000) i;",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let coll = format!("big_{}", std::process::id());
+    let m = write(
+        dir.path(),
+        "big.yaml",
+        &format!(
+            "version: 1\nsource:\n  postgres: '{url}'\ntarget:\n  milvus: '{}'\ntables:\n  - source: public.big\n    collection: {coll}\n",
+            milvus_url()
+        ),
+    );
+    let stage = format!("file://{}", dir.path().join("stage").display());
+    let o = etl_pw(
+        &url,
+        &[
+            "stage",
+            m.to_str().unwrap(),
+            "--to",
+            &stage,
+            "--max-file-size",
+            "100000",
+            "--quiet",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (client, _) = milvus_client().await;
+    if client.has_collection(&coll).await.unwrap() {
+        client.drop_collection(&coll).await.unwrap();
+    }
+
+    // Killed once the server has import tasks for it.
+    let mut child = etl_import(&url, &stage, &["--parallelism", "1"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        assert!(Instant::now() < deadline, "no import task appeared");
+        if child.try_wait().unwrap().is_some() {
+            let mut err = String::new();
+            std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+            panic!("the import ended before it was killed: {err}");
+        }
+        if client.has_collection(&coll).await.unwrap()
+            && !client.list_import_tasks(&coll).await.unwrap().is_empty()
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    // The same command again: ends clean, each row once.
+    let o: Output = etl_import(&url, &stage, &["--parallelism", "1"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}\n{}", stderr(&o), stdout(&o));
+    let report: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let t = table(&report, "public.big");
+    assert_eq!(t["collection_rows"], 30000, "{report}");
+    assert!(t["ranges"].as_u64().unwrap() >= 3, "{report}");
+    // The killed run's task was picked up (waited for or done), not started again.
+    assert!(t["ranges_resumed"].as_u64().unwrap() >= 1, "{report}");
+    assert_eq!(report["resumed"], true, "{report}");
+    assert_clean(&url, &m);
+    // And again: nothing to do, nothing changes.
+    let o = etl_import(&url, &stage, &[]).output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let report: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let t = table(&report, "public.big");
+    assert_eq!(t["ranges_resumed"], t["ranges"], "{report}");
+    assert_eq!(t["collection_rows"], 30000, "{report}");
+
+    // Bad input. A collection that is not this stage's: refused unless --recreate.
+    let other = format!("{stage}-other");
+    let o = etl_pw(
+        &url,
+        &["stage", m.to_str().unwrap(), "--to", &other, "--quiet"],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = etl_import(&url, &other, &[]).output().unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(&coll) && stderr(&o).contains("--recreate"),
+        "{}",
+        stderr(&o)
+    );
+    let o = etl_import(&url, &other, &["--recreate"]).output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    // A wrong token: one clear message naming the user and the server, never the secret.
+    let o = Command::new(env!("CARGO_BIN_EXE_etl"))
+        .args(["collections", "list", "--target", &target_url()])
+        .env("MILVUS_TOKEN", "root:N0tTheSecret")
+        .output()
+        .unwrap();
+    assert_ne!(o.status.code(), Some(0));
+    let err = stderr(&o);
+    assert!(err.contains("root") && err.contains("19530"), "{err}");
+    assert!(!err.contains("N0tTheSecret"), "{err}");
+    // No token at all on a server that wants one.
+    let o = Command::new(env!("CARGO_BIN_EXE_etl"))
+        .args(["collections", "list", "--target", &target_url()])
+        .env_remove("MILVUS_TOKEN")
+        .output()
+        .unwrap();
+    assert_ne!(o.status.code(), Some(0));
+    assert!(stderr(&o).contains("19530"), "{}", stderr(&o));
+    // An unreachable server: one line naming it.
+    let bad = write(
+        dir.path(),
+        "unreachable.yaml",
+        &format!(
+            "version: 1\nsource:\n  postgres: '{url}'\ntarget:\n  milvus: 'http://127.0.0.1:9'\ntables:\n  - source: public.big\n"
+        ),
+    );
+    let o = etl_pw(&url, &["run", bad.to_str().unwrap(), "--quiet"]);
+    assert_ne!(o.status.code(), Some(0));
+    assert!(stderr(&o).contains("127.0.0.1:9"), "{}", stderr(&o));
+    client.drop_collection(&coll).await.unwrap();
+}
