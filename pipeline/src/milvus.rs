@@ -4,6 +4,7 @@
 //! back as Arrow for `etl verify`, [`import`] loads a stage through the server's bulk import.
 
 pub mod import;
+pub mod job;
 pub mod read;
 pub mod search;
 pub mod write;

@@ -10,7 +10,7 @@ pub mod job;
 pub mod map;
 pub mod target;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -21,6 +21,8 @@ use std::time::Instant;
 use datafusion::arrow::array::RecordBatch;
 use etl_connectors::postgres::ReadOptions;
 use etl_engine::{Collection, CommitStats, Database, IndexProgress};
+
+use crate::milvus::job::LoadRecord;
 use etl_mappings::{Plan, SourceTable, TablePlan, build_plan};
 use futures::StreamExt;
 use serde::Serialize;
@@ -333,11 +335,28 @@ async fn run_milvus(
         mut tables,
     } = prepare(mapping, opts).await?;
     crate::milvus::fit_tables(&mut tables, url, &version)?;
+    let jobs = crate::source::beside(mapping, "_milvus_jobs");
+    let mut resume = HashMap::new();
     for t in &tables {
-        if !opts.dry_run && client.has_collection(&t.collection).await? {
-            if opts.restart {
-                client.drop_collection(&t.collection).await?;
-            } else {
+        if opts.dry_run || !client.has_collection(&t.collection).await? {
+            continue;
+        }
+        // Ours (same server, same collection id) and unfinished: resumed, or for an auto-ID
+        // collection (nothing to upsert by) started over. Anything else needs --recreate.
+        let record =
+            LoadRecord::read(&LoadRecord::path(&jobs, &t.collection)).filter(|r| r.server == url);
+        let id = client.collection_id(&t.collection).await?;
+        let unfinished = record
+            .as_ref()
+            .filter(|r| r.collection_id == id && !r.finished);
+        let keyed = !target::collection_schema(t)?.auto_id;
+        match unfinished {
+            Some(r) if keyed && !opts.restart => {
+                resume.insert(t.collection.clone(), r.clone());
+            }
+            Some(_) => client.drop_collection(&t.collection).await?,
+            None if opts.restart => client.drop_collection(&t.collection).await?,
+            None => {
                 return Err(PipelineError::Usage {
                     message: format!(
                         "collection `{}` already exists in Milvus at {url}; run again with --recreate to drop and recreate it",
@@ -347,9 +366,15 @@ async fn run_milvus(
             }
         }
     }
+    let resumed = !resume.is_empty();
     let ctx = RunContext {
         source,
-        sink: Sink::Milvus(client),
+        sink: Sink::Milvus(MilvusSink {
+            client,
+            server: url.to_string(),
+            jobs,
+            resume,
+        }),
         rejects_dir: crate::source::beside(mapping, "_rejects"),
         plan,
         catalog,
@@ -364,7 +389,7 @@ async fn run_milvus(
     let seconds = started.elapsed().as_secs_f64();
     Ok(RunReport {
         job_id: String::new(),
-        resumed: false,
+        resumed,
         dry_run: opts.dry_run,
         totals: Totals::of(&reports, seconds),
         tables: reports,
@@ -492,7 +517,18 @@ pub(crate) enum Sink {
     /// Staged Parquet files.
     Stage(StageSink),
     /// A Milvus server.
-    Milvus(etl_connectors::milvus::MilvusClient),
+    Milvus(MilvusSink),
+}
+
+/// A Milvus server being loaded by inserts.
+pub(crate) struct MilvusSink {
+    pub client: etl_connectors::milvus::MilvusClient,
+    /// Its URL as the mapping gives it.
+    pub server: String,
+    /// Where the load records are kept.
+    pub jobs: PathBuf,
+    /// The unfinished loads to resume, by collection.
+    pub resume: HashMap<String, LoadRecord>,
 }
 
 /// A stage being written.
@@ -583,7 +619,8 @@ impl RunContext {
             (Sink::Engine(db), false) => {
                 Some(db.ensure_collection(&tp.collection, schema.clone())?)
             }
-            (Sink::Milvus(client), false) => {
+            (Sink::Milvus(m), false) if m.resume.contains_key(&tp.collection) => None,
+            (Sink::Milvus(MilvusSink { client, .. }), false) => {
                 client
                     .create_collection(
                         &crate::milvus::milvus_schema(&tp.collection, &schema),
@@ -594,10 +631,18 @@ impl RunContext {
             }
             _ => None,
         };
-        let done: BTreeMap<String, serde_json::Value> = coll
+        let mut done: BTreeMap<String, serde_json::Value> = coll
             .as_ref()
             .map(|c| c.manifest().checkpoints.clone())
             .unwrap_or_default();
+        if let Sink::Milvus(m) = &self.sink
+            && let Some(r) = m.resume.get(&tp.collection)
+        {
+            done.insert(RANGES_KEY.into(), serde_json::json!(r.ranges));
+            for k in &r.done {
+                done.insert(k.clone(), serde_json::json!({}));
+            }
+        }
         // The range count is fixed by the first run so a resumed run splits the table the same way.
         let ranges = match done.get(RANGES_KEY).and_then(|v| v.as_u64()) {
             Some(n) => n as usize,
@@ -665,13 +710,35 @@ impl RunContext {
                     writer_loop(w, &mut rx).map(|()| Vec::new())
                 }))
             }
-            (None, Sink::Milvus(client)) if !self.opts.dry_run => {
-                let client = client.clone();
+            (None, Sink::Milvus(m)) if !self.opts.dry_run => {
+                let client = m.client.clone();
+                let path = LoadRecord::path(&m.jobs, &tp.collection);
+                let resumed = m.resume.get(&tp.collection).cloned();
+                // Rows of a resumed range may be there already: replaced by key, not doubled.
+                let upsert = resumed.is_some();
+                let record = match resumed {
+                    Some(r) => r,
+                    None => LoadRecord {
+                        server: m.server.clone(),
+                        collection_id: client.collection_id(&tp.collection).await?,
+                        ranges: parts,
+                        ..Default::default()
+                    },
+                };
+                record.save(&path)?;
                 let handle = tokio::runtime::Handle::current();
                 let name = tp.collection.clone();
                 let schema = schema.clone();
                 Some(std::thread::spawn(move || {
-                    crate::milvus::write::milvus_loop(client, handle, name, schema, &mut rx)
+                    crate::milvus::write::milvus_loop(
+                        client,
+                        handle,
+                        name,
+                        schema,
+                        (path, record),
+                        upsert,
+                        &mut rx,
+                    )
                 }))
             }
             (None, Sink::Stage(s)) if !self.opts.dry_run => {
@@ -782,7 +849,9 @@ impl RunContext {
                 index_and_load(c, target::index_specs(tp)?, self.observer.clone(), &name).await?;
             report.collection_rows = c.count_rows();
         }
-        if let (Sink::Milvus(client), false) = (&self.sink, self.opts.dry_run) {
+        if let (Sink::Milvus(MilvusSink { client, jobs, .. }), false) =
+            (&self.sink, self.opts.dry_run)
+        {
             let started_index = Instant::now();
             client.flush(&tp.collection).await?;
             self.observer.phase(&name, Phase::Indexing);
@@ -795,6 +864,11 @@ impl RunContext {
             self.observer.phase(&name, Phase::Loading);
             client.load(&tp.collection).await?;
             report.collection_rows = crate::milvus::count(client, &tp.collection).await?;
+            let path = LoadRecord::path(jobs, &tp.collection);
+            if let Some(mut r) = LoadRecord::read(&path) {
+                r.finished = true;
+                r.save(&path)?;
+            }
         }
         if let (Sink::Stage(s), false) = (&self.sink, self.opts.dry_run) {
             let indexes = target::index_specs(tp)?

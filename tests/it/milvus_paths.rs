@@ -400,3 +400,92 @@ async fn a_bulk_import_killed_mid_way_resumes_without_duplicates() {
     assert!(stderr(&o).contains("127.0.0.1:9"), "{}", stderr(&o));
     client.drop_collection(&coll).await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_killed_mid_insert_resumes_without_duplicates() {
+    let url = fresh_db("milvus_resume");
+    sql(
+        &url,
+        "CREATE TABLE keyed (id bigint PRIMARY KEY, body text, emb vector(16));
+         INSERT INTO keyed SELECT i, 'row ' || i, ARRAY(SELECT sin(i * k) FROM generate_series(1, 16) k)::real[]::vector
+         FROM generate_series(1, 200000) i;
+         CREATE TABLE unkeyed (x int, emb vector(4));
+         INSERT INTO unkeyed SELECT i, ARRAY[i, 1, 0, -i]::real[]::vector FROM generate_series(1, 20000) i;
+         ANALYZE;",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let pid = std::process::id();
+    let m = write(
+        dir.path(),
+        "resume.yaml",
+        &format!(
+            "version: 1\nsource:\n  postgres: '{url}'\ntarget:\n  milvus: '{}'\noptions:\n  parallelism: 4\ntables:\n  - source: public.keyed\n    collection: keyed_{pid}\n  - source: public.unkeyed\n    collection: unkeyed_{pid}\n",
+            milvus_url()
+        ),
+    );
+    let (client, _) = milvus_client().await;
+    for c in [format!("keyed_{pid}"), format!("unkeyed_{pid}")] {
+        if client.has_collection(&c).await.unwrap() {
+            client.drop_collection(&c).await.unwrap();
+        }
+    }
+    let record = dir
+        .path()
+        .join("_milvus_jobs")
+        .join(format!("keyed_{pid}.json"));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_etl"))
+        .args(["run", m.to_str().unwrap(), "--quiet"])
+        .env("PGPASSWORD", password(&url))
+        .env("MILVUS_TOKEN", MILVUS_TOKEN)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Killed once the load has started sending rows.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        assert!(Instant::now() < deadline, "the load never started");
+        if child.try_wait().unwrap().is_some() {
+            let mut err = String::new();
+            std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+            panic!("the run ended before it was killed: {err}");
+        }
+        if record.exists() {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let before: Value = serde_json::from_str(&std::fs::read_to_string(&record).unwrap()).unwrap();
+    assert_eq!(before["finished"], false, "{before}");
+
+    // The same command again: resumed, each row once.
+    let report = run_ok(
+        &url,
+        &["run", m.to_str().unwrap(), "--quiet", "--format", "json"],
+    );
+    assert_eq!(report["resumed"], true, "{report}");
+    assert_eq!(
+        table(&report, "public.keyed")["collection_rows"],
+        200000,
+        "{report}"
+    );
+    assert_eq!(
+        table(&report, "public.unkeyed")["collection_rows"],
+        20000,
+        "{report}"
+    );
+    assert_clean(&url, &m);
+    let after: Value = serde_json::from_str(&std::fs::read_to_string(&record).unwrap()).unwrap();
+    assert_eq!(after["finished"], true, "{after}");
+
+    // A finished load is not touched again without --recreate.
+    let o = etl_pw(&url, &["run", m.to_str().unwrap(), "--quiet"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--recreate"), "{}", stderr(&o));
+    for c in [format!("keyed_{pid}"), format!("unkeyed_{pid}")] {
+        client.drop_collection(&c).await.unwrap();
+    }
+}

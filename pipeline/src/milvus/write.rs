@@ -191,6 +191,8 @@ pub(crate) fn milvus_loop(
     handle: Handle,
     collection: String,
     schema: CollectionSchema,
+    (record_path, mut record): (std::path::PathBuf, super::job::LoadRecord),
+    upsert: bool,
     rx: &mut mpsc::Receiver<WriterMsg>,
 ) -> Result<Vec<crate::stage::manifest::StagedFile>, PipelineError> {
     let fields: Vec<etl_engine::Field> = schema
@@ -213,7 +215,12 @@ pub(crate) fn milvus_loop(
                     let mut delay = Duration::from_millis(200);
                     let mut attempt = 0;
                     loop {
-                        match handle.block_on(client.insert(&collection, data.clone(), n)) {
+                        let sent = if upsert {
+                            handle.block_on(client.upsert(&collection, data.clone(), n))
+                        } else {
+                            handle.block_on(client.insert(&collection, data.clone(), n))
+                        };
+                        match sent {
                             Ok(_) => break,
                             Err(e) if attempt < 6 && retryable(&e) => {
                                 attempt += 1;
@@ -226,8 +233,15 @@ pub(crate) fn milvus_loop(
                     }
                 }
             }
-            WriterMsg::Commit(_, _, reply) => {
-                let _ = reply.send(Ok(CommitStats::default()));
+            WriterMsg::Commit(part, _, reply) => {
+                // Every insert of the range was acknowledged: the server has its rows.
+                record.done.insert(part);
+                let r = record.save(&record_path).map(|()| CommitStats::default());
+                let failed = r.is_err();
+                let _ = reply.send(r);
+                if failed {
+                    break;
+                }
             }
         }
     }
