@@ -133,13 +133,8 @@ pub fn exit_code_for(err: &anyhow::Error) -> u8 {
         | Some(PipelineError::Usage { .. })
         | Some(PipelineError::NeedsFixes { .. })
         | Some(PipelineError::Checksum { .. }) => 2,
-        Some(PipelineError::Engine(e)) => {
-            if e.is_user_error() {
-                2
-            } else {
-                1
-            }
-        }
+        Some(PipelineError::Engine(e)) if e.is_user_error() => 2,
+        Some(PipelineError::Engine(_)) => 1,
         Some(PipelineError::TooManyRejects { .. }) | Some(PipelineError::Cancelled) => 1,
         Some(PipelineError::DataFusion { .. }) | Some(PipelineError::Internal { .. }) => 1,
         Some(PipelineError::Connector(c)) => match c {

@@ -421,6 +421,7 @@ impl MilvusClient {
     }
 
     /// Searches float vectors; returns the raw result.
+    #[allow(clippy::too_many_arguments)]
     pub async fn search(
         &self,
         name: &str,

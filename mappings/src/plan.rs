@@ -678,12 +678,12 @@ impl TablePlanner<'_> {
         };
         if let Some(mut c) = choice {
             if is_key {
-                if let Some(t) = primary_key_type(kind) {
-                    if fs.data_type.is_none() {
-                        c.data_type = t;
-                        if t == DataType::Int64 {
-                            c.max_length = None;
-                        }
+                if let Some(t) = primary_key_type(kind)
+                    && fs.data_type.is_none()
+                {
+                    c.data_type = t;
+                    if t == DataType::Int64 {
+                        c.max_length = None;
                     }
                 }
                 if !matches!(c.data_type, DataType::Int64 | DataType::VarChar) {

@@ -55,7 +55,7 @@ pub async fn open_source(
     }
     let url = postgres_url(mapping)?;
     let catalog = live_catalog(mapping, &url).await?;
-    Ok((Source::Postgres(url), catalog))
+    Ok((Source::Postgres(Box::new(url)), catalog))
 }
 
 /// Column types a mapping states for files, where inference cannot know them (a vector's
@@ -151,7 +151,7 @@ async fn check_milvus(url: &str, plan: &mut Plan) -> Result<(), PipelineError> {
                 t.suggestions.push(etl_mappings::Finding {
                     column: Some(f.name.clone()),
                     message: format!(
-                        "Milvus {version} has no NULL scalars: a NULL here is written as {} (and `etl verify` expects that)",
+                        "no NULL scalars are sent to Milvus {version} (before 2.5 it has none): a NULL here is written as {} (and `etl verify` expects that)",
                         crate::milvus::null_stand_in(f.data_type)
                     ),
                     fix: Some("give the field a `default`, or load Milvus 2.5+".into()),

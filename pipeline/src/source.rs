@@ -20,7 +20,7 @@ use crate::error::PipelineError;
 #[derive(Debug, Clone)]
 pub enum Source {
     /// A live server.
-    Postgres(PgUrl),
+    Postgres(Box<PgUrl>),
     /// A pg_dump file or directory, already scanned.
     Dump(Arc<DumpArchive>),
     /// CSV or Parquet files, described.
@@ -86,7 +86,7 @@ impl SourceScan {
     ) -> Result<SourceScan, PipelineError> {
         let (provider, stats): (Arc<dyn TableProvider>, Arc<ReadStats>) = match source {
             Source::Postgres(url) => {
-                let p = PgTableProvider::new(url.clone(), table, options);
+                let p = PgTableProvider::new((**url).clone(), table, options);
                 let stats = p.stats();
                 (Arc::new(p), stats)
             }

@@ -10,10 +10,10 @@ use std::sync::atomic::{AtomicU32, Ordering};
 /// --owner-pid` (it stops when this process exits).
 fn test_server(cell: &'static OnceLock<String>, env: &str, script: &str) -> &'static str {
     cell.get_or_init(|| {
-        if let Ok(u) = std::env::var(env) {
-            if !u.is_empty() {
-                return u;
-            }
+        if let Ok(u) = std::env::var(env)
+            && !u.is_empty()
+        {
+            return u;
         }
         let out = Command::new("bash")
             .arg(repo_root().join("scripts").join(script))

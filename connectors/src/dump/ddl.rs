@@ -571,8 +571,7 @@ impl Ddl {
         let opclass = part
             .iter()
             .skip(1)
-            .filter(|t| *t != ".")
-            .next_back()
+            .rfind(|t| *t != ".")
             .map(|t| ident(t))
             .unwrap_or_else(|| "vector_l2_ops".into());
         let mut options = BTreeMap::new();

@@ -137,7 +137,7 @@ impl PgUrl {
         };
         let user = Some(url.username())
             .filter(|u| !u.is_empty())
-            .map(|u| percent_decode(u))
+            .map(percent_decode)
             .or_else(|| env.var("PGUSER"))
             .or_else(|| env.var("USER"))
             .unwrap_or_else(|| "postgres".into());
@@ -289,10 +289,10 @@ fn split_pgpass_line(line: &str) -> Vec<String> {
     while let Some(c) = chars.next() {
         match c {
             '\\' => {
-                if let Some(n) = chars.next() {
-                    if let Some(last) = fields.last_mut() {
-                        last.push(n);
-                    }
+                if let Some(n) = chars.next()
+                    && let Some(last) = fields.last_mut()
+                {
+                    last.push(n);
                 }
             }
             ':' if fields.len() < 5 => fields.push(String::new()),

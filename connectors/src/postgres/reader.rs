@@ -174,7 +174,7 @@ pub fn assign(leaves: &[(QualifiedName, u32)], partitions: usize) -> Vec<Vec<Blo
             ));
         }
     }
-    ranges.sort_by(|a, b| b.0.cmp(&a.0));
+    ranges.sort_by_key(|b| std::cmp::Reverse(b.0));
     let mut out: Vec<(u64, Vec<BlockRange>)> = (0..partitions).map(|_| (0, Vec::new())).collect();
     for (size, r) in ranges {
         if let Some(slot) = out.iter_mut().min_by_key(|(s, v)| (*s, v.len())) {

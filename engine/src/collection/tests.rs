@@ -487,7 +487,7 @@ fn loading_a_key_again_replaces_the_row() {
         &db,
         "k",
         schema(FieldType::FloatVector, 4),
-        &[first.clone()],
+        std::slice::from_ref(&first),
         1_000,
     );
     load(&db, "k", schema(FieldType::FloatVector, 4), &[first], 1_000);
