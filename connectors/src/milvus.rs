@@ -169,11 +169,7 @@ impl MilvusClient {
         Ok(r.value)
     }
 
-    /// The collection's schema as the server has it.
-    pub async fn describe_collection(
-        &self,
-        name: &str,
-    ) -> Result<CollectionSchema, ConnectorError> {
+    async fn describe(&self, name: &str) -> Result<DescribeCollectionResponse, ConnectorError> {
         let r: DescribeCollectionResponse = self
             .call(
                 "DescribeCollection",
@@ -187,7 +183,17 @@ impl MilvusClient {
             &format!("describing collection `{name}`"),
             r.status.as_ref(),
         )?;
-        r.schema
+        Ok(r)
+    }
+
+    /// The collection's schema as the server has it.
+    pub async fn describe_collection(
+        &self,
+        name: &str,
+    ) -> Result<CollectionSchema, ConnectorError> {
+        self.describe(name)
+            .await?
+            .schema
             .ok_or_else(|| failed(&self.url, "DescribeCollection", "no schema in the answer"))
     }
 
@@ -290,20 +296,7 @@ impl MilvusClient {
 
     /// The server's id of a collection (a recreated collection has a new one).
     pub async fn collection_id(&self, name: &str) -> Result<i64, ConnectorError> {
-        let r: DescribeCollectionResponse = self
-            .call(
-                "DescribeCollection",
-                CollectionRequest {
-                    collection_name: name.into(),
-                },
-            )
-            .await?;
-        check(
-            &self.url,
-            &format!("describing collection `{name}`"),
-            r.status.as_ref(),
-        )?;
-        Ok(r.collection_id)
+        Ok(self.describe(name).await?.collection_id)
     }
 
     /// Seals what was inserted.
