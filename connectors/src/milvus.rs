@@ -16,6 +16,9 @@ use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 use self::proto::*;
 use crate::error::ConnectorError;
 
+/// Largest gRPC message sent or received (Milvus' own default limits are 256 MiB / 64 MiB).
+const MAX_MESSAGE_BYTES: usize = 256 << 20;
+
 /// A connected client.
 #[derive(Clone)]
 pub struct MilvusClient {
@@ -77,6 +80,22 @@ impl MilvusClient {
         credentials: Option<String>,
     ) -> Result<(MilvusClient, String), ConnectorError> {
         let url = url.trim_end_matches('/').to_string();
+        if url
+            .split("://")
+            .nth(1)
+            .unwrap_or(&url)
+            .split('/')
+            .next()
+            .unwrap_or("")
+            .contains('@')
+        {
+            // Never echoed: the message names the rule, not the URL.
+            return Err(failed(
+                "(a Milvus URL with credentials)",
+                "parsing the URL",
+                "credentials do not go in the URL; set MILVUS_TOKEN, or MILVUS_USER and MILVUS_PASSWORD",
+            ));
+        }
         let http = url.replacen("milvus://", "http://", 1);
         let mut endpoint = Endpoint::from_shared(http.clone())
             .map_err(|e| failed(&url, "parsing the URL", e))?
@@ -94,11 +113,12 @@ impl MilvusClient {
                 url: url.clone(),
                 reason: describe(&e),
             })?;
-        let user = credentials
-            .as_deref()
-            .and_then(|c| c.split(':').next())
-            .unwrap_or_default()
-            .to_string();
+        // The user named in messages: the part before `:`; an API key (no `:`) is a secret whole.
+        let user = match credentials.as_deref().and_then(|c| c.split_once(':')) {
+            Some((u, _)) => u.to_string(),
+            None if credentials.is_some() => "(API key)".to_string(),
+            None => String::new(),
+        };
         let auth = credentials
             .map(|c| base64::engine::general_purpose::STANDARD.encode(c))
             .map(|b| MetadataValue::try_from(b.as_str()))
@@ -125,7 +145,10 @@ impl MilvusClient {
         method: &'static str,
         req: Q,
     ) -> Result<R, ConnectorError> {
-        let mut grpc = tonic::client::Grpc::new(self.channel.clone());
+        // Answers (query pages, search results) may exceed tonic's 4 MiB default.
+        let mut grpc = tonic::client::Grpc::new(self.channel.clone())
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES);
         grpc.ready()
             .await
             .map_err(|e| ConnectorError::Unreachable {
@@ -335,12 +358,24 @@ impl MilvusClient {
             .await?;
         let what = format!("indexing `{name}.{field}`");
         check(&self.url, &what, Some(&r))?;
+        let mut missing = 0;
         loop {
             let d = self.describe_indexes(name, field).await?;
             match d
                 .first()
                 .map(|i| (i.state, i.index_state_fail_reason.clone()))
             {
+                None if missing >= 20 => {
+                    return Err(failed(
+                        &self.url,
+                        &what,
+                        "the index is not there (dropped?)",
+                    ));
+                }
+                None => {
+                    missing += 1;
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                }
                 Some((3, _)) => return Ok(()),
                 Some((4, reason)) => return Err(failed(&self.url, &what, reason)),
                 _ => tokio::time::sleep(Duration::from_millis(300)).await,

@@ -143,18 +143,15 @@ async fn check_milvus(url: &str, plan: &mut Plan) -> Result<(), PipelineError> {
         }
         let schema = crate::run::target::collection_schema(&tp)?;
         if !crate::milvus::holds_nulls(&version) {
-            for f in schema
-                .fields
-                .iter()
-                .filter(|f| f.nullable && !f.data_type.is_vector() && !f.primary_key)
-            {
+            for name in crate::milvus::nullable_scalars(&schema) {
+                let t_ = schema.field(name).map(|f| f.data_type);
                 t.suggestions.push(etl_mappings::Finding {
-                    column: Some(f.name.clone()),
+                    column: Some(name.to_string()),
                     message: format!(
                         "no NULL scalars are sent to Milvus {version} (before 2.5 it has none): a NULL here is written as {} (and `etl verify` expects that)",
-                        crate::milvus::null_stand_in(f.data_type)
+                        t_.map(crate::milvus::null_stand_in).unwrap_or("0")
                     ),
-                    fix: Some("give the field a `default`, or load Milvus 2.5+".into()),
+                    fix: Some("give the field a `default` to choose the value written".into()),
                 });
             }
         }

@@ -294,17 +294,86 @@ pub fn fit_tables(
     }
     for t in tables.iter() {
         let schema = crate::run::target::collection_schema(t)?;
-        let problems = unsupported(&schema, version);
-        if !problems.is_empty() {
-            return Err(PipelineError::Usage {
-                message: format!(
-                    "table {} → collection `{}`: Milvus at {url} ({version}) cannot hold it:\n  - {}",
-                    t.source,
-                    t.collection,
-                    problems.join("\n  - ")
-                ),
-            });
-        }
+        refuse_unsupported(&schema, &t.source.to_string(), &t.collection, url, version)?;
     }
     Ok(())
+}
+
+/// Refuses, naming the table and collection, a schema the server's version cannot hold.
+pub fn refuse_unsupported(
+    schema: &CollectionSchema,
+    table: &str,
+    collection: &str,
+    url: &str,
+    version: &str,
+) -> Result<(), PipelineError> {
+    let problems = unsupported(schema, version);
+    if problems.is_empty() {
+        return Ok(());
+    }
+    Err(PipelineError::Usage {
+        message: format!(
+            "table {table} → collection `{collection}`: Milvus at {url} ({version}) cannot hold it:\n  - {}",
+            problems.join("\n  - ")
+        ),
+    })
+}
+
+/// The nullable scalar fields of a schema (the primary key never is).
+pub fn nullable_scalars(schema: &CollectionSchema) -> Vec<&str> {
+    schema
+        .fields
+        .iter()
+        .filter(|f| f.nullable && !f.data_type.is_vector() && !f.primary_key)
+        .map(|f| f.name.as_str())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::array::{AsArray, Int32Array};
+    use datafusion::arrow::datatypes::{Field as ArrowField, Int32Type, Schema};
+
+    #[test]
+    fn nulls_become_the_stand_ins_the_plan_names() {
+        let mut schema = CollectionSchema {
+            fields: Vec::new(),
+            auto_id: false,
+            dynamic_field: false,
+            shards: 1,
+            description: String::new(),
+        };
+        for (n, t) in [
+            ("n", FieldType::Int32),
+            ("s", FieldType::Varchar),
+            ("j", FieldType::Json),
+        ] {
+            let mut f = etl_engine::Field::new(n, t);
+            f.nullable = true;
+            schema.fields.push(f);
+        }
+        let batch = RecordBatch::try_new(
+            Arc::new(Schema::new(vec![
+                ArrowField::new("n", ArrowType::Int32, true),
+                ArrowField::new("s", ArrowType::Utf8, true),
+                ArrowField::new("j", ArrowType::Utf8, true),
+            ])),
+            vec![
+                Arc::new(Int32Array::from(vec![Some(7), None])),
+                Arc::new(StringArray::from(vec![Some("x"), None])),
+                Arc::new(StringArray::from(vec![Some("[1]"), None])),
+            ],
+        )
+        .unwrap();
+        let out = fill_nulls(&batch, &schema).unwrap();
+        assert_eq!(out.column(0).as_primitive::<Int32Type>().values(), &[7, 0]);
+        assert_eq!(out.column(1).as_string::<i32>().value(1), "");
+        assert_eq!(out.column(2).as_string::<i32>().value(1), "{}");
+        assert_eq!(out.column(2).as_string::<i32>().value(0), "[1]");
+        assert!(out.columns().iter().all(|c| c.null_count() == 0));
+        assert_eq!(null_stand_in(FieldType::Varchar), "''");
+        assert!(version_before("v2.3.5-lite", 2, 4));
+        assert!(!version_before("v2.4.0", 2, 4));
+    }
 }

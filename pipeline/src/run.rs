@@ -243,7 +243,10 @@ pub async fn run(
             .await
         }
         (None, _) => run_engine(mapping_path, &mapping, opts, observer, cancel).await,
-        (Some(url), None) => crate::stage::stage(&mapping, &url, opts, observer, cancel).await,
+        // Staged for the mapping's Milvus: its version's rules apply to the files.
+        (Some(url), None) => {
+            crate::stage::stage_for(&mapping, &url, opts, milvus.as_deref(), observer, cancel).await
+        }
         (Some(url), Some(dir)) => {
             // Stage, then import the stage: the two halves of a load that crosses machines.
             let cancel = futures::FutureExt::shared(Box::pin(cancel));
@@ -620,13 +623,20 @@ impl RunContext {
                 Some(db.ensure_collection(&tp.collection, schema.clone())?)
             }
             (Sink::Milvus(m), false) if m.resume.contains_key(&tp.collection) => None,
-            (Sink::Milvus(MilvusSink { client, .. }), false) => {
-                client
+            (Sink::Milvus(m), false) => {
+                m.client
                     .create_collection(
                         &crate::milvus::milvus_schema(&tp.collection, &schema),
                         schema.shards as i32,
                     )
                     .await?;
+                // Recorded at once, so a run killed from here on finds the collection its own.
+                LoadRecord {
+                    server: m.server.clone(),
+                    collection_id: m.client.collection_id(&tp.collection).await?,
+                    ..Default::default()
+                }
+                .save(&LoadRecord::path(&m.jobs, &tp.collection))?;
                 None
             }
             _ => None,
@@ -638,7 +648,9 @@ impl RunContext {
         if let Sink::Milvus(m) = &self.sink
             && let Some(r) = m.resume.get(&tp.collection)
         {
-            done.insert(RANGES_KEY.into(), serde_json::json!(r.ranges));
+            if r.ranges > 0 {
+                done.insert(RANGES_KEY.into(), serde_json::json!(r.ranges));
+            }
             for k in &r.done {
                 done.insert(k.clone(), serde_json::json!({}));
             }
@@ -716,15 +728,15 @@ impl RunContext {
                 let resumed = m.resume.get(&tp.collection).cloned();
                 // Rows of a resumed range may be there already: replaced by key, not doubled.
                 let upsert = resumed.is_some();
-                let record = match resumed {
+                let mut record = match resumed {
                     Some(r) => r,
                     None => LoadRecord {
                         server: m.server.clone(),
                         collection_id: client.collection_id(&tp.collection).await?,
-                        ranges: parts,
                         ..Default::default()
                     },
                 };
+                record.ranges = parts;
                 record.save(&path)?;
                 let handle = tokio::runtime::Handle::current();
                 let name = tp.collection.clone();

@@ -379,6 +379,27 @@ async fn a_bulk_import_killed_mid_way_resumes_without_duplicates() {
     let err = stderr(&o);
     assert!(err.contains("root") && err.contains("19530"), "{err}");
     assert!(!err.contains("N0tTheSecret"), "{err}");
+    // An API key (no user in it) is a secret whole.
+    let o = Command::new(env!("CARGO_BIN_EXE_etl"))
+        .args(["collections", "list", "--target", &target_url()])
+        .env("MILVUS_TOKEN", "sk-N0tTheSecretKey")
+        .output()
+        .unwrap();
+    assert_ne!(o.status.code(), Some(0));
+    assert!(!stderr(&o).contains("N0tTheSecretKey"), "{}", stderr(&o));
+    // Credentials in the URL are refused without echoing them.
+    let o = Command::new(env!("CARGO_BIN_EXE_etl"))
+        .args([
+            "collections",
+            "list",
+            "--target",
+            "milvus://root:Hunter2@127.0.0.1:19530",
+        ])
+        .output()
+        .unwrap();
+    assert_ne!(o.status.code(), Some(0));
+    assert!(!stderr(&o).contains("Hunter2"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("MILVUS_TOKEN"), "{}", stderr(&o));
     // No token at all on a server that wants one.
     let o = Command::new(env!("CARGO_BIN_EXE_etl"))
         .args(["collections", "list", "--target", &target_url()])

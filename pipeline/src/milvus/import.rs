@@ -24,7 +24,7 @@ use futures::StreamExt;
 use crate::error::PipelineError;
 use crate::run::{Phase, RunObserver, RunReport, TableReport, Totals};
 use crate::stage::ImportOptions;
-use crate::stage::import::{choose, download};
+use crate::stage::import::{check_in_place, choose, download};
 use crate::stage::manifest::StagedCollection;
 use crate::stage::read_manifest;
 
@@ -63,31 +63,14 @@ pub async fn import(
                 f.nullable = false;
             }
         }
-        let problems = super::unsupported(&schema, &version);
-        if !problems.is_empty() {
-            return Err(PipelineError::Usage {
-                message: format!(
-                    "collection `{}`: Milvus at {milvus_url} ({version}) cannot hold it:\n  - {}",
-                    c.name,
-                    problems.join("\n  - ")
-                ),
-            });
-        }
-        if !super::holds_nulls(&version) {
-            let nullable: Vec<&str> = c
-                .schema
-                .fields
-                .iter()
-                .filter(|f| f.nullable && !f.data_type.is_vector() && !f.primary_key)
-                .map(|f| f.name.as_str())
-                .collect();
-            if !nullable.is_empty() {
-                tracing::warn!(
-                    collection = %c.name,
-                    "Milvus {version} has no NULLs: the server stores NULLs staged in {} as its zero values (and fails on NULL JSON); stage with `milvus:` in the mapping's target to have them written as the plan says",
-                    nullable.join(", ")
-                );
-            }
+        super::refuse_unsupported(&schema, &c.source_table, &c.name, milvus_url, &version)?;
+        let nullable = super::nullable_scalars(&c.schema);
+        if !super::holds_nulls(&version) && !nullable.is_empty() {
+            tracing::warn!(
+                collection = %c.name,
+                "the stage may hold NULLs in {}: Milvus {version} stores them as its zero values (and fails on NULL JSON); stage with `etl stage` from a mapping whose target names this Milvus to have them written as `etl plan` says",
+                nullable.join(", ")
+            );
         }
     }
     let parallelism = opts.parallelism.unwrap_or(2).max(1);
@@ -251,15 +234,10 @@ async fn import_collection(
                     Some(t) => t,
                     None => {
                         // Checked against the manifest before the server sees it.
-                        let (local, copy) = download(store, f, tmp).await?;
-                        if copy {
-                            let _ = tokio::fs::remove_file(&local).await;
-                            return Err(PipelineError::Usage {
-                                message: format!(
-                                    "{}: Milvus reads staged files itself; this stage is not on the server's storage",
-                                    store.url
-                                ),
-                            });
+                        if store.local_dir.is_some() {
+                            download(store, f, tmp).await?;
+                        } else {
+                            check_in_place(store, f).await?;
                         }
                         client.start_import(&name, &path).await?
                     }

@@ -158,7 +158,21 @@ fn literal(keys: &ArrayRef, r: usize, t: FieldType) -> String {
                 .downcast_ref::<StringArray>()
                 .map(|a| a.value(r))
                 .unwrap_or("");
-            format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+            let mut out = String::with_capacity(s.len() + 2);
+            out.push('"');
+            for ch in s.chars() {
+                match ch {
+                    '\\' => out.push_str("\\\\"),
+                    '"' => out.push_str("\\\""),
+                    '\n' => out.push_str("\\n"),
+                    '\r' => out.push_str("\\r"),
+                    '\t' => out.push_str("\\t"),
+                    c if c.is_control() => out.push_str(&format!("\\u{:04x}", c as u32)),
+                    c => out.push(c),
+                }
+            }
+            out.push('"');
+            out
         }
         _ => keys
             .as_any()
@@ -254,4 +268,20 @@ fn scalars(name: &str, s: &Scalars, element: Option<FieldType>) -> Result<ArrayR
             )
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn string_keys_become_literals_the_server_parses() {
+        let keys: ArrayRef = Arc::new(StringArray::from(vec!["a\"b\\c\nd\te\u{1}"]));
+        assert_eq!(
+            literal(&keys, 0, FieldType::Varchar),
+            "\"a\\\"b\\\\c\\nd\\te\\u0001\""
+        );
+        let ints: ArrayRef = Arc::new(Int64Array::from(vec![-5]));
+        assert_eq!(literal(&ints, 0, FieldType::Int64), "-5");
+    }
 }

@@ -42,7 +42,10 @@ fn column(f: &etl_engine::Field, c: &ArrayRef) -> Result<FieldData, PipelineErro
             let l = c
                 .as_fixed_size_list_opt()
                 .ok_or_else(|| bad(&f.name, "not a fixed-size list"))?;
-            let values = l.values().as_primitive::<Float32Type>();
+            let values = l
+                .values()
+                .as_primitive_opt::<Float32Type>()
+                .ok_or_else(|| bad(&f.name, "vector values are not float32"))?;
             let start = l.offset() * l.value_length() as usize;
             let data = values.values()[start..start + l.len() * l.value_length() as usize].to_vec();
             Some(MField::Vectors(VectorField {
@@ -91,17 +94,20 @@ fn scalar_data(
     let ints = |c: &dyn Array| -> Result<Vec<i32>, PipelineError> {
         Ok(match c.data_type() {
             ArrowType::Int8 => c
-                .as_primitive::<Int8Type>()
+                .as_primitive_opt::<Int8Type>()
+                .ok_or_else(|| bad(name, "not Int8Type"))?
                 .iter()
                 .map(|v| i32::from(v.unwrap_or(0)))
                 .collect(),
             ArrowType::Int16 => c
-                .as_primitive::<Int16Type>()
+                .as_primitive_opt::<Int16Type>()
+                .ok_or_else(|| bad(name, "not Int16Type"))?
                 .iter()
                 .map(|v| i32::from(v.unwrap_or(0)))
                 .collect(),
             ArrowType::Int32 => c
-                .as_primitive::<Int32Type>()
+                .as_primitive_opt::<Int32Type>()
+                .ok_or_else(|| bad(name, "not Int32Type"))?
                 .iter()
                 .map(|v| v.unwrap_or(0))
                 .collect(),
@@ -110,48 +116,60 @@ fn scalar_data(
     };
     Ok(match t {
         FieldType::Bool => Scalars::Bool(BoolArray {
-            data: c.as_boolean().iter().map(|v| v.unwrap_or(false)).collect(),
+            data: c
+                .as_boolean_opt()
+                .ok_or_else(|| bad(name, "not a boolean column"))?
+                .iter()
+                .map(|v| v.unwrap_or(false))
+                .collect(),
         }),
         FieldType::Int8 | FieldType::Int16 | FieldType::Int32 => {
             Scalars::Int(IntArray { data: ints(c)? })
         }
         FieldType::Int64 => Scalars::Long(LongArray {
             data: c
-                .as_primitive::<Int64Type>()
+                .as_primitive_opt::<Int64Type>()
+                .ok_or_else(|| bad(name, "not Int64Type"))?
                 .iter()
                 .map(|v| v.unwrap_or(0))
                 .collect(),
         }),
         FieldType::Float => Scalars::Float(FloatArray {
             data: c
-                .as_primitive::<Float32Type>()
+                .as_primitive_opt::<Float32Type>()
+                .ok_or_else(|| bad(name, "not Float32Type"))?
                 .iter()
                 .map(|v| v.unwrap_or(0.0))
                 .collect(),
         }),
         FieldType::Double => Scalars::Double(DoubleArray {
             data: c
-                .as_primitive::<Float64Type>()
+                .as_primitive_opt::<Float64Type>()
+                .ok_or_else(|| bad(name, "not Float64Type"))?
                 .iter()
                 .map(|v| v.unwrap_or(0.0))
                 .collect(),
         }),
         FieldType::Varchar => Scalars::String(StringArray {
             data: c
-                .as_string::<i32>()
+                .as_string_opt::<i32>()
+                .ok_or_else(|| bad(name, "not a string column"))?
                 .iter()
                 .map(|v| v.unwrap_or("").to_string())
                 .collect(),
         }),
         FieldType::Json => Scalars::Json(BytesArray {
             data: c
-                .as_string::<i32>()
+                .as_string_opt::<i32>()
+                .ok_or_else(|| bad(name, "not a string column"))?
                 .iter()
                 .map(|v| v.unwrap_or("{}").as_bytes().to_vec())
                 .collect(),
         }),
         FieldType::Array => {
-            let l = c.as_list::<i32>();
+            let l = c
+                .as_list_opt::<i32>()
+                .ok_or_else(|| bad(name, "not a list column"))?;
             let elem = element.unwrap_or(FieldType::Varchar);
             let mut data = Vec::with_capacity(l.len());
             for i in 0..l.len() {
@@ -195,6 +213,7 @@ pub(crate) fn milvus_loop(
     upsert: bool,
     rx: &mut mpsc::Receiver<WriterMsg>,
 ) -> Result<Vec<crate::stage::manifest::StagedFile>, PipelineError> {
+    let keyed = !schema.auto_id;
     let fields: Vec<etl_engine::Field> = schema
         .fields
         .iter()
@@ -204,6 +223,8 @@ pub(crate) fn milvus_loop(
     while let Some(msg) = rx.blocking_recv() {
         match msg {
             WriterMsg::Write(_, batch) => {
+                // The stand-ins `etl plan` shows and `etl verify` expects, defined once.
+                let batch = super::fill_nulls(&batch, &schema)?;
                 for part in chunks(&batch) {
                     let mut data = Vec::new();
                     for f in &fields {
@@ -214,6 +235,7 @@ pub(crate) fn milvus_loop(
                     let n = part.num_rows() as u32;
                     let mut delay = Duration::from_millis(200);
                     let mut attempt = 0;
+                    let mut upsert = upsert;
                     loop {
                         let sent = if upsert {
                             handle.block_on(client.upsert(&collection, data.clone(), n))
@@ -222,8 +244,11 @@ pub(crate) fn milvus_loop(
                         };
                         match sent {
                             Ok(_) => break,
-                            Err(e) if attempt < 6 && retryable(&e) => {
+                            Err(e) if attempt < 6 && retryable(&e, keyed) => {
                                 attempt += 1;
+                                // A dropped connection may have delivered the request: sent
+                                // again by key, its rows are replaced rather than doubled.
+                                upsert |= keyed;
                                 tracing::warn!(collection = %collection, attempt, "insert failed, retrying: {e}");
                                 std::thread::sleep(delay);
                                 delay = (delay * 2).min(Duration::from_secs(10));
@@ -248,9 +273,12 @@ pub(crate) fn milvus_loop(
     Ok(Vec::new())
 }
 
-fn retryable(e: &etl_connectors::ConnectorError) -> bool {
+/// Whether a failed write is sent again: rate limits and quotas (the server refused it); a
+/// dropped connection only for a keyed collection (sent again as an upsert: an auto-ID
+/// collection would get the rows twice if the first request was applied).
+fn retryable(e: &etl_connectors::ConnectorError, keyed: bool) -> bool {
     match e {
-        etl_connectors::ConnectorError::Unreachable { .. } => true,
+        etl_connectors::ConnectorError::Unreachable { .. } => keyed,
         etl_connectors::ConnectorError::Milvus { reason, .. } => {
             let r = reason.to_ascii_lowercase();
             r.contains("rate limit")
