@@ -254,6 +254,29 @@ fn fill_column(
     datafusion::arrow::compute::kernels::zip::zip(&is_null(c)?, &zeros, c)
 }
 
+/// The end of a load into Milvus: the indexes built (and waited for), the collection loaded
+/// and counted, the phases shown to `observer` under `table`. Returns the seconds spent
+/// indexing and the server's row count.
+pub async fn finish(
+    client: &etl_connectors::milvus::MilvusClient,
+    collection: &str,
+    indexes: &[(String, IndexSpec)],
+    observer: &dyn crate::run::RunObserver,
+    table: &str,
+) -> Result<(f64, u64), PipelineError> {
+    let started = std::time::Instant::now();
+    observer.phase(table, crate::run::Phase::Indexing);
+    for (field, spec) in indexes {
+        if let Some(params) = index_params(spec) {
+            client.create_index(collection, field, params).await?;
+        }
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    observer.phase(table, crate::run::Phase::Loading);
+    client.load(collection).await?;
+    Ok((seconds, count(client, collection).await?))
+}
+
 /// A collection's row count as the server counts it (`count(*)`).
 pub async fn count(
     client: &etl_connectors::milvus::MilvusClient,

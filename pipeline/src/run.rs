@@ -864,18 +864,15 @@ impl RunContext {
         if let (Sink::Milvus(MilvusSink { client, jobs, .. }), false) =
             (&self.sink, self.opts.dry_run)
         {
-            let started_index = Instant::now();
             client.flush(&tp.collection).await?;
-            self.observer.phase(&name, Phase::Indexing);
-            for (field, spec) in target::index_specs(tp)? {
-                if let Some(params) = crate::milvus::index_params(&spec) {
-                    client.create_index(&tp.collection, &field, params).await?;
-                }
-            }
-            report.index_seconds = started_index.elapsed().as_secs_f64();
-            self.observer.phase(&name, Phase::Loading);
-            client.load(&tp.collection).await?;
-            report.collection_rows = crate::milvus::count(client, &tp.collection).await?;
+            (report.index_seconds, report.collection_rows) = crate::milvus::finish(
+                client,
+                &tp.collection,
+                &target::index_specs(tp)?,
+                self.observer.as_ref(),
+                &name,
+            )
+            .await?;
             let path = LoadRecord::path(jobs, &tp.collection);
             if let Some(mut r) = LoadRecord::read(&path) {
                 r.finished = true;

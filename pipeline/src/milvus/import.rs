@@ -276,17 +276,13 @@ async fn import_collection(
     report.rows_read = coll.rows;
     report.rows_written = rows_done.load(Ordering::Relaxed);
     report.bytes = coll.files.iter().map(|f| f.bytes).sum();
-    let index_started = Instant::now();
-    observer.phase(&table, Phase::Indexing);
-    for idx in &coll.indexes {
-        if let Some(params) = super::index_params(&idx.spec) {
-            client.create_index(&name, &idx.field, params).await?;
-        }
-    }
-    report.index_seconds = index_started.elapsed().as_secs_f64();
-    observer.phase(&table, Phase::Loading);
-    client.load(&name).await?;
-    report.collection_rows = super::count(client, &name).await?;
+    let indexes: Vec<(String, etl_engine::IndexSpec)> = coll
+        .indexes
+        .iter()
+        .map(|i| (i.field.clone(), i.spec))
+        .collect();
+    (report.index_seconds, report.collection_rows) =
+        super::finish(client, &name, &indexes, observer.as_ref(), &table).await?;
     report.seconds = started.elapsed().as_secs_f64();
     report.rows_per_s = report.rows_written as f64 / report.seconds.max(1e-9);
     observer.phase(&table, Phase::Done);
