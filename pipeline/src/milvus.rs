@@ -97,13 +97,14 @@ pub fn version_before(version: &str, major: u32, minor: u32) -> bool {
 /// with a NULL there are rejected (to the rejects file, within max_rejects) rather than the
 /// table refused. Returns the fields changed.
 pub fn relax_null_vectors(tp: &mut etl_mappings::TablePlan, version: &str) -> Vec<String> {
+    // Nullable fields are not declared to any version yet (see `holds_nulls`), so this holds
+    // for every server, not only those before 2.4.
+    let _ = version;
     let mut changed = Vec::new();
-    if version_before(version, 2, 4) {
-        for f in &mut tp.fields {
-            if f.nullable && f.data_type.is_some_and(|d| d.is_vector()) {
-                f.nullable = false;
-                changed.push(f.source.clone().unwrap_or_else(|| f.name.clone()));
-            }
+    for f in &mut tp.fields {
+        if f.nullable && f.data_type.is_some_and(|d| d.is_vector()) {
+            f.nullable = false;
+            changed.push(f.source.clone().unwrap_or_else(|| f.name.clone()));
         }
     }
     changed
@@ -211,7 +212,7 @@ pub fn fill_nulls(
         let name = batch.schema().field(i).name().clone();
         let field = schema.fields.iter().find(|f| f.name == name);
         match field {
-            Some(f) if c.null_count() > 0 && !f.data_type.is_vector() => {
+            Some(f) if has_nulls(c) && !f.data_type.is_vector() => {
                 columns.push(
                     fill_column(c, f.data_type).map_err(|e| PipelineError::Internal {
                         message: format!("field `{name}`: {e}"),
@@ -230,6 +231,14 @@ pub fn fill_nulls(
     })
 }
 
+/// Whether a column holds a NULL, counting NULL elements inside arrays.
+fn has_nulls(c: &ArrayRef) -> bool {
+    c.null_count() > 0
+        || c.as_any()
+            .downcast_ref::<ListArray>()
+            .is_some_and(|l| l.values().null_count() > 0)
+}
+
 fn fill_column(
     c: &ArrayRef,
     t: FieldType,
@@ -238,12 +247,30 @@ fn fill_column(
         (_, ArrowType::Boolean) => Arc::new(BooleanArray::from(vec![false])),
         (FieldType::Json, ArrowType::Utf8) => Arc::new(StringArray::from(vec!["{}"])),
         (_, ArrowType::Utf8) => Arc::new(StringArray::from(vec![""])),
-        (_, ArrowType::List(item)) => Arc::new(ListArray::try_new(
-            item.clone(),
-            OffsetBuffer::new(vec![0i32, 0].into()),
-            new_empty_array(item.data_type()),
-            None,
-        )?),
+        (_, ArrowType::List(item)) => {
+            // NULL elements inside the arrays first, then NULL arrays.
+            if let Some(list) = c.as_any().downcast_ref::<ListArray>()
+                && list.values().null_count() > 0
+            {
+                let values = fill_column(list.values(), FieldType::Varchar)?;
+                let filled: ArrayRef = Arc::new(ListArray::try_new(
+                    item.clone(),
+                    list.offsets().clone(),
+                    values,
+                    list.nulls().cloned(),
+                )?);
+                if filled.null_count() == 0 {
+                    return Ok(filled);
+                }
+                return fill_column(&filled, t);
+            }
+            Arc::new(ListArray::try_new(
+                item.clone(),
+                OffsetBuffer::new(vec![0i32, 0].into()),
+                new_empty_array(item.data_type()),
+                None,
+            )?)
+        }
         (_, other) => cast(&(Arc::new(Int64Array::from(vec![0i64])) as ArrayRef), other)?,
     };
     let zeros = take(
@@ -396,6 +423,29 @@ mod tests {
         assert_eq!(out.column(2).as_string::<i32>().value(0), "[1]");
         assert!(out.columns().iter().all(|c| c.null_count() == 0));
         assert_eq!(null_stand_in(FieldType::Varchar), "''");
+        // NULL elements inside arrays, and NULL arrays.
+        let mut a = etl_engine::Field::new("a", FieldType::Array);
+        a.element_type = Some(FieldType::Int32);
+        a.nullable = true;
+        schema.fields.push(a);
+        let list = ListArray::from_iter_primitive::<Int32Type, _, _>(vec![
+            Some(vec![Some(1), None]),
+            None,
+        ]);
+        let batch = RecordBatch::try_new(
+            Arc::new(Schema::new(vec![ArrowField::new(
+                "a",
+                list.data_type().clone(),
+                true,
+            )])),
+            vec![Arc::new(list)],
+        )
+        .unwrap();
+        let out = fill_nulls(&batch, &schema).unwrap();
+        let l = out.column(0).as_list::<i32>();
+        assert_eq!(l.null_count(), 0);
+        assert_eq!(l.value(0).as_primitive::<Int32Type>().values(), &[1, 0]);
+        assert_eq!(l.value(1).len(), 0);
         assert!(version_before("v2.3.5-lite", 2, 4));
         assert!(!version_before("v2.4.0", 2, 4));
     }

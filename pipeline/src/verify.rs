@@ -417,6 +417,8 @@ impl TableVerifier {
         // 1. The collection, into the sharded map.
         let mut extraneous = 0u64;
         if let Target::Milvus { client, .. } = &me.target {
+            // Queries need the collection loaded (a killed run may have stopped before).
+            client.load(&me.plan.collection).await?;
             let mut pager = me.pager(client)?;
             let mut paged = 0u64;
             while let Some(batch) = pager.next_page().await? {

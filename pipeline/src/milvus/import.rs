@@ -20,6 +20,7 @@ use etl_connectors::milvus::proto::GetImportStateResponse;
 use etl_connectors::milvus::{MilvusClient, import_info, import_state};
 use etl_connectors::store::Store;
 use futures::StreamExt;
+use object_store::ObjectStoreExt;
 
 use crate::error::PipelineError;
 use crate::run::{Phase, RunObserver, RunReport, TableReport, Totals};
@@ -204,6 +205,9 @@ async fn import_collection(
             }
         }
     }
+    // Our own record in the stage: the server forgets finished tasks after a day.
+    let recorded = ImportRecord::read(store, id).await;
+    let record = tokio::sync::Mutex::new(recorded.clone());
     let rows_done = Arc::new(AtomicU64::new(0));
     let bytes_done = Arc::new(AtomicU64::new(0));
     let mut resumed = 0usize;
@@ -211,6 +215,11 @@ async fn import_collection(
     for f in &coll.files {
         let path = server_path(store, &f.path)?;
         match tasks.get(&path) {
+            _ if recorded.files.contains(&f.path) => {
+                resumed += 1;
+                rows_done.fetch_add(f.rows, Ordering::Relaxed);
+                bytes_done.fetch_add(f.bytes, Ordering::Relaxed);
+            }
             Some(t) if t.state == import_state::COMPLETED => {
                 resumed += 1;
                 rows_done.fetch_add(t.row_count.max(0) as u64, Ordering::Relaxed);
@@ -229,6 +238,7 @@ async fn import_collection(
         futures::stream::iter(jobs.into_iter().map(|(f, path, running)| {
             let (rows_done, bytes_done) = (rows_done.clone(), bytes_done.clone());
             let (observer, table, name) = (observer.clone(), table.clone(), name.clone());
+            let record = &record;
             async move {
                 let task = match running {
                     Some(t) => t,
@@ -266,6 +276,12 @@ async fn import_collection(
                 }
                 rows_done.fetch_add(f.rows, Ordering::Relaxed);
                 bytes_done.fetch_add(f.bytes, Ordering::Relaxed);
+                // One writer at a time, each writing the whole set.
+                let mut r = record.lock().await;
+                r.collection = name.clone();
+                r.collection_id = id;
+                r.files.insert(f.path.clone());
+                r.write(store).await;
                 Ok(())
             }
         }))
@@ -288,6 +304,54 @@ async fn import_collection(
     observer.phase(&table, Phase::Done);
     observer.table_finished(&report);
     Ok(report)
+}
+
+/// The files of a stage imported into one Milvus collection (by its id), kept in the stage at
+/// `_imports/milvus-<collection id>.json`. Best effort: a stage that cannot be written to still
+/// imports, resumed from the server's task list alone.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+struct ImportRecord {
+    collection: String,
+    collection_id: i64,
+    files: std::collections::BTreeSet<String>,
+}
+
+impl ImportRecord {
+    fn rel(id: i64) -> String {
+        format!("_imports/milvus-{id}.json")
+    }
+
+    async fn read(store: &Store, id: i64) -> ImportRecord {
+        let rel = Self::rel(id);
+        let Ok(got) = store.store.get(&store.path(&rel)).await else {
+            return ImportRecord::default();
+        };
+        match got.bytes().await {
+            Ok(b) => serde_json::from_slice::<ImportRecord>(&b)
+                .ok()
+                .filter(|r| r.collection_id == id)
+                .unwrap_or_default(),
+            Err(_) => ImportRecord::default(),
+        }
+    }
+
+    async fn write(&self, store: &Store) {
+        let rel = Self::rel(self.collection_id);
+        let body = match serde_json::to_vec_pretty(self) {
+            Ok(b) => b,
+            Err(_) => return,
+        };
+        if let Err(e) = store
+            .store
+            .put(&store.path(&rel), object_store::PutPayload::from(body))
+            .await
+        {
+            tracing::warn!(
+                "{}: cannot record the imported files ({e}); a re-run relies on the server's task list",
+                store.url
+            );
+        }
+    }
 }
 
 fn is_failed(state: i32) -> bool {

@@ -52,7 +52,12 @@ impl LoadRecord {
         let body = serde_json::to_vec_pretty(self).map_err(|e| PipelineError::Internal {
             message: e.to_string(),
         })?;
-        fs_err::write(&tmp, body)?;
+        {
+            use std::io::Write as _;
+            let mut f = fs_err::File::create(&tmp)?;
+            f.write_all(&body)?;
+            f.sync_all()?;
+        }
         fs_err::rename(&tmp, path)?;
         Ok(())
     }
