@@ -67,6 +67,8 @@ target:
     collection: docs_{tag}
   - source: public.nulls
     collection: nulls_{tag}
+    fields:
+      - {{ source: f, dynamic: true }}
 ",
         milvus = milvus_url()
     );

@@ -709,3 +709,65 @@ fn an_index_build_killed_midway_leaves_the_collection_whole_and_a_rerun_finishes
         );
     }
 }
+
+#[test]
+fn dynamic_fields_pack_into_meta_and_verify_clean() {
+    let url = fresh_db("run_dynamic");
+    sql(
+        &url,
+        "CREATE TABLE dyn (id int PRIMARY KEY, title text, score float8, tag text, v vector(2));
+         INSERT INTO dyn SELECT i, 't' || i, CASE WHEN i % 3 = 0 THEN NULL ELSE i / 4.0 END, 'g' || (i % 2), ARRAY[i, 1]::real[]::vector
+         FROM generate_series(1, 30) i;",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let m = crate::support::write(
+        dir.path(),
+        "dyn.yaml",
+        &format!(
+            "version: 1\nsource:\n  postgres: '{url}'\ntarget:\n  engine: '{}'\ntables:\n  - source: public.dyn\n    fields:\n      - {{ source: score, dynamic: true }}\n      - {{ source: tag, dynamic: true }}\n",
+            data.display()
+        ),
+    );
+    let report = run_json(&url, &m, &[]);
+    assert_eq!(
+        table(&report, "public.dyn")["collection_rows"],
+        30,
+        "{report}"
+    );
+    let (code, v) = verify_json(&url, &m);
+    assert_eq!(code, Some(0), "{v:#}");
+    // The packed keys answer filters as fields do.
+    let o = etl_pw(
+        &url,
+        &[
+            "search",
+            "--target",
+            data.to_str().unwrap(),
+            "--collection",
+            "dyn",
+            "--vector",
+            "[1, 1]",
+            "--filter",
+            "tag == \"g1\" and score > 5",
+            "--output-fields",
+            "tag,score",
+            "--limit",
+            "50",
+            "--format",
+            "json",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let hits: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let ids: Vec<i64> = hits
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["id"].as_i64().unwrap())
+        .collect();
+    let mut ids = ids;
+    ids.sort();
+    // Odd ids (tag g1) with i / 4 > 5 and a score (not every third): 23, 25, 29.
+    assert_eq!(ids, vec![23, 25, 29], "{hits}");
+}

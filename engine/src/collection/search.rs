@@ -422,28 +422,51 @@ impl Collection {
             .sum())
     }
 
-    fn output_fields(&self, names: &[String]) -> Result<Vec<Field>> {
+    /// The fields to return; a name that is no field is a dynamic key (Milvus' rule) when the
+    /// collection has `$meta`.
+    fn output_fields(&self, names: &[String]) -> Result<Outputs> {
         let schema = self.schema();
-        let mut out = Vec::new();
+        let mut out = Outputs::default();
+        let mut all_keys = false;
         for n in names {
             if n == "*" {
-                out.extend(
+                all_keys = true;
+                out.fields.extend(
                     schema
                         .fields
                         .iter()
                         .filter(|f| !f.data_type.is_vector() && !f.primary_key)
                         .cloned(),
                 );
+            } else if schema.field(n).is_none()
+                && schema.dynamic_field
+                && let Some(meta) = schema.field(DYNAMIC_FIELD)
+            {
+                out.fields.push(meta.clone());
+                out.keys.push(n.clone());
             } else {
                 let f = schema.field_or_err(self.name(), n)?;
+                all_keys |= f.name == DYNAMIC_FIELD;
                 if !f.primary_key {
-                    out.push(f.clone());
+                    out.fields.push(f.clone());
                 }
             }
         }
-        out.dedup_by(|a, b| a.name == b.name);
+        let mut seen = std::collections::HashSet::new();
+        out.fields.retain(|f| seen.insert(f.name.clone()));
+        if all_keys {
+            out.keys.clear();
+        }
         Ok(out)
     }
+}
+
+/// What a hit returns: fields, and when only some dynamic keys were asked for, those keys.
+#[derive(Debug, Default)]
+struct Outputs {
+    fields: Vec<Field>,
+    /// Dynamic keys to return; empty: every key (when `$meta` or `*` was asked for).
+    keys: Vec<String>,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -493,7 +516,7 @@ fn materialize(
     data: &Arc<LoadedCollection>,
     coll: &Collection,
     f: Found,
-    outputs: &[Field],
+    outputs: &Outputs,
 ) -> Result<Hit> {
     let seg = &data.segments[f.segment];
     let r = f.row as usize;
@@ -502,7 +525,7 @@ fn materialize(
         .column(&pk.name)
         .map_or(Value::Null, |c| to_json(c.as_ref(), r, Some(pk.data_type)));
     let mut fields = Map::new();
-    for o in outputs {
+    for o in &outputs.fields {
         let v = if o.data_type.is_vector() {
             // Read from the segment once, then kept with the loaded segment.
             seg.vector_data(&o.name)?.row_json(r)
@@ -515,7 +538,9 @@ fn materialize(
         {
             // Dynamic keys are returned as if they were fields.
             for (k, v) in m {
-                fields.entry(k).or_insert(v);
+                if outputs.keys.is_empty() || outputs.keys.contains(&k) {
+                    fields.entry(k).or_insert(v);
+                }
             }
             continue;
         }

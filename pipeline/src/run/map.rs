@@ -96,7 +96,7 @@ impl Mapper {
         let mut rejects = Vec::new();
         let mut columns: Vec<ArrayRef> = Vec::new();
         let mut names: Vec<Arc<ArrowField>> = Vec::new();
-        for f in self.plan.fields.iter().filter(|f| !f.dynamic && !f.auto_id) {
+        for f in self.plan.fields.iter().filter(|f| read_from_source(f)) {
             let Some(target) = self.target.field_with_name(&f.name).ok().cloned() else {
                 continue;
             };
@@ -373,7 +373,7 @@ impl Mapper {
             .plan
             .fields
             .iter()
-            .filter(|f| !f.dynamic && !f.auto_id && self.target.field_with_name(&f.name).is_ok())
+            .filter(|f| read_from_source(f) && self.target.field_with_name(&f.name).is_ok())
             .map(|f| f.name.clone())
             .collect();
         if self.plan.dynamic_field {
@@ -386,6 +386,12 @@ impl Mapper {
     pub fn schema(&self) -> &CollectionSchema {
         &self.schema
     }
+}
+
+/// Whether a planned field is a column of its own read from the source: not a dynamic field,
+/// not the generated auto ID, and not `$meta` (packed from the dynamic fields).
+fn read_from_source(f: &FieldPlan) -> bool {
+    !f.dynamic && !f.auto_id && f.name != etl_engine::schema::DYNAMIC_FIELD
 }
 
 /// The limits of the target field; rows breaking them are rejected.

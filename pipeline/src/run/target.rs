@@ -13,7 +13,12 @@ fn internal(message: String) -> PipelineError {
 pub fn collection_schema(tp: &TablePlan) -> Result<CollectionSchema, PipelineError> {
     let mut fields = Vec::new();
     let mut auto_id = false;
-    for f in tp.fields.iter().filter(|f| !f.dynamic) {
+    // The plan lists `$meta` among its fields; it is added once, below.
+    for f in tp
+        .fields
+        .iter()
+        .filter(|f| !f.dynamic && f.name != etl_engine::schema::DYNAMIC_FIELD)
+    {
         let Some(dt) = f.data_type else { continue };
         let data_type = FieldType::parse(&dt.to_string())
             .ok_or_else(|| internal(format!("no engine type for {dt}")))?;
