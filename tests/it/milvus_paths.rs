@@ -65,6 +65,8 @@ target:
     collection: empty_{tag}
   - source: public.docs
     collection: docs_{tag}
+    fields:
+      - {{ source: cat, partition_key: true }}
   - source: public.nulls
     collection: nulls_{tag}
     fields:
@@ -196,6 +198,45 @@ async fn the_multi_table_database_reaches_milvus_by_both_paths_and_verifies_clea
     let (recall, worst) = search_recall(&url, &format!("docs_{tag}"));
     assert!(recall >= 0.95, "recall@10 {recall}");
     assert!(worst < 1e-4, "distances differ from pgvector's by {worst}");
+    // A filtered search returns only matching rows, with the fields asked for.
+    let hits = run_ok(
+        &url,
+        &[
+            "search",
+            "--target",
+            &target_url(),
+            "--collection",
+            &format!("docs_{tag}"),
+            "--vector",
+            "[0.3,-0.2,0.9,0.1,0.0,-0.5,0.4,0.2]",
+            "--filter",
+            "cat == \"c1\"",
+            "--output-fields",
+            "cat",
+            "--limit",
+            "20",
+            "--format",
+            "json",
+        ],
+    );
+    let hits = hits.as_array().unwrap();
+    assert_eq!(hits.len(), 20, "{hits:?}");
+    assert!(
+        hits.iter()
+            .all(|h| h["cat"] == "c1" && h["id"].as_i64().unwrap() % 5 == 1),
+        "{hits:?}"
+    );
+    // The partition key reached the server's schema.
+    let docs = client
+        .describe_collection(&format!("docs_{tag}"))
+        .await
+        .unwrap();
+    assert!(
+        docs.fields
+            .iter()
+            .any(|f| f.name == "cat" && f.is_partition_key),
+        "{docs:?}"
+    );
     // A changed row is found: verify is not blind on this target.
     sql(&url, "UPDATE nulls SET t = 'changed' WHERE id = 3");
     let (code, v) = verify_json(&url, &m);
