@@ -167,6 +167,12 @@ pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
 }
 
 /// Writes to stdout, turning a closed pipe into an error the caller can ignore.
+/// Runs `f` to completion from a synchronous command on the CLI's multi-threaded runtime
+/// (the commands that serve the engine are synchronous; a Milvus target is async).
+pub fn block_on<T>(f: impl std::future::Future<Output = T>) -> T {
+    tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(f))
+}
+
 pub fn out(text: &str) -> anyhow::Result<()> {
     use std::io::Write;
     let mut stdout = std::io::stdout().lock();

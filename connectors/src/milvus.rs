@@ -253,6 +253,24 @@ impl MilvusClient {
         )
     }
 
+    /// Releases a loaded collection from the query nodes' memory.
+    pub async fn release(&self, name: &str) -> Result<(), ConnectorError> {
+        // ReleaseCollectionRequest has the collection name at field 3, as CollectionRequest.
+        let r: Status = self
+            .call(
+                "ReleaseCollection",
+                CollectionRequest {
+                    collection_name: name.into(),
+                },
+            )
+            .await?;
+        check(
+            &self.url,
+            &format!("releasing collection `{name}`"),
+            Some(&r),
+        )
+    }
+
     /// Drops a collection.
     pub async fn drop_collection(&self, name: &str) -> Result<(), ConnectorError> {
         let r: Status = self

@@ -24,23 +24,35 @@ use etl_engine::{CollectionSchema, FieldType, IndexSpec, IndexType};
 
 use crate::error::PipelineError;
 
+/// The engine's field types and Milvus' wire types, one table for both directions.
+const WIRE_TYPES: [(FieldType, i32); 14] = [
+    (FieldType::Bool, data_type::BOOL),
+    (FieldType::Int8, data_type::INT8),
+    (FieldType::Int16, data_type::INT16),
+    (FieldType::Int32, data_type::INT32),
+    (FieldType::Int64, data_type::INT64),
+    (FieldType::Float, data_type::FLOAT),
+    (FieldType::Double, data_type::DOUBLE),
+    (FieldType::Varchar, data_type::VARCHAR),
+    (FieldType::Json, data_type::JSON),
+    (FieldType::Array, data_type::ARRAY),
+    (FieldType::FloatVector, data_type::FLOAT_VECTOR),
+    (FieldType::Float16Vector, data_type::FLOAT16_VECTOR),
+    (FieldType::BinaryVector, data_type::BINARY_VECTOR),
+    (FieldType::SparseFloatVector, data_type::SPARSE_FLOAT_VECTOR),
+];
+
+/// Milvus' wire type of an engine type.
 pub(crate) fn wire_type(t: FieldType) -> i32 {
-    match t {
-        FieldType::Bool => data_type::BOOL,
-        FieldType::Int8 => data_type::INT8,
-        FieldType::Int16 => data_type::INT16,
-        FieldType::Int32 => data_type::INT32,
-        FieldType::Int64 => data_type::INT64,
-        FieldType::Float => data_type::FLOAT,
-        FieldType::Double => data_type::DOUBLE,
-        FieldType::Varchar => data_type::VARCHAR,
-        FieldType::Json => data_type::JSON,
-        FieldType::Array => data_type::ARRAY,
-        FieldType::FloatVector => data_type::FLOAT_VECTOR,
-        FieldType::Float16Vector => data_type::FLOAT16_VECTOR,
-        FieldType::BinaryVector => data_type::BINARY_VECTOR,
-        FieldType::SparseFloatVector => data_type::SPARSE_FLOAT_VECTOR,
-    }
+    WIRE_TYPES
+        .iter()
+        .find(|(f, _)| *f == t)
+        .map_or(0, |(_, w)| *w) // 0: the wire None; every engine type is in the table
+}
+
+/// The engine type of a Milvus wire type.
+pub fn from_wire(t: i32) -> Option<FieldType> {
+    WIRE_TYPES.iter().find(|(_, w)| *w == t).map(|(f, _)| *f)
 }
 
 /// What a server of `version` (`v2.3.5-lite`) cannot hold in `schema`, one line each.

@@ -61,16 +61,20 @@ pub(crate) fn milvus_target(t: &std::path::Path) -> Option<String> {
 
 /// `list`, `describe` and `drop` against a Milvus server.
 fn run_milvus(url: &str, what: CollectionsCommand) -> anyhow::Result<ExitCode> {
-    // The CLI's runtime drives this thread: block on it in place.
-    tokio::task::block_in_place(|| {
-        tokio::runtime::Handle::current().block_on(async {
+    super::block_on(async {
         let (client, version) = etl_connectors::milvus::MilvusClient::connect(url).await?;
         match what {
             CollectionsCommand::List(t) => {
                 let names = client.list_collections().await?;
                 match t.format {
-                    Format::Json => out(&format!("{}\n", json!({"server": url, "version": version, "collections": names})))?,
-                    Format::Table => out(&format!("Milvus {version} at {url}\n{}\n", names.join("\n")))?,
+                    Format::Json => out(&format!(
+                        "{}\n",
+                        json!({"server": url, "version": version, "collections": names})
+                    ))?,
+                    Format::Table => out(&format!(
+                        "Milvus {version} at {url}\n{}\n",
+                        names.join("\n")
+                    ))?,
                 }
             }
             CollectionsCommand::Describe(n) => {
@@ -97,10 +101,12 @@ fn run_milvus(url: &str, what: CollectionsCommand) -> anyhow::Result<ExitCode> {
                 client.load(&n.name).await?;
                 out(&format!("loaded {} on {url}\n", n.name))?;
             }
-            CollectionsCommand::Release(_) => anyhow::bail!("release is not available for a Milvus target yet"),
+            CollectionsCommand::Release(n) => {
+                client.release(&n.name).await?;
+                out(&format!("released {} on {url}\n", n.name))?;
+            }
         }
         Ok(ExitCode::SUCCESS)
-    })
     })
 }
 

@@ -93,12 +93,9 @@ pub fn run(a: SearchArgs) -> anyhow::Result<ExitCode> {
         }
     }
     let results = match super::collections::milvus_target(&a.target) {
-        // The CLI's runtime drives this thread: block on it in place.
-        Some(url) => tokio::task::block_in_place(|| {
-            tokio::runtime::Handle::current().block_on(async {
-                let (client, _) = etl_connectors::milvus::MilvusClient::connect(&url).await?;
-                etl_pipeline::milvus::search::search(&client, &a.collection, &req).await
-            })
+        Some(url) => super::block_on(async {
+            let (client, _) = etl_connectors::milvus::MilvusClient::connect(&url).await?;
+            etl_pipeline::milvus::search::search(&client, &a.collection, &req).await
         })?,
         None => Database::open_existing(&a.target)?
             .collection(&a.collection)?

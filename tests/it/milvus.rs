@@ -336,6 +336,21 @@ async fn etl_run_loads_milvus_and_refuses_what_its_version_cannot_hold() {
         stderr(&o)
     );
 
+    // Release and load again through the CLI.
+    for verb in ["release", "load"] {
+        let o = etl_pw(
+            &url,
+            &[
+                "collections",
+                verb,
+                "--target",
+                &target,
+                &format!("sigs_{}", std::process::id()),
+            ],
+        );
+        assert!(o.status.success(), "{verb}: {}", stderr(&o));
+    }
+
     // Again without --recreate: refused, nothing changed.
     let o = etl_pw(&url, &["run", m.to_str().unwrap(), "--quiet"]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));

@@ -9,31 +9,11 @@ use etl_engine::collection::{Hit, SearchRequest};
 use etl_engine::{Field, FieldType, Metric};
 use serde_json::{Map, Value};
 
+use super::from_wire;
 use crate::error::PipelineError;
 
 fn usage(message: String) -> PipelineError {
     PipelineError::Usage { message }
-}
-
-/// The engine's type of a Milvus wire type.
-pub fn from_wire(t: i32) -> Option<FieldType> {
-    Some(match t {
-        data_type::BOOL => FieldType::Bool,
-        data_type::INT8 => FieldType::Int8,
-        data_type::INT16 => FieldType::Int16,
-        data_type::INT32 => FieldType::Int32,
-        data_type::INT64 => FieldType::Int64,
-        data_type::FLOAT => FieldType::Float,
-        data_type::DOUBLE => FieldType::Double,
-        data_type::VARCHAR => FieldType::Varchar,
-        data_type::JSON => FieldType::Json,
-        data_type::ARRAY => FieldType::Array,
-        data_type::FLOAT_VECTOR => FieldType::FloatVector,
-        data_type::FLOAT16_VECTOR => FieldType::Float16Vector,
-        data_type::BINARY_VECTOR => FieldType::BinaryVector,
-        data_type::SPARSE_FLOAT_VECTOR => FieldType::SparseFloatVector,
-        _ => return None,
-    })
 }
 
 fn engine_field(f: &FieldSchema) -> Option<Field> {
