@@ -303,25 +303,10 @@ pub(crate) async fn download(
         return Ok((path, false));
     }
     let local = dir.join(f.path.replace('/', "__"));
-    let got = store
-        .store
-        .get(&store.path(&f.path))
-        .await
-        .map_err(|e| store.error(&f.path, e))?;
-    let mut stream = got.into_stream();
     let mut out = tokio::fs::File::create(&local)
         .await
         .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", local.display())))?;
-    let mut hash = Sha256::new();
-    let mut n = 0u64;
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| store.error(&f.path, e))?;
-        hash.update(&chunk);
-        n += chunk.len() as u64;
-        out.write_all(&chunk).await?;
-    }
-    out.flush().await?;
-    let actual = sha256_hex(hash);
+    let (n, actual) = read_hashed(store, f, Some(&mut out)).await?;
     if let Err(e) = check(store, f, n, &actual) {
         let _ = tokio::fs::remove_file(&local).await;
         return Err(e);
@@ -329,9 +314,13 @@ pub(crate) async fn download(
     Ok((local, true))
 }
 
-/// Checks a staged file's size and SHA-256 against the manifest by reading it through (for a
-/// server that reads the file itself, so nothing is kept here).
-pub(crate) async fn check_in_place(store: &Store, f: &StagedFile) -> Result<(), PipelineError> {
+/// Reads a staged file from the store, hashing it and copying it to `out` when given; returns
+/// its size and SHA-256.
+async fn read_hashed(
+    store: &Store,
+    f: &StagedFile,
+    mut out: Option<&mut tokio::fs::File>,
+) -> Result<(u64, String), PipelineError> {
     let got = store
         .store
         .get(&store.path(&f.path))
@@ -344,8 +333,21 @@ pub(crate) async fn check_in_place(store: &Store, f: &StagedFile) -> Result<(), 
         let chunk = chunk.map_err(|e| store.error(&f.path, e))?;
         hash.update(&chunk);
         n += chunk.len() as u64;
+        if let Some(out) = out.as_deref_mut() {
+            out.write_all(&chunk).await?;
+        }
     }
-    check(store, f, n, &sha256_hex(hash))
+    if let Some(out) = out {
+        out.flush().await?;
+    }
+    Ok((n, sha256_hex(hash)))
+}
+
+/// Checks a staged file's size and SHA-256 against the manifest by reading it through (for a
+/// server that reads the file itself, so nothing is kept here).
+pub(crate) async fn check_in_place(store: &Store, f: &StagedFile) -> Result<(), PipelineError> {
+    let (n, actual) = read_hashed(store, f, None).await?;
+    check(store, f, n, &actual)
 }
 
 /// Refuses a file whose size or hash is not the manifest's.
