@@ -59,6 +59,42 @@ pub fn credentials() -> Option<String> {
     }
 }
 
+/// An answer carrying Milvus' status.
+trait Answer {
+    fn status(&self) -> Option<&Status>;
+}
+
+impl Answer for Status {
+    fn status(&self) -> Option<&Status> {
+        Some(self)
+    }
+}
+
+macro_rules! answers {
+    ($($t:ty),* $(,)?) => {
+        $(impl Answer for $t {
+            fn status(&self) -> Option<&Status> {
+                self.status.as_ref()
+            }
+        })*
+    };
+}
+
+answers!(
+    GetVersionResponse,
+    BoolResponse,
+    DescribeCollectionResponse,
+    ShowCollectionsResponse,
+    MutationResult,
+    StatusOnly,
+    GetLoadingProgressResponse,
+    QueryResults,
+    SearchResults,
+    ImportResponse,
+    GetImportStateResponse,
+    ListImportTasksResponse,
+);
+
 /// Milvus' own success: both the old `error_code` and the new `code` zero.
 fn check(url: &str, context: &str, status: Option<&Status>) -> Result<(), ConnectorError> {
     match status {
@@ -130,14 +166,31 @@ impl MilvusClient {
             user,
             url,
         };
-        let v: GetVersionResponse = client.call("GetVersion", GetVersionRequest {}).await?;
-        check(&client.url, "asking the server version", v.status.as_ref())?;
+        let v: GetVersionResponse = client
+            .rpc(
+                "GetVersion",
+                GetVersionRequest {},
+                "asking the server version",
+            )
+            .await?;
         Ok((client, v.version))
     }
 
     /// The server's URL.
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// Calls `method` and checks the status in its answer; `what` names the work in errors.
+    async fn rpc<Q: Message + 'static, R: Message + Default + Answer + 'static>(
+        &self,
+        method: &'static str,
+        req: Q,
+        what: &str,
+    ) -> Result<R, ConnectorError> {
+        let r: R = self.call(method, req).await?;
+        check(&self.url, what, r.status())?;
+        Ok(r)
     }
 
     async fn call<Q: Message + 'static, R: Message + Default + 'static>(
@@ -181,32 +234,26 @@ impl MilvusClient {
     /// Whether a collection exists.
     pub async fn has_collection(&self, name: &str) -> Result<bool, ConnectorError> {
         let r: BoolResponse = self
-            .call(
+            .rpc(
                 "HasCollection",
                 CollectionRequest {
                     collection_name: name.into(),
                 },
+                "HasCollection",
             )
             .await?;
-        check(&self.url, "HasCollection", r.status.as_ref())?;
         Ok(r.value)
     }
 
     async fn describe(&self, name: &str) -> Result<DescribeCollectionResponse, ConnectorError> {
-        let r: DescribeCollectionResponse = self
-            .call(
-                "DescribeCollection",
-                CollectionRequest {
-                    collection_name: name.into(),
-                },
-            )
-            .await?;
-        check(
-            &self.url,
+        self.rpc(
+            "DescribeCollection",
+            CollectionRequest {
+                collection_name: name.into(),
+            },
             &format!("describing collection `{name}`"),
-            r.status.as_ref(),
-        )?;
-        Ok(r)
+        )
+        .await
     }
 
     /// The collection's schema as the server has it.
@@ -223,9 +270,12 @@ impl MilvusClient {
     /// Every collection's name.
     pub async fn list_collections(&self) -> Result<Vec<String>, ConnectorError> {
         let r: ShowCollectionsResponse = self
-            .call("ShowCollections", ShowCollectionsRequest {})
+            .rpc(
+                "ShowCollections",
+                ShowCollectionsRequest {},
+                "ShowCollections",
+            )
             .await?;
-        check(&self.url, "ShowCollections", r.status.as_ref())?;
         Ok(r.collection_names)
     }
 
@@ -235,8 +285,8 @@ impl MilvusClient {
         schema: &CollectionSchema,
         shards: i32,
     ) -> Result<(), ConnectorError> {
-        let r: Status = self
-            .call(
+        let _: Status = self
+            .rpc(
                 "CreateCollection",
                 CreateCollectionRequest {
                     collection_name: schema.name.clone(),
@@ -244,48 +294,39 @@ impl MilvusClient {
                     shards_num: shards.max(1),
                     consistency_level: 0,
                 },
+                &format!("creating collection `{}`", schema.name),
             )
             .await?;
-        check(
-            &self.url,
-            &format!("creating collection `{}`", schema.name),
-            Some(&r),
-        )
+        Ok(())
     }
 
     /// Releases a loaded collection from the query nodes' memory.
     pub async fn release(&self, name: &str) -> Result<(), ConnectorError> {
         // ReleaseCollectionRequest has the collection name at field 3, as CollectionRequest.
-        let r: Status = self
-            .call(
+        let _: Status = self
+            .rpc(
                 "ReleaseCollection",
                 CollectionRequest {
                     collection_name: name.into(),
                 },
+                &format!("releasing collection `{name}`"),
             )
             .await?;
-        check(
-            &self.url,
-            &format!("releasing collection `{name}`"),
-            Some(&r),
-        )
+        Ok(())
     }
 
     /// Drops a collection.
     pub async fn drop_collection(&self, name: &str) -> Result<(), ConnectorError> {
-        let r: Status = self
-            .call(
+        let _: Status = self
+            .rpc(
                 "DropCollection",
                 CollectionRequest {
                     collection_name: name.into(),
                 },
+                &format!("dropping collection `{name}`"),
             )
             .await?;
-        check(
-            &self.url,
-            &format!("dropping collection `{name}`"),
-            Some(&r),
-        )
+        Ok(())
     }
 
     /// Inserts column data; returns the rows the server took.
@@ -318,20 +359,16 @@ impl MilvusClient {
     ) -> Result<i64, ConnectorError> {
         // Insert and Upsert requests share their field numbers.
         let r: MutationResult = self
-            .call(
+            .rpc(
                 method,
                 InsertRequest {
                     collection_name: name.into(),
                     fields_data: fields,
                     num_rows: rows,
                 },
+                &format!("{} `{name}`", method.to_ascii_lowercase()),
             )
             .await?;
-        check(
-            &self.url,
-            &format!("{} `{name}`", method.to_ascii_lowercase()),
-            r.status.as_ref(),
-        )?;
         Ok(r.insert_cnt.max(r.upsert_cnt))
     }
 
@@ -342,15 +379,16 @@ impl MilvusClient {
 
     /// Seals what was inserted.
     pub async fn flush(&self, name: &str) -> Result<(), ConnectorError> {
-        let r: StatusOnly = self
-            .call(
+        let _: StatusOnly = self
+            .rpc(
                 "Flush",
                 FlushRequest {
                     collection_names: vec![name.into()],
                 },
+                &format!("flushing `{name}`"),
             )
             .await?;
-        check(&self.url, &format!("flushing `{name}`"), r.status.as_ref())
+        Ok(())
     }
 
     /// Creates an index and waits until it is built.
@@ -360,8 +398,9 @@ impl MilvusClient {
         field: &str,
         params: Vec<(String, String)>,
     ) -> Result<(), ConnectorError> {
-        let r: Status = self
-            .call(
+        let what = format!("indexing `{name}.{field}`");
+        let _: Status = self
+            .rpc(
                 "CreateIndex",
                 CreateIndexRequest {
                     collection_name: name.into(),
@@ -372,10 +411,9 @@ impl MilvusClient {
                         .collect(),
                     index_name: String::new(),
                 },
+                &what,
             )
             .await?;
-        let what = format!("indexing `{name}.{field}`");
-        check(&self.url, &what, Some(&r))?;
         let mut missing = 0;
         loop {
             let d = self.describe_indexes(name, field).await?;
@@ -403,27 +441,27 @@ impl MilvusClient {
 
     /// Loads a collection for search and waits until it is loaded.
     pub async fn load(&self, name: &str) -> Result<(), ConnectorError> {
-        let r: Status = self
-            .call(
+        let what = format!("loading `{name}`");
+        let _: Status = self
+            .rpc(
                 "LoadCollection",
                 LoadCollectionRequest {
                     collection_name: name.into(),
                     replica_number: 1,
                 },
+                &what,
             )
             .await?;
-        let what = format!("loading `{name}`");
-        check(&self.url, &what, Some(&r))?;
         loop {
             let p: GetLoadingProgressResponse = self
-                .call(
+                .rpc(
                     "GetLoadingProgress",
                     GetLoadingProgressRequest {
                         collection_name: name.into(),
                     },
+                    &what,
                 )
                 .await?;
-            check(&self.url, &what, p.status.as_ref())?;
             if p.progress >= 100 {
                 return Ok(());
             }
@@ -447,7 +485,7 @@ impl MilvusClient {
             });
         }
         let r: QueryResults = self
-            .call(
+            .rpc(
                 "Query",
                 QueryRequest {
                     collection_name: name.into(),
@@ -456,13 +494,9 @@ impl MilvusClient {
                     query_params: params,
                     consistency_level: 0,
                 },
+                &format!("querying `{name}` where {expr}"),
             )
             .await?;
-        check(
-            &self.url,
-            &format!("querying `{name}` where {expr}"),
-            r.status.as_ref(),
-        )?;
         Ok(r.fields_data)
     }
 
@@ -525,7 +559,7 @@ impl MilvusClient {
             value: v,
         };
         let r: SearchResults = self
-            .call(
+            .rpc(
                 "Search",
                 SearchRequest {
                     collection_name: name.into(),
@@ -543,9 +577,9 @@ impl MilvusClient {
                     nq: nq as i64,
                     consistency_level: 0,
                 },
+                &format!("searching `{name}`"),
             )
             .await?;
-        check(&self.url, &format!("searching `{name}`"), r.status.as_ref())?;
         r.results
             .ok_or_else(|| failed(&self.url, "Search", "no results in the answer"))
     }
@@ -591,16 +625,16 @@ impl MilvusClient {
     pub async fn start_import(&self, name: &str, file: &str) -> Result<i64, ConnectorError> {
         let what = format!("importing {file} into `{name}`");
         let r: ImportResponse = self
-            .call(
+            .rpc(
                 "Import",
                 ImportRequest {
                     collection_name: name.into(),
                     files: vec![file.into()],
                     options: Vec::new(),
                 },
+                &what,
             )
             .await?;
-        check(&self.url, &what, r.status.as_ref())?;
         r.tasks
             .first()
             .copied()
@@ -610,13 +644,12 @@ impl MilvusClient {
     /// An import task's state.
     pub async fn import_state(&self, task: i64) -> Result<GetImportStateResponse, ConnectorError> {
         let s: GetImportStateResponse = self
-            .call("GetImportState", GetImportStateRequest { task })
+            .rpc(
+                "GetImportState",
+                GetImportStateRequest { task },
+                &format!("asking import task {task}'s state"),
+            )
             .await?;
-        check(
-            &self.url,
-            &format!("asking import task {task}'s state"),
-            s.status.as_ref(),
-        )?;
         Ok(s)
     }
 
@@ -647,19 +680,15 @@ impl MilvusClient {
         name: &str,
     ) -> Result<Vec<GetImportStateResponse>, ConnectorError> {
         let r: ListImportTasksResponse = self
-            .call(
+            .rpc(
                 "ListImportTasks",
                 ListImportTasksRequest {
                     collection_name: name.into(),
                     limit: 0,
                 },
+                &format!("listing the import tasks of `{name}`"),
             )
             .await?;
-        check(
-            &self.url,
-            &format!("listing the import tasks of `{name}`"),
-            r.status.as_ref(),
-        )?;
         Ok(r.tasks)
     }
 }

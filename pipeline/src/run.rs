@@ -170,6 +170,19 @@ pub struct RunReport {
     pub stage: Option<StageSummary>,
 }
 
+impl RunReport {
+    /// The report of `tables` (sorted by table) that took `seconds`, with their totals; the
+    /// job, resume and stage fields left for the caller.
+    pub fn of(mut tables: Vec<TableReport>, seconds: f64) -> RunReport {
+        tables.sort_by(|a, b| a.table.cmp(&b.table));
+        RunReport {
+            totals: Totals::of(&tables, seconds),
+            tables,
+            ..Default::default()
+        }
+    }
+}
+
 /// What a staging run wrote.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct StageSummary {
@@ -384,19 +397,14 @@ async fn run_milvus(
         opts: opts.clone(),
         observer,
     };
-    let mut reports = tokio::select! {
+    let reports = tokio::select! {
         r = ctx.run_all(&tables) => r?,
         () = cancel => return Err(PipelineError::Cancelled),
     };
-    reports.sort_by(|a, b| a.table.cmp(&b.table));
-    let seconds = started.elapsed().as_secs_f64();
     Ok(RunReport {
-        job_id: String::new(),
         resumed,
         dry_run: opts.dry_run,
-        totals: Totals::of(&reports, seconds),
-        tables: reports,
-        stage: None,
+        ..RunReport::of(reports, started.elapsed().as_secs_f64())
     })
 }
 
@@ -452,17 +460,14 @@ async fn run_engine(
         r = work => r,
         () = cancel => Err(PipelineError::Cancelled),
     };
-    let mut report = RunReport {
-        job_id: job.id.clone(),
-        resumed,
-        dry_run: opts.dry_run,
-        ..Default::default()
-    };
     match outcome {
-        Ok(mut tables) => {
-            tables.sort_by(|a, b| a.table.cmp(&b.table));
-            report.totals = Totals::of(&tables, started.elapsed().as_secs_f64());
-            report.tables = tables;
+        Ok(tables) => {
+            let report = RunReport {
+                job_id: job.id.clone(),
+                resumed,
+                dry_run: opts.dry_run,
+                ..RunReport::of(tables, started.elapsed().as_secs_f64())
+            };
             if !opts.dry_run {
                 job.report = serde_json::to_value(&report).ok();
                 job.finish(&target, JobState::Successful, None)?;

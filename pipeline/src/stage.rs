@@ -24,7 +24,7 @@ use self::writer::DEFAULT_MAX_FILE_BYTES;
 use crate::error::PipelineError;
 use crate::run::{
     Prepared, RunContext, RunObserver, RunOptions, RunReport, Sink, StageSink, StageSummary,
-    Totals, prepare,
+    prepare,
 };
 use crate::source::beside;
 
@@ -125,11 +125,10 @@ pub async fn stage_for(
         opts: opts.clone(),
         observer,
     };
-    let mut reports = tokio::select! {
+    let reports = tokio::select! {
         r = ctx.run_all(&tables) => r?,
         () = cancel => return Err(PipelineError::Cancelled),
     };
-    reports.sort_by(|a, b| a.table.cmp(&b.table));
     let Sink::Stage(sink) = ctx.sink else {
         return Err(PipelineError::Internal {
             message: "staging without a stage".into(),
@@ -181,11 +180,7 @@ pub async fn stage_for(
     }
     let seconds = started.elapsed().as_secs_f64();
     Ok(RunReport {
-        job_id: String::new(),
-        resumed: false,
         dry_run,
-        totals: Totals::of(&reports, seconds),
-        tables: reports,
         stage: Some(StageSummary {
             url: url.to_string(),
             stage_id,
@@ -193,6 +188,7 @@ pub async fn stage_for(
             bytes,
             seconds,
         }),
+        ..RunReport::of(reports, seconds)
     })
 }
 

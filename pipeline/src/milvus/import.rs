@@ -23,7 +23,7 @@ use futures::StreamExt;
 use object_store::ObjectStoreExt;
 
 use crate::error::PipelineError;
-use crate::run::{Phase, RunObserver, RunReport, TableReport, Totals};
+use crate::run::{Phase, RunObserver, RunReport, TableReport};
 use crate::stage::ImportOptions;
 use crate::stage::import::{check_in_place, choose, download};
 use crate::stage::manifest::StagedCollection;
@@ -102,16 +102,11 @@ pub async fn import(
         () = cancel => Err(PipelineError::Cancelled),
     };
     let _ = std::fs::remove_dir_all(&tmp);
-    let mut tables = outcome?;
-    tables.sort_by(|a, b| a.table.cmp(&b.table));
-    let resumed = tables.iter().any(|t| t.ranges_resumed > 0);
+    let tables = outcome?;
     Ok(RunReport {
         job_id: manifest.stage_id.clone(),
-        resumed,
-        dry_run: false,
-        totals: Totals::of(&tables, started.elapsed().as_secs_f64()),
-        tables,
-        stage: None,
+        resumed: tables.iter().any(|t| t.ranges_resumed > 0),
+        ..RunReport::of(tables, started.elapsed().as_secs_f64())
     })
 }
 
@@ -158,9 +153,10 @@ async fn import_collection(
     };
     // The collection: ours from this stage (resume), ours from an older stage of the same URL
     // (replace when allowed), or someone else's (refuse unless --recreate).
+    let mut ours = false;
     if client.has_collection(&name).await? {
         let existing = client.describe_collection(&name).await?;
-        let ours = existing.description == marker;
+        ours = existing.description == marker;
         let replace = recreate || (replace_own && from_stage(&existing.description, &store.url));
         if !ours && !replace {
             let why = if from_stage(&existing.description, &store.url) {
@@ -179,7 +175,7 @@ async fn import_collection(
             client.drop_collection(&name).await?;
         }
     }
-    if !client.has_collection(&name).await? {
+    if !ours {
         let mut schema = super::milvus_schema(&name, &coll.schema);
         // Milvus before 2.5 has no nullable fields; the schema sent carries no such flag.
         schema.description = marker.to_string();

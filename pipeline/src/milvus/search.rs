@@ -4,9 +4,9 @@
 //! values pgvector's `<->`, `<#>` and `<=>` give), so the output is the same for either target.
 
 use etl_connectors::milvus::MilvusClient;
-use etl_connectors::milvus::proto::{FieldSchema, IdField, data_type};
+use etl_connectors::milvus::proto::{FieldSchema, IdField};
 use etl_engine::collection::{Hit, SearchRequest};
-use etl_engine::{Field, FieldType, Metric};
+use etl_engine::{Field, FieldType, Metric, QueryVector};
 use serde_json::{Map, Value};
 
 use super::from_wire;
@@ -161,51 +161,33 @@ pub async fn search(
     Ok(out)
 }
 
-/// The query vectors as the server's bytes for `field`'s type.
+/// The query vectors as the server's bytes for `field`'s type, parsed and checked (dimension,
+/// finite values, bits) as the engine's own search parses them.
 fn query_bytes(
     field: &FieldSchema,
     vectors: &[Value],
 ) -> Result<(i32, Vec<Vec<u8>>), PipelineError> {
-    let kind = field.data_type;
+    let f = engine_field(field).ok_or_else(|| {
+        usage(format!(
+            "`{}` has a type this search does not know",
+            field.name
+        ))
+    })?;
     let mut out = Vec::with_capacity(vectors.len());
     for v in vectors {
-        let bytes = match (kind, v) {
-            (data_type::FLOAT_VECTOR, Value::Array(xs)) => {
-                let mut b = Vec::with_capacity(xs.len() * 4);
-                for x in xs {
-                    let f = x
-                        .as_f64()
-                        .ok_or_else(|| usage(format!("query vector: `{x}` is not a number")))?;
-                    b.extend_from_slice(&(f as f32).to_le_bytes());
-                }
-                b
+        let bytes = match (f.data_type, QueryVector::from_json(&f, v)?) {
+            (FieldType::FloatVector, QueryVector::Dense(xs)) => {
+                xs.iter().flat_map(|x| x.to_le_bytes()).collect()
             }
-            (data_type::BINARY_VECTOR, Value::String(bits)) => {
-                pack_bits(bits.chars().map(|c| c == '1'), bits.len())
-            }
-            (data_type::BINARY_VECTOR, Value::Array(xs)) => {
-                pack_bits(xs.iter().map(|x| x.as_u64() == Some(1)), xs.len())
-            }
+            (FieldType::BinaryVector, QueryVector::Binary(b)) => b,
             _ => {
                 return Err(usage(format!(
-                    "query vector {v}: not a query for the {} field `{}`",
-                    from_wire(kind).map(|t| t.to_string()).unwrap_or_default(),
-                    field.name
+                    "query vector {v}: searching a {} field on Milvus is not supported here",
+                    f.data_type
                 )));
             }
         };
         out.push(bytes);
     }
-    Ok((kind, out))
-}
-
-/// Bits, most significant first in each byte (pgvector's and Milvus' order).
-fn pack_bits(bits: impl Iterator<Item = bool>, n: usize) -> Vec<u8> {
-    let mut out = vec![0u8; n.div_ceil(8)];
-    for (i, b) in bits.enumerate() {
-        if b {
-            out[i / 8] |= 0x80 >> (i % 8);
-        }
-    }
-    out
+    Ok((field.data_type, out))
 }

@@ -27,8 +27,7 @@ use super::read_manifest;
 use crate::error::PipelineError;
 use crate::run::job::{self, Job, JobState};
 use crate::run::{
-    Phase, RunObserver, RunReport, TableReport, Totals, WriterMsg, closed, index_and_load,
-    writer_loop,
+    Phase, RunObserver, RunReport, TableReport, WriterMsg, closed, index_and_load, writer_loop,
 };
 
 /// Options of `etl import`.
@@ -89,15 +88,11 @@ pub async fn import(
     };
     let _ = std::fs::remove_dir(&tmp);
     match outcome {
-        Ok(mut tables) => {
-            tables.sort_by(|a, b| a.table.cmp(&b.table));
+        Ok(tables) => {
             let report = RunReport {
                 job_id: job.id.clone(),
                 resumed,
-                dry_run: false,
-                totals: Totals::of(&tables, started.elapsed().as_secs_f64()),
-                tables,
-                stage: None,
+                ..RunReport::of(tables, started.elapsed().as_secs_f64())
             };
             job.report = serde_json::to_value(&report).ok();
             job.finish(target, JobState::Successful, None)?;
