@@ -4,7 +4,7 @@
 //! manifest, so opening a collection never rebuilds one. Search and storage only see the trait:
 //! swapping the HNSW implementation touches `index/hnsw.rs` alone.
 
-/// HNSW through hnsw_rs.
+/// HNSW, the engine's own (modelled on hnswlib).
 pub mod hnsw;
 /// STL_SORT and INVERTED.
 pub mod scalar;
@@ -23,7 +23,7 @@ use crate::vector::{Metric, QueryVector, VectorData};
 pub enum IndexType {
     /// Exact search over float vectors (any vector type, in fact).
     Flat,
-    /// Hierarchical navigable small world graph, for float vectors.
+    /// Hierarchical navigable small world graph, for float and binary vectors.
     Hnsw,
     /// Inverted lists per dimension, for sparse vectors (IP).
     SparseInvertedIndex,
@@ -131,7 +131,10 @@ impl IndexSpec {
         };
         let ok_type = match self.index_type {
             IndexType::Flat => t.is_vector(),
-            IndexType::Hnsw => matches!(t, FieldType::FloatVector | FieldType::Float16Vector),
+            IndexType::Hnsw => matches!(
+                t,
+                FieldType::FloatVector | FieldType::Float16Vector | FieldType::BinaryVector
+            ),
             IndexType::SparseInvertedIndex => t == FieldType::SparseFloatVector,
             IndexType::BinFlat => t == FieldType::BinaryVector,
             IndexType::StlSort => t.is_numeric(),

@@ -3,8 +3,7 @@
 //! Distances follow pgvector, so numbers users saw in Postgres still hold: L2 is the Euclidean
 //! distance (`<->`), COSINE the cosine distance `1 - cos` (`<=>`), IP the negative inner
 //! product (`<#>`), HAMMING and JACCARD as `bit_hamming_ops` / `bit_jaccard_ops`. Smaller is
-//! always nearer. The loops keep eight independent accumulators so the compiler vectorizes
-//! them without fast-math.
+//! always nearer. The kernels themselves live in [`simd`], chosen for the CPU at run time.
 
 use arrow::array::{
     Array, ArrayRef, AsArray, FixedSizeBinaryArray, FixedSizeListArray, StructArray,
@@ -14,6 +13,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{EngineError, Result};
 use crate::schema::{Field, FieldType};
+
+pub mod simd;
 
 /// A similarity metric.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -87,43 +88,13 @@ impl std::fmt::Display for Metric {
 /// Inner product.
 #[inline]
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let n = a.len().min(b.len());
-    let (a, b) = (&a[..n], &b[..n]);
-    let mut acc = [0f32; 8];
-    let chunks = n / 8;
-    for c in 0..chunks {
-        let (x, y) = (&a[c * 8..c * 8 + 8], &b[c * 8..c * 8 + 8]);
-        for i in 0..8 {
-            acc[i] += x[i] * y[i];
-        }
-    }
-    let mut s: f32 = acc.iter().sum();
-    for i in chunks * 8..n {
-        s += a[i] * b[i];
-    }
-    s
+    (simd::kernels().dot_f32)(a, b)
 }
 
 /// Squared Euclidean distance.
 #[inline]
 pub fn l2_squared(a: &[f32], b: &[f32]) -> f32 {
-    let n = a.len().min(b.len());
-    let (a, b) = (&a[..n], &b[..n]);
-    let mut acc = [0f32; 8];
-    let chunks = n / 8;
-    for c in 0..chunks {
-        let (x, y) = (&a[c * 8..c * 8 + 8], &b[c * 8..c * 8 + 8]);
-        for i in 0..8 {
-            let d = x[i] - y[i];
-            acc[i] += d * d;
-        }
-    }
-    let mut s: f32 = acc.iter().sum();
-    for i in chunks * 8..n {
-        let d = a[i] - b[i];
-        s += d * d;
-    }
-    s
+    (simd::kernels().l2sq_f32)(a, b)
 }
 
 /// Euclidean norm.
@@ -154,23 +125,8 @@ pub fn dense_distance(metric: Metric, a: &[f32], b: &[f32]) -> f32 {
 #[inline]
 pub fn binary_distance(metric: Metric, a: &[u8], b: &[u8]) -> f32 {
     match metric {
-        Metric::Hamming => a
-            .iter()
-            .zip(b)
-            .map(|(x, y)| (x ^ y).count_ones())
-            .sum::<u32>() as f32,
-        Metric::Jaccard => {
-            let (mut inter, mut union) = (0u32, 0u32);
-            for (x, y) in a.iter().zip(b) {
-                inter += (x & y).count_ones();
-                union += (x | y).count_ones();
-            }
-            if union == 0 {
-                0.0
-            } else {
-                1.0 - inter as f32 / union as f32
-            }
-        }
+        Metric::Hamming => (simd::kernels().hamming)(a, b),
+        Metric::Jaccard => (simd::kernels().jaccard)(a, b),
         _ => f32::NAN,
     }
 }

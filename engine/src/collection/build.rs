@@ -9,6 +9,7 @@ use crate::error::{EngineError, Result};
 use crate::index::scalar::ScalarIndex;
 use crate::index::{IndexSpec, IndexType, hnsw, sparse};
 use crate::manifest::{IndexFiles, Manifest, SegmentMeta};
+use crate::schema::FieldType;
 use crate::segment::{read_deletes, read_segment, read_vectors, unique_name};
 
 /// Progress of an index build, reported after every chunk of rows.
@@ -158,16 +159,22 @@ impl Collection {
             IndexType::Flat | IndexType::BinFlat => Vec::new(),
             IndexType::Hnsw => {
                 let data = read_vectors(&path, col)?;
-                let base = unique_name(&format!("hnsw-{field}"), seg.id, "idx").replace('.', "-");
+                let file = unique_name(&format!("hnsw-{field}"), seg.id, "idx");
+                let field_type = self
+                    .schema()
+                    .fields
+                    .get(col)
+                    .map_or(FieldType::FloatVector, |f| f.data_type);
                 hnsw::build(
                     &data,
+                    field_type,
                     spec.metric(),
                     spec.hnsw.unwrap_or_default(),
                     &live,
-                    dir,
-                    &base,
+                    &dir.join(&file),
                     report,
-                )?
+                )?;
+                vec![file]
             }
             IndexType::SparseInvertedIndex => {
                 let data = read_vectors(&path, col)?;

@@ -104,9 +104,13 @@ impl LoadedSegment {
                 let spec = built.map(|b| b.spec);
                 let index: Option<Box<dyn VectorIndex>> = match (spec.map(|s| s.index_type), built)
                 {
-                    (Some(IndexType::Hnsw), Some(b)) => {
-                        Some(Box::new(HnswIndex::load(dir, &b.files)?))
-                    }
+                    (Some(IndexType::Hnsw), Some(b)) => match b.files.first() {
+                        Some(file) => Some(Box::new(HnswIndex::load(
+                            &dir.join(file),
+                            meta.rows as usize,
+                        )?)),
+                        None => None,
+                    },
                     (Some(IndexType::SparseInvertedIndex), Some(b)) => match b.files.first() {
                         Some(file) => Some(Box::new(SparseIndex::load(&dir.join(file))?)),
                         None => None,

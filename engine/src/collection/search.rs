@@ -501,8 +501,12 @@ fn segment_search(
     let graph = slot
         .and_then(|s| s.spec)
         .is_some_and(|s| s.index_type == IndexType::Hnsw);
-    // A selective filter leaves the graph walk few admitted nodes: scan the few rows instead.
-    if graph && filtered && (passing <= ef.max(k) * 4 || passing * 20 < seg.rows()) {
+    // A selective filter leaves the graph walk few admitted nodes, and an `ef` that covers
+    // most of the segment visits most of it anyway: scan the rows instead (as knowhere does).
+    if graph
+        && (ef.max(k) * 2 >= passing
+            || (filtered && (passing <= ef.max(k) * 4 || passing * 20 < seg.rows())))
+    {
         return exact();
     }
     let hits = index.search(q, k, ef, allow_ref);

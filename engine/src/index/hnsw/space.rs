@@ -1,0 +1,157 @@
+//! What the graph measures: the vectors of its nodes, in the element type the column stores,
+//! and the distance between a probe and a node.
+//!
+//! The graph code is generic over [`Space`], so each element type and metric gets its own
+//! compiled search loop; nothing is dispatched per distance except the kernel chosen for the
+//! CPU. Graph distances order nodes as pgvector's do but may skip a final step (L2 stays
+//! squared, no square root per step); hits are re-scored exactly before they leave.
+
+use crate::vector::Metric;
+use crate::vector::simd::{Kernel, kernels};
+
+/// A query as the graph sees it: a row of the space's element type and, for COSINE, the
+/// inverse of its norm.
+#[derive(Clone, Copy)]
+pub(crate) struct Probe<'a, T> {
+    pub v: &'a [T],
+    pub inv_norm: f32,
+}
+
+/// The nodes' vectors and the distance between a probe and a node.
+pub(crate) trait Space: Sync {
+    /// The element type of stored rows and probes.
+    type Elem: Copy + Sync + Send + 'static;
+
+    /// Nodes in the space.
+    fn nodes(&self) -> usize;
+
+    /// The graph distance from `q` to node `i` (smaller is nearer).
+    fn distance(&self, q: Probe<'_, Self::Elem>, i: u32) -> f32;
+
+    /// Node `i` as a probe (building compares nodes with nodes).
+    fn probe(&self, i: u32) -> Probe<'_, Self::Elem>;
+}
+
+/// Dense rows (f32, or binary16 bit patterns) under L2, IP or COSINE.
+pub(crate) struct DenseSpace<'a, T> {
+    pub metric: Metric,
+    pub dim: usize,
+    pub data: &'a [T],
+    /// COSINE only: 1 / ‖row‖ per node.
+    pub inv_norms: &'a [f32],
+    pub dot: Kernel<T>,
+    pub l2sq: Kernel<T>,
+}
+
+impl<'a> DenseSpace<'a, f32> {
+    /// f32 rows.
+    pub fn f32(metric: Metric, dim: usize, data: &'a [f32], inv_norms: &'a [f32]) -> Self {
+        let k = kernels();
+        DenseSpace {
+            metric,
+            dim,
+            data,
+            inv_norms,
+            dot: k.dot_f32,
+            l2sq: k.l2sq_f32,
+        }
+    }
+}
+
+impl<'a> DenseSpace<'a, u16> {
+    /// binary16 rows (halfvec), kept at half the size and widened inside the kernel.
+    pub fn f16(metric: Metric, dim: usize, data: &'a [u16], inv_norms: &'a [f32]) -> Self {
+        let k = kernels();
+        DenseSpace {
+            metric,
+            dim,
+            data,
+            inv_norms,
+            dot: k.dot_f16,
+            l2sq: k.l2sq_f16,
+        }
+    }
+}
+
+impl<T: Copy + Sync + Send + 'static> Space for DenseSpace<'_, T> {
+    type Elem = T;
+
+    fn nodes(&self) -> usize {
+        self.data.len() / self.dim.max(1)
+    }
+
+    #[inline]
+    fn distance(&self, q: Probe<'_, T>, i: u32) -> f32 {
+        let i = i as usize;
+        let row = &self.data[i * self.dim..(i + 1) * self.dim];
+        match self.metric {
+            Metric::L2 => (self.l2sq)(q.v, row),
+            Metric::Ip => -(self.dot)(q.v, row),
+            _ => 1.0 - (self.dot)(q.v, row) * q.inv_norm * self.inv_norms[i],
+        }
+    }
+
+    #[inline]
+    fn probe(&self, i: u32) -> Probe<'_, T> {
+        let i = i as usize;
+        Probe {
+            v: &self.data[i * self.dim..(i + 1) * self.dim],
+            inv_norm: self.inv_norms.get(i).copied().unwrap_or(1.0),
+        }
+    }
+}
+
+/// Packed bit strings under HAMMING or JACCARD.
+pub(crate) struct BitSpace<'a> {
+    pub bytes: usize,
+    pub data: &'a [u8],
+    pub kernel: Kernel<u8>,
+}
+
+impl<'a> BitSpace<'a> {
+    pub fn new(metric: Metric, bytes: usize, data: &'a [u8]) -> Self {
+        let k = kernels();
+        BitSpace {
+            bytes,
+            data,
+            kernel: if metric == Metric::Jaccard {
+                k.jaccard
+            } else {
+                k.hamming
+            },
+        }
+    }
+}
+
+impl Space for BitSpace<'_> {
+    type Elem = u8;
+
+    fn nodes(&self) -> usize {
+        self.data.len() / self.bytes.max(1)
+    }
+
+    #[inline]
+    fn distance(&self, q: Probe<'_, u8>, i: u32) -> f32 {
+        let i = i as usize;
+        (self.kernel)(q.v, &self.data[i * self.bytes..(i + 1) * self.bytes])
+    }
+
+    #[inline]
+    fn probe(&self, i: u32) -> Probe<'_, u8> {
+        let i = i as usize;
+        Probe {
+            v: &self.data[i * self.bytes..(i + 1) * self.bytes],
+            inv_norm: 1.0,
+        }
+    }
+}
+
+/// 1 / ‖v‖ of a row of f32 values (infinite for a zero vector).
+pub(crate) fn inv_norm_f32(v: &[f32]) -> f32 {
+    1.0 / (kernels().dot_f32)(v, v).sqrt()
+}
+
+/// 1 / ‖v‖ of a row of binary16 values.
+pub(crate) fn inv_norm_f16(v: &[u16]) -> f32 {
+    1.0 / (kernels().dot_f16)(v, v).sqrt()
+}
