@@ -6,6 +6,7 @@
 
 mod build;
 mod loaded;
+mod merge;
 mod scan;
 mod search;
 mod write;
@@ -19,6 +20,7 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 pub use build::IndexProgress;
 pub use loaded::LoadedCollection;
+pub use merge::{MergePolicy, MergeStats};
 pub use scan::SegmentScan;
 pub use search::{Hit, QueryRequest, SearchRequest};
 pub use write::{BulkWriter, CommitStats};

@@ -16,8 +16,8 @@ pub mod segment;
 pub mod vector;
 
 pub use collection::{
-    BulkWriter, Collection, CommitStats, Hit, IndexProgress, LoadState, QueryRequest,
-    SearchRequest, SegmentScan,
+    BulkWriter, Collection, CommitStats, Hit, IndexProgress, LoadState, MergePolicy, MergeStats,
+    QueryRequest, SearchRequest, SegmentScan,
 };
 pub use database::Database;
 pub use error::{EngineError, Result};

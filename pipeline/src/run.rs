@@ -961,9 +961,8 @@ pub(crate) fn writer_loop(
     Ok(())
 }
 
-/// Builds the mapping's indexes on the collection (every core, off the async threads).
-/// Builds the indexes on the collection (every core, off the async threads), then loads it;
-/// returns the seconds spent indexing.
+/// Merges the collection's small segments, builds the indexes on it (every core, off the async
+/// threads), then loads it; returns the seconds spent indexing.
 pub(crate) async fn index_and_load(
     c: &Collection,
     specs: Vec<(String, etl_engine::IndexSpec)>,
@@ -974,6 +973,18 @@ pub(crate) async fn index_and_load(
     let c = c.clone();
     let name = name.to_string();
     tokio::task::spawn_blocking(move || {
+        // One graph per large segment, not one per source range.
+        let merged = c.merge_segments(etl_engine::MergePolicy::default(), &|rows| {
+            observer.progress(&name, rows, 0)
+        })?;
+        tracing::info!(
+            collection = %name,
+            before = merged.segments_before,
+            after = merged.segments_after,
+            rows = merged.rows_rewritten,
+            seconds = merged.seconds,
+            "segments merged"
+        );
         let mut seconds = 0.0;
         for (field, spec) in specs {
             let progress = |p: IndexProgress| observer.progress(&name, p.done_rows, 0);

@@ -167,9 +167,29 @@ pub fn run(args: CollectionsArgs) -> anyhow::Result<ExitCode> {
                     json!({"field": field, "index_type": spec.index_type, "metric": spec.metric, "params": spec.hnsw, "built_segments": built, "segments": m.segments.len()})
                 })
                 .collect();
+            let segments: Vec<Value> = m
+                .segments
+                .iter()
+                .map(|s| {
+                    let built: serde_json::Map<String, Value> = m
+                        .indexes
+                        .iter()
+                        .map(|(field, spec)| {
+                            let state = match s.indexes.get(field) {
+                                Some(ix) if ix.spec == *spec => "built",
+                                Some(_) => "stale",
+                                None => "pending",
+                            };
+                            (field.clone(), Value::String(state.into()))
+                        })
+                        .collect();
+                    json!({"id": s.id, "rows": s.rows, "live_rows": s.live_rows(), "bytes": s.bytes, "indexes": built})
+                })
+                .collect();
             let mut d = summary(&c);
             d["schema"] = serde_json::to_value(&m.schema)?;
             d["indexes"] = Value::Array(indexes);
+            d["segment_list"] = Value::Array(segments);
             d["version"] = json!(m.version);
             match n.target.format {
                 Format::Json => out(&format!("{}\n", serde_json::to_string_pretty(&d)?))?,
@@ -231,6 +251,29 @@ pub fn run(args: CollectionsArgs) -> anyhow::Result<ExitCode> {
                             },
                             i["built_segments"],
                             i["segments"]
+                        ));
+                    }
+                    text.push_str(&format!(
+                        "\nsegments:\n  {:>8} {:>12} {:>12} {:>10}  indexes\n",
+                        "id", "rows", "live rows", "MB"
+                    ));
+                    for s in d["segment_list"].as_array().into_iter().flatten() {
+                        let states = s["indexes"]
+                            .as_object()
+                            .map(|o| {
+                                o.iter()
+                                    .map(|(f, st)| format!("{f} {}", st.as_str().unwrap_or("")))
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            })
+                            .unwrap_or_default();
+                        text.push_str(&format!(
+                            "  {:>8} {:>12} {:>12} {:>10.1}  {}\n",
+                            s["id"],
+                            s["rows"],
+                            s["live_rows"],
+                            s["bytes"].as_f64().unwrap_or(0.0) / 1e6,
+                            states
                         ));
                     }
                     out(&text)?;
