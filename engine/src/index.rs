@@ -4,14 +4,22 @@
 //! manifest, so opening a collection never rebuilds one. Search and storage only see the trait:
 //! swapping the HNSW implementation touches `index/hnsw.rs` alone.
 
+/// The layout shared by vector index files (mapped, not parsed).
+pub(crate) mod file;
 /// HNSW, the engine's own (modelled on hnswlib).
 pub mod hnsw;
+/// IVF_FLAT: k-means lists scanned exactly.
+pub mod ivf;
 /// STL_SORT and INVERTED.
 pub mod scalar;
 /// SPARSE_INVERTED_INDEX.
 pub mod sparse;
+#[cfg(test)]
+pub(crate) mod testdata;
 
 use serde::{Deserialize, Serialize};
+
+pub use ivf::IvfParams;
 
 use crate::error::{EngineError, Result};
 use crate::schema::{Field, FieldType};
@@ -25,6 +33,8 @@ pub enum IndexType {
     Flat,
     /// Hierarchical navigable small world graph, for float and binary vectors.
     Hnsw,
+    /// k-means lists scanned exactly (pgvector's IVFFlat), for float and binary vectors.
+    IvfFlat,
     /// Inverted lists per dimension, for sparse vectors (IP).
     SparseInvertedIndex,
     /// Exact search over binary vectors.
@@ -41,6 +51,7 @@ impl IndexType {
         match self {
             IndexType::Flat => "FLAT",
             IndexType::Hnsw => "HNSW",
+            IndexType::IvfFlat => "IVF_FLAT",
             IndexType::SparseInvertedIndex => "SPARSE_INVERTED_INDEX",
             IndexType::BinFlat => "BIN_FLAT",
             IndexType::StlSort => "STL_SORT",
@@ -53,6 +64,7 @@ impl IndexType {
         [
             IndexType::Flat,
             IndexType::Hnsw,
+            IndexType::IvfFlat,
             IndexType::SparseInvertedIndex,
             IndexType::BinFlat,
             IndexType::StlSort,
@@ -117,6 +129,9 @@ pub struct IndexSpec {
     /// HNSW parameters (HNSW only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hnsw: Option<HnswParams>,
+    /// IVF parameters (IVF_FLAT only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ivf: Option<IvfParams>,
 }
 
 impl IndexSpec {
@@ -131,7 +146,7 @@ impl IndexSpec {
         };
         let ok_type = match self.index_type {
             IndexType::Flat => t.is_vector(),
-            IndexType::Hnsw => matches!(
+            IndexType::Hnsw | IndexType::IvfFlat => matches!(
                 t,
                 FieldType::FloatVector | FieldType::Float16Vector | FieldType::BinaryVector
             ),
@@ -174,6 +189,24 @@ impl IndexSpec {
         } else if self.hnsw.is_some() {
             return Err(bad("M and efConstruction apply to HNSW only".into()));
         }
+        if self.index_type == IndexType::IvfFlat {
+            let p = self.ivf.unwrap_or_default();
+            if !(1..=65_536).contains(&p.nlist) {
+                return Err(bad(format!(
+                    "nlist must be between 1 and 65536, not {}",
+                    p.nlist
+                )));
+            }
+            if !(1..=p.nlist).contains(&p.nprobe) {
+                return Err(bad(format!(
+                    "nprobe must be between 1 and nlist ({}), not {}",
+                    p.nlist, p.nprobe
+                )));
+            }
+            self.ivf = Some(p);
+        } else if self.ivf.is_some() {
+            return Err(bad("nlist and nprobe apply to IVF_FLAT only".into()));
+        }
         Ok(self)
     }
 
@@ -186,16 +219,25 @@ impl IndexSpec {
 /// A hit inside one segment: row offset and pgvector distance.
 pub type RowHit = (u32, f32);
 
+/// How far a search looks: each index kind reads its own knob.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SearchParams {
+    /// Candidate list size of graph indexes (at least `k`).
+    pub ef: usize,
+    /// Lists an IVF index scans; `None`: the index's own default.
+    pub nprobe: Option<usize>,
+}
+
 /// A vector index over one segment's column.
 pub trait VectorIndex: Send + Sync {
-    /// The `k` nearest rows to `q` that `allow` admits, nearest first. `ef` is the search
-    /// breadth for graph indexes. May return fewer than `k` when the filter is selective;
-    /// the caller then falls back to exact search.
+    /// The `k` nearest rows to `q` that `allow` admits, nearest first, with pgvector's
+    /// distances. May return fewer than `k` when the filter is selective; the caller then falls
+    /// back to exact search.
     fn search(
         &self,
         q: &QueryVector,
         k: usize,
-        ef: usize,
+        params: &SearchParams,
         allow: Option<&(dyn Fn(u32) -> bool + Sync)>,
     ) -> Vec<RowHit>;
 

@@ -21,6 +21,6 @@ pub use collection::{
 };
 pub use database::Database;
 pub use error::{EngineError, Result};
-pub use index::{HnswParams, IndexSpec, IndexType};
+pub use index::{HnswParams, IndexSpec, IndexType, IvfParams};
 pub use schema::{CollectionSchema, Field, FieldType};
 pub use vector::{Metric, QueryVector};

@@ -3,7 +3,9 @@
 
 mod hnsw;
 
-pub use hnsw::{HnswBench, HnswBenchOptions, SweepPoint, bench_hnsw};
+pub use hnsw::{
+    CollectionBenchOptions, HnswBench, HnswBenchOptions, SweepPoint, bench_collection, bench_hnsw,
+};
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;

@@ -164,6 +164,7 @@ mod tests {
             w.commit(BTreeMap::new()).unwrap();
         }
         let spec = IndexSpec {
+            ivf: None,
             index_type: IndexType::Hnsw,
             metric: Some(metric),
             hnsw: Some(HnswParams::default()),

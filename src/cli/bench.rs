@@ -24,21 +24,23 @@ pub enum BenchCommand {
     Hnsw(HnswArgs),
 }
 
-/// Arguments of `etl bench hnsw`.
+/// Arguments of `etl bench hnsw`: raw vector files (`--base --queries --truth --dim
+/// --work-dir`), or a collection `etl run` loaded (`--target --collection [--field]`).
 #[derive(Debug, Args)]
 pub struct HnswArgs {
     /// Base vectors: little-endian f32 rows of --dim.
+    #[arg(long, required_unless_present = "target")]
+    pub base: Option<PathBuf>,
+    /// Query vectors: little-endian f32 rows of --dim (with --target: optional, else rows of
+    /// the collection are the queries).
     #[arg(long)]
-    pub base: PathBuf,
-    /// Query vectors: little-endian f32 rows of --dim.
-    #[arg(long)]
-    pub queries: PathBuf,
+    pub queries: Option<PathBuf>,
     /// Exact neighbours: little-endian u32 rows of --k base row numbers.
-    #[arg(long)]
-    pub truth: PathBuf,
+    #[arg(long, required_unless_present = "target")]
+    pub truth: Option<PathBuf>,
     /// Dimension.
-    #[arg(long)]
-    pub dim: usize,
+    #[arg(long, required_unless_present = "target")]
+    pub dim: Option<usize>,
     /// Metric: L2, IP or COSINE.
     #[arg(long, default_value = "COSINE")]
     pub metric: String,
@@ -55,8 +57,20 @@ pub struct HnswArgs {
     #[arg(long, default_value_t = 10)]
     pub k: usize,
     /// Where the benchmark collection is written (emptied first).
+    #[arg(long, required_unless_present = "target")]
+    pub work_dir: Option<PathBuf>,
+    /// A target directory holding a collection loaded by `etl run`: measure it as it is.
+    #[arg(long, requires = "collection", conflicts_with_all = ["base", "truth", "work_dir"])]
+    pub target: Option<PathBuf>,
+    /// The collection (with --target).
     #[arg(long)]
-    pub work_dir: PathBuf,
+    pub collection: Option<String>,
+    /// The vector field (with --target; default: the only one).
+    #[arg(long)]
+    pub field: Option<String>,
+    /// Rows of the collection used as queries when --queries is not given.
+    #[arg(long, default_value_t = 1000)]
+    pub sample: usize,
 }
 
 /// Arguments of `etl bench read`.
@@ -94,21 +108,37 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn hnsw(h: HnswArgs) -> anyhow::Result<ExitCode> {
-    let metric = etl_engine::Metric::parse(&h.metric)
-        .ok_or_else(|| anyhow::anyhow!("--metric {}: want L2, IP or COSINE", h.metric))?;
-    let opts = etl_pipeline::bench::HnswBenchOptions {
-        base: h.base,
-        queries: h.queries,
-        truth: h.truth,
-        dim: h.dim,
-        metric,
-        m: h.m,
-        ef_construction: h.ef_construction,
-        efs: h.ef,
-        k: h.k,
-        work_dir: h.work_dir,
+    let m = match (h.target, h.collection) {
+        (Some(target), Some(collection)) => {
+            etl_pipeline::bench::bench_collection(&etl_pipeline::bench::CollectionBenchOptions {
+                target,
+                collection,
+                field: h.field,
+                queries: h.queries,
+                sample: h.sample,
+                efs: h.ef,
+                k: h.k,
+            })?
+        }
+        _ => {
+            let metric = etl_engine::Metric::parse(&h.metric)
+                .ok_or_else(|| anyhow::anyhow!("--metric {}: want L2, IP or COSINE", h.metric))?;
+            let need = |what: &str| anyhow::anyhow!("--{what} is required without --target");
+            let opts = etl_pipeline::bench::HnswBenchOptions {
+                base: h.base.ok_or_else(|| need("base"))?,
+                queries: h.queries.ok_or_else(|| need("queries"))?,
+                truth: h.truth.ok_or_else(|| need("truth"))?,
+                dim: h.dim.ok_or_else(|| need("dim"))?,
+                metric,
+                m: h.m,
+                ef_construction: h.ef_construction,
+                efs: h.ef,
+                k: h.k,
+                work_dir: h.work_dir.ok_or_else(|| need("work-dir"))?,
+            };
+            etl_pipeline::bench::bench_hnsw(&opts)?
+        }
     };
-    let m = etl_pipeline::bench::bench_hnsw(&opts)?;
     super::out(&format!("{}\n", serde_json::to_string(&m)?))?;
     Ok(ExitCode::SUCCESS)
 }

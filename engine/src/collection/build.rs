@@ -7,7 +7,7 @@ use std::time::Instant;
 use super::Collection;
 use crate::error::{EngineError, Result};
 use crate::index::scalar::ScalarIndex;
-use crate::index::{IndexSpec, IndexType, hnsw, sparse};
+use crate::index::{IndexSpec, IndexType, hnsw, ivf, sparse};
 use crate::manifest::{IndexFiles, Manifest, SegmentMeta};
 use crate::schema::FieldType;
 use crate::segment::{read_deletes, read_segment, read_vectors, unique_name};
@@ -170,6 +170,19 @@ impl Collection {
                     field_type,
                     spec.metric(),
                     spec.hnsw.unwrap_or_default(),
+                    &live,
+                    &dir.join(&file),
+                    report,
+                )?;
+                vec![file]
+            }
+            IndexType::IvfFlat => {
+                let data = read_vectors(&path, col)?;
+                let file = unique_name(&format!("ivf-{field}"), seg.id, "idx");
+                ivf::build(
+                    &data,
+                    spec.metric(),
+                    spec.ivf.unwrap_or_default(),
                     &live,
                     &dir.join(&file),
                     report,

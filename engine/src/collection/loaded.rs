@@ -12,6 +12,7 @@ use rayon::prelude::*;
 use crate::error::Result;
 use crate::filter::Columns;
 use crate::index::hnsw::HnswIndex;
+use crate::index::ivf::IvfIndex;
 use crate::index::scalar::ScalarIndex;
 use crate::index::sparse::SparseIndex;
 use crate::index::{IndexSpec, IndexType, VectorIndex};
@@ -106,6 +107,13 @@ impl LoadedSegment {
                 {
                     (Some(IndexType::Hnsw), Some(b)) => match b.files.first() {
                         Some(file) => Some(Box::new(HnswIndex::load(
+                            &dir.join(file),
+                            meta.rows as usize,
+                        )?)),
+                        None => None,
+                    },
+                    (Some(IndexType::IvfFlat), Some(b)) => match b.files.first() {
+                        Some(file) => Some(Box::new(IvfIndex::load(
                             &dir.join(file),
                             meta.rows as usize,
                         )?)),

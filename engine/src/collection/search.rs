@@ -16,7 +16,7 @@ use super::loaded::{LoadedCollection, LoadedSegment};
 use crate::convert::to_json;
 use crate::error::{EngineError, Result};
 use crate::filter::{self, Columns, Expr, Literal, Operand};
-use crate::index::{IndexType, RowHit, cmp_distance, exact_search};
+use crate::index::{IndexType, RowHit, SearchParams, cmp_distance, exact_search};
 use crate::schema::{DYNAMIC_FIELD, Field, FieldType};
 use crate::vector::{Metric, QueryVector};
 
@@ -35,6 +35,8 @@ pub struct SearchRequest {
     pub metric: Option<Metric>,
     /// HNSW search breadth (default: max(limit + offset, 64)).
     pub ef: Option<usize>,
+    /// IVF lists to scan (default: the index's `nprobe`).
+    pub nprobe: Option<usize>,
     /// Range search: only hits with distance < radius.
     pub radius: Option<f32>,
     /// Range search: only hits with distance >= range_filter.
@@ -54,6 +56,7 @@ impl Default for SearchRequest {
             offset: 0,
             metric: None,
             ef: None,
+            nprobe: None,
             radius: None,
             range_filter: None,
             filter: None,
@@ -289,8 +292,21 @@ impl Collection {
                 if passing == 0 {
                     continue;
                 }
-                let hits =
-                    segment_search(seg, &field, metric, q, k, ef, mask, passing, expr.is_some())?;
+                let params = SearchParams {
+                    ef,
+                    nprobe: req.nprobe,
+                };
+                let hits = segment_search(
+                    seg,
+                    &field,
+                    metric,
+                    q,
+                    k,
+                    &params,
+                    mask,
+                    passing,
+                    expr.is_some(),
+                )?;
                 found.extend(hits.into_iter().map(|(row, distance)| Found {
                     segment: si,
                     row,
@@ -476,7 +492,7 @@ fn segment_search(
     metric: Metric,
     q: &QueryVector,
     k: usize,
-    ef: usize,
+    params: &SearchParams,
     mask: &[bool],
     passing: usize,
     filtered: bool,
@@ -498,6 +514,7 @@ fn segment_search(
     let Some(index) = slot.and_then(|s| s.index.as_ref()) else {
         return exact();
     };
+    let ef = params.ef;
     let graph = slot
         .and_then(|s| s.spec)
         .is_some_and(|s| s.index_type == IndexType::Hnsw);
@@ -509,8 +526,11 @@ fn segment_search(
     {
         return exact();
     }
-    let hits = index.search(q, k, ef, allow_ref);
-    if hits.len() < k.min(passing) && graph {
+    let hits = index.search(q, k, params, allow_ref);
+    let approximate = slot
+        .and_then(|s| s.spec)
+        .is_some_and(|s| matches!(s.index_type, IndexType::Hnsw | IndexType::IvfFlat));
+    if hits.len() < k.min(passing) && approximate {
         return exact();
     }
     Ok(hits)

@@ -161,6 +161,7 @@ fn hnsw_recall_for_every_metric_and_float_type() {
                 (ROWS / 2) as u64,
             );
             let spec = IndexSpec {
+                ivf: None,
                 index_type: IndexType::Hnsw,
                 metric: Some(metric),
                 hnsw: Some(HnswParams {
@@ -232,6 +233,7 @@ fn flat_is_exact_and_filters_return_limit_hits() {
     c.create_index(
         "v",
         IndexSpec {
+            ivf: None,
             index_type: IndexType::Hnsw,
             metric: Some(Metric::L2),
             hnsw: None,
@@ -345,6 +347,7 @@ fn binary_and_sparse_match_brute_force() {
         c.create_index(
             "v",
             IndexSpec {
+                ivf: None,
                 index_type: IndexType::BinFlat,
                 metric: Some(metric),
                 hnsw: None,
@@ -431,6 +434,7 @@ fn binary_and_sparse_match_brute_force() {
     c.create_index(
         "v",
         IndexSpec {
+            ivf: None,
             index_type: IndexType::SparseInvertedIndex,
             metric: None,
             hnsw: None,
@@ -520,6 +524,7 @@ fn indexes_persist_and_are_not_rebuilt_on_open() {
     c.create_index(
         "v",
         IndexSpec {
+            ivf: None,
             index_type: IndexType::Hnsw,
             metric: Some(Metric::Cosine),
             hnsw: None,
@@ -530,6 +535,7 @@ fn indexes_persist_and_are_not_rebuilt_on_open() {
     c.create_index(
         "cat",
         IndexSpec {
+            ivf: None,
             index_type: IndexType::Inverted,
             metric: None,
             hnsw: None,
@@ -714,16 +720,29 @@ fn many_small_segments_merge_into_a_few_indexed_ones() {
     let m = c.manifest();
     assert_eq!(m.live_rows(), 6_000);
     assert!(m.segments.iter().all(|s| s.deleted == 0));
-    assert_eq!(m.checkpoints.len(), 12, "per-range checkpoints survive the merge");
+    assert_eq!(
+        m.checkpoints.len(),
+        12,
+        "per-range checkpoints survive the merge"
+    );
     let files = std::fs::read_dir(c.dir()).unwrap().count();
-    assert_eq!(files, 3 + 1 + 1, "old segment files are removed (3 segments, manifest, lock)");
-    let again = c.merge_segments(crate::MergePolicy::default(), &|_| {}).unwrap();
+    assert_eq!(
+        files,
+        3 + 1 + 1,
+        "old segment files are removed (3 segments, manifest, lock)"
+    );
+    let again = c
+        .merge_segments(crate::MergePolicy::default(), &|_| {})
+        .unwrap();
     assert_eq!(again.segments_after, 1, "the default bound merges the rest");
-    let noop = c.merge_segments(crate::MergePolicy::default(), &|_| {}).unwrap();
+    let noop = c
+        .merge_segments(crate::MergePolicy::default(), &|_| {})
+        .unwrap();
     assert_eq!(noop.rows_rewritten, 0);
     c.create_index(
         "v",
         IndexSpec {
+            ivf: None,
             index_type: IndexType::Hnsw,
             metric: Some(Metric::L2),
             hnsw: None,
@@ -743,14 +762,20 @@ fn many_small_segments_merge_into_a_few_indexed_ones() {
     let mut misses = 0;
     for _ in 0..30 {
         let q: Vec<f32> = (0..16).map(|_| rng.f32()).collect();
-        let truth: HashSet<i64> = brute(&all, &q, Metric::L2, 10).iter().map(|t| t.0).collect();
+        let truth: HashSet<i64> = brute(&all, &q, Metric::L2, 10)
+            .iter()
+            .map(|t| t.0)
+            .collect();
         let req = SearchRequest {
             vectors: vec![json!(q)],
             limit: 10,
             ..Default::default()
         };
         let hits = &c.search(&req).unwrap()[0];
-        misses += hits.iter().filter(|h| !truth.contains(&h.id.as_i64().unwrap())).count();
+        misses += hits
+            .iter()
+            .filter(|h| !truth.contains(&h.id.as_i64().unwrap()))
+            .count();
     }
     assert!(misses <= 15, "{misses} misses of 300");
 }

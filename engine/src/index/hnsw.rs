@@ -271,9 +271,10 @@ impl VectorIndex for HnswIndex {
         &self,
         q: &QueryVector,
         k: usize,
-        ef: usize,
+        params: &super::SearchParams,
         allow: Option<&(dyn Fn(u32) -> bool + Sync)>,
     ) -> Vec<RowHit> {
+        let ef = params.ef;
         let h = self.file.header;
         let rows = self.file.words(Section::Rows);
         let norms = self.file.floats(Section::InvNorms);

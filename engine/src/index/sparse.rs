@@ -115,7 +115,7 @@ impl VectorIndex for SparseIndex {
         &self,
         q: &QueryVector,
         k: usize,
-        _ef: usize,
+        _params: &super::SearchParams,
         allow: Option<&(dyn Fn(u32) -> bool + Sync)>,
     ) -> Vec<RowHit> {
         let QueryVector::Sparse { indices, values } = q else {

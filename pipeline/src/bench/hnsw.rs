@@ -17,6 +17,7 @@ use etl_engine::{
     CollectionSchema, Database, Field, FieldType, HnswParams, IndexSpec, IndexType, Metric,
     QueryVector, SearchRequest,
 };
+use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::error::PipelineError;
@@ -46,6 +47,25 @@ pub struct HnswBenchOptions {
     pub work_dir: PathBuf,
 }
 
+/// What to measure on a collection `etl run` loaded: the product's own segments and graphs.
+#[derive(Debug, Clone)]
+pub struct CollectionBenchOptions {
+    /// The engine's target directory.
+    pub target: PathBuf,
+    /// The collection.
+    pub collection: String,
+    /// The vector field (the only one when `None`).
+    pub field: Option<String>,
+    /// Query vectors (f32 LE rows); `None`: `sample` rows of the collection itself.
+    pub queries: Option<PathBuf>,
+    /// Rows sampled as queries when no query file is given.
+    pub sample: usize,
+    /// Search breadths to sweep.
+    pub efs: Vec<usize>,
+    /// Neighbours per query.
+    pub k: usize,
+}
+
 /// One point of the sweep.
 #[derive(Debug, Clone, Serialize)]
 pub struct SweepPoint {
@@ -64,6 +84,8 @@ pub struct SweepPoint {
 pub struct HnswBench {
     /// Base rows.
     pub rows: usize,
+    /// Segments searched (each with its own graph).
+    pub segments: usize,
     /// Dimension.
     pub dim: usize,
     /// Seconds writing the rows into a collection (not part of the build).
@@ -182,6 +204,7 @@ pub fn bench_hnsw(o: &HnswBenchOptions) -> Result<HnswBench, PipelineError> {
     let write_seconds = started.elapsed().as_secs_f64();
     drop(base);
     let spec = IndexSpec {
+        ivf: None,
         index_type: IndexType::Hnsw,
         metric: Some(o.metric),
         hnsw: Some(HnswParams {
@@ -190,37 +213,136 @@ pub fn bench_hnsw(o: &HnswBenchOptions) -> Result<HnswBench, PipelineError> {
         }),
     };
     let build_seconds = c.create_index("v", spec, &|_| {})?;
-    let index_bytes = c
-        .manifest()
-        .segments
-        .iter()
-        .flat_map(|s| s.indexes.values())
-        .flat_map(|ix| ix.files.iter())
-        .map(|f| std::fs::metadata(o.work_dir.join("bench").join(f)).map_or(0, |m| m.len()))
-        .sum();
     drop(c);
     drop(db);
-
-    // A fresh handle, as a new process would open it.
-    let started = Instant::now();
-    let c = Database::open(&o.work_dir)?.collection("bench")?;
-    c.load()?;
-    let load_seconds = started.elapsed().as_secs_f64();
-
     let qvs: Vec<QueryVector> = queries
         .chunks_exact(o.dim)
         .map(|q| QueryVector::Dense(q.to_vec()))
         .collect();
+    let truth: Vec<Vec<String>> = truth
+        .chunks_exact(o.k)
+        .map(|t| t.iter().map(|id| id.to_string()).collect())
+        .collect();
+    let mut out = measure(&o.work_dir, "bench", "v", &qvs, &truth, &o.efs, o.k)?;
+    out.write_seconds = write_seconds;
+    out.build_seconds = build_seconds;
+    Ok(out)
+}
+
+/// Measures a collection `etl run` loaded, as it is: its segments, its graphs, its search path.
+/// Exact neighbours are found by scanning the collection's vectors; build seconds are those the
+/// manifest recorded for the field's index.
+pub fn bench_collection(o: &CollectionBenchOptions) -> Result<HnswBench, PipelineError> {
+    let db = Database::open_existing(&o.target)?;
+    let c = db.collection(&o.collection)?;
+    let field = c.vector_field(o.field.as_deref())?.clone();
+    let spec = c.manifest().indexes.get(&field.name).copied();
+    let metric = spec.map_or(Metric::default_for(field.data_type), |s| s.metric());
+    let pk = c.schema().primary_key().clone();
+    let cols = [
+        c.schema().fields.iter().position(|f| f.name == pk.name),
+        c.schema().fields.iter().position(|f| f.name == field.name),
+    ];
+    let [Some(pk_col), Some(v_col)] = cols else {
+        return Err(internal("the collection lacks its key or vector column"));
+    };
+    // Every live row's key and vector, segment by segment.
+    let mut keys: Vec<String> = Vec::new();
+    let mut vectors: Vec<etl_engine::vector::VectorData> = Vec::new();
+    for seg in c.scan() {
+        for b in seg.batches(Some(&[pk_col, v_col]))? {
+            let b = b?;
+            for r in 0..b.num_rows() {
+                keys.push(etl_engine::convert::to_json(b.column(0).as_ref(), r, None).to_string());
+            }
+            vectors.push(etl_engine::vector::VectorData::from_array(b.column(1).as_ref())?);
+        }
+    }
+    let data = etl_engine::vector::VectorData::concat(vectors)?;
+    let qvs: Vec<QueryVector> = match &o.queries {
+        Some(path) => f32_rows(path, field.dim_usize())?
+            .chunks_exact(field.dim_usize())
+            .map(|q| QueryVector::Dense(q.to_vec()))
+            .collect(),
+        None => {
+            let step = (data.len() / o.sample.max(1)).max(1);
+            (0..data.len())
+                .step_by(step)
+                .take(o.sample)
+                .filter_map(|r| query_of(&data, r))
+                .collect()
+        }
+    };
+    let truth: Vec<Vec<String>> = qvs
+        .par_iter()
+        .map(|q| {
+            etl_engine::index::exact_search(&data, metric, q, o.k, None)
+                .into_iter()
+                .map(|(r, _)| keys[r as usize].clone())
+                .collect()
+        })
+        .collect();
+    drop(data);
+    let build_seconds = c
+        .manifest()
+        .segments
+        .iter()
+        .filter_map(|s| s.indexes.get(&field.name))
+        .map(|ix| ix.build_seconds)
+        .sum();
+    drop(c);
+    drop(db);
+    let mut out = measure(&o.target, &o.collection, &field.name, &qvs, &truth, &o.efs, o.k)?;
+    out.build_seconds = build_seconds;
+    Ok(out)
+}
+
+fn query_of(data: &etl_engine::vector::VectorData, r: usize) -> Option<QueryVector> {
+    match data.row_json(r) {
+        serde_json::Value::Array(a) => Some(QueryVector::Dense(
+            a.iter().filter_map(|x| x.as_f64().map(|f| f as f32)).collect(),
+        )),
+        serde_json::Value::String(bits) => Some(QueryVector::Binary(
+            etl_engine::vector::pack_bits(&bits.chars().map(|c| c == '1').collect::<Vec<_>>()),
+        )),
+        _ => None,
+    }
+}
+
+/// Opens the collection afresh (as a new process would), loads it, and sweeps `efs`: one query
+/// at a time on one thread, then the queries as one batch on every core. `truth` holds each
+/// query's exact neighbours as primary-key JSON text.
+fn measure(
+    dir: &Path,
+    name: &str,
+    field: &str,
+    qvs: &[QueryVector],
+    truth: &[Vec<String>],
+    efs: &[usize],
+    k: usize,
+) -> Result<HnswBench, PipelineError> {
+    let nq = qvs.len();
+    let started = Instant::now();
+    let c = Database::open(dir)?.collection(name)?;
+    let loaded = c.load()?;
+    let load_seconds = started.elapsed().as_secs_f64();
+    let m = c.manifest();
+    let index_bytes = m
+        .segments
+        .iter()
+        .flat_map(|s| s.indexes.get(field))
+        .flat_map(|ix| ix.files.iter())
+        .map(|f| std::fs::metadata(c.dir().join(f)).map_or(0, |m| m.len()))
+        .sum();
+    let (rows, segments) = (m.live_rows() as usize, m.segments.len());
+    drop(loaded);
     let recall_of = |hits: &[Vec<etl_engine::Hit>]| -> f64 {
         let mut found = 0usize;
         for (qi, h) in hits.iter().enumerate() {
-            let want = &truth[qi * o.k..(qi + 1) * o.k];
-            found += h
-                .iter()
-                .filter(|x| x.id.as_u64().is_some_and(|id| want.contains(&(id as u32))))
-                .count();
+            let want = &truth[qi];
+            found += h.iter().filter(|x| want.contains(&x.id.to_string())).count();
         }
-        found as f64 / (nq * o.k) as f64
+        found as f64 / (nq * k).max(1) as f64
     };
     let one = rayon::ThreadPoolBuilder::new()
         .num_threads(1)
@@ -229,17 +351,17 @@ pub fn bench_hnsw(o: &HnswBenchOptions) -> Result<HnswBench, PipelineError> {
     let all_threads = rayon::current_num_threads();
     // Warm-up: page in the graph and start the thread pools before anything is timed.
     let warm = SearchRequest {
-        field: Some("v".into()),
-        limit: o.k,
+        field: Some(field.into()),
+        limit: k,
         ..SearchRequest::default()
     };
-    c.search_vectors("v", &qvs, &warm)?;
-    one.install(|| c.search_vectors("v", &qvs[..qvs.len().min(100)], &warm))?;
+    c.search_vectors(field, qvs, &warm)?;
+    one.install(|| c.search_vectors(field, &qvs[..qvs.len().min(100)], &warm))?;
     let mut points = Vec::new();
-    for &ef in &o.efs {
+    for &ef in efs {
         let req = SearchRequest {
-            field: Some("v".into()),
-            limit: o.k,
+            field: Some(field.into()),
+            limit: k,
             ef: Some(ef),
             ..SearchRequest::default()
         };
@@ -247,8 +369,8 @@ pub fn bench_hnsw(o: &HnswBenchOptions) -> Result<HnswBench, PipelineError> {
         let (hits, secs) = one.install(|| -> Result<_, PipelineError> {
             let t = Instant::now();
             let mut out = Vec::with_capacity(nq);
-            for q in &qvs {
-                out.extend(c.search_vectors("v", std::slice::from_ref(q), &req)?);
+            for q in qvs {
+                out.extend(c.search_vectors(field, std::slice::from_ref(q), &req)?);
             }
             Ok((out, t.elapsed().as_secs_f64()))
         })?;
@@ -260,7 +382,7 @@ pub fn bench_hnsw(o: &HnswBenchOptions) -> Result<HnswBench, PipelineError> {
         });
         // Every core: the queries as one batch.
         let t = Instant::now();
-        let hits = c.search_vectors("v", &qvs, &req)?;
+        let hits = c.search_vectors(field, qvs, &req)?;
         let secs = t.elapsed().as_secs_f64();
         points.push(SweepPoint {
             ef,
@@ -271,9 +393,13 @@ pub fn bench_hnsw(o: &HnswBenchOptions) -> Result<HnswBench, PipelineError> {
     }
     Ok(HnswBench {
         rows,
-        dim: o.dim,
-        write_seconds,
-        build_seconds,
+        segments,
+        dim: c
+            .schema()
+            .field(field)
+            .map_or(0, etl_engine::Field::dim_usize),
+        write_seconds: 0.0,
+        build_seconds: 0.0,
         load_seconds,
         index_bytes,
         peak_rss_mb: peak_rss_mb(),

@@ -79,6 +79,7 @@ pub fn index_specs(tp: &TablePlan) -> Result<Vec<(String, IndexSpec)>, PipelineE
         out.push((
             f.name.clone(),
             IndexSpec {
+                ivf: None,
                 index_type,
                 metric,
                 hnsw: if index_type == IndexType::Hnsw {

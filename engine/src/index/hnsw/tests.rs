@@ -4,88 +4,13 @@
 //! explicit number, as qdrant's HNSW tests do.
 
 use super::*;
-use crate::index::exact_search;
+use crate::index::testdata::{clustered, clustered_bits, dense, halved, near_duplicates};
+use crate::index::{SearchParams, exact_search};
+
+fn ef(ef: usize) -> SearchParams {
+    SearchParams { ef, nprobe: None }
+}
 use crate::vector::{VectorData, VectorValues};
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    /// Uniform in [-1, 1).
-    fn f32(&mut self) -> f32 {
-        (self.next() >> 40) as f32 / (1u64 << 23) as f32 - 1.0
-    }
-}
-
-/// `clusters` centres uniform in [-1, 1]^dim; each row its centre plus noise in ±`spread`.
-fn clustered(rows: usize, dim: usize, clusters: usize, spread: f32, seed: u64) -> Vec<f32> {
-    let mut rng = Rng(seed | 1);
-    let centres: Vec<f32> = (0..clusters * dim).map(|_| rng.f32()).collect();
-    (0..rows)
-        .flat_map(|r| {
-            let c = (r * 7919) % clusters;
-            (0..dim)
-                .map(|i| centres[c * dim + i] + spread * rng.f32())
-                .collect::<Vec<_>>()
-        })
-        .collect()
-}
-
-/// `docs` documents, each `chunks` chunks nearly equal to the document's vector.
-fn near_duplicates(docs: usize, chunks: usize, dim: usize, seed: u64) -> Vec<f32> {
-    let mut rng = Rng(seed | 1);
-    let mut out = Vec::with_capacity(docs * chunks * dim);
-    for _ in 0..docs {
-        let doc: Vec<f32> = (0..dim).map(|_| rng.f32()).collect();
-        for _ in 0..chunks {
-            out.extend(doc.iter().map(|x| x + 0.01 * rng.f32()));
-        }
-    }
-    out
-}
-
-/// Bit strings in clusters: each row its centre with each bit flipped with probability 1/16.
-fn clustered_bits(rows: usize, bytes: usize, clusters: usize, seed: u64) -> Vec<u8> {
-    let mut rng = Rng(seed | 1);
-    let centres: Vec<u8> = (0..clusters * bytes).map(|_| rng.next() as u8).collect();
-    (0..rows)
-        .flat_map(|r| {
-            let c = (r * 7919) % clusters;
-            (0..bytes)
-                .map(|i| {
-                    let flips = (0..8).fold(0u8, |f, b| {
-                        if rng.next() % 16 == 0 {
-                            f | (1 << b)
-                        } else {
-                            f
-                        }
-                    });
-                    centres[c * bytes + i] ^ flips
-                })
-                .collect::<Vec<_>>()
-        })
-        .collect()
-}
-
-/// Values a halfvec column can hold (the engine widens FLOAT16 columns to f32 exactly).
-fn halved(values: Vec<f32>) -> Vec<f32> {
-    values
-        .into_iter()
-        .map(|x| half::f16::from_f32(x).to_f32())
-        .collect()
-}
-
-fn dense(dim: usize, values: Vec<f32>) -> VectorData {
-    VectorData {
-        values: VectorValues::Dense { dim, values },
-        valid: None,
-    }
-}
 
 struct Case {
     name: String,
@@ -199,7 +124,7 @@ fn clustered_and_near_duplicate_data_every_metric_and_type() {
         for r in (0..rows).step_by(rows / 300) {
             let q = case.query(r);
             let truth = exact_search(&case.data, case.metric, &q, 10, None);
-            let got = index.search(&q, 10, 64, None);
+            let got = index.search(&q, 10, &ef(64), None);
             assert_eq!(got.len(), 10, "{}", case.name);
             if got[0].1 > truth[0].1 + 1e-5 {
                 self_misses += 1;
@@ -246,7 +171,7 @@ fn every_row_of_forty_tight_clusters_is_found_by_its_own_vector() {
     let lost: Vec<usize> = (0..data.len())
         .filter(|&r| {
             let q = QueryVector::Dense(data.values.dense_row(r).to_vec());
-            let got = index.search(&q, 1, 64, None);
+            let got = index.search(&q, 1, &ef(64), None);
             got.first().is_none_or(|h| h.1 > 0.0)
         })
         .collect();
@@ -280,7 +205,7 @@ fn filters_deleted_rows_and_nulls() {
     let mut misses = 0;
     for r in (0..3_000).step_by(37) {
         let q = QueryVector::Dense(data.values.dense_row(r).to_vec());
-        let got = index.search(&q, 10, 64, Some(&even));
+        let got = index.search(&q, 10, &ef(64), Some(&even));
         assert!(
             got.iter()
                 .all(|h| h.0 % 2 == 0 && h.0 % 10 != 5 && h.0 % 10 != 3)
@@ -335,7 +260,7 @@ fn empty_and_single_row_graphs() {
         )
         .unwrap();
         let index = HnswIndex::load(&path, rows).unwrap();
-        let got = index.search(&QueryVector::Dense(vec![0.0; 4]), 5, 10, None);
+        let got = index.search(&QueryVector::Dense(vec![0.0; 4]), 5, &ef(10), None);
         assert_eq!(got.len(), rows);
     }
 }
