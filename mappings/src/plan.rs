@@ -117,6 +117,25 @@ impl Default for HnswParams {
     }
 }
 
+/// IVF_FLAT parameters: pgvector's `lists` and `ivfflat.probes`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct IvfParams {
+    /// Lists (pgvector `lists`).
+    pub nlist: u32,
+    /// Lists a search scans (pgvector `ivfflat.probes`).
+    pub nprobe: u32,
+}
+
+impl Default for IvfParams {
+    fn default() -> Self {
+        // pgvector's defaults: 100 lists, 1 probe.
+        IvfParams {
+            nlist: 100,
+            nprobe: 1,
+        }
+    }
+}
+
 /// An index to build after the load.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct IndexPlan {
@@ -129,6 +148,9 @@ pub struct IndexPlan {
     /// HNSW parameters, for HNSW.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hnsw: Option<HnswParams>,
+    /// IVF parameters, for IVF_FLAT.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ivf: Option<IvfParams>,
     /// Why these settings.
     pub origin: IndexOrigin,
 }
@@ -140,6 +162,9 @@ impl std::fmt::Display for IndexPlan {
             write!(f, "({m}")?;
             if let Some(h) = self.hnsw {
                 write!(f, ", M={}, ef_construction={}", h.m, h.ef_construction)?;
+            }
+            if let Some(v) = self.ivf {
+                write!(f, ", nlist={}, nprobe={}", v.nlist, v.nprobe)?;
             }
             write!(f, ")")?;
         }
@@ -891,6 +916,7 @@ impl TablePlanner<'_> {
                 index_type,
                 metric: None,
                 hnsw: None,
+                ivf: None,
                 origin: IndexOrigin::Mapping,
             });
         };
@@ -934,9 +960,11 @@ impl TablePlanner<'_> {
             None => None,
         };
         let mut hnsw = (index_type == IndexType::Hnsw).then(HnswParams::default);
+        let mut ivf = (index_type == IndexType::IvfFlat).then(IvfParams::default);
         for (key, value) in &ix.params {
             let allowed: &[&str] = match index_type {
                 IndexType::Hnsw => &["M", "ef_construction", "efConstruction"],
+                IndexType::IvfFlat => &["nlist", "nprobe", "lists", "probes"],
                 IndexType::SparseInverted => &["drop_ratio_build"],
                 _ => &[],
             };
@@ -947,6 +975,24 @@ impl TablePlanner<'_> {
                     expected: allowed.iter().map(|k| format!("`{k}`")).collect(),
                     suggestion: closest(key, allowed.iter().copied()),
                 });
+            }
+            if let Some(v) = ivf.as_mut() {
+                let n = value
+                    .as_u64()
+                    .filter(|n| (1..=65_536).contains(n))
+                    .ok_or_else(|| MappingError::InvalidValue {
+                        at: self.field_loc(&column.name, key),
+                        key: key.clone(),
+                        value: value.to_string(),
+                        reason: "must be a whole number from 1 to 65536".into(),
+                        suggestion: None,
+                    })?;
+                let n = u32::try_from(n).unwrap_or(65_536);
+                if matches!(key.as_str(), "nlist" | "lists") {
+                    v.nlist = n;
+                } else {
+                    v.nprobe = n;
+                }
             }
             if let Some(h) = hnsw.as_mut() {
                 let (lo, hi) = if key == "M" { (4, 64) } else { (8, 512) };
@@ -968,10 +1014,22 @@ impl TablePlanner<'_> {
                 }
             }
         }
+        if let Some(v) = ivf
+            && v.nprobe > v.nlist
+        {
+            return Err(MappingError::InvalidValue {
+                at: self.field_loc(&column.name, "nprobe"),
+                key: "nprobe".into(),
+                value: v.nprobe.to_string(),
+                reason: format!("must not exceed nlist ({})", v.nlist),
+                suggestion: None,
+            });
+        }
         Ok(IndexPlan {
             index_type,
             metric,
             hnsw,
+            ivf,
             origin: IndexOrigin::Mapping,
         })
     }
@@ -996,28 +1054,38 @@ impl TablePlanner<'_> {
         };
         if let Some(src) = source {
             if let Some(metric) = src.metric.filter(|m| m.applies_to(ty)) {
-                let hnsw = hnsw.map(|d| match src.method {
-                    VectorIndexMethod::Hnsw => HnswParams {
-                        m: opt_u32(&src.options, "m").unwrap_or(16).clamp(4, 64),
-                        ef_construction: opt_u32(&src.options, "ef_construction")
-                            .unwrap_or(64)
-                            .clamp(8, 512),
-                    },
-                    VectorIndexMethod::Ivfflat => d,
-                });
-                if src.method == VectorIndexMethod::Ivfflat && index_type == IndexType::Hnsw {
-                    notes.push(Note::info(format!(
-                        "ivfflat index {} becomes HNSW with its metric",
-                        src.name
-                    )));
+                let origin = IndexOrigin::Source {
+                    index: src.name.clone(),
+                };
+                if src.method == VectorIndexMethod::Ivfflat {
+                    // The source's kind, lists and probes: the same recall/speed trade-off.
+                    let d = IvfParams::default();
+                    let nlist = opt_u32(&src.options, "lists")
+                        .unwrap_or(d.nlist)
+                        .clamp(1, 65_536);
+                    let nprobe = opt_u32(&src.options, "probes")
+                        .unwrap_or(d.nprobe)
+                        .clamp(1, nlist);
+                    return IndexPlan {
+                        index_type: IndexType::IvfFlat,
+                        metric: Some(metric),
+                        hnsw: None,
+                        ivf: Some(IvfParams { nlist, nprobe }),
+                        origin,
+                    };
                 }
+                let hnsw = hnsw.map(|_| HnswParams {
+                    m: opt_u32(&src.options, "m").unwrap_or(16).clamp(4, 64),
+                    ef_construction: opt_u32(&src.options, "ef_construction")
+                        .unwrap_or(64)
+                        .clamp(8, 512),
+                });
                 return IndexPlan {
                     index_type,
                     metric: Some(metric),
                     hnsw,
-                    origin: IndexOrigin::Source {
-                        index: src.name.clone(),
-                    },
+                    ivf: None,
+                    origin,
                 };
             }
             notes.push(Note::warning(
@@ -1028,6 +1096,7 @@ impl TablePlanner<'_> {
             index_type,
             metric: IndexType::default_metric(ty),
             hnsw,
+            ivf: None,
             origin: IndexOrigin::Default,
         }
     }

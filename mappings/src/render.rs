@@ -184,6 +184,13 @@ fn render_field(out: &mut String, t: &TablePlan, f: &FieldPlan) {
                 h.m, h.ef_construction
             );
         }
+        if let Some(v) = ix.ivf {
+            let _ = write!(
+                line,
+                ", params: {{ nlist: {}, nprobe: {} }}",
+                v.nlist, v.nprobe
+            );
+        }
         line.push_str(" }");
         let origin = match &ix.origin {
             IndexOrigin::Source { index } => format!("   # from the source's index {index}"),

@@ -348,6 +348,9 @@ pub enum IndexType {
     /// Graph index for dense float vectors.
     #[serde(rename = "HNSW")]
     Hnsw,
+    /// k-means lists scanned exactly (pgvector's IVFFlat), for float and binary vectors.
+    #[serde(rename = "IVF_FLAT")]
+    IvfFlat,
     /// Exact search over any dense vector type.
     #[serde(rename = "FLAT")]
     Flat,
@@ -367,8 +370,9 @@ pub enum IndexType {
 
 impl IndexType {
     /// All index types.
-    pub const ALL: [IndexType; 6] = [
+    pub const ALL: [IndexType; 7] = [
         IndexType::Hnsw,
+        IndexType::IvfFlat,
         IndexType::Flat,
         IndexType::BinFlat,
         IndexType::SparseInverted,
@@ -380,6 +384,7 @@ impl IndexType {
     pub fn name(self) -> &'static str {
         match self {
             IndexType::Hnsw => "HNSW",
+            IndexType::IvfFlat => "IVF_FLAT",
             IndexType::Flat => "FLAT",
             IndexType::BinFlat => "BIN_FLAT",
             IndexType::SparseInverted => "SPARSE_INVERTED_INDEX",
@@ -399,7 +404,11 @@ impl IndexType {
     pub fn is_vector(self) -> bool {
         matches!(
             self,
-            IndexType::Hnsw | IndexType::Flat | IndexType::BinFlat | IndexType::SparseInverted
+            IndexType::Hnsw
+                | IndexType::IvfFlat
+                | IndexType::Flat
+                | IndexType::BinFlat
+                | IndexType::SparseInverted
         )
     }
 
@@ -407,6 +416,10 @@ impl IndexType {
     pub fn applies_to(self, ty: DataType, element: Option<DataType>) -> bool {
         match self {
             IndexType::Hnsw => matches!(ty, DataType::FloatVector | DataType::Float16Vector),
+            IndexType::IvfFlat => matches!(
+                ty,
+                DataType::FloatVector | DataType::Float16Vector | DataType::BinaryVector
+            ),
             IndexType::Flat => ty.is_dense_vector(),
             IndexType::BinFlat => ty == DataType::BinaryVector,
             IndexType::SparseInverted => ty == DataType::SparseFloatVector,

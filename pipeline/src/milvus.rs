@@ -179,6 +179,16 @@ pub fn index_params(spec: &IndexSpec) -> Option<Vec<(String, String)>> {
                 ),
             ));
         }
+        IndexType::IvfFlat => {
+            let v = spec.ivf.unwrap_or_default();
+            let binary = matches!(
+                spec.metric,
+                Some(etl_engine::Metric::Hamming | etl_engine::Metric::Jaccard)
+            );
+            let kind = if binary { "BIN_IVF_FLAT" } else { "IVF_FLAT" };
+            p.push(("index_type".into(), kind.into()));
+            p.push(("params".into(), format!("{{\"nlist\": {}}}", v.nlist)));
+        }
         IndexType::Flat => p.push(("index_type".into(), "FLAT".into())),
         IndexType::BinFlat => p.push(("index_type".into(), "BIN_FLAT".into())),
         IndexType::SparseInvertedIndex => {

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
-use etl_engine::{Database, HnswParams, IndexSpec, IndexType, Metric};
+use etl_engine::{Database, HnswParams, IndexSpec, IndexType, IvfParams, Metric};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
@@ -60,7 +60,7 @@ pub fn run(args: IndexArgs) -> anyhow::Result<ExitCode> {
         None => c.vector_field(None)?.clone(),
     };
     let index_type = match &a.index_type {
-        Some(t) => IndexType::parse(t).ok_or_else(|| usage(format!("unknown index type `{t}`; use HNSW, FLAT, BIN_FLAT, SPARSE_INVERTED_INDEX, STL_SORT or INVERTED")))?,
+        Some(t) => IndexType::parse(t).ok_or_else(|| usage(format!("unknown index type `{t}`; use HNSW, IVF_FLAT, FLAT, BIN_FLAT, SPARSE_INVERTED_INDEX, STL_SORT or INVERTED")))?,
         None => IndexType::default_for(field.data_type),
     };
     let metric = a
@@ -74,14 +74,18 @@ pub fn run(args: IndexArgs) -> anyhow::Result<ExitCode> {
             })
         })
         .transpose()?;
-    let hnsw = match &a.params {
-        Some(p) => Some(parse_params(p)?),
-        None => (index_type == IndexType::Hnsw).then(HnswParams::default),
+    let (hnsw, ivf) = match (&a.params, index_type) {
+        (Some(p), IndexType::IvfFlat) => (None, Some(parse_ivf_params(p)?)),
+        (Some(p), _) => (Some(parse_params(p)?), None),
+        (None, IndexType::Hnsw) => (Some(HnswParams::default()), None),
+        (None, IndexType::IvfFlat) => (None, Some(IvfParams::default())),
+        (None, _) => (None, None),
     };
     let spec = IndexSpec {
         index_type,
         metric,
         hnsw,
+        ivf,
     };
     let bar = if a.format == Format::Table {
         ProgressBar::new(c.count_rows())
@@ -136,6 +140,27 @@ fn parse_params(p: &str) -> anyhow::Result<HnswParams> {
             other => {
                 return Err(usage(format!(
                     "--params: unknown key `{other}`; use M and efConstruction"
+                )));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// `{"nlist": 1024, "nprobe": 16}`; pgvector's names (`lists`, `probes`) too.
+fn parse_ivf_params(p: &str) -> anyhow::Result<IvfParams> {
+    let mut out = IvfParams::default();
+    for (k, v) in &params_object(p)? {
+        let n = v
+            .as_u64()
+            .and_then(|n| u32::try_from(n).ok())
+            .ok_or_else(|| usage(format!("--params `{k}` must be a positive integer")))?;
+        match k.as_str() {
+            "nlist" | "lists" => out.nlist = n,
+            "nprobe" | "probes" => out.nprobe = n,
+            other => {
+                return Err(usage(format!(
+                    "--params: unknown key `{other}`; use nlist and nprobe"
                 )));
             }
         }

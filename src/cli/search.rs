@@ -41,7 +41,7 @@ pub struct SearchArgs {
     /// Metric (must match the index's).
     #[arg(long)]
     pub metric: Option<String>,
-    /// Search parameters as JSON: '{"ef": 128, "radius": 0.5, "range_filter": 0.1}'.
+    /// Search parameters as JSON: '{"ef": 128, "nprobe": 16, "radius": 0.5, "range_filter": 0.1}'.
     #[arg(long)]
     pub params: Option<String>,
     /// Output format.
@@ -82,11 +82,12 @@ pub fn run(a: SearchArgs) -> anyhow::Result<ExitCode> {
                 .ok_or_else(|| usage(format!("--params `{k}` must be a number")))?;
             match k.as_str() {
                 "ef" | "ef_search" => req.ef = Some(num as usize),
+                "nprobe" | "probes" => req.nprobe = Some(num as usize),
                 "radius" => req.radius = Some(num as f32),
                 "range_filter" => req.range_filter = Some(num as f32),
                 other => {
                     return Err(usage(format!(
-                        "--params: unknown key `{other}`; use ef, radius, range_filter"
+                        "--params: unknown key `{other}`; use ef, nprobe, radius, range_filter"
                     )));
                 }
             }

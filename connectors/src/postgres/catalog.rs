@@ -266,10 +266,22 @@ pub async fn describe_tables(
         )
         .await
         .map_err(|e| ConnectorError::from_pg(ctx("indexes"), e))?;
+    // ivfflat's search breadth is a setting, not an index option: the one this connection gets
+    // (server, database or role default) is what the application's searches ran with.
+    let probes: Option<String> = client
+        .query_one("SELECT current_setting('ivfflat.probes', true)", &[])
+        .await
+        .ok()
+        .and_then(|r| r.get::<_, Option<String>>(0));
     let mut idx_by: HashMap<u32, Vec<SourceVectorIndex>> = HashMap::new();
     for r in idx {
         let opclass: String = r.get(4);
-        let options: Vec<String> = r.get(5);
+        let mut options: Vec<String> = r.get(5);
+        if r.get::<_, String>(2) == "ivfflat"
+            && let Some(p) = &probes
+        {
+            options.push(format!("probes={p}"));
+        }
         idx_by.entry(r.get(0)).or_default().push(SourceVectorIndex {
             name: r.get(1),
             method: if r.get::<_, String>(2) == "hnsw" {

@@ -240,3 +240,50 @@ fn init_output_parses_back_into_the_same_plan() {
         assert_eq!(fa, fb, "\n{rendered}");
     }
 }
+
+#[test]
+fn an_ivfflat_source_index_keeps_its_kind_lists_and_probes() {
+    let mut cat = catalog();
+    cat[0].vector_indexes = vec![SourceVectorIndex {
+        name: "items_ivf".into(),
+        column: "embedding".into(),
+        method: VectorIndexMethod::Ivfflat,
+        metric: Some(Metric::Cosine),
+        opclass: "vector_cosine_ops".into(),
+        options: BTreeMap::from([
+            ("lists".into(), "250".into()),
+            ("probes".into(), "12".into()),
+        ]),
+    }];
+    let text = "version: 1\nsource:\n  postgres: postgres://x@h/db\ntarget:\n  engine: ./data\ntables:\n  - source: public.items\n    exclude: [blob]\n";
+    let parsed = parse_mapping(text, "m.yaml", &|_| None).unwrap();
+    let plan = build_plan(&parsed, &cat).unwrap();
+    let emb = plan.tables[0]
+        .fields
+        .iter()
+        .find(|f| f.name == "embedding")
+        .unwrap();
+    let ix = emb.index.as_ref().unwrap();
+    assert_eq!(ix.index_type, IndexType::IvfFlat);
+    assert_eq!(ix.metric, Some(Metric::Cosine));
+    assert_eq!(
+        ix.ivf,
+        Some(crate::plan::IvfParams {
+            nlist: 250,
+            nprobe: 12
+        })
+    );
+    assert_eq!(ix.to_string(), "IVF_FLAT(COSINE, nlist=250, nprobe=12)");
+    // The mapping may set them too, and nprobe may not exceed nlist.
+    let ok = plan_of("  - source: public.items\n    exclude: [blob]\n    fields:\n      - source: embedding\n        index: { type: IVF_FLAT, metric: L2, params: { nlist: 64, nprobe: 8 } }\n").unwrap();
+    let f = ok.tables[0]
+        .fields
+        .iter()
+        .find(|f| f.name == "embedding")
+        .unwrap();
+    assert_eq!(f.index.as_ref().unwrap().ivf.unwrap().nlist, 64);
+    let bad = plan_of(
+        "  - source: public.items\n    exclude: [blob]\n    fields:\n      - source: embedding\n        index: { type: IVF_FLAT, params: { nlist: 4, nprobe: 8 } }\n",
+    );
+    assert!(bad.unwrap_err().to_string().contains("nlist"));
+}

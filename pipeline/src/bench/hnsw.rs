@@ -255,7 +255,9 @@ pub fn bench_collection(o: &CollectionBenchOptions) -> Result<HnswBench, Pipelin
             for r in 0..b.num_rows() {
                 keys.push(etl_engine::convert::to_json(b.column(0).as_ref(), r, None).to_string());
             }
-            vectors.push(etl_engine::vector::VectorData::from_array(b.column(1).as_ref())?);
+            vectors.push(etl_engine::vector::VectorData::from_array(
+                b.column(1).as_ref(),
+            )?);
         }
     }
     let data = etl_engine::vector::VectorData::concat(vectors)?;
@@ -292,7 +294,15 @@ pub fn bench_collection(o: &CollectionBenchOptions) -> Result<HnswBench, Pipelin
         .sum();
     drop(c);
     drop(db);
-    let mut out = measure(&o.target, &o.collection, &field.name, &qvs, &truth, &o.efs, o.k)?;
+    let mut out = measure(
+        &o.target,
+        &o.collection,
+        &field.name,
+        &qvs,
+        &truth,
+        &o.efs,
+        o.k,
+    )?;
     out.build_seconds = build_seconds;
     Ok(out)
 }
@@ -300,7 +310,9 @@ pub fn bench_collection(o: &CollectionBenchOptions) -> Result<HnswBench, Pipelin
 fn query_of(data: &etl_engine::vector::VectorData, r: usize) -> Option<QueryVector> {
     match data.row_json(r) {
         serde_json::Value::Array(a) => Some(QueryVector::Dense(
-            a.iter().filter_map(|x| x.as_f64().map(|f| f as f32)).collect(),
+            a.iter()
+                .filter_map(|x| x.as_f64().map(|f| f as f32))
+                .collect(),
         )),
         serde_json::Value::String(bits) => Some(QueryVector::Binary(
             etl_engine::vector::pack_bits(&bits.chars().map(|c| c == '1').collect::<Vec<_>>()),
@@ -340,7 +352,10 @@ fn measure(
         let mut found = 0usize;
         for (qi, h) in hits.iter().enumerate() {
             let want = &truth[qi];
-            found += h.iter().filter(|x| want.contains(&x.id.to_string())).count();
+            found += h
+                .iter()
+                .filter(|x| want.contains(&x.id.to_string()))
+                .count();
         }
         found as f64 / (nq * k).max(1) as f64
     };

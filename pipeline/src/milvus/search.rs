@@ -75,10 +75,14 @@ pub async fn search(
             })?,
     };
     let (kind, values) = query_bytes(field, &req.vectors)?;
-    let params = match req.ef {
-        Some(ef) => format!("{{\"ef\": {}}}", ef.max(req.limit + req.offset)),
-        None => "{}".to_string(),
-    };
+    let mut params = serde_json::Map::new();
+    if let Some(ef) = req.ef {
+        params.insert("ef".into(), (ef.max(req.limit + req.offset)).into());
+    }
+    if let Some(n) = req.nprobe {
+        params.insert("nprobe".into(), n.into());
+    }
+    let params = serde_json::Value::Object(params).to_string();
     let scalar_names: Vec<String> = schema
         .fields
         .iter()

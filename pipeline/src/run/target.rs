@@ -79,7 +79,6 @@ pub fn index_specs(tp: &TablePlan) -> Result<Vec<(String, IndexSpec)>, PipelineE
         out.push((
             f.name.clone(),
             IndexSpec {
-                ivf: None,
                 index_type,
                 metric,
                 hnsw: if index_type == IndexType::Hnsw {
@@ -87,6 +86,13 @@ pub fn index_specs(tp: &TablePlan) -> Result<Vec<(String, IndexSpec)>, PipelineE
                 } else {
                     None
                 },
+                ivf: (index_type == IndexType::IvfFlat).then(|| {
+                    ix.ivf
+                        .map_or_else(etl_engine::IvfParams::default, |v| etl_engine::IvfParams {
+                            nlist: v.nlist,
+                            nprobe: v.nprobe,
+                        })
+                }),
             },
         ));
     }
