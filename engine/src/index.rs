@@ -33,6 +33,8 @@ pub enum IndexType {
     Flat,
     /// Hierarchical navigable small world graph, for float and binary vectors.
     Hnsw,
+    /// HNSW over int8-quantized float vectors, hits re-ranked exactly (Milvus' HNSW_SQ).
+    HnswSq,
     /// k-means lists scanned exactly (pgvector's IVFFlat), for float and binary vectors.
     IvfFlat,
     /// Inverted lists per dimension, for sparse vectors (IP).
@@ -51,6 +53,7 @@ impl IndexType {
         match self {
             IndexType::Flat => "FLAT",
             IndexType::Hnsw => "HNSW",
+            IndexType::HnswSq => "HNSW_SQ",
             IndexType::IvfFlat => "IVF_FLAT",
             IndexType::SparseInvertedIndex => "SPARSE_INVERTED_INDEX",
             IndexType::BinFlat => "BIN_FLAT",
@@ -64,6 +67,7 @@ impl IndexType {
         [
             IndexType::Flat,
             IndexType::Hnsw,
+            IndexType::HnswSq,
             IndexType::IvfFlat,
             IndexType::SparseInvertedIndex,
             IndexType::BinFlat,
@@ -72,6 +76,20 @@ impl IndexType {
         ]
         .into_iter()
         .find(|t| t.name().eq_ignore_ascii_case(s))
+    }
+
+    /// True for the graph indexes (HNSW, HNSW_SQ).
+    pub fn is_graph(self) -> bool {
+        matches!(self, IndexType::Hnsw | IndexType::HnswSq)
+    }
+
+    /// True for indexes whose answers are approximate (the search falls back to exact search
+    /// when one comes back short).
+    pub fn is_approximate(self) -> bool {
+        matches!(
+            self,
+            IndexType::Hnsw | IndexType::HnswSq | IndexType::IvfFlat
+        )
     }
 
     /// True for indexes over scalar fields.
@@ -146,6 +164,7 @@ impl IndexSpec {
         };
         let ok_type = match self.index_type {
             IndexType::Flat => t.is_vector(),
+            IndexType::HnswSq => matches!(t, FieldType::FloatVector | FieldType::Float16Vector),
             IndexType::Hnsw | IndexType::IvfFlat => matches!(
                 t,
                 FieldType::FloatVector | FieldType::Float16Vector | FieldType::BinaryVector
@@ -174,7 +193,7 @@ impl IndexSpec {
             return Err(bad(format!("metric {metric} does not apply")));
         }
         self.metric = Some(metric);
-        if self.index_type == IndexType::Hnsw {
+        if self.index_type.is_graph() {
             let p = self.hnsw.unwrap_or_default();
             if !(4..=64).contains(&p.m) {
                 return Err(bad(format!("M must be between 4 and 64, not {}", p.m)));
@@ -187,7 +206,9 @@ impl IndexSpec {
             }
             self.hnsw = Some(p);
         } else if self.hnsw.is_some() {
-            return Err(bad("M and efConstruction apply to HNSW only".into()));
+            return Err(bad(
+                "M and efConstruction apply to HNSW and HNSW_SQ only".into()
+            ));
         }
         if self.index_type == IndexType::IvfFlat {
             let p = self.ivf.unwrap_or_default();

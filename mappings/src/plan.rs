@@ -959,11 +959,12 @@ impl TablePlanner<'_> {
             None if index_type.is_vector() => IndexType::default_metric(ty),
             None => None,
         };
-        let mut hnsw = (index_type == IndexType::Hnsw).then(HnswParams::default);
+        let mut hnsw =
+            matches!(index_type, IndexType::Hnsw | IndexType::HnswSq).then(HnswParams::default);
         let mut ivf = (index_type == IndexType::IvfFlat).then(IvfParams::default);
         for (key, value) in &ix.params {
             let allowed: &[&str] = match index_type {
-                IndexType::Hnsw => &["M", "ef_construction", "efConstruction"],
+                IndexType::Hnsw | IndexType::HnswSq => &["M", "ef_construction", "efConstruction"],
                 IndexType::IvfFlat => &["nlist", "nprobe", "lists", "probes"],
                 IndexType::SparseInverted => &["drop_ratio_build"],
                 _ => &[],

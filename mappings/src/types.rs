@@ -348,6 +348,9 @@ pub enum IndexType {
     /// Graph index for dense float vectors.
     #[serde(rename = "HNSW")]
     Hnsw,
+    /// HNSW over int8-quantized float vectors, hits re-ranked exactly (Milvus' HNSW_SQ).
+    #[serde(rename = "HNSW_SQ")]
+    HnswSq,
     /// k-means lists scanned exactly (pgvector's IVFFlat), for float and binary vectors.
     #[serde(rename = "IVF_FLAT")]
     IvfFlat,
@@ -370,8 +373,9 @@ pub enum IndexType {
 
 impl IndexType {
     /// All index types.
-    pub const ALL: [IndexType; 7] = [
+    pub const ALL: [IndexType; 8] = [
         IndexType::Hnsw,
+        IndexType::HnswSq,
         IndexType::IvfFlat,
         IndexType::Flat,
         IndexType::BinFlat,
@@ -384,6 +388,7 @@ impl IndexType {
     pub fn name(self) -> &'static str {
         match self {
             IndexType::Hnsw => "HNSW",
+            IndexType::HnswSq => "HNSW_SQ",
             IndexType::IvfFlat => "IVF_FLAT",
             IndexType::Flat => "FLAT",
             IndexType::BinFlat => "BIN_FLAT",
@@ -405,6 +410,7 @@ impl IndexType {
         matches!(
             self,
             IndexType::Hnsw
+                | IndexType::HnswSq
                 | IndexType::IvfFlat
                 | IndexType::Flat
                 | IndexType::BinFlat
@@ -415,7 +421,9 @@ impl IndexType {
     /// Whether the index can be built on a field of type `ty` (arrays: on their elements).
     pub fn applies_to(self, ty: DataType, element: Option<DataType>) -> bool {
         match self {
-            IndexType::Hnsw => matches!(ty, DataType::FloatVector | DataType::Float16Vector),
+            IndexType::Hnsw | IndexType::HnswSq => {
+                matches!(ty, DataType::FloatVector | DataType::Float16Vector)
+            }
             IndexType::IvfFlat => matches!(
                 ty,
                 DataType::FloatVector | DataType::Float16Vector | DataType::BinaryVector

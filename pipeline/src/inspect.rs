@@ -155,7 +155,8 @@ async fn check_milvus(url: &str, plan: &mut Plan) -> Result<(), PipelineError> {
                 });
             }
         }
-        for problem in unsupported(&schema, &version) {
+        let indexes = crate::run::target::index_specs(&tp)?;
+        for problem in unsupported(&schema, &indexes, &version) {
             t.required_fixes.push(etl_mappings::Finding {
                 column: None,
                 message: format!("Milvus at {url}: {problem}"),

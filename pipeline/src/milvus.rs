@@ -56,9 +56,20 @@ pub fn from_wire(t: i32) -> Option<FieldType> {
 }
 
 /// What a server of `version` (`v2.3.5-lite`) cannot hold in `schema`, one line each.
-pub fn unsupported(schema: &CollectionSchema, version: &str) -> Vec<String> {
+pub fn unsupported(
+    schema: &CollectionSchema,
+    indexes: &[(String, IndexSpec)],
+    version: &str,
+) -> Vec<String> {
     let old = version_before(version, 2, 4);
     let mut out = Vec::new();
+    for (field, spec) in indexes {
+        if spec.index_type == IndexType::HnswSq && version_before(version, 2, 5) {
+            out.push(format!(
+                "`{field}` has an HNSW_SQ index: Milvus {version} has no HNSW_SQ (2.5 and later do); use `type: HNSW`"
+            ));
+        }
+    }
     let vectors: Vec<&etl_engine::Field> = schema
         .fields
         .iter()
@@ -188,6 +199,17 @@ pub fn index_params(spec: &IndexSpec) -> Option<Vec<(String, String)>> {
             let kind = if binary { "BIN_IVF_FLAT" } else { "IVF_FLAT" };
             p.push(("index_type".into(), kind.into()));
             p.push(("params".into(), format!("{{\"nlist\": {}}}", v.nlist)));
+        }
+        IndexType::HnswSq => {
+            let h = spec.hnsw.unwrap_or_default();
+            p.push(("index_type".into(), "HNSW_SQ".into()));
+            p.push((
+                "params".into(),
+                format!(
+                    "{{\"M\": {}, \"efConstruction\": {}, \"sq_type\": \"SQ8\", \"refine\": true, \"refine_type\": \"FP32\"}}",
+                    h.m, h.ef_construction
+                ),
+            ));
         }
         IndexType::Flat => p.push(("index_type".into(), "FLAT".into())),
         IndexType::BinFlat => p.push(("index_type".into(), "BIN_FLAT".into())),
@@ -366,7 +388,15 @@ pub fn fit_tables(
     }
     for t in tables.iter() {
         let schema = crate::run::target::collection_schema(t)?;
-        refuse_unsupported(&schema, &t.source.to_string(), &t.collection, url, version)?;
+        let indexes = crate::run::target::index_specs(t)?;
+        refuse_unsupported(
+            &schema,
+            &indexes,
+            &t.source.to_string(),
+            &t.collection,
+            url,
+            version,
+        )?;
     }
     Ok(())
 }
@@ -374,12 +404,13 @@ pub fn fit_tables(
 /// Refuses, naming the table and collection, a schema the server's version cannot hold.
 pub fn refuse_unsupported(
     schema: &CollectionSchema,
+    indexes: &[(String, IndexSpec)],
     table: &str,
     collection: &str,
     url: &str,
     version: &str,
 ) -> Result<(), PipelineError> {
-    let problems = unsupported(schema, version);
+    let problems = unsupported(schema, indexes, version);
     if problems.is_empty() {
         return Ok(());
     }

@@ -60,7 +60,7 @@ pub fn run(args: IndexArgs) -> anyhow::Result<ExitCode> {
         None => c.vector_field(None)?.clone(),
     };
     let index_type = match &a.index_type {
-        Some(t) => IndexType::parse(t).ok_or_else(|| usage(format!("unknown index type `{t}`; use HNSW, IVF_FLAT, FLAT, BIN_FLAT, SPARSE_INVERTED_INDEX, STL_SORT or INVERTED")))?,
+        Some(t) => IndexType::parse(t).ok_or_else(|| usage(format!("unknown index type `{t}`; use HNSW, HNSW_SQ, IVF_FLAT, FLAT, BIN_FLAT, SPARSE_INVERTED_INDEX, STL_SORT or INVERTED")))?,
         None => IndexType::default_for(field.data_type),
     };
     let metric = a
@@ -77,7 +77,7 @@ pub fn run(args: IndexArgs) -> anyhow::Result<ExitCode> {
     let (hnsw, ivf) = match (&a.params, index_type) {
         (Some(p), IndexType::IvfFlat) => (None, Some(parse_ivf_params(p)?)),
         (Some(p), _) => (Some(parse_params(p)?), None),
-        (None, IndexType::Hnsw) => (Some(HnswParams::default()), None),
+        (None, IndexType::Hnsw | IndexType::HnswSq) => (Some(HnswParams::default()), None),
         (None, IndexType::IvfFlat) => (None, Some(IvfParams::default())),
         (None, _) => (None, None),
     };

@@ -157,7 +157,7 @@ impl Collection {
         Ok(match spec.index_type {
             // Exact indexes are the vectors themselves.
             IndexType::Flat | IndexType::BinFlat => Vec::new(),
-            IndexType::Hnsw => {
+            IndexType::Hnsw | IndexType::HnswSq => {
                 let data = read_vectors(&path, col)?;
                 let file = unique_name(&format!("hnsw-{field}"), seg.id, "idx");
                 let field_type = self
@@ -170,6 +170,11 @@ impl Collection {
                     field_type,
                     spec.metric(),
                     spec.hnsw.unwrap_or_default(),
+                    if spec.index_type == IndexType::HnswSq {
+                        hnsw::Storage::Sq8
+                    } else {
+                        hnsw::Storage::Exact
+                    },
                     &live,
                     &dir.join(&file),
                     report,

@@ -105,7 +105,7 @@ impl LoadedSegment {
                 let spec = built.map(|b| b.spec);
                 let index: Option<Box<dyn VectorIndex>> = match (spec.map(|s| s.index_type), built)
                 {
-                    (Some(IndexType::Hnsw), Some(b)) => match b.files.first() {
+                    (Some(IndexType::Hnsw | IndexType::HnswSq), Some(b)) => match b.files.first() {
                         Some(file) => Some(Box::new(HnswIndex::load(
                             &dir.join(file),
                             meta.rows as usize,

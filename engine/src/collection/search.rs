@@ -16,7 +16,7 @@ use super::loaded::{LoadedCollection, LoadedSegment};
 use crate::convert::to_json;
 use crate::error::{EngineError, Result};
 use crate::filter::{self, Columns, Expr, Literal, Operand};
-use crate::index::{IndexType, RowHit, SearchParams, cmp_distance, exact_search};
+use crate::index::{RowHit, SearchParams, cmp_distance, exact_search};
 use crate::schema::{DYNAMIC_FIELD, Field, FieldType};
 use crate::vector::{Metric, QueryVector};
 
@@ -517,7 +517,7 @@ fn segment_search(
     let ef = params.ef;
     let graph = slot
         .and_then(|s| s.spec)
-        .is_some_and(|s| s.index_type == IndexType::Hnsw);
+        .is_some_and(|s| s.index_type.is_graph());
     // A selective filter leaves the graph walk few admitted nodes, and an `ef` that covers
     // most of the segment visits most of it anyway: scan the rows instead (as knowhere does).
     if graph
@@ -529,7 +529,7 @@ fn segment_search(
     let hits = index.search(q, k, params, allow_ref);
     let approximate = slot
         .and_then(|s| s.spec)
-        .is_some_and(|s| matches!(s.index_type, IndexType::Hnsw | IndexType::IvfFlat));
+        .is_some_and(|s| s.index_type.is_approximate());
     if hits.len() < k.min(passing) && approximate {
         return exact();
     }

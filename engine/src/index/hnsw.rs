@@ -33,7 +33,7 @@ use crate::vector::{
     Metric, QueryVector, VectorData, VectorValues, binary_distance, dense_distance,
 };
 use graph::{FrozenGraph, Scored, ScratchPool, Shape, greedy, search_layer};
-use space::{BitSpace, DenseSpace, Probe, Space, inv_norm_f16, inv_norm_f32};
+use space::{BitSpace, DenseSpace, Nodes, Probe, Space, Sq8Space, inv_norm_f16, inv_norm_f32};
 use storage::{Element, Header, Mapped, Section};
 
 /// What a build reports besides its file.
@@ -47,14 +47,26 @@ pub struct BuildStats {
     pub bytes: u64,
 }
 
+/// How an HNSW index keeps its rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Storage {
+    /// As the column stores them (f32, halfvec at half size, bits).
+    Exact,
+    /// int8 codes per dimension searched asymmetrically, hits re-ranked with the f32 rows
+    /// (Milvus' HNSW_SQ with SQ8): a quarter of the memory at search time.
+    Sq8,
+}
+
 /// Builds an HNSW graph over the rows of `data` that `live` admits and writes it to `path`.
 /// Rows whose vector is NULL, or zero under COSINE (no distance in pgvector), are left out.
 /// `progress` is called with rows inserted so far.
+#[allow(clippy::too_many_arguments)]
 pub fn build(
     data: &VectorData,
     field_type: FieldType,
     metric: Metric,
     params: HnswParams,
+    storage: Storage,
     live: &dyn Fn(u32) -> bool,
     path: &Path,
     progress: &(dyn Fn(u64) + Sync),
@@ -62,6 +74,7 @@ pub fn build(
     let m = params.m.max(2) as usize;
     let efc = params.ef_construction as usize;
     let admitted = |r: usize| live(r as u32) && data.is_valid(r);
+    let mut sq: Option<(Vec<f32>, Vec<f32>, Vec<f32>)> = None;
     let (header, rows, built, vectors, norms) = match &data.values {
         VectorValues::Dense { dim, values } => {
             let dim = *dim;
@@ -74,7 +87,7 @@ pub fn build(
                 .filter(|&r| keep(r))
                 .map(|r| r as u32)
                 .collect();
-            if field_type == FieldType::Float16Vector {
+            if field_type == FieldType::Float16Vector && storage == Storage::Exact {
                 let halves: Vec<u16> = rows
                     .iter()
                     .flat_map(|&r| &values[r as usize * dim..(r as usize + 1) * dim])
@@ -116,15 +129,27 @@ pub fn build(
                     efc,
                     progress,
                 );
-                let h = header(Element::F32, metric, dim, rows.len(), m, &built);
-                (
-                    h,
-                    rows,
-                    built,
-                    bytemuck::cast_slice(&packed).to_vec(),
-                    norms,
-                )
+                if storage == Storage::Sq8 {
+                    let (codes, min, scale) = space::quantize(&packed, dim);
+                    let h = header(Element::Sq8, metric, dim, rows.len(), m, &built);
+                    sq = Some((min, scale, packed));
+                    (h, rows, built, codes, norms)
+                } else {
+                    let h = header(Element::F32, metric, dim, rows.len(), m, &built);
+                    (
+                        h,
+                        rows,
+                        built,
+                        bytemuck::cast_slice(&packed).to_vec(),
+                        norms,
+                    )
+                }
             }
+        }
+        VectorValues::Binary { .. } if storage == Storage::Sq8 => {
+            return Err(EngineError::InvalidRequest(
+                "HNSW_SQ quantizes float vectors; bit strings are already one bit a value".into(),
+            ));
         }
         VectorValues::Binary { bytes, values } => {
             let bytes = *bytes;
@@ -158,6 +183,9 @@ pub fn build(
             bytemuck::cast_slice(&built.upper),
             &vectors,
             bytemuck::cast_slice(&norms),
+            sq.as_ref().map_or(&[][..], |q| bytemuck::cast_slice(&q.0)),
+            sq.as_ref().map_or(&[][..], |q| bytemuck::cast_slice(&q.1)),
+            sq.as_ref().map_or(&[][..], |q| bytemuck::cast_slice(&q.2)),
         ],
     )?;
     Ok(BuildStats {
@@ -234,6 +262,7 @@ impl HnswIndex {
         )
     }
 
+    /// The best `k` nodes for `q` (the whole `ef` list when `k` ≥ `ef`).
     fn walk<S: Space>(
         &self,
         space: &S,
@@ -340,6 +369,43 @@ impl VectorIndex for HnswIndex {
                 })
                 .collect()
             }
+            (QueryVector::Dense(q), Element::Sq8) if q.len() == width => {
+                let inv = inv_norm_f32(q);
+                if h.metric == Metric::Cosine && !inv.is_finite() {
+                    return Vec::new();
+                }
+                let space = Sq8Space {
+                    metric: h.metric,
+                    dim: width,
+                    codes: self.file.bytes(Section::Vectors),
+                    min: self.file.floats(Section::SqMin),
+                    scale: self.file.floats(Section::SqScale),
+                    inv_norms: norms,
+                };
+                let raw = self.file.floats(Section::Raw);
+                // The whole candidate list, re-ranked with the full-precision rows.
+                let found = self.walk(
+                    &space,
+                    Probe {
+                        v: q,
+                        inv_norm: inv,
+                    },
+                    ef.max(k),
+                    ef,
+                    allow,
+                );
+                let mut exact: Vec<RowHit> = found
+                    .into_iter()
+                    .map(|c| {
+                        let i = c.id as usize;
+                        let row = &raw[i * width..(i + 1) * width];
+                        (rows[i], dense_distance(h.metric, q, row))
+                    })
+                    .collect();
+                exact.sort_by(|a, b| cmp_distance(a.1, b.1).then(a.0.cmp(&b.0)));
+                exact.truncate(k);
+                exact
+            }
             (QueryVector::Binary(q), Element::Bits) if q.len() == width => {
                 let data = self.file.bytes(Section::Vectors);
                 let space = BitSpace::new(h.metric, width, data);
@@ -366,8 +432,10 @@ impl VectorIndex for HnswIndex {
         hits
     }
 
+    /// The mapped file, less the full-precision rows of HNSW_SQ, which only re-ranking reads
+    /// (a few rows per query, from the page cache).
     fn memory_bytes(&self) -> usize {
-        self.file.len()
+        self.file.len() - self.file.bytes(Section::Raw).len()
     }
 }
 

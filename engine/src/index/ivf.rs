@@ -15,7 +15,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::file::{self, MappedFile};
-use super::hnsw::space::{BitSpace, DenseSpace, Probe, Space, inv_norm_f32};
+use super::hnsw::space::{BitSpace, DenseSpace, Nodes, Probe, Space, inv_norm_f32};
 use super::{RowHit, TopK, VectorIndex, cmp_distance};
 use crate::error::{EngineError, Result};
 use crate::vector::{

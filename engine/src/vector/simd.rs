@@ -14,6 +14,9 @@ use std::sync::OnceLock;
 /// A kernel over two rows of one element type.
 pub type Kernel<T> = fn(&[T], &[T]) -> f32;
 
+/// A kernel between an f32 row and an int8-quantized row (`min[d] + scale[d]·code[d]`).
+pub type Sq8Kernel = fn(&[f32], &[u8], &[f32], &[f32]) -> f32;
+
 /// The kernels this CPU runs best.
 #[derive(Clone, Copy)]
 pub struct Kernels {
@@ -29,6 +32,10 @@ pub struct Kernels {
     pub hamming: Kernel<u8>,
     /// 1 − |a∧b| / |a∨b| (0 when both are empty, as pgvector).
     pub jaccard: Kernel<u8>,
+    /// Σ qᵢ·xᵢ with x decoded from int8 codes.
+    pub dot_sq8: Sq8Kernel,
+    /// Σ (qᵢ − xᵢ)² with x decoded from int8 codes.
+    pub l2sq_sq8: Sq8Kernel,
 }
 
 static KERNELS: OnceLock<Kernels> = OnceLock::new();
@@ -48,6 +55,8 @@ pub fn portable() -> Kernels {
         l2sq_f16: portable::l2sq_f16,
         hamming: portable::hamming,
         jaccard: portable::jaccard,
+        dot_sq8: portable::dot_sq8,
+        l2sq_sq8: portable::l2sq_sq8,
     }
 }
 
@@ -60,6 +69,8 @@ fn detect() -> Kernels {
         {
             k.dot_f32 = x86::dot_f32;
             k.l2sq_f32 = x86::l2sq_f32;
+            k.dot_sq8 = x86::dot_sq8;
+            k.l2sq_sq8 = x86::l2sq_sq8;
             if std::arch::is_x86_feature_detected!("f16c") {
                 k.dot_f16 = x86::dot_f16;
                 k.l2sq_f16 = x86::l2sq_f16;
@@ -163,6 +174,45 @@ pub mod portable {
             union += (x | y).count_ones();
         }
         jaccard_of(inter, union)
+    }
+
+    /// Σ qᵢ·(minᵢ + scaleᵢ·codeᵢ).
+    pub fn dot_sq8(q: &[f32], codes: &[u8], min: &[f32], scale: &[f32]) -> f32 {
+        let mut acc = [0f32; 8];
+        let n = q.len().min(codes.len()).min(min.len()).min(scale.len());
+        let mut i = 0;
+        while i + 8 <= n {
+            for l in 0..8 {
+                let x = min[i + l] + scale[i + l] * f32::from(codes[i + l]);
+                acc[l] += q[i + l] * x;
+            }
+            i += 8;
+        }
+        let mut s: f32 = acc.iter().sum();
+        for j in i..n {
+            s += q[j] * (min[j] + scale[j] * f32::from(codes[j]));
+        }
+        s
+    }
+
+    /// Σ (qᵢ − minᵢ − scaleᵢ·codeᵢ)².
+    pub fn l2sq_sq8(q: &[f32], codes: &[u8], min: &[f32], scale: &[f32]) -> f32 {
+        let mut acc = [0f32; 8];
+        let n = q.len().min(codes.len()).min(min.len()).min(scale.len());
+        let mut i = 0;
+        while i + 8 <= n {
+            for l in 0..8 {
+                let d = q[i + l] - (min[i + l] + scale[i + l] * f32::from(codes[i + l]));
+                acc[l] += d * d;
+            }
+            i += 8;
+        }
+        let mut s: f32 = acc.iter().sum();
+        for j in i..n {
+            let d = q[j] - (min[j] + scale[j] * f32::from(codes[j]));
+            s += d * d;
+        }
+        s
     }
 
     pub(super) fn word(c: &[u8]) -> u64 {
@@ -290,6 +340,57 @@ mod x86 {
         hsum(s0) + portable::l2sq_f16(&a[i..n], &b[i..n])
     }
 
+    /// Eight codes from `c` widened to floats and decoded: min + scale·code.
+    #[target_feature(enable = "avx2,fma")]
+    fn decode8(c: *const u8, min: *const f32, scale: *const f32) -> __m256 {
+        // SAFETY: the callers pass pointers with 8 readable elements each.
+        unsafe {
+            let codes = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(c.cast())));
+            _mm256_fmadd_ps(_mm256_loadu_ps(scale), codes, _mm256_loadu_ps(min))
+        }
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    fn dot_sq8_avx2(q: &[f32], codes: &[u8], min: &[f32], scale: &[f32]) -> f32 {
+        let n = q.len().min(codes.len()).min(min.len()).min(scale.len());
+        let mut s0 = _mm256_setzero_ps();
+        let mut i = 0;
+        // SAFETY: each step reads 8 elements at i < i + 8 <= n of all four slices.
+        unsafe {
+            while i + 8 <= n {
+                let x = decode8(
+                    codes.as_ptr().add(i),
+                    min.as_ptr().add(i),
+                    scale.as_ptr().add(i),
+                );
+                s0 = _mm256_fmadd_ps(_mm256_loadu_ps(q.as_ptr().add(i)), x, s0);
+                i += 8;
+            }
+        }
+        hsum(s0) + portable::dot_sq8(&q[i..n], &codes[i..n], &min[i..n], &scale[i..n])
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    fn l2sq_sq8_avx2(q: &[f32], codes: &[u8], min: &[f32], scale: &[f32]) -> f32 {
+        let n = q.len().min(codes.len()).min(min.len()).min(scale.len());
+        let mut s0 = _mm256_setzero_ps();
+        let mut i = 0;
+        // SAFETY: each step reads 8 elements at i < i + 8 <= n of all four slices.
+        unsafe {
+            while i + 8 <= n {
+                let x = decode8(
+                    codes.as_ptr().add(i),
+                    min.as_ptr().add(i),
+                    scale.as_ptr().add(i),
+                );
+                let d = _mm256_sub_ps(_mm256_loadu_ps(q.as_ptr().add(i)), x);
+                s0 = _mm256_fmadd_ps(d, d, s0);
+                i += 8;
+            }
+        }
+        hsum(s0) + portable::l2sq_sq8(&q[i..n], &codes[i..n], &min[i..n], &scale[i..n])
+    }
+
     #[target_feature(enable = "popcnt")]
     fn hamming_popcnt(a: &[u8], b: &[u8]) -> f32 {
         portable::hamming(a, b)
@@ -318,6 +419,14 @@ mod x86 {
     pub(super) fn l2sq_f16(a: &[u16], b: &[u16]) -> f32 {
         // SAFETY: avx2, fma and f16c were detected before this was installed.
         unsafe { l2sq_f16_f16c(a, b) }
+    }
+    pub(super) fn dot_sq8(q: &[f32], c: &[u8], min: &[f32], scale: &[f32]) -> f32 {
+        // SAFETY: avx2 and fma were detected before this was installed.
+        unsafe { dot_sq8_avx2(q, c, min, scale) }
+    }
+    pub(super) fn l2sq_sq8(q: &[f32], c: &[u8], min: &[f32], scale: &[f32]) -> f32 {
+        // SAFETY: avx2 and fma were detected before this was installed.
+        unsafe { l2sq_sq8_avx2(q, c, min, scale) }
     }
     pub(super) fn hamming(a: &[u8], b: &[u8]) -> f32 {
         // SAFETY: popcnt was detected before this was installed.
@@ -371,6 +480,21 @@ mod tests {
                 |v: &[f32]| -> Vec<u8> { v.iter().map(|x| (x * 1000.0) as i32 as u8).collect() };
             let (ba, bb) = (bits(&a), bits(&b));
             assert_eq!((k.hamming)(&ba, &bb), (p.hamming)(&ba, &bb), "hamming {n}");
+            let (min, scale) = (rows(n, 3), rows(n, 4));
+            assert!(
+                close(
+                    (k.dot_sq8)(&a, &ba, &min, &scale),
+                    (p.dot_sq8)(&a, &ba, &min, &scale)
+                ),
+                "dot sq8 {n}"
+            );
+            assert!(
+                close(
+                    (k.l2sq_sq8)(&a, &ba, &min, &scale),
+                    (p.l2sq_sq8)(&a, &ba, &min, &scale)
+                ),
+                "l2 sq8 {n}"
+            );
             assert_eq!((k.jaccard)(&ba, &bb), (p.jaccard)(&ba, &bb), "jaccard {n}");
         }
     }

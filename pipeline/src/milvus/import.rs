@@ -64,7 +64,19 @@ pub async fn import(
                 f.nullable = false;
             }
         }
-        super::refuse_unsupported(&schema, &c.source_table, &c.name, milvus_url, &version)?;
+        let indexes: Vec<(String, etl_engine::IndexSpec)> = c
+            .indexes
+            .iter()
+            .map(|i| (i.field.clone(), i.spec))
+            .collect();
+        super::refuse_unsupported(
+            &schema,
+            &indexes,
+            &c.source_table,
+            &c.name,
+            milvus_url,
+            &version,
+        )?;
         let nullable = super::nullable_scalars(&c.schema);
         if !super::holds_nulls(&version) && !nullable.is_empty() {
             tracing::warn!(

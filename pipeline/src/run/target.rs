@@ -81,7 +81,7 @@ pub fn index_specs(tp: &TablePlan) -> Result<Vec<(String, IndexSpec)>, PipelineE
             IndexSpec {
                 index_type,
                 metric,
-                hnsw: if index_type == IndexType::Hnsw {
+                hnsw: if index_type.is_graph() {
                     Some(hnsw.unwrap_or_default())
                 } else {
                     None

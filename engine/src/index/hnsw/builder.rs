@@ -26,7 +26,7 @@ use rayon::prelude::*;
 use super::graph::{
     Adjacency, BuildGraph, FrozenGraph, Scored, ScratchPool, Shape, greedy, search_layer,
 };
-use super::space::Space;
+use super::space::Nodes;
 
 /// The highest level a node may get (hnswlib caps by probability; 16 layers is far above what
 /// any segment reaches with M ≥ 4).
@@ -73,7 +73,7 @@ fn draw_levels(n: usize, m: usize) -> Vec<u8> {
 
 /// Builds the graph over every node of `space` with `m` links (`2·m` on layer 0) and a
 /// candidate list of `ef_construction`. `progress` gets the number of nodes inserted so far.
-pub(crate) fn build<S: Space>(
+pub(crate) fn build<S: Nodes>(
     space: &S,
     m: usize,
     ef_construction: usize,
@@ -146,7 +146,7 @@ pub(crate) fn build<S: Space>(
     }
 }
 
-struct Ctx<'a, S: Space> {
+struct Ctx<'a, S: Nodes> {
     space: &'a S,
     graph: &'a BuildGraph,
     pool: &'a ScratchPool,
@@ -155,7 +155,7 @@ struct Ctx<'a, S: Space> {
     ef: usize,
 }
 
-impl<S: Space> Ctx<'_, S> {
+impl<S: Nodes> Ctx<'_, S> {
     fn insert(&self, node: u32) {
         let q = self.space.probe(node);
         let level = self.graph.levels[node as usize] as usize;

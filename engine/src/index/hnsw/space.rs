@@ -27,8 +27,12 @@ pub(crate) trait Space: Sync {
 
     /// The graph distance from `q` to node `i` (smaller is nearer).
     fn distance(&self, q: Probe<'_, Self::Elem>, i: u32) -> f32;
+}
 
-    /// Node `i` as a probe (building compares nodes with nodes).
+/// A space whose nodes are probes of its own element type (building compares nodes with
+/// nodes; a quantized space is searched with full-precision probes and is not one).
+pub(crate) trait Nodes: Space {
+    /// Node `i` as a probe.
     fn probe(&self, i: u32) -> Probe<'_, Self::Elem>;
 }
 
@@ -90,7 +94,9 @@ impl<T: Copy + Sync + Send + 'static> Space for DenseSpace<'_, T> {
             _ => 1.0 - (self.dot)(q.v, row) * q.inv_norm * self.inv_norms[i],
         }
     }
+}
 
+impl<T: Copy + Sync + Send + 'static> Nodes for DenseSpace<'_, T> {
     #[inline]
     fn probe(&self, i: u32) -> Probe<'_, T> {
         let i = i as usize;
@@ -135,7 +141,9 @@ impl Space for BitSpace<'_> {
         let i = i as usize;
         (self.kernel)(q.v, &self.data[i * self.bytes..(i + 1) * self.bytes])
     }
+}
 
+impl Nodes for BitSpace<'_> {
     #[inline]
     fn probe(&self, i: u32) -> Probe<'_, u8> {
         let i = i as usize;
@@ -154,4 +162,70 @@ pub(crate) fn inv_norm_f32(v: &[f32]) -> f32 {
 /// 1 / ‖v‖ of a row of binary16 values.
 pub(crate) fn inv_norm_f16(v: &[u16]) -> f32 {
     1.0 / (kernels().dot_f16)(v, v).sqrt()
+}
+
+/// int8 scalar-quantized rows (HNSW_SQ): each value stored as `min[d] + scale[d]·code`, searched
+/// with f32 probes (asymmetric distance), so only the codes are read per step; hits are
+/// re-ranked with the full-precision rows.
+pub(crate) struct Sq8Space<'a> {
+    pub metric: Metric,
+    pub dim: usize,
+    pub codes: &'a [u8],
+    pub min: &'a [f32],
+    pub scale: &'a [f32],
+    /// COSINE only: 1 / ‖row‖ of the full-precision rows.
+    pub inv_norms: &'a [f32],
+}
+
+impl Space for Sq8Space<'_> {
+    type Elem = f32;
+
+    fn nodes(&self) -> usize {
+        self.codes.len() / self.dim.max(1)
+    }
+
+    #[inline]
+    fn distance(&self, q: Probe<'_, f32>, i: u32) -> f32 {
+        let i = i as usize;
+        let codes = &self.codes[i * self.dim..(i + 1) * self.dim];
+        let k = kernels();
+        match self.metric {
+            Metric::L2 => (k.l2sq_sq8)(q.v, codes, self.min, self.scale),
+            Metric::Ip => -(k.dot_sq8)(q.v, codes, self.min, self.scale),
+            _ => {
+                1.0 - (k.dot_sq8)(q.v, codes, self.min, self.scale) * q.inv_norm * self.inv_norms[i]
+            }
+        }
+    }
+}
+
+/// Per-dimension ranges of `rows` (`dim` values each) and the codes of every row.
+pub(crate) fn quantize(rows: &[f32], dim: usize) -> (Vec<u8>, Vec<f32>, Vec<f32>) {
+    let dim = dim.max(1);
+    let mut min = vec![f32::INFINITY; dim];
+    let mut max = vec![f32::NEG_INFINITY; dim];
+    for r in rows.chunks_exact(dim) {
+        for ((lo, hi), x) in min.iter_mut().zip(max.iter_mut()).zip(r) {
+            *lo = lo.min(*x);
+            *hi = hi.max(*x);
+        }
+    }
+    let scale: Vec<f32> = min
+        .iter()
+        .zip(&max)
+        .map(|(lo, hi)| if hi > lo { (hi - lo) / 255.0 } else { 0.0 })
+        .collect();
+    let codes = rows
+        .chunks_exact(dim)
+        .flat_map(|r| {
+            r.iter().enumerate().map(|(d, x)| {
+                if scale[d] == 0.0 {
+                    0
+                } else {
+                    ((x - min[d]) / scale[d]).round().clamp(0.0, 255.0) as u8
+                }
+            })
+        })
+        .collect();
+    (codes, min, scale)
 }

@@ -1,5 +1,5 @@
 //! The HNSW index file, in the shared layout of [`crate::index::file`]: magic `ETLHNSW1`,
-//! nine header words (element: 0 f32, 1 f16, 2 bits; metric; row width in elements, or bytes for
+//! nine header words (element: 0 f32, 1 f16, 2 bits, 3 int8 codes; metric; row width in elements, or bytes for
 //! bits; nodes; m; entry node; max level; spare layer-0 slots; reserved), then the sections in
 //! [`Section`] order. Opening checks sizes, alignment and every link, then never parses again.
 
@@ -11,7 +11,7 @@ use crate::vector::Metric;
 
 const MAGIC: &[u8; 8] = b"ETLHNSW1";
 const WORDS: usize = 9;
-const SECTIONS: usize = 7;
+const SECTIONS: usize = 10;
 
 /// The sections, in file order.
 #[derive(Debug, Clone, Copy)]
@@ -30,6 +30,12 @@ pub(crate) enum Section {
     Vectors,
     /// COSINE only: f32 1/‖row‖ per node.
     InvNorms,
+    /// SQ8 only: f32 per dimension, the smallest value.
+    SqMin,
+    /// SQ8 only: f32 per dimension, the step of one code.
+    SqScale,
+    /// SQ8 only: the full-precision f32 rows, read to re-rank hits.
+    Raw,
 }
 
 /// How rows are stored.
@@ -38,11 +44,13 @@ pub(crate) enum Element {
     F32 = 0,
     F16 = 1,
     Bits = 2,
+    /// int8 codes (HNSW_SQ).
+    Sq8 = 3,
 }
 
 impl Element {
     fn from_u32(v: u32) -> Option<Element> {
-        [Element::F32, Element::F16, Element::Bits]
+        [Element::F32, Element::F16, Element::Bits, Element::Sq8]
             .into_iter()
             .find(|e| *e as u32 == v)
     }
@@ -52,7 +60,7 @@ impl Element {
         match self {
             Element::F32 => 4,
             Element::F16 => 2,
-            Element::Bits => 1,
+            Element::Bits | Element::Sq8 => 1,
         }
     }
 }
@@ -168,6 +176,10 @@ impl Mapped {
         } else {
             sized(Section::InvNorms, 4, 0)?;
         }
+        let sq = h.element == Element::Sq8;
+        sized(Section::SqMin, 4, if sq { h.width } else { 0 })?;
+        sized(Section::SqScale, 4, if sq { h.width } else { 0 })?;
+        sized(Section::Raw, 4, if sq { n * h.width } else { 0 })?;
         if n > 0 && h.entry as usize >= n {
             return Err(format!("entry node {} of {n}", h.entry));
         }
