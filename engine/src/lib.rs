@@ -7,6 +7,7 @@ pub mod collection;
 pub mod convert;
 pub mod database;
 pub mod error;
+pub mod fault;
 pub mod filter;
 pub mod fsutil;
 pub mod index;

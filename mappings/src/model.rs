@@ -161,4 +161,7 @@ pub struct OptionsSpec {
     /// Concurrent readers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parallelism: Option<usize>,
+    /// Most rows in one segment of the embedded engine (each segment gets its own graph).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_segment_rows: Option<u64>,
 }

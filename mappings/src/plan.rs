@@ -34,7 +34,14 @@ pub struct Plan {
     pub batch_size: usize,
     /// Concurrent readers.
     pub parallelism: usize,
+    /// Most rows in one engine segment: ranges are written as segments of at most this many
+    /// rows, then merged up to it before the indexes are built.
+    pub max_segment_rows: u64,
 }
+
+/// Rows per engine segment unless the mapping says otherwise (about a Milvus segment's size
+/// for 768-d rows; one graph per segment).
+pub const DEFAULT_MAX_SEGMENT_ROWS: u64 = 1 << 20;
 
 impl Plan {
     /// Whether any table has a required fix left.
@@ -341,6 +348,12 @@ pub fn build_plan(mapping: &ParsedMapping, catalog: &[SourceTable]) -> Result<Pl
             .options
             .parallelism
             .unwrap_or(DEFAULT_PARALLELISM)
+            .max(1),
+        max_segment_rows: mapping
+            .file
+            .options
+            .max_segment_rows
+            .unwrap_or(DEFAULT_MAX_SEGMENT_ROWS)
             .max(1),
     })
 }

@@ -722,7 +722,7 @@ impl RunContext {
         let writer = match (&coll, &self.sink) {
             (Some(c), _) => {
                 let c = c.clone();
-                let w = c.writer()?;
+                let w = c.writer()?.with_segment_rows(self.plan.max_segment_rows);
                 Some(std::thread::spawn(move || {
                     writer_loop(w, &mut rx).map(|()| Vec::new())
                 }))
@@ -862,8 +862,18 @@ impl RunContext {
         }
 
         if let Some(c) = &coll {
-            report.index_seconds =
-                index_and_load(c, target::index_specs(tp)?, self.observer.clone(), &name).await?;
+            let merge = etl_engine::MergePolicy {
+                max_rows: self.plan.max_segment_rows,
+                ..etl_engine::MergePolicy::default()
+            };
+            report.index_seconds = index_and_load(
+                c,
+                merge,
+                target::index_specs(tp)?,
+                self.observer.clone(),
+                &name,
+            )
+            .await?;
             report.collection_rows = c.count_rows();
         }
         if let (Sink::Milvus(MilvusSink { client, jobs, .. }), false) =
@@ -965,6 +975,7 @@ pub(crate) fn writer_loop(
 /// threads), then loads it; returns the seconds spent indexing.
 pub(crate) async fn index_and_load(
     c: &Collection,
+    merge: etl_engine::MergePolicy,
     specs: Vec<(String, etl_engine::IndexSpec)>,
     observer: Arc<dyn RunObserver>,
     name: &str,
@@ -974,7 +985,7 @@ pub(crate) async fn index_and_load(
     let name = name.to_string();
     tokio::task::spawn_blocking(move || {
         // One graph per large segment, not one per source range.
-        let merged = c.merge_segments(etl_engine::MergePolicy::default(), &|rows| {
+        let merged = c.merge_segments(merge, &|rows| {
             observer.progress(&name, rows, 0)
         })?;
         tracing::info!(

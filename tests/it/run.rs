@@ -569,7 +569,10 @@ fn an_index_build_killed_midway_leaves_the_collection_whole_and_a_rerun_finishes
     );
     let dir = tempfile::tempdir().unwrap();
     let mapping = init(&url, dir.path());
-    // Four ranges, so four segments, each with its own index commit.
+    // Segments of at most 10,000 rows, so four ranges stay four segments after the merge, each
+    // with its own index commit.
+    let text = std::fs::read_to_string(&mapping).unwrap();
+    std::fs::write(&mapping, format!("{text}  max_segment_rows: 10000\n")).unwrap();
     run_json(&url, &mapping, &["--parallelism", "4"]);
     let data = dir.path().join("data");
     let data = data.to_str().unwrap();

@@ -188,3 +188,19 @@ pub fn query_rows(url: &str, query: &str) -> Vec<(i64, f64)> {
         })
     })
 }
+
+/// Rows of (bigint, text) from a query.
+pub fn query_text(url: &str, query: &str) -> Vec<(i64, String)> {
+    let query = query.to_string();
+    with_client(url, move |c| {
+        Box::pin(async move {
+            let rows = c
+                .query(&query, &[])
+                .await
+                .unwrap_or_else(|e| panic!("{e:?}\n{query}"));
+            rows.iter()
+                .map(|r| (r.get::<_, i64>(0), r.get::<_, String>(1)))
+                .collect()
+        })
+    })
+}

@@ -114,6 +114,7 @@ impl Collection {
             seconds += took;
             done_rows += seg.live_rows();
             report(seg.live_rows());
+            crate::fault::crash_point("index");
             // Swap in the new index files for this segment only.
             let mut m: Manifest = (*self.manifest()).clone();
             if let Some(s) = m.segments.iter_mut().find(|s| s.id == seg.id) {

@@ -140,6 +140,7 @@ impl Collection {
             next.next_segment = id + 1;
             next.version += 1;
             crate::fsutil::sync_dir(self.dir())?;
+            crate::fault::crash_point("merge");
             next.write(self.dir())?;
             self.set_manifest(next);
         }

@@ -1,7 +1,7 @@
 //! Distance kernels, chosen once per process for the CPU it runs on.
 //!
 //! The graph indexes spend most of their time here, so each kernel has an AVX2 + FMA version
-//! (F16C for halfvec, POPCNT for bit strings) picked at run time, and a portable version whose
+//! (AVX-512 for f32 rows, F16C for halfvec, POPCNT for bit strings) picked at run time, and a portable version whose
 //! eight independent accumulators the compiler vectorizes for the baseline target. Release
 //! builds are not compiled for the build machine's CPU, so run-time dispatch is what lets one
 //! binary use the wide units where they exist (hnswlib gets the same from `-march=native`).
@@ -71,6 +71,10 @@ fn detect() -> Kernels {
             k.l2sq_f32 = x86::l2sq_f32;
             k.dot_sq8 = x86::dot_sq8;
             k.l2sq_sq8 = x86::l2sq_sq8;
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                k.dot_f32 = x86::dot_f32_512;
+                k.l2sq_f32 = x86::l2sq_f32_512;
+            }
             if std::arch::is_x86_feature_detected!("f16c") {
                 k.dot_f16 = x86::dot_f16;
                 k.l2sq_f16 = x86::l2sq_f16;
@@ -303,6 +307,56 @@ mod x86 {
         hsum(_mm256_add_ps(s0, s1)) + portable::l2sq_f32(&a[i..n], &b[i..n])
     }
 
+    #[target_feature(enable = "avx512f")]
+    fn dot_f32_avx512(a: &[f32], b: &[f32]) -> f32 {
+        let n = a.len().min(b.len());
+        let (pa, pb) = (a.as_ptr(), b.as_ptr());
+        let (mut s0, mut s1) = (_mm512_setzero_ps(), _mm512_setzero_ps());
+        let mut i = 0;
+        // SAFETY: every load reads 16 floats at i < i + 16 <= n of both slices.
+        unsafe {
+            while i + 32 <= n {
+                s0 = _mm512_fmadd_ps(_mm512_loadu_ps(pa.add(i)), _mm512_loadu_ps(pb.add(i)), s0);
+                s1 = _mm512_fmadd_ps(
+                    _mm512_loadu_ps(pa.add(i + 16)),
+                    _mm512_loadu_ps(pb.add(i + 16)),
+                    s1,
+                );
+                i += 32;
+            }
+            if i + 16 <= n {
+                s0 = _mm512_fmadd_ps(_mm512_loadu_ps(pa.add(i)), _mm512_loadu_ps(pb.add(i)), s0);
+                i += 16;
+            }
+        }
+        _mm512_reduce_add_ps(_mm512_add_ps(s0, s1)) + portable::dot_f32(&a[i..n], &b[i..n])
+    }
+
+    #[target_feature(enable = "avx512f")]
+    fn l2sq_f32_avx512(a: &[f32], b: &[f32]) -> f32 {
+        let n = a.len().min(b.len());
+        let (pa, pb) = (a.as_ptr(), b.as_ptr());
+        let (mut s0, mut s1) = (_mm512_setzero_ps(), _mm512_setzero_ps());
+        let mut i = 0;
+        // SAFETY: every load reads 16 floats at i < i + 16 <= n of both slices.
+        unsafe {
+            while i + 32 <= n {
+                let d0 = _mm512_sub_ps(_mm512_loadu_ps(pa.add(i)), _mm512_loadu_ps(pb.add(i)));
+                let d1 =
+                    _mm512_sub_ps(_mm512_loadu_ps(pa.add(i + 16)), _mm512_loadu_ps(pb.add(i + 16)));
+                s0 = _mm512_fmadd_ps(d0, d0, s0);
+                s1 = _mm512_fmadd_ps(d1, d1, s1);
+                i += 32;
+            }
+            if i + 16 <= n {
+                let d0 = _mm512_sub_ps(_mm512_loadu_ps(pa.add(i)), _mm512_loadu_ps(pb.add(i)));
+                s0 = _mm512_fmadd_ps(d0, d0, s0);
+                i += 16;
+            }
+        }
+        _mm512_reduce_add_ps(_mm512_add_ps(s0, s1)) + portable::l2sq_f32(&a[i..n], &b[i..n])
+    }
+
     #[target_feature(enable = "avx2,fma,f16c")]
     fn dot_f16_f16c(a: &[u16], b: &[u16]) -> f32 {
         let n = a.len().min(b.len());
@@ -411,6 +465,14 @@ mod x86 {
     pub(super) fn l2sq_f32(a: &[f32], b: &[f32]) -> f32 {
         // SAFETY: avx2 and fma were detected before this was installed.
         unsafe { l2sq_f32_avx2(a, b) }
+    }
+    pub(super) fn dot_f32_512(a: &[f32], b: &[f32]) -> f32 {
+        // SAFETY: avx512f was detected before this was installed.
+        unsafe { dot_f32_avx512(a, b) }
+    }
+    pub(super) fn l2sq_f32_512(a: &[f32], b: &[f32]) -> f32 {
+        // SAFETY: avx512f was detected before this was installed.
+        unsafe { l2sq_f32_avx512(a, b) }
     }
     pub(super) fn dot_f16(a: &[u16], b: &[u16]) -> f32 {
         // SAFETY: avx2, fma and f16c were detected before this was installed.

@@ -238,7 +238,14 @@ async fn import_collection(
         .iter()
         .map(|i| (i.field.clone(), i.spec))
         .collect();
-    let index_seconds = index_and_load(&c, specs, observer.clone(), &name).await?;
+    let index_seconds = index_and_load(
+        &c,
+        etl_engine::MergePolicy::default(),
+        specs,
+        observer.clone(),
+        &name,
+    )
+    .await?;
     let rows = imported.load(Ordering::Relaxed);
     let seconds = started.elapsed().as_secs_f64();
     let report = TableReport {
