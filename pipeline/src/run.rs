@@ -985,9 +985,7 @@ pub(crate) async fn index_and_load(
     let name = name.to_string();
     tokio::task::spawn_blocking(move || {
         // One graph per large segment, not one per source range.
-        let merged = c.merge_segments(merge, &|rows| {
-            observer.progress(&name, rows, 0)
-        })?;
+        let merged = c.merge_segments(merge, &|rows| observer.progress(&name, rows, 0))?;
         tracing::info!(
             collection = %name,
             before = merged.segments_before,

@@ -84,7 +84,11 @@ fn tight_clusters_merged_indexed_and_every_row_found_by_its_own_vector() {
     let o = run_with(&url, &mapping, Some("index"));
     assert!(!o.status.success(), "the crash point was not reached");
     let m = manifest(dir.path());
-    assert_eq!(m["segments"].as_array().unwrap().len(), 1, "merged into one");
+    assert_eq!(
+        m["segments"].as_array().unwrap().len(),
+        1,
+        "merged into one"
+    );
     assert_eq!(live_rows(&m), ROWS);
     assert!(m["segments"][0]["indexes"]["v"].is_null());
 
@@ -94,7 +98,10 @@ fn tight_clusters_merged_indexed_and_every_row_found_by_its_own_vector() {
     let m = manifest(dir.path());
     assert_eq!(m["segments"].as_array().unwrap().len(), 1);
     assert_eq!(live_rows(&m), ROWS);
-    assert_eq!(m["segments"][0]["indexes"]["v"]["spec"]["index_type"], "HNSW");
+    assert_eq!(
+        m["segments"][0]["indexes"]["v"]["spec"]["index_type"],
+        "HNSW"
+    );
     let (code, v) = verify_json(&url, &mapping);
     assert_eq!(code, Some(0), "{v}");
 
@@ -109,7 +116,10 @@ fn tight_clusters_merged_indexed_and_every_row_found_by_its_own_vector() {
             lost.push(*id);
         }
     }
-    assert!(lost.is_empty(), "rows not found by their own vector: {lost:?}");
+    assert!(
+        lost.is_empty(),
+        "rows not found by their own vector: {lost:?}"
+    );
 
     // Top-10 agrees with pgvector's exact answer.
     let mut misses = 0;
@@ -131,7 +141,10 @@ fn tight_clusters_merged_indexed_and_every_row_found_by_its_own_vector() {
             .filter(|h| !want.contains(&h["id"].as_i64().unwrap()))
             .count();
     }
-    assert!(misses <= 10, "{misses} of 200 neighbours differ from pgvector's");
+    assert!(
+        misses <= 10,
+        "{misses} of 200 neighbours differ from pgvector's"
+    );
 }
 
 /// (id, vector as JSON text) of every row, in id order.

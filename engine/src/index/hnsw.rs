@@ -113,11 +113,15 @@ pub fn build(
                     norms,
                 )
             } else {
-                let packed: Vec<f32> = rows
-                    .iter()
-                    .flat_map(|&r| &values[r as usize * dim..(r as usize + 1) * dim])
-                    .copied()
-                    .collect();
+                // Every row kept (the usual case after a load): the column itself, no copy.
+                let packed: std::borrow::Cow<'_, [f32]> = if rows.len() == data.len() {
+                    std::borrow::Cow::Borrowed(values.as_slice())
+                } else {
+                    rows.iter()
+                        .flat_map(|&r| &values[r as usize * dim..(r as usize + 1) * dim])
+                        .copied()
+                        .collect()
+                };
                 let norms: Vec<f32> = if metric == Metric::Cosine {
                     packed.chunks_exact(dim.max(1)).map(inv_norm_f32).collect()
                 } else {
@@ -132,7 +136,7 @@ pub fn build(
                 if storage == Storage::Sq8 {
                     let (codes, min, scale) = space::quantize(&packed, dim);
                     let h = header(Element::Sq8, metric, dim, rows.len(), m, &built);
-                    sq = Some((min, scale, packed));
+                    sq = Some((min, scale, packed.into_owned()));
                     (h, rows, built, codes, norms)
                 } else {
                     let h = header(Element::F32, metric, dim, rows.len(), m, &built);

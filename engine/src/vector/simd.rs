@@ -88,6 +88,16 @@ fn detect() -> Kernels {
     k
 }
 
+/// Asks the CPU to bring the cache line at `p` closer (no effect where there is no such
+/// instruction). A prefetch never faults, whatever the address.
+#[inline(always)]
+pub fn prefetch<T>(p: *const T) {
+    #[cfg(target_arch = "x86_64")]
+    x86::prefetch(p.cast());
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
+
 /// Reference kernels: plain Rust the compiler vectorizes for any target.
 pub mod portable {
     /// Σ aᵢbᵢ.
@@ -342,8 +352,10 @@ mod x86 {
         unsafe {
             while i + 32 <= n {
                 let d0 = _mm512_sub_ps(_mm512_loadu_ps(pa.add(i)), _mm512_loadu_ps(pb.add(i)));
-                let d1 =
-                    _mm512_sub_ps(_mm512_loadu_ps(pa.add(i + 16)), _mm512_loadu_ps(pb.add(i + 16)));
+                let d1 = _mm512_sub_ps(
+                    _mm512_loadu_ps(pa.add(i + 16)),
+                    _mm512_loadu_ps(pb.add(i + 16)),
+                );
                 s0 = _mm512_fmadd_ps(d0, d0, s0);
                 s1 = _mm512_fmadd_ps(d1, d1, s1);
                 i += 32;
@@ -453,6 +465,13 @@ mod x86 {
     #[target_feature(enable = "popcnt")]
     fn jaccard_popcnt(a: &[u8], b: &[u8]) -> f32 {
         portable::jaccard(a, b)
+    }
+
+    #[inline(always)]
+    pub(super) fn prefetch(p: *const i8) {
+        // SAFETY: SSE is part of the x86_64 baseline, and a prefetch does not dereference its
+        // address (it cannot fault).
+        unsafe { _mm_prefetch::<_MM_HINT_T0>(p) }
     }
 
     // The entry points below are installed by `detect` only after the features each one

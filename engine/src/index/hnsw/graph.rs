@@ -226,6 +226,8 @@ pub(crate) struct Scratch {
     candidates: BinaryHeap<std::cmp::Reverse<Scored>>,
     /// The best `ef` so far, farthest on top.
     pub results: BinaryHeap<Scored>,
+    /// Unvisited neighbours of the node being expanded.
+    fresh: Vec<u32>,
 }
 
 impl Scratch {
@@ -235,6 +237,7 @@ impl Scratch {
             stamp: 0,
             candidates: BinaryHeap::new(),
             results: BinaryHeap::new(),
+            fresh: Vec::new(),
         }
     }
 
@@ -343,10 +346,16 @@ pub(crate) fn search_layer<S: Space, A: Adjacency>(
         if c.d > bound && scratch.results.len() >= ef {
             break;
         }
+        // Unvisited neighbours first, their rows prefetched, then measured.
+        let mut fresh = std::mem::take(&mut scratch.fresh);
+        fresh.clear();
         graph.for_each_neighbour(c.id, level, |n| {
-            if !scratch.visit(n) {
-                return;
+            if scratch.visit(n) {
+                space.prefetch(n);
+                fresh.push(n);
             }
+        });
+        for &n in &fresh {
             let d = space.distance(q, n);
             if scratch.results.len() < ef || d < bound {
                 scratch
@@ -362,6 +371,7 @@ pub(crate) fn search_layer<S: Space, A: Adjacency>(
                     }
                 }
             }
-        });
+        }
+        scratch.fresh = fresh;
     }
 }

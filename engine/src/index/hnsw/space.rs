@@ -7,7 +7,7 @@
 //! squared, no square root per step); hits are re-scored exactly before they leave.
 
 use crate::vector::Metric;
-use crate::vector::simd::{Kernel, kernels};
+use crate::vector::simd::{self, Kernel, kernels};
 
 /// A query as the graph sees it: a row of the space's element type and, for COSINE, the
 /// inverse of its norm.
@@ -27,6 +27,10 @@ pub(crate) trait Space: Sync {
 
     /// The graph distance from `q` to node `i` (smaller is nearer).
     fn distance(&self, q: Probe<'_, Self::Elem>, i: u32) -> f32;
+
+    /// Starts loading node `i`'s row into the cache (the walk does this for a node's unvisited
+    /// neighbours before measuring them, as hnswlib does).
+    fn prefetch(&self, _i: u32) {}
 }
 
 /// A space whose nodes are probes of its own element type (building compares nodes with
@@ -94,6 +98,16 @@ impl<T: Copy + Sync + Send + 'static> Space for DenseSpace<'_, T> {
             _ => 1.0 - (self.dot)(q.v, row) * q.inv_norm * self.inv_norms[i],
         }
     }
+
+    #[inline]
+    fn prefetch(&self, i: u32) {
+        if let Some(row) = self.data.get(i as usize * self.dim..) {
+            simd::prefetch(row.as_ptr());
+            if let Some(next) = row.get(64 / std::mem::size_of::<T>().max(1)..) {
+                simd::prefetch(next.as_ptr());
+            }
+        }
+    }
 }
 
 impl<T: Copy + Sync + Send + 'static> Nodes for DenseSpace<'_, T> {
@@ -140,6 +154,13 @@ impl Space for BitSpace<'_> {
     fn distance(&self, q: Probe<'_, u8>, i: u32) -> f32 {
         let i = i as usize;
         (self.kernel)(q.v, &self.data[i * self.bytes..(i + 1) * self.bytes])
+    }
+
+    #[inline]
+    fn prefetch(&self, i: u32) {
+        if let Some(row) = self.data.get(i as usize * self.bytes..) {
+            simd::prefetch(row.as_ptr());
+        }
     }
 }
 
