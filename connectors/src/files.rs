@@ -312,6 +312,7 @@ impl FileSource {
                     name: f.name().clone(),
                     pg_type: PgType::new(display(&kind), kind),
                     nullable: true,
+                    generated: false,
                 });
             }
             let bytes = Some(

@@ -291,9 +291,8 @@ impl CollectionSchema {
             [] => return Err(bad("no primary key field".into())),
             _ => return Err(bad("more than one primary key field".into())),
         }
-        if !self.fields.iter().any(|f| f.data_type.is_vector()) {
-            return Err(bad("a collection needs at least one vector field".into()));
-        }
+        // A collection without a vector field is a table: filtered, queried and joined (`etl
+        // query`), not searched by similarity.
         if self.fields.iter().filter(|f| f.partition_key).count() > 1 {
             return Err(bad("more than one partition key field".into()));
         }

@@ -17,6 +17,9 @@ pub struct SourceColumn {
     pub pg_type: PgType,
     /// `false` when declared `NOT NULL` (or part of the primary key).
     pub nullable: bool,
+    /// `GENERATED ALWAYS AS (…) STORED`: computed by the source from other columns.
+    #[serde(default)]
+    pub generated: bool,
 }
 
 /// The access method of a pgvector index.

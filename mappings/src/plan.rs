@@ -302,7 +302,7 @@ pub fn build_plan(mapping: &ParsedMapping, catalog: &[SourceTable]) -> Result<Pl
         mapping.file.tables.clone()
     };
     let mut tables = Vec::with_capacity(specs.len());
-    let mut collections = BTreeSet::new();
+    let mut collections: BTreeMap<String, String> = BTreeMap::new();
     for spec in &specs {
         let name = QualifiedName::parse(&spec.source)?;
         let Some(table) = catalog.iter().find(|t| t.name == name) else {
@@ -325,13 +325,27 @@ pub fn build_plan(mapping: &ParsedMapping, catalog: &[SourceTable]) -> Result<Pl
                 }),
             });
         };
-        let plan = TablePlanner { spec, table, loc }.plan()?;
-        if !collections.insert(plan.collection.clone()) {
-            return Err(MappingError::Duplicate {
-                at: loc.table(&spec.source),
-                what: "collection",
-                name: plan.collection,
+        let mut plan = TablePlanner { spec, table, loc }.plan()?;
+        // Two tables of the same name in different schemas (`vecs.docs`, `public.docs`) would
+        // both become collection `docs`: the user names one of them.
+        if let Some(first) = collections.get(&plan.collection) {
+            let suggested = format!("{}_{}", plan.source.schema, plan.source.name)
+                .chars()
+                .map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' })
+                .collect::<String>();
+            plan.required_fixes.push(Finding {
+                column: None,
+                message: format!(
+                    "collection `{}` would hold both {first} and {}",
+                    plan.collection, plan.source
+                ),
+                fix: Some(format!(
+                    "give one of them its own name, e.g. `collection: {suggested}` under `- source: {}`",
+                    plan.source.display_for_mapping()
+                )),
             });
+        } else {
+            collections.insert(plan.collection.clone(), plan.source.to_string());
         }
         tables.push(plan);
     }
@@ -432,6 +446,21 @@ impl TablePlanner<'_> {
                 continue;
             }
             let fspec = field_specs.get(column.name.as_str()).copied();
+            if column.generated {
+                suggestions.push(Finding {
+                    column: Some(column.name.clone()),
+                    message: format!(
+                        "generated column ({}, computed by the source from other columns): it arrives as stored values{}",
+                        column.pg_type.display,
+                        if column.pg_type.display == "tsvector" {
+                            "; a tsvector is rebuilt by the target's own full-text machinery, not copied as text"
+                        } else {
+                            ""
+                        }
+                    ),
+                    fix: Some(format!("`exclude: [{}]` leaves it out", column.name)),
+                });
+            }
             let is_key = matches!(&key, KeyChoice::Column(c) if *c == column.name);
             let field = self.plan_field(column, fspec, is_key, &mut required_fixes)?;
             if field.partition_key {
@@ -497,9 +526,21 @@ impl TablePlanner<'_> {
                 ..FieldPlan::default()
             });
         }
-        if !fields
-            .iter()
-            .any(|f| f.data_type.is_some_and(DataType::is_vector))
+        // A vector column whose type is still an open fix (no dimension yet) is a vector
+        // field to be: the plan says what it lacks, not that there is none.
+        let vector_pending = fields.iter().any(|f| {
+            f.data_type.is_none()
+                && f.pg_type.as_ref().is_some_and(|p| {
+                    matches!(
+                        p.kind,
+                        PgKind::Vector { .. } | PgKind::HalfVec { .. } | PgKind::SparseVec { .. }
+                    )
+                })
+        });
+        if !vector_pending
+            && !fields
+                .iter()
+                .any(|f| f.data_type.is_some_and(DataType::is_vector))
         {
             suggestions.push(Finding {
                 column: None,

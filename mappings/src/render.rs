@@ -16,6 +16,9 @@ pub struct InitOptions {
     pub source_value: String,
     /// The engine directory.
     pub target: String,
+    /// Extra words for a column's comment, by `table → column` (e.g. how `etl init` read a
+    /// dimension the catalog does not declare).
+    pub column_notes: std::collections::BTreeMap<(String, String), String>,
 }
 
 /// Renders `plan` as a mapping file.
@@ -52,7 +55,7 @@ pub fn render_mapping(plan: &Plan, opts: &InitOptions) -> String {
         let _ = writeln!(out, "  []");
     }
     for table in &plan.tables {
-        render_table(&mut out, table);
+        render_table(&mut out, table, opts);
     }
     let _ = writeln!(out, "options:");
     let _ = writeln!(
@@ -68,7 +71,7 @@ pub fn render_mapping(plan: &Plan, opts: &InitOptions) -> String {
     out
 }
 
-fn render_table(out: &mut String, t: &TablePlan) {
+fn render_table(out: &mut String, t: &TablePlan, opts: &InitOptions) {
     let rows = t.estimated_rows.map_or_else(
         || "row count unknown (never analyzed)".to_string(),
         |r| format!("about {r} rows"),
@@ -108,11 +111,11 @@ fn render_table(out: &mut String, t: &TablePlan) {
     }
     let _ = writeln!(out, "    fields:");
     for f in t.fields.iter().filter(|f| f.source.is_some()) {
-        render_field(out, t, f);
+        render_field(out, t, f, opts);
     }
 }
 
-fn render_field(out: &mut String, t: &TablePlan, f: &FieldPlan) {
+fn render_field(out: &mut String, t: &TablePlan, f: &FieldPlan, opts: &InitOptions) {
     let Some(source) = &f.source else { return };
     let pg = f.pg_type.as_ref().map_or("?", |p| p.display.as_str());
     let fix = t
@@ -125,6 +128,12 @@ fn render_field(out: &mut String, t: &TablePlan, f: &FieldPlan) {
     }
     for n in &f.notes {
         let _ = write!(comment, "; {}", n.text);
+    }
+    if let Some(extra) = opts
+        .column_notes
+        .get(&(t.source.to_string(), source.clone()))
+    {
+        let _ = write!(comment, "; {extra}");
     }
     let _ = writeln!(
         out,

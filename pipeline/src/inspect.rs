@@ -230,6 +230,40 @@ pub struct InitRequest {
     pub target: String,
 }
 
+/// The dimensions found in an untyped vector column (`embedding vector`, as langchain's
+/// `PGVector` declares it), most rows first.
+struct InferredDims {
+    table: QualifiedName,
+    column: String,
+    found: Vec<(u32, i64)>,
+}
+
+/// Reads what the catalog does not say: the dimensions of vector columns declared without one.
+async fn infer_dims(
+    client: &postgres::Client,
+    catalog: &[SourceTable],
+) -> Result<Vec<InferredDims>, PipelineError> {
+    use etl_mappings::PgKind;
+    let mut out = Vec::new();
+    for t in catalog {
+        for c in &t.columns {
+            if !matches!(
+                c.pg_type.kind,
+                PgKind::Vector { dim: None } | PgKind::HalfVec { dim: None }
+            ) {
+                continue;
+            }
+            let found = postgres::vector_dims(client, &t.name, &c.name).await?;
+            out.push(InferredDims {
+                table: t.name.clone(),
+                column: c.name.clone(),
+                found,
+            });
+        }
+    }
+    Ok(out)
+}
+
 /// Reads the source's catalog and writes a complete mapping for it.
 pub async fn init(req: &InitRequest) -> Result<String, PipelineError> {
     let names = req
@@ -237,11 +271,13 @@ pub async fn init(req: &InitRequest) -> Result<String, PipelineError> {
         .iter()
         .map(|t| QualifiedName::parse(t))
         .collect::<Result<Vec<_>, MappingError>>()?;
+    let mut dims: Vec<InferredDims> = Vec::new();
     let (source_key, source_value, catalog) = match &req.source {
         InitSource::Postgres(url_text) => {
             let url = PgUrl::parse(url_text)?;
             let client = postgres::connect(&url).await?;
             let catalog = describe_for_plan(&client, &names).await?;
+            dims = infer_dims(&client, &catalog).await?;
             ("postgres", postgres::strip_password(url_text), catalog)
         }
         InitSource::Dump(path) => {
@@ -269,6 +305,47 @@ pub async fn init(req: &InitRequest) -> Result<String, PipelineError> {
             ..Default::default()
         })
         .collect();
+    let mut column_notes = std::collections::BTreeMap::new();
+    if !dims.is_empty() {
+        // Name every table (all of them when none were asked for), with the inferred `dim:`.
+        if parsed.file.tables.is_empty() {
+            parsed.file.tables = catalog
+                .iter()
+                .map(|t| etl_mappings::TableSpec {
+                    source: t.name.display_for_mapping(),
+                    ..Default::default()
+                })
+                .collect();
+        }
+        for d in &dims {
+            let note = match d.found.as_slice() {
+                [(dim, rows)] => {
+                    if let Some(spec) = parsed
+                        .file
+                        .tables
+                        .iter_mut()
+                        .find(|t| QualifiedName::parse(&t.source).is_ok_and(|n| n == d.table))
+                    {
+                        spec.fields.push(etl_mappings::FieldSpec {
+                            source: d.column.clone(),
+                            dim: Some(*dim),
+                            ..Default::default()
+                        });
+                    }
+                    format!("dim {dim} inferred from the data (vector_dims of all {rows} rows)")
+                }
+                [] => "no rows to infer a dimension from".to_string(),
+                many => format!(
+                    "rows of several dimensions: {}; choose one `dim:` and a `where:` that selects its rows",
+                    many.iter()
+                        .map(|(d, n)| format!("{d} ({n} rows)"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            };
+            column_notes.insert((d.table.to_string(), d.column.clone()), note);
+        }
+    }
     let plan = build_plan(&parsed, &catalog).map_err(|e| match e {
         MappingError::UnknownTable {
             table, suggestion, ..
@@ -281,6 +358,7 @@ pub async fn init(req: &InitRequest) -> Result<String, PipelineError> {
             source_key: source_key.into(),
             source_value,
             target: req.target.clone(),
+            column_notes,
         },
     ))
 }

@@ -75,6 +75,11 @@ pub fn unsupported(
         .iter()
         .filter(|f| f.data_type.is_vector())
         .collect();
+    if vectors.is_empty() {
+        out.push(
+            "no vector field: every Milvus collection needs one; exclude the table from this mapping, or load it into the embedded engine (`target: { engine: DIR }`), which holds tables without vectors".to_string(),
+        );
+    }
     if old && vectors.len() > 1 {
         out.push(format!(
             "{} vector fields ({}): Milvus {version} holds one per collection (2.4 and later hold several)",

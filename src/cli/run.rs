@@ -62,7 +62,9 @@ pub async fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         ..RunOptions::default()
     };
     let report = etl_pipeline::run(&a.mapping, &opts, observer(a.quiet), ctrl_c()).await?;
-    print_report(&report, a.format, a.report.as_deref())?;
+    // --quiet: nothing on success, unless the caller asked for the JSON report on stdout.
+    let format = (!a.quiet || a.format == Format::Json).then_some(a.format);
+    print_report(&report, format, a.report.as_deref())?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -83,17 +85,19 @@ pub(super) async fn ctrl_c() {
 }
 
 /// Prints the report (and writes it to `file`).
+/// Writes the report to `file` when given, and to stdout in `format` unless that is `None`.
 pub(super) fn print_report(
     report: &RunReport,
-    format: Format,
+    format: Option<Format>,
     file: Option<&std::path::Path>,
 ) -> anyhow::Result<()> {
     if let Some(path) = file {
         fs_err::write(path, serde_json::to_vec_pretty(report)?)?;
     }
     match format {
-        Format::Json => out(&format!("{}\n", serde_json::to_string_pretty(report)?))?,
-        Format::Table => out(&summary(report))?,
+        Some(Format::Json) => out(&format!("{}\n", serde_json::to_string_pretty(report)?))?,
+        Some(Format::Table) => out(&summary(report))?,
+        None => {}
     }
     Ok(())
 }

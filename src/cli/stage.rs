@@ -47,7 +47,7 @@ pub async fn stage(a: StageArgs) -> anyhow::Result<ExitCode> {
         ..RunOptions::default()
     };
     let report = etl_pipeline::run(&a.mapping, &opts, observer(a.quiet), ctrl_c()).await?;
-    print_report(&report, a.format, None)?;
+    print_report(&report, quiet_format(a.quiet, a.format), None)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -101,6 +101,11 @@ pub async fn import(a: ImportArgs) -> anyhow::Result<ExitCode> {
                 .await?
         }
     };
-    print_report(&report, a.format, None)?;
+    print_report(&report, quiet_format(a.quiet, a.format), None)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// --quiet prints nothing on success, unless the JSON report was asked for.
+fn quiet_format(quiet: bool, format: Format) -> Option<Format> {
+    (!quiet || format == Format::Json).then_some(format)
 }

@@ -386,6 +386,7 @@ impl Ddl {
             name,
             pg_type: PgType::new(display_name(&display), kind),
             nullable: !not_null,
+            generated: false,
         });
         Ok(())
     }

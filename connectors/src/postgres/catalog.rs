@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use etl_mappings::{
     PgKind, PgType, QualifiedName, SourceColumn, SourceTable, SourceVectorIndex, VectorIndexMethod,
-    metric_of_opclass,
+    metric_of_opclass, quote_ident,
 };
 use tokio_postgres::Client;
 
@@ -173,6 +173,27 @@ pub async fn list_tables(client: &Client) -> Result<Vec<(u32, QualifiedName)>, C
         .collect())
 }
 
+/// The dimensions of the rows of a pgvector column (`vector` or `halfvec`) and how many rows
+/// have each, most rows first: what `etl init` writes for a column declared without one.
+pub async fn vector_dims(
+    client: &Client,
+    table: &QualifiedName,
+    column: &str,
+) -> Result<Vec<(u32, i64)>, ConnectorError> {
+    let col = quote_ident(column);
+    let q = format!(
+        "SELECT vector_dims({col})::int4, count(*) FROM {} WHERE {col} IS NOT NULL GROUP BY 1 ORDER BY 2 DESC, 1",
+        table.quoted()
+    );
+    let rows = client.query(&q, &[]).await.map_err(|e| {
+        ConnectorError::from_pg(format!("reading the dimensions of {table}.{column}"), e)
+    })?;
+    Ok(rows
+        .iter()
+        .map(|r| (r.get::<_, i32>(0).max(0) as u32, r.get::<_, i64>(1)))
+        .collect())
+}
+
 /// Describes the named tables (all user tables when `names` is `None`). A named table that does
 /// not exist is simply absent from the result; the planner reports it with a suggestion.
 pub async fn describe_tables(
@@ -223,7 +244,7 @@ pub async fn describe_tables(
     let cols = client
         .query(
             "SELECT a.attrelid, a.attname::text, a.atttypid, a.atttypmod, a.attndims::int4, a.attnotnull, \
-                    format_type(a.atttypid, a.atttypmod) \
+                    format_type(a.atttypid, a.atttypmod), a.attgenerated <> '' \
              FROM pg_attribute a WHERE a.attrelid = ANY($1) AND a.attnum > 0 AND NOT a.attisdropped \
              ORDER BY a.attrelid, a.attnum",
             &[&oids],
@@ -237,6 +258,7 @@ pub async fn describe_tables(
             name: r.get(1),
             pg_type: PgType::new(r.get::<_, String>(6), kind),
             nullable: !r.get::<_, bool>(5),
+            generated: r.get::<_, bool>(7),
         });
     }
 

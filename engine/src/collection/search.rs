@@ -133,6 +133,10 @@ impl Collection {
                 let vs: Vec<&Field> = schema.vector_fields().collect();
                 match vs.as_slice() {
                     [one] => Ok(one),
+                    [] => Err(EngineError::InvalidRequest(format!(
+                        "collection `{}` has no vector field, so it cannot be searched by similarity; filter and query it instead (`etl query`)",
+                        self.name()
+                    ))),
                     _ => Err(EngineError::InvalidRequest(format!(
                         "collection `{}` has several vector fields ({}); name one with --field",
                         self.name(),

@@ -779,3 +779,58 @@ fn many_small_segments_merge_into_a_few_indexed_ones() {
     }
     assert!(misses <= 15, "{misses} misses of 300");
 }
+
+/// A table without a vector column (langchain's `langchain_pg_collection`) is a collection that
+/// loads, filters and queries; only similarity search is refused, saying why.
+#[test]
+fn a_collection_without_vectors_is_queried_not_searched() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path()).unwrap();
+    let schema = CollectionSchema {
+        fields: vec![
+            Field {
+                primary_key: true,
+                ..Field::new("id", FieldType::Int64)
+            },
+            Field {
+                max_length: Some(16),
+                nullable: true,
+                ..Field::new("cat", FieldType::Varchar)
+            },
+        ],
+        auto_id: false,
+        dynamic_field: false,
+        shards: 1,
+        description: String::new(),
+    };
+    let c = db.ensure_collection("plain", schema).unwrap();
+    let batch = RecordBatch::try_from_iter(vec![
+        ("id", Arc::new(Int64Array::from(vec![1, 2, 3])) as ArrayRef),
+        (
+            "cat",
+            Arc::new(StringArray::from(vec![Some("a"), None, Some("b")])) as ArrayRef,
+        ),
+    ])
+    .unwrap();
+    let mut w = c.writer().unwrap();
+    w.write(&batch).unwrap();
+    w.commit(BTreeMap::new()).unwrap();
+    c.build_indexes(&|_| {}).unwrap();
+    assert_eq!(c.count(Some("cat == \"b\"")).unwrap(), 1);
+    let rows = c
+        .query(&crate::QueryRequest {
+            filter: Some("id >= 2".into()),
+            output_fields: vec!["cat".into()],
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(rows.len(), 2);
+    let e = c
+        .search(&SearchRequest {
+            vectors: vec![json!([1.0])],
+            ..Default::default()
+        })
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("no vector field"), "{e}");
+}

@@ -13,6 +13,7 @@ fn col(name: &str, display: &str, kind: K, nullable: bool) -> SourceColumn {
         name: name.into(),
         pg_type: PgType::new(display, kind),
         nullable,
+        generated: false,
     }
 }
 
@@ -203,6 +204,7 @@ fn init_output_parses_back_into_the_same_plan() {
         source_key: "postgres".into(),
         source_value: "postgres://x@h/db".into(),
         target: "./data".into(),
+        column_notes: Default::default(),
     };
     let rendered = render_mapping(&plan, &opts);
     let reparsed = parse_mapping(&rendered, "init.yaml", &|_| None)
@@ -286,4 +288,47 @@ fn an_ivfflat_source_index_keeps_its_kind_lists_and_probes() {
         "  - source: public.items\n    exclude: [blob]\n    fields:\n      - source: embedding\n        index: { type: IVF_FLAT, params: { nlist: 4, nprobe: 8 } }\n",
     );
     assert!(bad.unwrap_err().to_string().contains("nlist"));
+}
+
+#[test]
+fn tables_of_one_name_in_two_schemas_are_a_required_fix_naming_both() {
+    let mut cat = catalog();
+    let mut other = cat[0].clone();
+    other.name = QualifiedName::new("vecs", "items");
+    cat.push(other);
+    let text = "version: 1\nsource:\n  postgres: postgres://x@h/db\ntarget:\n  engine: ./data\ntables:\n  - source: public.items\n    exclude: [blob]\n  - source: vecs.items\n    exclude: [blob]\n";
+    let parsed = parse_mapping(text, "m.yaml", &|_| None).unwrap();
+    let plan = build_plan(&parsed, &cat).unwrap();
+    assert!(plan.has_required_fixes());
+    let fix = &plan.tables[1].required_fixes[0];
+    assert!(
+        fix.message.contains("public.items") && fix.message.contains("vecs.items"),
+        "{}",
+        fix.message
+    );
+    assert!(
+        fix.fix.as_deref().unwrap_or("").contains("collection: vecs_items"),
+        "{:?}",
+        fix.fix
+    );
+    assert!(plan.tables[0].required_fixes.is_empty());
+}
+
+#[test]
+fn a_generated_column_is_named_in_the_plan_with_a_way_out() {
+    let mut cat = catalog();
+    cat[0].columns.push(SourceColumn {
+        generated: true,
+        ..col("text_search_tsv", "tsvector", K::Other { type_name: "tsvector".into() }, true)
+    });
+    let text = "version: 1\nsource:\n  postgres: postgres://x@h/db\ntarget:\n  engine: ./data\ntables:\n  - source: public.items\n    exclude: [blob]\n";
+    let parsed = parse_mapping(text, "m.yaml", &|_| None).unwrap();
+    let plan = build_plan(&parsed, &cat).unwrap();
+    let s = plan.tables[0]
+        .suggestions
+        .iter()
+        .find(|f| f.column.as_deref() == Some("text_search_tsv"))
+        .unwrap();
+    assert!(s.message.contains("generated column") && s.message.contains("tsvector"), "{}", s.message);
+    assert!(s.fix.as_deref().unwrap_or("").contains("exclude: [text_search_tsv]"));
 }
