@@ -331,7 +331,13 @@ pub fn build_plan(mapping: &ParsedMapping, catalog: &[SourceTable]) -> Result<Pl
         if let Some(first) = collections.get(&plan.collection) {
             let suggested = format!("{}_{}", plan.source.schema, plan.source.name)
                 .chars()
-                .map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' })
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || c == '_' {
+                        c
+                    } else {
+                        '_'
+                    }
+                })
                 .collect::<String>();
             plan.required_fixes.push(Finding {
                 column: None,

@@ -31,7 +31,10 @@ fn a_langchain_shaped_store_migrates_on_the_first_try() {
     assert!(text.contains("dim: 8"), "init reads the dimension: {text}");
     assert!(text.contains("dim 8 inferred from the data"), "{text}");
 
-    let o = etl_pw(&url, &["plan", mapping.to_str().unwrap(), "--format", "json"]);
+    let o = etl_pw(
+        &url,
+        &["plan", mapping.to_str().unwrap(), "--format", "json"],
+    );
     assert_eq!(o.status.code(), Some(0), "{}\n{}", stdout(&o), stderr(&o));
     let plan: Value = serde_json::from_str(&stdout(&o)).unwrap();
     let tables = plan["tables"].as_array().unwrap();
@@ -46,7 +49,13 @@ fn a_langchain_shaped_store_migrates_on_the_first_try() {
     // The table without vectors loads too; the run does not refuse what the plan accepted.
     let o = etl_pw(
         &url,
-        &["run", mapping.to_str().unwrap(), "--quiet", "--format", "json"],
+        &[
+            "run",
+            mapping.to_str().unwrap(),
+            "--quiet",
+            "--format",
+            "json",
+        ],
     );
     assert!(o.status.success(), "{}\n{}", stderr(&o), stdout(&o));
     let report: Value = serde_json::from_str(&stdout(&o)).unwrap();
@@ -61,13 +70,22 @@ fn a_langchain_shaped_store_migrates_on_the_first_try() {
             )
         })
         .collect();
-    assert!(written.contains(&("langchain_pg_collection".into(), 1)), "{written:?}");
-    assert!(written.contains(&("langchain_pg_embedding".into(), 500)), "{written:?}");
+    assert!(
+        written.contains(&("langchain_pg_collection".into(), 1)),
+        "{written:?}"
+    );
+    assert!(
+        written.contains(&("langchain_pg_embedding".into(), 500)),
+        "{written:?}"
+    );
     let (code, v) = verify_json(&url, &mapping);
     assert_eq!(code, Some(0), "{v}");
 
     // --quiet alone prints nothing on success.
-    let o = etl_pw(&url, &["run", mapping.to_str().unwrap(), "--quiet", "--restart"]);
+    let o = etl_pw(
+        &url,
+        &["run", mapping.to_str().unwrap(), "--quiet", "--restart"],
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(stdout(&o), "", "--quiet prints nothing");
 

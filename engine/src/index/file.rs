@@ -17,8 +17,28 @@ use std::path::{Path, PathBuf};
 use memmap2::Mmap;
 
 use crate::error::{EngineError, Result};
+use crate::vector::Metric;
 
 const ALIGN: usize = 64;
+
+/// Metrics as header words store them (the position in this list).
+const METRICS: [Metric; 5] = [
+    Metric::L2,
+    Metric::Ip,
+    Metric::Cosine,
+    Metric::Hamming,
+    Metric::Jaccard,
+];
+
+/// A metric as a header word.
+pub(crate) fn metric_word(m: Metric) -> u32 {
+    METRICS.iter().position(|x| *x == m).unwrap_or(0) as u32
+}
+
+/// The metric a header word names.
+pub(crate) fn metric_of_word(w: u32) -> Option<Metric> {
+    METRICS.get(w as usize).copied()
+}
 
 /// Writes an index file (header words, then sections) and fsyncs it; returns its size.
 pub(crate) fn write(

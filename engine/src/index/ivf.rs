@@ -160,7 +160,7 @@ pub fn build(
         ),
         VectorValues::Sparse { .. } => (Vec::new(), Vec::new()),
     };
-    let metric_word = METRICS.iter().position(|m| *m == metric).unwrap_or(0) as u32;
+    let metric_word = file::metric_word(metric);
     let words = [
         element,
         metric_word,
@@ -184,14 +184,6 @@ pub fn build(
     progress(n as u64);
     Ok(size)
 }
-
-const METRICS: [Metric; 5] = [
-    Metric::L2,
-    Metric::Ip,
-    Metric::Cosine,
-    Metric::Hamming,
-    Metric::Jaccard,
-];
 
 /// At most `SAMPLE_PER_LIST` rows per list, evenly spread over the rows.
 fn sample_rows(rows: &[u32], nlist: usize) -> Vec<u32> {
@@ -337,9 +329,8 @@ impl IvfIndex {
             2 => false,
             e => return Err(file.corrupt(format!("bad element {e}"))),
         };
-        let metric = *METRICS
-            .get(file.word(1) as usize)
-            .ok_or_else(|| file.corrupt("bad metric".into()))?;
+        let metric =
+            file::metric_of_word(file.word(1)).ok_or_else(|| file.corrupt("bad metric".into()))?;
         let (width, n, nlist) = (
             file.word(2) as usize,
             file.word(3) as usize,

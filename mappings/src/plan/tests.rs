@@ -307,7 +307,10 @@ fn tables_of_one_name_in_two_schemas_are_a_required_fix_naming_both() {
         fix.message
     );
     assert!(
-        fix.fix.as_deref().unwrap_or("").contains("collection: vecs_items"),
+        fix.fix
+            .as_deref()
+            .unwrap_or("")
+            .contains("collection: vecs_items"),
         "{:?}",
         fix.fix
     );
@@ -319,7 +322,14 @@ fn a_generated_column_is_named_in_the_plan_with_a_way_out() {
     let mut cat = catalog();
     cat[0].columns.push(SourceColumn {
         generated: true,
-        ..col("text_search_tsv", "tsvector", K::Other { type_name: "tsvector".into() }, true)
+        ..col(
+            "text_search_tsv",
+            "tsvector",
+            K::Other {
+                type_name: "tsvector".into(),
+            },
+            true,
+        )
     });
     let text = "version: 1\nsource:\n  postgres: postgres://x@h/db\ntarget:\n  engine: ./data\ntables:\n  - source: public.items\n    exclude: [blob]\n";
     let parsed = parse_mapping(text, "m.yaml", &|_| None).unwrap();
@@ -329,6 +339,15 @@ fn a_generated_column_is_named_in_the_plan_with_a_way_out() {
         .iter()
         .find(|f| f.column.as_deref() == Some("text_search_tsv"))
         .unwrap();
-    assert!(s.message.contains("generated column") && s.message.contains("tsvector"), "{}", s.message);
-    assert!(s.fix.as_deref().unwrap_or("").contains("exclude: [text_search_tsv]"));
+    assert!(
+        s.message.contains("generated column") && s.message.contains("tsvector"),
+        "{}",
+        s.message
+    );
+    assert!(
+        s.fix
+            .as_deref()
+            .unwrap_or("")
+            .contains("exclude: [text_search_tsv]")
+    );
 }

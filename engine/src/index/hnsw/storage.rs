@@ -65,14 +65,6 @@ impl Element {
     }
 }
 
-const METRICS: [Metric; 5] = [
-    Metric::L2,
-    Metric::Ip,
-    Metric::Cosine,
-    Metric::Hamming,
-    Metric::Jaccard,
-];
-
 /// The header's numbers.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Header {
@@ -90,7 +82,7 @@ pub(crate) struct Header {
 
 /// Writes an index file and fsyncs it.
 pub(crate) fn write(path: &Path, h: &Header, sections: [&[u8]; SECTIONS]) -> Result<u64> {
-    let metric = METRICS.iter().position(|m| *m == h.metric).unwrap_or(0) as u32;
+    let metric = file::metric_word(h.metric);
     let words = [
         h.element as u32,
         metric,
@@ -117,9 +109,8 @@ impl Mapped {
         let file = MappedFile::open(path, MAGIC, WORDS, SECTIONS)?;
         let element =
             Element::from_u32(file.word(0)).ok_or_else(|| file.corrupt("bad element".into()))?;
-        let metric = *METRICS
-            .get(file.word(1) as usize)
-            .ok_or_else(|| file.corrupt("bad metric".into()))?;
+        let metric =
+            file::metric_of_word(file.word(1)).ok_or_else(|| file.corrupt("bad metric".into()))?;
         let header = Header {
             element,
             metric,
