@@ -60,7 +60,10 @@ pub enum Storage {
 /// Builds an HNSW graph over the rows of `data` that `live` admits and writes it to `path`.
 /// Rows whose vector is NULL, or zero under COSINE (no distance in pgvector), are left out.
 /// `progress` is called with rows inserted so far.
-#[allow(clippy::too_many_arguments)]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "what a build needs: the rows, their type, the metric, the parameters, the storage, the live rows, the file and progress"
+)]
 pub fn build(
     data: &VectorData,
     field_type: FieldType,

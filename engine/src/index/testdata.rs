@@ -61,7 +61,7 @@ pub(crate) fn clustered_bits(rows: usize, bytes: usize, clusters: usize, seed: u
             (0..bytes)
                 .map(|i| {
                     let flips = (0..8).fold(0u8, |f, b| {
-                        if rng.next() % 16 == 0 {
+                        if rng.next().is_multiple_of(16) {
                             f | (1 << b)
                         } else {
                             f

@@ -322,6 +322,10 @@ pub(crate) fn greedy<S: Space, A: Adjacency>(
 
 /// The best `ef` nodes of `level` reachable from `entry`, left in `scratch.results`. With
 /// `allow`, nodes it rejects guide the walk but are not kept.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the walk's inputs, each used on the hot path; a struct would only rename them"
+)]
 pub(crate) fn search_layer<S: Space, A: Adjacency>(
     space: &S,
     graph: &A,

@@ -203,7 +203,7 @@ fn filters_deleted_rows_and_nulls() {
     .unwrap();
     assert_eq!(stats.nodes, 2_400);
     let index = HnswIndex::load(&path, 3_000).unwrap();
-    let even = |r: u32| r % 2 == 0;
+    let even = |r: u32| r.is_multiple_of(2);
     let mut misses = 0;
     for r in (0..3_000).step_by(37) {
         let q = QueryVector::Dense(data.values.dense_row(r).to_vec());
