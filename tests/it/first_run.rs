@@ -23,6 +23,11 @@ fn a_langchain_shaped_store_migrates_on_the_first_try() {
                     ARRAY(SELECT sin(i * 0.1 * k) FROM generate_series(1, 8) k)::real[]::vector,
                     'chunk ' || i, jsonb_build_object('page', i % 7)
              FROM generate_series(1, 500) i;
+         CREATE TABLE items_ivf (id bigint PRIMARY KEY, v vector(8));
+         INSERT INTO items_ivf SELECT i, ARRAY(SELECT cos(i * 0.3 * k) FROM generate_series(1, 8) k)::real[]::vector
+             FROM generate_series(1, 400) i;
+         CREATE INDEX items_ivf_v ON items_ivf USING ivfflat (v vector_l2_ops) WITH (lists = 4);
+         DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET ivfflat.probes = 3', current_database()); END $$;
          ANALYZE;",
     );
     let dir = tempfile::tempdir().unwrap();
@@ -30,6 +35,11 @@ fn a_langchain_shaped_store_migrates_on_the_first_try() {
     let text = std::fs::read_to_string(&mapping).unwrap();
     assert!(text.contains("dim: 8"), "init reads the dimension: {text}");
     assert!(text.contains("dim 8 inferred from the data"), "{text}");
+    // pgvector's IVFFlat keeps its kind, its lists and the database's probes.
+    assert!(
+        text.contains("type: IVF_FLAT, metric: L2, params: { nlist: 4, nprobe: 3 }"),
+        "{text}"
+    );
 
     let o = etl_pw(
         &url,
@@ -78,6 +88,15 @@ fn a_langchain_shaped_store_migrates_on_the_first_try() {
         written.contains(&("langchain_pg_embedding".into(), 500)),
         "{written:?}"
     );
+    let ivf = tables.iter().find(|t| t["collection"] == "items_ivf").unwrap();
+    let v = ivf["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == "v")
+        .unwrap();
+    assert_eq!(v["index"]["type"], "IVF_FLAT", "{v}");
+    assert_eq!(v["index"]["ivf"]["nlist"], 4, "{v}");
     let (code, v) = verify_json(&url, &mapping);
     assert_eq!(code, Some(0), "{v}");
 
