@@ -295,6 +295,7 @@ fn quantized_graph_recall_and_memory() {
             let sq = build_as(Storage::Sq8, "sq");
             if t == FieldType::FloatVector {
                 let ratio = sq.memory_bytes() as f64 / exact.memory_bytes() as f64;
+                eprintln!("{t} {metric}: HNSW_SQ memory {:.3} of HNSW's", ratio);
                 assert!(ratio <= 0.35, "{t} {metric}: SQ memory ratio {ratio:.3}");
             }
             let mut rng = crate::index::testdata::Rng(5);
@@ -319,6 +320,11 @@ fn quantized_graph_recall_and_memory() {
                 misses += 10 - got.iter().filter(|h| h.1 <= kth + 1e-5).count();
                 asked += 10;
             }
+            eprintln!(
+                "{t} {metric}: HNSW_SQ recall@10 {:.3} at ef 128 (full precision {:.3})",
+                1.0 - misses as f64 / asked as f64,
+                1.0 - exact_misses as f64 / asked as f64
+            );
             assert!(
                 misses * 20 <= asked,
                 "{t} {metric}: HNSW_SQ recall@10 {:.3} (full precision {:.3})",
