@@ -237,6 +237,25 @@ impl IndexSpec {
     }
 }
 
+/// The rows a vector index holds: live, not NULL, and with a distance (no zero vectors under
+/// COSINE, which pgvector leaves without one). HNSW and IVF_FLAT index exactly these.
+pub(crate) fn indexable_rows(
+    data: &VectorData,
+    metric: Metric,
+    live: &dyn Fn(u32) -> bool,
+) -> Vec<u32> {
+    (0..data.len())
+        .filter(|&r| live(r as u32) && data.is_valid(r))
+        .filter(|&r| match &data.values {
+            crate::vector::VectorValues::Dense { dim, values } if metric == Metric::Cosine => {
+                hnsw::space::inv_norm_f32(&values[r * dim..(r + 1) * dim]).is_finite()
+            }
+            _ => true,
+        })
+        .map(|r| r as u32)
+        .collect()
+}
+
 /// A hit inside one segment: row offset and pgvector distance.
 pub type RowHit = (u32, f32);
 

@@ -88,7 +88,10 @@ fn a_langchain_shaped_store_migrates_on_the_first_try() {
         written.contains(&("langchain_pg_embedding".into(), 500)),
         "{written:?}"
     );
-    let ivf = tables.iter().find(|t| t["collection"] == "items_ivf").unwrap();
+    let ivf = tables
+        .iter()
+        .find(|t| t["collection"] == "items_ivf")
+        .unwrap();
     let v = ivf["fields"]
         .as_array()
         .unwrap()

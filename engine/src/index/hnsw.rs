@@ -32,7 +32,7 @@ use crate::schema::FieldType;
 use crate::vector::{
     Metric, QueryVector, VectorData, VectorValues, binary_distance, dense_distance,
 };
-use graph::{FrozenGraph, Scored, ScratchPool, Shape, greedy, search_layer};
+use graph::{FrozenGraph, Scored, ScratchPool, Shape, descend, search_layer};
 use space::{BitSpace, DenseSpace, Nodes, Probe, Space, Sq8Space, inv_norm_f16, inv_norm_f32};
 use storage::{Element, Header, Mapped, Section};
 
@@ -76,20 +76,11 @@ pub fn build(
 ) -> Result<BuildStats> {
     let m = params.m.max(2) as usize;
     let efc = params.ef_construction as usize;
-    let admitted = |r: usize| live(r as u32) && data.is_valid(r);
+    let rows = super::indexable_rows(data, metric, live);
     let mut sq: Option<(Vec<f32>, Vec<f32>, Vec<f32>)> = None;
     let (header, rows, built, vectors, norms) = match &data.values {
         VectorValues::Dense { dim, values } => {
             let dim = *dim;
-            let keep = |r: usize| {
-                admitted(r)
-                    && (metric != Metric::Cosine
-                        || inv_norm_f32(&values[r * dim..(r + 1) * dim]).is_finite())
-            };
-            let rows: Vec<u32> = (0..data.len())
-                .filter(|&r| keep(r))
-                .map(|r| r as u32)
-                .collect();
             if field_type == FieldType::Float16Vector && storage == Storage::Exact {
                 let halves: Vec<u16> = rows
                     .iter()
@@ -160,10 +151,6 @@ pub fn build(
         }
         VectorValues::Binary { bytes, values } => {
             let bytes = *bytes;
-            let rows: Vec<u32> = (0..data.len())
-                .filter(|&r| admitted(r))
-                .map(|r| r as u32)
-                .collect();
             let packed: Vec<u8> = rows
                 .iter()
                 .flat_map(|&r| &values[r as usize * bytes..(r as usize + 1) * bytes])
@@ -284,13 +271,7 @@ impl HnswIndex {
         }
         let graph = self.graph();
         let rows = self.file.words(Section::Rows);
-        let mut cur = Scored {
-            d: space.distance(q, h.entry),
-            id: h.entry,
-        };
-        for level in (1..=h.max_level as usize).rev() {
-            cur = greedy(space, &graph, q, cur, level);
-        }
+        let cur = descend(space, &graph, q, h.entry, h.max_level as usize, 0);
         let by_node = allow.map(|f| move |n: u32| f(rows[n as usize]));
         let by_node_ref = by_node.as_ref().map(|f| f as &dyn Fn(u32) -> bool);
         self.pool.with(|s| {

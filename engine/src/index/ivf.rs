@@ -53,20 +53,6 @@ impl Default for IvfParams {
     }
 }
 
-/// Rows kept in the index: live, not NULL, and with a distance (no zero vectors under COSINE).
-fn admitted(data: &VectorData, metric: Metric, live: &dyn Fn(u32) -> bool) -> Vec<u32> {
-    (0..data.len())
-        .filter(|&r| live(r as u32) && data.is_valid(r))
-        .filter(|&r| match &data.values {
-            VectorValues::Dense { dim, values } if metric == Metric::Cosine => {
-                inv_norm_f32(&values[r * dim..(r + 1) * dim]).is_finite()
-            }
-            _ => true,
-        })
-        .map(|r| r as u32)
-        .collect()
-}
-
 /// Builds the index over the rows `live` admits and writes it to `path`; returns its size.
 pub fn build(
     data: &VectorData,
@@ -76,7 +62,7 @@ pub fn build(
     path: &Path,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<u64> {
-    let rows = admitted(data, metric, live);
+    let rows = super::indexable_rows(data, metric, live);
     let n = rows.len();
     let nlist = (params.nlist as usize).clamp(1, n.max(1));
     let (element, width, centroids, assign): (u32, usize, Vec<u8>, Vec<u32>) = match &data.values {

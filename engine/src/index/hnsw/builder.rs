@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use rayon::prelude::*;
 
 use super::graph::{
-    Adjacency, BuildGraph, FrozenGraph, Scored, ScratchPool, Shape, greedy, search_layer,
+    Adjacency, BuildGraph, FrozenGraph, Scored, ScratchPool, Shape, descend, search_layer,
 };
 use super::space::Nodes;
 
@@ -159,13 +159,7 @@ impl<S: Nodes> Ctx<'_, S> {
     fn insert(&self, node: u32) {
         let q = self.space.probe(node);
         let level = self.graph.levels[node as usize] as usize;
-        let mut cur = Scored {
-            d: self.space.distance(q, self.entry),
-            id: self.entry,
-        };
-        for l in (level + 1..=self.max_level).rev() {
-            cur = greedy(self.space, self.graph, q, cur, l);
-        }
+        let mut cur = descend(self.space, self.graph, q, self.entry, self.max_level, level);
         for l in (0..=level.min(self.max_level)).rev() {
             let found = self.pool.with(|s| {
                 search_layer(self.space, self.graph, q, cur, self.ef, l, s, None);
@@ -293,13 +287,7 @@ impl<S: Nodes> Ctx<'_, S> {
             }
             orphans += 1;
             let q = self.space.probe(orphan as u32);
-            let mut cur = Scored {
-                d: self.space.distance(q, self.entry),
-                id: self.entry,
-            };
-            for l in (level + 1..=self.max_level).rev() {
-                cur = greedy(self.space, self.graph, q, cur, l);
-            }
+            let cur = descend(self.space, self.graph, q, self.entry, self.max_level, level);
             let near: Vec<Scored> = self.pool.with(|s| {
                 search_layer(self.space, self.graph, q, cur, self.ef, level, s, None);
                 s.sorted_results()
@@ -375,13 +363,7 @@ impl<S: Nodes> Ctx<'_, S> {
     /// else the nearest nodes it found, which should link to it.
     fn missed_by_own_search(&self, node: u32) -> Option<Vec<u32>> {
         let q = self.space.probe(node);
-        let mut cur = Scored {
-            d: self.space.distance(q, self.entry),
-            id: self.entry,
-        };
-        for l in (1..=self.max_level).rev() {
-            cur = greedy(self.space, self.graph, q, cur, l);
-        }
+        let cur = descend(self.space, self.graph, q, self.entry, self.max_level, 0);
         let near = self.pool.with(|s| {
             search_layer(self.space, self.graph, q, cur, CHECK_EF, 0, s, None);
             s.sorted_results()

@@ -297,6 +297,26 @@ impl ScratchPool {
     }
 }
 
+/// From the entry point down to `to_level`: greedy on each layer above it. The starting node
+/// for the walk of `to_level`, as insertion, search and the repair passes all begin.
+pub(crate) fn descend<S: Space, A: Adjacency>(
+    space: &S,
+    graph: &A,
+    q: Probe<'_, S::Elem>,
+    entry: u32,
+    top_level: usize,
+    to_level: usize,
+) -> Scored {
+    let mut cur = Scored {
+        d: space.distance(q, entry),
+        id: entry,
+    };
+    for level in (to_level + 1..=top_level).rev() {
+        cur = greedy(space, graph, q, cur, level);
+    }
+    cur
+}
+
 /// Greedy descent on one upper layer: moves to a nearer neighbour while there is one.
 pub(crate) fn greedy<S: Space, A: Adjacency>(
     space: &S,

@@ -273,6 +273,10 @@ fn empty_and_single_row_graphs() {
 /// for every float metric and type, exact distances, and at 384-d at most 0.35× the memory of
 /// the full-precision graph.
 #[test]
+#[expect(
+    clippy::print_stderr,
+    reason = "prints the measured memory ratio and recall that BENCHMARKS.md records"
+)]
 fn quantized_graph_recall_and_memory() {
     let dir = tempfile::tempdir().unwrap();
     let f32s = dense(384, clustered(3_000, 384, 30, 0.3, 21));
