@@ -33,7 +33,7 @@ pub use ident::{
     sanitize_name,
 };
 pub use model::{
-    FieldSpec, IndexSpec, MAPPING_VERSION, MappingFile, OptionsSpec, SourceSpec, TableSpec,
+    FieldSpec, IndexSpec, MAPPING_VERSION, MappingFile, OnNull, OptionsSpec, SourceSpec, TableSpec,
     TargetSpec,
 };
 pub use parse::{Locator, ParsedMapping, expand_env, parse_mapping};

@@ -119,9 +119,14 @@ pub struct FieldSpec {
     /// Whether NULL is allowed; default: as the column.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nullable: Option<bool>,
-    /// The value used for NULLs.
+    /// The value used for NULLs (a list of numbers for a dense vector).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default: Option<serde_json::Value>,
+    /// What a row whose value is NULL becomes when the field cannot hold NULL: `reject`
+    /// (the default: to the rejects file, counted against `max_rejects`) or `skip` (left out,
+    /// counted in the report, not a failure).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_null: Option<OnNull>,
     /// Make this field the primary key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub primary_key: Option<bool>,
@@ -134,6 +139,25 @@ pub struct FieldSpec {
     /// The index to build on this field after the load.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub index: Option<IndexSpec>,
+}
+
+/// What happens to a row whose value is NULL where the field cannot hold NULL.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnNull {
+    /// To the rejects file, counted against the table's `max_rejects`.
+    #[default]
+    Reject,
+    /// Left out on purpose: listed in the rejects file and counted in the report as skipped,
+    /// never a failure, and not a difference for `etl verify`.
+    Skip,
+}
+
+impl OnNull {
+    /// Whether this is the default (`reject`).
+    pub fn is_reject(&self) -> bool {
+        *self == OnNull::Reject
+    }
 }
 
 /// An index as written in the mapping.

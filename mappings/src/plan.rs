@@ -10,7 +10,7 @@ use serde::Serialize;
 use crate::catalog::{SourceColumn, SourceTable, VectorIndexMethod};
 use crate::error::{MappingError, closest};
 use crate::ident::{QualifiedName, is_valid_name, sanitize_name};
-use crate::model::{FieldSpec, IndexSpec, TableSpec};
+use crate::model::{FieldSpec, IndexSpec, OnNull, TableSpec};
 use crate::parse::{Locator, ParsedMapping};
 use crate::rules::{
     MAX_ARRAY_CAPACITY, MAX_VARCHAR_LENGTH, Note, Severity, TypeChoice, check_override,
@@ -207,6 +207,9 @@ pub struct FieldPlan {
     /// Replaces NULLs.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub default: Option<serde_json::Value>,
+    /// What a NULL row becomes where NULL cannot be stored.
+    #[serde(skip_serializing_if = "OnNull::is_reject")]
+    pub on_null: OnNull,
     /// The primary key.
     pub primary_key: bool,
     /// Filled by the engine.
@@ -812,7 +815,21 @@ impl TablePlanner<'_> {
             self.check_default(column, field.data_type, d)?;
             field.default = Some(d.clone());
         }
-        if !field.nullable && column.nullable && field.default.is_none() && !is_key {
+        if let Some(on_null) = fs.on_null {
+            if on_null == OnNull::Skip && field.default.is_some() {
+                return Err(MappingError::Conflict {
+                    at: self.field_loc(&column.name, "on_null"),
+                    message: "`on_null: skip` and a `default` exclude each other: a NULL is either left out or replaced".into(),
+                });
+            }
+            field.on_null = on_null;
+        }
+        if !field.nullable
+            && column.nullable
+            && field.default.is_none()
+            && field.on_null.is_reject()
+            && !is_key
+        {
             notes.push(Note::warning(
                 "not nullable here but NULL in the source: NULL rows are rejected",
             ));
@@ -927,8 +944,19 @@ impl TablePlanner<'_> {
         value: &serde_json::Value,
     ) -> Result<(), MappingError> {
         use serde_json::Value as V;
+        let dim = self
+            .spec
+            .fields
+            .iter()
+            .find(|f| f.source == column.name)
+            .and_then(|f| f.dim)
+            .or_else(|| column.pg_type.kind.dim());
         let ok = match (ty, value) {
             (_, V::Null) => true,
+            (Some(DataType::FloatVector | DataType::Float16Vector), V::Array(xs)) => {
+                xs.iter().all(|x| x.as_f64().is_some_and(f64::is_finite))
+                    && dim.is_none_or(|d| d as usize == xs.len())
+            }
             (Some(DataType::VarChar), V::String(_)) => true,
             (Some(DataType::Bool), V::Bool(_)) => true,
             (Some(t), V::Number(n)) if t.is_integer() => n.is_i64(),
@@ -945,10 +973,15 @@ impl TablePlanner<'_> {
                 at: self.field_loc(&column.name, "default"),
                 key: "default".into(),
                 value: value.to_string(),
-                reason: format!(
-                    "does not fit the field's type {}",
-                    ty.map_or("?", DataType::name)
-                ),
+                reason: match (ty, dim) {
+                    (Some(t), Some(d)) if t.is_vector() => {
+                        format!("a {} default is a list of {d} finite numbers", t.name())
+                    }
+                    _ => format!(
+                        "does not fit the field's type {}",
+                        ty.map_or("?", DataType::name)
+                    ),
+                },
                 suggestion: None,
             })
         }

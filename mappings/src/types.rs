@@ -251,6 +251,15 @@ impl PgKind {
         matches!(self, PgKind::Int2 | PgKind::Int4 | PgKind::Int8)
     }
 
+    /// A vector type's declared dimension (a bit string's length).
+    pub fn dim(&self) -> Option<u32> {
+        match self {
+            PgKind::Vector { dim } | PgKind::HalfVec { dim } | PgKind::SparseVec { dim } => *dim,
+            PgKind::Bit { length } => *length,
+            _ => None,
+        }
+    }
+
     /// Whether the type is a character string type.
     pub fn is_text(&self) -> bool {
         matches!(

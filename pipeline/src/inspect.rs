@@ -120,27 +120,36 @@ pub async fn plan(mapping: &ParsedMapping) -> Result<(String, Plan), PipelineErr
     let (source, catalog) = open_source(mapping).await?;
     let mut plan = build_plan(mapping, &catalog)?;
     if let Some(url) = &mapping.file.target.milvus {
-        check_milvus(url, &mut plan).await?;
+        check_milvus(mapping, url, &mut plan).await?;
     }
     Ok((source.label(), plan))
 }
 
 /// Asks a Milvus target its version and adds to the plan what that version cannot hold (as
 /// required fixes, which `etl run` refuses) and what it changes (as suggestions).
-async fn check_milvus(url: &str, plan: &mut Plan) -> Result<(), PipelineError> {
-    use crate::milvus::{relax_null_vectors, unsupported};
+async fn check_milvus(
+    mapping: &ParsedMapping,
+    url: &str,
+    plan: &mut Plan,
+) -> Result<(), PipelineError> {
+    use crate::milvus::{null_vector_fixes, relax_null_vectors, unsupported};
     let (client, version) = etl_connectors::milvus::MilvusClient::connect(url).await?;
     for t in &mut plan.tables {
         let mut tp = t.clone();
+        let fixes = null_vector_fixes(mapping, t, &version).await?;
         for column in relax_null_vectors(&mut tp, &version) {
+            if fixes.iter().any(|f| f.column.as_deref() == Some(&column)) {
+                continue;
+            }
             t.suggestions.push(etl_mappings::Finding {
                 column: Some(column),
                 message: format!(
-                    "Milvus {version} has no NULL vectors: rows with a NULL here are rejected"
+                    "Milvus {version} has no NULL vectors: no row has a NULL here now; one that has at run time is rejected"
                 ),
                 fix: None,
             });
         }
+        t.required_fixes.extend(fixes);
         let schema = crate::run::target::collection_schema(&tp)?;
         if !crate::milvus::holds_nulls(&version) {
             for name in crate::milvus::nullable_scalars(&schema) {

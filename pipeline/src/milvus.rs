@@ -376,20 +376,26 @@ pub async fn count(
 }
 
 /// Makes the planned tables fit a server of `version`: nullable vectors become non-nullable
-/// (their NULL rows rejected) on servers without NULL vectors, and what it still cannot hold
-/// is refused, naming the table and collection, before anything is written.
-pub fn fit_tables(
+/// on servers without NULL vectors, and what it still cannot hold (NULL vectors the source
+/// has, types and indexes of newer versions) is refused, naming the table and collection,
+/// before anything is written. The findings are [`server_fixes`]'s, the plan's own.
+pub async fn fit_tables(
+    mapping: &etl_mappings::ParsedMapping,
     tables: &mut [etl_mappings::TablePlan],
     url: &str,
     version: &str,
 ) -> Result<(), PipelineError> {
-    for t in tables.iter_mut() {
-        for column in relax_null_vectors(t, version) {
-            tracing::warn!(
-                "{}.{column}: Milvus {version} has no NULL vectors; rows with a NULL there are rejected",
-                t.source
-            );
+    for t in tables.iter() {
+        let fixes = null_vector_fixes(mapping, t, version).await?;
+        if !fixes.is_empty() {
+            return Err(PipelineError::NeedsFixes {
+                table: t.source.to_string(),
+                fixes: crate::run::fix_lines(&fixes),
+            });
         }
+    }
+    for t in tables.iter_mut() {
+        relax_null_vectors(t, version);
     }
     for t in tables.iter() {
         let schema = crate::run::target::collection_schema(t)?;
@@ -404,6 +410,68 @@ pub fn fit_tables(
         )?;
     }
     Ok(())
+}
+
+/// The vector fields of `t` that may hold NULL, with no `default:` and no `on_null: skip` to
+/// say what a NULL becomes.
+fn undecided_null_vectors(t: &etl_mappings::TablePlan) -> Vec<&etl_mappings::FieldPlan> {
+    t.fields
+        .iter()
+        .filter(|f| {
+            f.nullable
+                && f.data_type.is_some_and(|d| d.is_vector())
+                && f.default.is_none()
+                && f.on_null.is_reject()
+                && f.source.is_some()
+        })
+        .collect()
+}
+
+/// NULL vectors a Milvus of `version` cannot hold, as required fixes: a nullable vector column
+/// without a `default:` or `on_null:` whose source rows hold NULLs (counted, one query, for a
+/// live source; for a dump or files, where counting means reading the table, the choice is
+/// asked for). `etl plan` shows them; `etl run` and `etl stage` refuse with them.
+pub async fn null_vector_fixes(
+    mapping: &etl_mappings::ParsedMapping,
+    t: &etl_mappings::TablePlan,
+    version: &str,
+) -> Result<Vec<etl_mappings::Finding>, PipelineError> {
+    let fields = undecided_null_vectors(t);
+    if fields.is_empty() {
+        return Ok(Vec::new());
+    }
+    let columns: Vec<String> = fields.iter().filter_map(|f| f.source.clone()).collect();
+    let counts: Vec<Option<u64>> = if mapping.file.source.postgres.is_some() {
+        let client = etl_connectors::postgres::connect(&crate::inspect::postgres_url(mapping)?)
+            .await?;
+        etl_connectors::postgres::null_counts(&client, &t.source, &columns, t.filter.as_deref())
+            .await?
+            .into_iter()
+            .map(Some)
+            .collect()
+    } else {
+        vec![None; columns.len()]
+    };
+    Ok(fields
+        .iter()
+        .zip(columns.iter().zip(counts))
+        .filter(|(_, (_, n))| *n != Some(0))
+        .map(|(f, (column, n))| {
+            let how_many = match n {
+                Some(n) => format!("{n} rows have a NULL `{column}`"),
+                None => format!("`{column}` may hold NULLs (a dump or files are not counted)"),
+            };
+            etl_mappings::Finding {
+                column: Some(column.clone()),
+                message: format!("{how_many}; Milvus {version} has no NULL vectors"),
+                fix: Some(format!(
+                    "choose what a NULL row becomes: `where: \"{q} IS NOT NULL\"` on the table, `on_null: skip` on the field (rows left out and counted in the report), or a `default:` vector of {} numbers",
+                    f.dim.map_or("the field's dimension".to_string(), |d| d.to_string()),
+                    q = etl_mappings::quote_if_needed(column),
+                )),
+            }
+        })
+        .collect())
 }
 
 /// Refuses, naming the table and collection, a schema the server's version cannot hold.

@@ -102,6 +102,8 @@ pub struct TableReport {
     pub rows_written: u64,
     /// Rows sent to the rejects file in this run.
     pub rows_rejected: u64,
+    /// Rows left out on purpose (`on_null: skip`), listed in the rejects file too.
+    pub rows_skipped: u64,
     /// COPY bytes read.
     pub bytes: u64,
     /// Wall-clock seconds for the table.
@@ -129,6 +131,8 @@ pub struct Totals {
     pub rows_written: u64,
     /// Rows rejected.
     pub rows_rejected: u64,
+    /// Rows skipped on purpose.
+    pub rows_skipped: u64,
     /// Bytes read.
     pub bytes: u64,
     /// Wall-clock seconds of the run.
@@ -145,6 +149,7 @@ impl Totals {
             rows_read,
             rows_written: tables.iter().map(|t| t.rows_written).sum(),
             rows_rejected: tables.iter().map(|t| t.rows_rejected).sum(),
+            rows_skipped: tables.iter().map(|t| t.rows_skipped).sum(),
             bytes: tables.iter().map(|t| t.bytes).sum(),
             seconds,
             rows_per_s: rows_read as f64 / seconds.max(1e-9),
@@ -289,6 +294,28 @@ pub(crate) struct Prepared {
     pub tables: Vec<TablePlan>,
 }
 
+/// Required fixes as the lines of a refusal, each with what to write when the plan knows.
+pub(crate) fn fix_lines(fixes: &[etl_mappings::Finding]) -> String {
+    fixes
+        .iter()
+        .map(|f| {
+            format!(
+                "  - {}{}{}",
+                f.column
+                    .as_deref()
+                    .map(|c| format!("{c}: "))
+                    .unwrap_or_default(),
+                f.message,
+                f.fix
+                    .as_deref()
+                    .map(|x| format!(" ({x})"))
+                    .unwrap_or_default()
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 pub(crate) async fn prepare(
     mapping: &etl_mappings::ParsedMapping,
     opts: &RunOptions,
@@ -304,24 +331,9 @@ pub(crate) async fn prepare(
     let tables = select_tables(&plan, opts.tables.as_deref())?;
     for t in &tables {
         if !t.required_fixes.is_empty() {
-            let fixes = t
-                .required_fixes
-                .iter()
-                .map(|f| {
-                    format!(
-                        "  - {}{}",
-                        f.column
-                            .as_deref()
-                            .map(|c| format!("{c}: "))
-                            .unwrap_or_default(),
-                        f.message
-                    )
-                })
-                .collect::<Vec<_>>()
-                .join("\n");
             return Err(PipelineError::NeedsFixes {
                 table: t.source.to_string(),
-                fixes,
+                fixes: fix_lines(&t.required_fixes),
             });
         }
     }
@@ -350,7 +362,7 @@ async fn run_milvus(
         plan,
         mut tables,
     } = prepare(mapping, opts).await?;
-    crate::milvus::fit_tables(&mut tables, url, &version)?;
+    crate::milvus::fit_tables(mapping, &mut tables, url, &version).await?;
     let jobs = crate::source::beside(mapping, "_milvus_jobs");
     let mut resume = HashMap::new();
     for t in &tables {
@@ -715,6 +727,7 @@ impl RunContext {
         };
         let rejects = Arc::new(Mutex::new(RejectsFile::open(rejects_path.clone(), &keep)?));
         let rejected = Arc::new(AtomicU64::new(0));
+        let skipped = Arc::new(AtomicU64::new(0));
         let written = Arc::new(AtomicU64::new(0));
 
         // One writer thread per collection: the engine is synchronous.
@@ -782,6 +795,7 @@ impl RunContext {
             let mapper = mapper.clone();
             let rejects = rejects.clone();
             let rejected = rejected.clone();
+            let skipped = skipped.clone();
             let written = written.clone();
             let stats = stats.clone();
             let observer = self.observer.clone();
@@ -799,8 +813,10 @@ impl RunContext {
                     table_rows.fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
                     let (mapped, bad) = mapper.map(&batch)?;
                     if !bad.is_empty() {
-                        let total = rejected.fetch_add(bad.len() as u64, Ordering::Relaxed)
-                            + bad.len() as u64;
+                        let skips = bad.iter().filter(|r| r.reason.is_skip()).count() as u64;
+                        let refused = bad.len() as u64 - skips;
+                        skipped.fetch_add(skips, Ordering::Relaxed);
+                        let total = rejected.fetch_add(refused, Ordering::Relaxed) + refused;
                         rejects
                             .lock()
                             .unwrap_or_else(|e| e.into_inner())
@@ -856,8 +872,9 @@ impl RunContext {
         report.rows_read = table_rows.load(Ordering::Relaxed);
         report.rows_written = written.load(Ordering::Relaxed);
         report.rows_rejected = rejected.load(Ordering::Relaxed);
+        report.rows_skipped = skipped.load(Ordering::Relaxed);
         report.bytes = stats.bytes.load(Ordering::Relaxed);
-        if report.rows_rejected > 0 || rejects.lock().unwrap_or_else(|e| e.into_inner()).lines > 0 {
+        if report.rows_rejected + report.rows_skipped > 0 || rejects.lock().unwrap_or_else(|e| e.into_inner()).lines > 0 {
             report.rejects_file = Some(rejects_path.display().to_string());
         }
 

@@ -83,7 +83,7 @@ pub async fn stage_for(
     let mut fill_nulls = false;
     if let Some(server) = milvus {
         let (_, version) = etl_connectors::milvus::MilvusClient::connect(server).await?;
-        crate::milvus::fit_tables(&mut tables, server, &version)?;
+        crate::milvus::fit_tables(mapping, &mut tables, server, &version).await?;
         fill_nulls = !crate::milvus::holds_nulls(&version);
     }
     let dry_run = opts.dry_run;

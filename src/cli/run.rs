@@ -133,6 +133,12 @@ fn summary(r: &RunReport) -> String {
             t.rows_per_s,
             t.index_seconds
         ));
+        if t.rows_skipped > 0 {
+            s.push_str(&format!(
+                "  skipped: {} rows with a NULL where the field cannot hold one (on_null: skip)\n",
+                t.rows_skipped
+            ));
+        }
         if let Some(f) = &t.rejects_file {
             s.push_str(&format!("  rejects: {f}\n"));
         }

@@ -565,3 +565,116 @@ async fn a_run_killed_mid_insert_resumes_without_duplicates() {
         client.drop_collection(&c).await.unwrap();
     }
 }
+
+/// A nullable `vector(8)` with NULLs in 50 of 2,000 rows, into Milvus 2.3.5 (no NULL vectors):
+/// `etl plan` counts them and makes the choice a required fix (exit 1); `etl run` and a staged
+/// load refuse with the same fix before anything is written; `on_null: skip` leaves the 50 out
+/// (counted as skipped, not rejected; verify clean) and a `default:` vector writes all 2,000.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn null_vectors_into_milvus_are_a_required_fix_the_plan_counts() {
+    let url = fresh_db("milvus_null_vectors");
+    sql(
+        &url,
+        "CREATE TABLE holes (id int PRIMARY KEY, v vector(8));
+         INSERT INTO holes SELECT i, CASE WHEN i % 40 = 0 THEN NULL
+           ELSE ARRAY(SELECT sin(i * k)::real FROM generate_series(1, 8) k)::vector END
+         FROM generate_series(1, 2000) i;",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let pid = std::process::id();
+    let (client, _) = milvus_client().await;
+    let mapping = |tag: &str, field: &str, stage: bool| {
+        let stage = if stage {
+            format!("  stage: 'file://{}'\n", dir.path().join("stage").display())
+        } else {
+            String::new()
+        };
+        write(
+            dir.path(),
+            &format!("{tag}.yaml"),
+            &format!(
+                "version: 1\nsource:\n  postgres: '{url}'\ntarget:\n  milvus: '{}'\n{stage}tables:\n  - source: public.holes\n    collection: holes_{tag}_{pid}\n{field}",
+                milvus_url()
+            ),
+        )
+    };
+
+    // Undecided: plan exit 1 naming the count and the three choices; run and stage refuse alike.
+    for stage in [false, true] {
+        let m = mapping(if stage { "staged" } else { "plain" }, "", stage);
+        let o = etl_pw(&url, &["plan", m.to_str().unwrap()]);
+        assert_eq!(o.status.code(), Some(1), "{}\n{}", stdout(&o), stderr(&o));
+        let out = stdout(&o);
+        assert!(out.contains("50 rows have a NULL `v`"), "{out}");
+        for choice in ["IS NOT NULL", "on_null: skip", "default:"] {
+            assert!(out.contains(choice), "{choice}: {out}");
+        }
+        let o = etl_pw(&url, &["run", m.to_str().unwrap(), "--quiet"]);
+        assert_ne!(o.status.code(), Some(0), "{}", stdout(&o));
+        assert!(
+            stderr(&o).contains("50 rows have a NULL `v`"),
+            "{}",
+            stderr(&o)
+        );
+        let name = format!("holes_{}_{pid}", if stage { "staged" } else { "plain" });
+        assert!(!client.has_collection(&name).await.unwrap(), "{name} was created");
+    }
+
+    // `on_null: skip`: runnable, the 50 rows left out and counted, verify clean.
+    let m = mapping(
+        "skip",
+        "    fields:\n      - { source: v, on_null: skip }\n",
+        false,
+    );
+    let o = etl_pw(&url, &["plan", m.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}\n{}", stdout(&o), stderr(&o));
+    let report = run_ok(
+        &url,
+        &["run", m.to_str().unwrap(), "--quiet", "--format", "json", "--recreate"],
+    );
+    let t = table(&report, "public.holes");
+    assert_eq!(t["rows_written"], 1950, "{report}");
+    assert_eq!(t["rows_skipped"], 50, "{report}");
+    assert_eq!(t["rows_rejected"], 0, "{report}");
+    assert_eq!(t["collection_rows"], 1950, "{report}");
+    let (code, v) = verify_json(&url, &m);
+    assert_eq!(code, Some(0), "{v:#}");
+    assert_eq!(v["tables"][0]["success"], 1950, "{v:#}");
+    assert_eq!(v["tables"][0]["missing"], 0, "{v:#}");
+
+    // A `default:` vector: every row written, the NULL rows as that vector.
+    let m = mapping(
+        "default",
+        "    fields:\n      - { source: v, default: [0, 0, 0, 0, 0, 0, 0, 1] }\n",
+        false,
+    );
+    let report = run_ok(
+        &url,
+        &["run", m.to_str().unwrap(), "--quiet", "--format", "json", "--recreate"],
+    );
+    assert_eq!(table(&report, "public.holes")["collection_rows"], 2000, "{report}");
+    assert_clean(&url, &m);
+    let hits = run_ok(
+        &url,
+        &[
+            "search",
+            "--target",
+            &target_url(),
+            "--collection",
+            &format!("holes_default_{pid}"),
+            "--vector",
+            "[0,0,0,0,0,0,0,1]",
+            "--limit",
+            "1",
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(hits[0]["id"].as_i64().unwrap() % 40, 0, "{hits}");
+    for tag in ["skip", "default"] {
+        client
+            .drop_collection(&format!("holes_{tag}_{pid}"))
+            .await
+            .unwrap();
+    }
+}

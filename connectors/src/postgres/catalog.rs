@@ -194,6 +194,32 @@ pub async fn vector_dims(
         .collect())
 }
 
+/// How many rows of `table` (those matching `filter`, a mapping's `where:`) have a NULL in each
+/// of `columns`, in one scan: what `etl plan` counts where a target cannot hold NULL.
+pub async fn null_counts(
+    client: &Client,
+    table: &QualifiedName,
+    columns: &[String],
+    filter: Option<&str>,
+) -> Result<Vec<u64>, ConnectorError> {
+    if columns.is_empty() {
+        return Ok(Vec::new());
+    }
+    let counts = columns
+        .iter()
+        .map(|c| format!("count(*) FILTER (WHERE {} IS NULL)", quote_ident(c)))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let filter = filter.map(|f| format!(" WHERE ({f})")).unwrap_or_default();
+    let q = format!("SELECT {counts} FROM {}{filter}", table.quoted());
+    let row = client.query_one(&q, &[]).await.map_err(|e| {
+        ConnectorError::from_pg(format!("counting the NULLs of {table}"), e)
+    })?;
+    Ok((0..columns.len())
+        .map(|i| row.get::<_, i64>(i).max(0) as u64)
+        .collect())
+}
+
 /// Describes the named tables (all user tables when `names` is `None`). A named table that does
 /// not exist is simply absent from the result; the planner reports it with a suggestion.
 pub async fn describe_tables(

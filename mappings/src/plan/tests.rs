@@ -351,3 +351,49 @@ fn a_generated_column_is_named_in_the_plan_with_a_way_out() {
             .contains("exclude: [text_search_tsv]")
     );
 }
+
+#[test]
+fn on_null_and_vector_defaults_are_checked_against_the_field() {
+    let plan = plan_of(
+        "  - source: public.items\n    exclude: [blob]\n    fields:\n      - { source: embedding, on_null: skip }\n",
+    )
+    .unwrap();
+    let field = |p: &Plan| {
+        p.tables[0]
+            .fields
+            .iter()
+            .find(|f| f.name == "embedding")
+            .cloned()
+            .unwrap()
+    };
+    let e = field(&plan);
+    assert_eq!(e.on_null, OnNull::Skip);
+    // A default vector of the column's dimension is accepted; a wrong length names the key.
+    let plan = plan_of(
+        "  - source: public.items\n    exclude: [blob]\n    fields:\n      - { source: embedding, default: [0, 0, 1] }\n",
+    )
+    .unwrap();
+    assert_eq!(
+        field(&plan).default,
+        Some(serde_json::json!([0, 0, 1]))
+    );
+    let err = plan_of(
+        "  - source: public.items\n    exclude: [blob]\n    fields:\n      - { source: embedding, default: [0, 1] }\n",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("m.yaml:10") && err.contains("list of 3"), "{err}");
+    // Skip and a default exclude each other; an unknown choice is a parse error naming it.
+    let err = plan_of(
+        "  - source: public.items\n    exclude: [blob]\n    fields:\n      - { source: embedding, on_null: skip, default: [0, 0, 1] }\n",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("on_null"), "{err}");
+    let err = plan_of(
+        "  - source: public.items\n    fields:\n      - { source: embedding, on_null: drop }\n",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("drop") && err.contains("skip"), "{err}");
+}

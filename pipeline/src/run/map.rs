@@ -38,6 +38,16 @@ pub enum RejectReason {
     OverCapacity,
     /// A value the target type cannot hold.
     CannotConvert,
+    /// NULL where the field cannot hold it, left out on purpose (`on_null: skip`): listed,
+    /// counted as skipped, never a failure.
+    NullSkipped,
+}
+
+impl RejectReason {
+    /// Whether the row was left out on purpose rather than refused.
+    pub fn is_skip(&self) -> bool {
+        *self == RejectReason::NullSkipped
+    }
 }
 
 /// One rejected row.
@@ -306,14 +316,22 @@ impl Mapper {
             Value::String(s) => s.clone(),
             other => other.to_string(),
         };
-        let one = cast_with_options(
+        let one = if let (Value::Array(xs), DataType::FixedSizeList(item, dim)) =
+            (default, col.data_type())
+        {
+            default_vector(xs, item, *dim).map_err(|e| PipelineError::Internal {
+                message: format!("default `{text}` for `{}`: {e}", f.name),
+            })?
+        } else {
+            cast_with_options(
             &(Arc::new(StringArray::from(vec![text.clone()])) as ArrayRef),
             col.data_type(),
             &CastOptions::default(),
         )
         .map_err(|e| PipelineError::Internal {
             message: format!("default `{text}` for `{}`: {e}", f.name),
-        })?;
+        })?
+        };
         let idx = datafusion::arrow::array::UInt32Array::from(vec![0u32; col.len()]);
         let defaults = datafusion::arrow::compute::take(&one, &idx, None).map_err(|e| {
             PipelineError::Internal {
@@ -388,6 +406,29 @@ impl Mapper {
     }
 }
 
+/// A one-row vector column holding a mapping's `default:` vector, in the field's element type.
+fn default_vector(
+    xs: &[Value],
+    item: &Arc<ArrowField>,
+    dim: i32,
+) -> Result<ArrayRef, datafusion::arrow::error::ArrowError> {
+    let values: Vec<f32> = xs.iter().map(|x| x.as_f64().unwrap_or(0.0) as f32).collect();
+    if values.len() != dim as usize {
+        return Err(datafusion::arrow::error::ArrowError::InvalidArgumentError(format!(
+            "{} values for a vector of dimension {dim}",
+            values.len()
+        )));
+    }
+    let values = cast_with_options(
+        &(Arc::new(datafusion::arrow::array::Float32Array::from(values)) as ArrayRef),
+        item.data_type(),
+        &CastOptions::default(),
+    )?;
+    Ok(Arc::new(
+        datafusion::arrow::array::FixedSizeListArray::try_new(item.clone(), dim, values, None)?,
+    ))
+}
+
 /// Whether a planned field is a column of its own read from the source: not a dynamic field,
 /// not the generated auto ID, and not `$meta` (packed from the dynamic fields).
 fn read_from_source(f: &FieldPlan) -> bool {
@@ -397,13 +438,22 @@ fn read_from_source(f: &FieldPlan) -> bool {
 /// The limits of the target field; rows breaking them are rejected.
 fn check(f: &FieldPlan, c: &dyn Array, bad: &mut dyn FnMut(usize, RejectReason, String)) {
     if !f.nullable {
+        let skip = f.on_null == etl_mappings::OnNull::Skip;
         for r in 0..c.len() {
             if c.is_null(r) {
-                bad(
-                    r,
-                    RejectReason::NullNotAllowed,
-                    format!("NULL into non-nullable field `{}`", f.name),
-                );
+                if skip {
+                    bad(
+                        r,
+                        RejectReason::NullSkipped,
+                        format!("NULL `{}` skipped (on_null: skip)", f.name),
+                    );
+                } else {
+                    bad(
+                        r,
+                        RejectReason::NullNotAllowed,
+                        format!("NULL into non-nullable field `{}`", f.name),
+                    );
+                }
             }
         }
     }

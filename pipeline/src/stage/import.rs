@@ -254,6 +254,7 @@ async fn import_collection(
         rows_read: rows,
         rows_written: rows,
         rows_rejected: 0,
+        rows_skipped: 0,
         bytes: bytes.load(Ordering::Relaxed),
         seconds,
         rows_per_s: rows as f64 / seconds.max(1e-9),
