@@ -1,5 +1,5 @@
-//! pg_dump files as a source, with no server: plain SQL (optionally gzip'd), the custom archive
-//! and the directory format. The DDL becomes the same catalog the live source reads from
+//! pg_dump files as a source, with no server: plain SQL (optionally gzip'd), the custom archive,
+//! the directory format and the tar format. The DDL becomes the same catalog the live source reads from
 //! `pg_catalog`, and the data (COPY text or INSERT statements) goes through the live source's
 //! own binary decoders after a text-to-binary step, so a table read from a dump and from the
 //! server it was dumped from gives the same Arrow values.

@@ -20,5 +20,5 @@ pub use provider::{
     DEFAULT_BATCH_BYTES, DEFAULT_BATCH_ROWS, DEFAULT_MAX_RETRIES, PgScanExec, PgTableProvider,
     ReadOptions,
 };
-pub use reader::{BlockRange, ReadSpec, ReadStats, SnapshotSession, assign, copy_sql};
+pub use reader::{BadRow, BlockRange, ReadSpec, ReadStats, SnapshotSession, assign, copy_sql};
 pub use tokio_postgres::Client;

@@ -688,6 +688,7 @@ impl RunContext {
             partitions: ranges,
             batch_rows: self.plan.batch_size,
             filter: tp.filter.clone(),
+            max_bad_rows: tp.max_rejects,
             ..ReadOptions::default()
         };
         let limit = if self.opts.dry_run {
@@ -811,7 +812,8 @@ impl RunContext {
                     let batch = batch.map_err(PipelineError::from_datafusion)?;
                     part_rows += batch.num_rows() as u64;
                     table_rows.fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
-                    let (mapped, bad) = mapper.map(&batch)?;
+                    let (mapped, mut bad) = mapper.map(&batch)?;
+                    bad.extend(stats.take_bad_rows(p).into_iter().map(Reject::unreadable));
                     if !bad.is_empty() {
                         let skips = bad.iter().filter(|r| r.reason.is_skip()).count() as u64;
                         let refused = bad.len() as u64 - skips;

@@ -209,6 +209,7 @@ pub async fn verify(
             partitions: plan.parallelism,
             batch_rows: plan.batch_size,
             filter: tp.filter.clone(),
+            max_bad_rows: tp.max_rejects,
             ..ReadOptions::default()
         };
         let target = match (&db, &milvus) {
@@ -470,6 +471,24 @@ impl TableVerifier {
                 while let Some(batch) = stream.next().await {
                     let batch = batch.map_err(PipelineError::from_datafusion)?;
                     me.probe(&batch, &mut counts, &kept)?;
+                    // Dump rows the reader set aside were rejected by the run too: missing.
+                    let unreadable = stats.take_bad_rows(p);
+                    counts.truth_rows_seen += unreadable.len() as u64;
+                    counts.missing += unreadable.len() as u64;
+                    let mut k = kept.lock().unwrap_or_else(|e| e.into_inner());
+                    for b in unreadable {
+                        if k.missing.len() < me.max_differences {
+                            k.missing.push(Difference {
+                                kind: DifferenceKind::Missing,
+                                key: serde_json::Value::Null,
+                                columns: Vec::new(),
+                                note: Some(format!(
+                                    "unreadable in {} at {}: {} ({})",
+                                    b.file, b.at, b.reason, b.column
+                                )),
+                            });
+                        }
+                    }
                     observer.progress(&name, stats.rows.load(std::sync::atomic::Ordering::Relaxed));
                 }
                 Ok::<Counts, PipelineError>(counts)

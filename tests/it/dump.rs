@@ -1,5 +1,5 @@
 //! Dumps made by the real `pg_dump` (plain, gzip'd, INSERTs, custom with and without
-//! compression or offsets, directory) read without a server: every type gives the same Arrow
+//! compression or offsets, directory, tar) read without a server: every type gives the same Arrow
 //! values as the live reader, `etl run` from each dump gives collections that `etl verify`
 //! finds identical to the live database row by row, statements the tool does not need are
 //! skipped with warnings, and truncated or corrupted dumps fail where they are bad with nothing
@@ -57,6 +57,7 @@ const VARIANTS: &[(&str, &[&str], &str)] = &[
     ("custom-inserts", &["-Fc", "--inserts"], "inserts.custom"),
     ("directory", &["-Fd"], "dumpdir"),
     ("directory-z0", &["-Fd", "-Z0"], "dumpdir0"),
+    ("tar", &["-Ft"], "dump.tar"),
 ];
 
 /// Makes every variant of a dump of `url` in `dir`, plus a custom dump written through a pipe
@@ -501,5 +502,121 @@ async fn generated_columns_inheritance_rules_and_partition_root_dumps_read_right
         assert_eq!(count("my_values").await, "5", "{name}");
         // Partition data written under the root (hash on an enum) is the root's.
         assert_eq!(count("hp").await, "30", "{name}");
+    }
+}
+
+/// A value that is not of its column's type (`42x42` in an integer column) and a vector of
+/// another dimension, in a plain dump (the vector in the second of two read ranges) and in a
+/// tar dump: with `max_rejects` 0 the run stops naming the file, the line (the tar's member),
+/// the table and the column; under `max_rejects` the rows go to the rejects file with their
+/// place and everything else loads, and `etl verify` counts them missing.
+#[test]
+fn bad_rows_in_dumps_name_their_place_and_go_to_rejects_under_max_rejects() {
+    let url = fresh_db("dump_bad_rows");
+    sql(
+        &url,
+        "CREATE TABLE items (id bigint PRIMARY KEY, n int, v vector(16));
+         INSERT INTO items SELECT i, CASE WHEN i = 777 THEN 424242 ELSE i END,
+           array_fill((i % 97)::real, ARRAY[16])::vector FROM generate_series(1, 200000) i;",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let pg_dump = pg_bin().join("pg_dump");
+    let dump = |args: &[&str], file: &str| {
+        let path = dir.path().join(file);
+        let o = Command::new(&pg_dump)
+            .args(args)
+            .arg("-f")
+            .arg(&path)
+            .arg(&url)
+            .env("PGPASSWORD", password(&url))
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+        path
+    };
+    // Plain: `42x42` on row 777, and row 190000's vector one value short.
+    let plain = dump(&["-Fp"], "good.sql");
+    let text = std::fs::read_to_string(&plain).unwrap();
+    let x = (190000 % 97).to_string();
+    let short_row = format!("190000\t190000\t[{}]", vec![x.as_str(); 16].join(","));
+    assert!(text.contains(&short_row), "the dump's vector text changed");
+    let text = text
+        .replacen("\t424242\t", "\t42x42\t", 1)
+        .replacen(
+            &short_row,
+            &format!("190000\t190000\t[{}]", vec![x.as_str(); 15].join(",")),
+            1,
+        );
+    let line_of = |needle: &str| text.lines().position(|l| l.starts_with(needle)).unwrap() + 1;
+    let (bad_n, bad_v) = (line_of("777\t"), line_of("190000\t"));
+    let bad_plain = write(dir.path(), "bad.sql", &text);
+    // Tar: the same integer, same length, inside the table's member.
+    let tar = dump(&["-Ft"], "good.tar");
+    let mut bytes = std::fs::read(&tar).unwrap();
+    let at = bytes.windows(8).position(|w| w == b"\t424242\t").unwrap();
+    bytes[at + 1..at + 7].copy_from_slice(b"4242x2");
+    let bad_tar = dir.path().join("bad.tar");
+    std::fs::write(&bad_tar, &bytes).unwrap();
+
+    let mapping = |dump: &Path, tag: &str, max_rejects: u64| {
+        write(
+            dir.path(),
+            &format!("{tag}.yaml"),
+            &format!(
+                "version: 1\nsource:\n  dump: '{}'\ntarget:\n  engine: '{}'\ntables:\n  - source: public.items\n    max_rejects: {max_rejects}\n    fields:\n      - {{ source: v, index: {{ type: FLAT }} }}\noptions:\n  parallelism: 2\n",
+                dump.display(),
+                dir.path().join(format!("engine-{tag}")).display()
+            ),
+        )
+    };
+    // Stopped at the first bad row, named in full.
+    let m = mapping(&bad_plain, "plain0", 0);
+    let o = etl_pw(&url, &["run", m.to_str().unwrap(), "--quiet"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let err = stderr(&o);
+    let n_place = format!("bad.sql at line {bad_n}");
+    let v_place = format!("bad.sql at line {bad_v}");
+    assert!(
+        err.contains("public.items")
+            && ((err.contains(&n_place) && err.contains("`n`"))
+                || (err.contains(&v_place) && err.contains("`v`"))),
+        "{err}"
+    );
+    let m = mapping(&bad_tar, "tar0", 0);
+    let o = etl_pw(&url, &["run", m.to_str().unwrap(), "--quiet"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("bad.tar")
+            && err.contains("member")
+            && err.contains("public.items")
+            && err.contains("`n`")
+            && err.contains("4242x2"),
+        "{err}"
+    );
+
+    // Set aside under max_rejects: everything else loads, the rejects say where.
+    for (dump, tag, bad) in [(&bad_plain, "plain5", 2u64), (&bad_tar, "tar5", 1)] {
+        let m = mapping(dump, tag, 5);
+        let o = etl_pw(&url, &["run", m.to_str().unwrap(), "--format", "json"]);
+        assert!(o.status.success(), "{tag}: {}", stderr(&o));
+        let report: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+        let t = &report["tables"][0];
+        assert_eq!(t["rows_rejected"], bad, "{tag}: {report}");
+        assert_eq!(t["collection_rows"], 200000 - bad, "{tag}: {report}");
+        let rejects = std::fs::read_to_string(t["rejects_file"].as_str().unwrap()).unwrap();
+        assert_eq!(rejects.lines().count() as u64, bad, "{rejects}");
+        assert!(rejects.contains("\"unreadable\""), "{rejects}");
+        if tag == "plain5" {
+            assert!(
+                rejects.contains(&n_place) && rejects.contains(&v_place),
+                "{rejects}"
+            );
+        }
+        let (code, v) = verify_json(&url, &m);
+        assert_eq!(code, Some(1), "{v:#}");
+        assert_eq!(v["tables"][0]["missing"], bad, "{v:#}");
+        assert_eq!(v["tables"][0]["mismatch"], 0, "{v:#}");
+        assert_eq!(v["tables"][0]["extraneous"], 0, "{v:#}");
     }
 }

@@ -1,5 +1,5 @@
 //! A pg_dump file opened for reading: its format (plain SQL, optionally gzip-compressed; the
-//! custom archive; the directory format), the catalog its DDL describes, and the data blocks
+//! custom archive; the directory format; the tar format), the catalog its DDL describes, and the data blocks
 //! (COPY text or INSERT statements) of each table, readable independently and in parallel.
 //!
 //! Opening a plain dump reads it once from end to end: statements go to the DDL reader, COPY
@@ -58,6 +58,8 @@ pub enum DumpFormat {
     Custom,
     /// The directory format (`-Fd`).
     Directory,
+    /// The tar format (`-Ft`): the directory format's files as members of one tar.
+    Tar,
 }
 
 /// How an archive's data blocks are compressed.
@@ -76,8 +78,15 @@ pub enum Compression {
 /// Where a block's data is.
 #[derive(Debug, Clone, PartialEq)]
 enum Source {
-    /// COPY lines of a plain dump from `offset` (line `line`) up to `\.` or `end`.
-    PlainCopy { offset: u64, line: u64, end: u64 },
+    /// COPY lines of a plain dump from `offset` (line `line`, 0 when not counted) up to `\.` or
+    /// `end`; `first` is where the whole block starts (byte offset, line), from which a part's
+    /// lines are counted when one is needed.
+    PlainCopy {
+        offset: u64,
+        line: u64,
+        end: u64,
+        first: (u64, u64),
+    },
     /// INSERT statements of a plain dump in `[offset, end)`.
     PlainInserts { offset: u64, line: u64, end: u64 },
     /// No data.
@@ -90,6 +99,13 @@ enum Source {
     },
     /// A directory-format data file.
     File { path: PathBuf, inserts: bool },
+    /// A member of a tar dump: `len` bytes at `offset` of the tar, stored as is.
+    Member {
+        name: String,
+        offset: u64,
+        len: u64,
+        inserts: bool,
+    },
 }
 
 /// One table's data (one leaf of a partitioned table), or a part of it.
@@ -153,22 +169,26 @@ fn bad(path: &Path, at: At, reason: impl Into<String>) -> ConnectorError {
 }
 
 impl DumpArchive {
-    /// Opens a dump: a file (plain, gzip'd plain or custom) or a directory (`-Fd`).
+    /// Opens a dump: a file (plain, gzip'd plain, custom or tar) or a directory (`-Fd`).
     pub fn open(path: &Path) -> Result<DumpArchive, ConnectorError> {
         if path.is_dir() {
             return super::custom::open_directory(path);
         }
         let mut f = File::open(path).map_err(|e| io_err(path, e))?;
-        let mut magic = [0u8; 5];
-        let n = read_full(&mut f, &mut magic).map_err(|e| io_err(path, e))?;
-        let magic = &magic[..n];
+        let mut head = [0u8; 512];
+        let n = read_full(&mut f, &mut head).map_err(|e| io_err(path, e))?;
+        let magic = &head[..n.min(5)];
         if magic == b"PGDMP" {
             return super::custom::open_custom(path);
+        }
+        // A tar header: `ustar` at byte 257 (pg_dump -Ft writes POSIX headers).
+        if n == 512 && &head[257..262] == b"ustar" {
+            return super::custom::open_tar(path);
         }
         if magic.starts_with(b"PK") || magic.starts_with(b"\x28\xb5\x2f\xfd") {
             return Err(io_err(
                 path,
-                "not a pg_dump file this tool reads (plain SQL, gzip'd plain SQL, custom or directory format)",
+                "not a pg_dump file this tool reads (plain SQL, gzip'd plain SQL, custom, directory or tar format)",
             ));
         }
         let gzip = magic.starts_with(&[0x1f, 0x8b]);
@@ -283,6 +303,27 @@ impl DumpArchive {
         });
     }
 
+    pub(super) fn push_member_block(
+        &mut self,
+        table: QualifiedName,
+        columns: Vec<String>,
+        (name, offset, len): (String, u64, u64),
+        inserts: bool,
+    ) {
+        self.blocks.push(Block {
+            table,
+            columns,
+            rows: None,
+            bytes: len,
+            source: Source::Member {
+                name,
+                offset,
+                len,
+                inserts,
+            },
+        });
+    }
+
     pub(super) fn push_file_block(
         &mut self,
         table: QualifiedName,
@@ -346,6 +387,7 @@ impl DumpArchive {
                             offset: block.offset,
                             line: block.line,
                             end: block.end,
+                            first: (block.offset, block.line),
                         },
                     });
                 }
@@ -404,7 +446,12 @@ impl DumpArchive {
         let mut out = Vec::new();
         for b in blocks {
             match b.source {
-                Source::PlainCopy { offset, line, end } if b.bytes > target => {
+                Source::PlainCopy {
+                    offset,
+                    line,
+                    end,
+                    first,
+                } if b.bytes > target => {
                     let mut cuts = vec![offset];
                     let mut at = offset + target;
                     while at < end {
@@ -423,10 +470,11 @@ impl DumpArchive {
                             bytes: w[1] - w[0],
                             source: Source::PlainCopy {
                                 offset: w[0],
-                                // Lines past the first part are not counted; errors there name
-                                // byte offsets.
+                                // Lines past the first part are not counted while reading;
+                                // `locate` counts them when a row needs naming.
                                 line: if i == 0 { line } else { 0 },
                                 end: w[1],
+                                first,
                             },
                             ..b.clone()
                         });
@@ -436,6 +484,39 @@ impl DumpArchive {
             }
         }
         out
+    }
+
+    /// `at` as a user looks for it: a byte offset inside a plain dump's COPY block becomes its
+    /// line, counted from the block's start (a split part's lines are not counted while
+    /// reading, only here, for the rows that need naming).
+    pub fn locate(&self, block: &Block, at: &At) -> At {
+        let (At::Byte(o), Source::PlainCopy { first, .. }) = (at, &block.source) else {
+            return at.clone();
+        };
+        let (start, line) = *first;
+        if line == 0 || *o < start {
+            return at.clone();
+        }
+        let Ok(mut f) = File::open(&self.path) else {
+            return at.clone();
+        };
+        if f.seek(SeekFrom::Start(start)).is_err() {
+            return at.clone();
+        }
+        let mut r = BufReader::with_capacity(1 << 20, f.take(o - start));
+        let mut newlines = 0u64;
+        loop {
+            let Ok(buf) = r.fill_buf() else {
+                return at.clone();
+            };
+            if buf.is_empty() {
+                break;
+            }
+            newlines += buf.iter().filter(|b| **b == b'\n').count() as u64;
+            let n = buf.len();
+            r.consume(n);
+        }
+        At::Line(line + newlines)
     }
 
     fn next_line_start(&self, from: u64, end: u64) -> Option<u64> {
@@ -458,7 +539,9 @@ impl DumpArchive {
         let ncols = block.columns.len();
         match &block.source {
             Source::Empty => Ok(()),
-            Source::PlainCopy { offset, line, end } => {
+            Source::PlainCopy {
+                offset, line, end, ..
+            } => {
                 let reader = self.plain_at(*offset)?;
                 let reader = BufReader::new(reader.take(end - offset));
                 let mut sc = Scanner::new(reader, *offset, line.saturating_sub(1));
@@ -507,6 +590,29 @@ impl DumpArchive {
                     _ => self.decompress(Box::new(BufReader::new(f))),
                 };
                 self.read_stream(reader, ncols, *inserts, &table, row)
+            }
+            Source::Member {
+                name,
+                offset,
+                len,
+                inserts,
+            } => {
+                let mut f = File::open(&self.path).map_err(|e| io_err(&self.path, e))?;
+                f.seek(SeekFrom::Start(*offset))
+                    .map_err(|e| io_err(&self.path, e))?;
+                let reader: Box<dyn Read + Send> = Box::new(f.take(*len));
+                self.read_stream(reader, ncols, *inserts, &table, row)
+                    .map_err(|e| match e {
+                        ConnectorError::Dump { file, at, reason } => ConnectorError::Dump {
+                            file,
+                            at: Some(format!(
+                                "{}member {name} (at byte offset {offset} of the tar)",
+                                at.map(|a| format!("{a}, ")).unwrap_or_default()
+                            )),
+                            reason,
+                        },
+                        e => e,
+                    })
             }
         }
     }

@@ -273,11 +273,22 @@ fn toc<R: Read>(b: &mut Bytes<R>, h: &Header, directory: bool) -> Res<Vec<TocEnt
     Ok(out)
 }
 
+/// Where an archive's data blocks are.
+#[derive(Clone, Copy)]
+enum DataIn<'a> {
+    /// In the custom archive itself.
+    Archive,
+    /// Files beside `toc.dat`.
+    Directory(&'a Path),
+    /// Members of a tar, by name: (byte offset, length).
+    Tar(&'a std::collections::HashMap<String, (u64, u64)>),
+}
+
 /// Runs every entry's DDL through the catalog reader and registers the data entries.
 fn load_entries(
     archive: &mut DumpArchive,
     entries: &[TocEntry],
-    dir: Option<&Path>,
+    data: DataIn<'_>,
 ) -> Result<(), ConnectorError> {
     let path = archive.path().to_path_buf();
     for e in entries {
@@ -348,8 +359,8 @@ fn load_entries(
                 }
             };
         let _ = &e.deps;
-        match dir {
-            Some(d) => {
+        match data {
+            DataIn::Directory(d) => {
                 let Some(name) = &e.file else { continue };
                 let file = find_data_file(d, name).ok_or_else(|| ConnectorError::Dump {
                     file: d.join(name).display().to_string(),
@@ -358,7 +369,18 @@ fn load_entries(
                 })?;
                 archive.push_file_block(table, columns, file, inserts);
             }
-            None => archive.push_custom_block(table, columns, e.dump_id, e.offset, inserts),
+            DataIn::Tar(members) => {
+                let Some(name) = &e.file else { continue };
+                let &(offset, len) = members.get(name).ok_or_else(|| ConnectorError::Dump {
+                    file: path.display().to_string(),
+                    at: None,
+                    reason: format!("the tar has no member {name}, the data of {table}"),
+                })?;
+                archive.push_member_block(table, columns, (name.clone(), offset, len), inserts);
+            }
+            DataIn::Archive => {
+                archive.push_custom_block(table, columns, e.dump_id, e.offset, inserts)
+            }
         }
     }
     Ok(())
@@ -392,7 +414,7 @@ pub fn open_custom(path: &Path) -> Result<DumpArchive, ConnectorError> {
     let entries = toc(&mut b, &h, false).map_err(|e| located(path, e))?;
     let mut archive =
         DumpArchive::new_archive(path, DumpFormat::Custom, h.compression, b.pos, h.int_size);
-    load_entries(&mut archive, &entries, None)?;
+    load_entries(&mut archive, &entries, DataIn::Archive)?;
     archive.note_generated();
     Ok(archive)
 }
@@ -414,7 +436,47 @@ pub fn open_directory(dir: &Path) -> Result<DumpArchive, ConnectorError> {
     let entries = toc(&mut b, &h, true).map_err(|e| located(&toc_path, e))?;
     let mut archive =
         DumpArchive::new_archive(dir, DumpFormat::Directory, h.compression, 0, h.int_size);
-    load_entries(&mut archive, &entries, Some(dir))?;
+    load_entries(&mut archive, &entries, DataIn::Directory(dir))?;
+    archive.note_generated();
+    Ok(archive)
+}
+
+/// Opens a tar-format dump (`-Ft`): the members are listed once (name, offset, length; pg_dump
+/// stores them uncompressed), `toc.dat` is read in place as a directory dump's, and each
+/// table's data member is read by seeking to it, so tables load in parallel as from `-Fd`.
+pub fn open_tar(path: &Path) -> Result<DumpArchive, ConnectorError> {
+    let f = File::open(path).map_err(|e| located(path, (0, e.to_string())))?;
+    let mut tar = tar::Archive::new(BufReader::new(f));
+    let mut members = std::collections::HashMap::new();
+    let entries = tar
+        .entries()
+        .map_err(|e| located(path, (0, format!("not a readable tar: {e}"))))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| located(path, (0, format!("a bad tar member: {e}"))))?;
+        let name = entry
+            .path()
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        members.insert(name, (entry.raw_file_position(), entry.size()));
+    }
+    let Some(&(toc_at, toc_len)) = members.get("toc.dat") else {
+        return Err(located(
+            path,
+            (0, "a tar without toc.dat is not a pg_dump -Ft archive".into()),
+        ));
+    };
+    let mut f = File::open(path).map_err(|e| located(path, (0, e.to_string())))?;
+    f.seek(SeekFrom::Start(toc_at))
+        .map_err(|e| located(path, (toc_at, e.to_string())))?;
+    let mut b = Bytes {
+        r: BufReader::new(f.take(toc_len)),
+        pos: toc_at,
+        int_size: 4,
+    };
+    let h = header(&mut b).map_err(|e| located(path, e))?;
+    let entries = toc(&mut b, &h, true).map_err(|e| located(path, e))?;
+    let mut archive = DumpArchive::new_archive(path, DumpFormat::Tar, Compression::None, 0, h.int_size);
+    load_entries(&mut archive, &entries, DataIn::Tar(&members))?;
     archive.note_generated();
     Ok(archive)
 }

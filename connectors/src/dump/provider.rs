@@ -24,7 +24,9 @@ use tokio::sync::mpsc;
 use super::archive::{At, Block, DumpArchive};
 use super::value::{TextField, encode};
 use crate::error::ConnectorError;
-use crate::postgres::{ColumnDecoder, ReadKind, ReadOptions, ReadStats, SelectAs, read_kind};
+use crate::postgres::{
+    BadRow, ColumnDecoder, ReadKind, ReadOptions, ReadStats, SelectAs, read_kind,
+};
 
 /// How one column is read: its decoder kind and how its text becomes the decoder's input.
 #[derive(Debug, Clone)]
@@ -152,10 +154,13 @@ impl TableProvider for DumpTableProvider {
         );
         let mut partitions: Vec<Arc<dyn PartitionStream>> = blocks
             .into_iter()
-            .map(|block| {
+            .enumerate()
+            .map(|(partition, block)| {
                 Arc::new(BlockStream {
                     archive: self.archive.clone(),
                     block,
+                    partition,
+                    max_bad_rows: self.options.max_bad_rows,
                     columns: columns.clone(),
                     schema: schema.clone(),
                     batch_rows: self.options.batch_rows.max(1),
@@ -170,6 +175,8 @@ impl TableProvider for DumpTableProvider {
             partitions.push(Arc::new(BlockStream {
                 archive: self.archive.clone(),
                 block: Block::empty(self.table.clone()),
+                partition: 0,
+                max_bad_rows: 0,
                 columns,
                 schema: schema.clone(),
                 batch_rows: 1,
@@ -189,6 +196,8 @@ impl TableProvider for DumpTableProvider {
 struct BlockStream {
     archive: Arc<DumpArchive>,
     block: Block,
+    partition: usize,
+    max_bad_rows: u64,
     columns: Vec<Column>,
     schema: SchemaRef,
     batch_rows: usize,
@@ -211,9 +220,13 @@ impl PartitionStream for BlockStream {
         let batch_rows = self.batch_rows;
         let limit = self.limit;
         let stats = self.stats.clone();
+        let bad = BadRows {
+            partition: self.partition,
+            max: self.max_bad_rows,
+        };
         tokio::task::spawn_blocking(move || {
             let result = read_block(
-                &archive, &block, &columns, &schema, batch_rows, limit, &stats, &tx,
+                &archive, &block, &columns, &schema, batch_rows, limit, &stats, &bad, &tx,
             );
             if let Err(e) = result {
                 let _ = tx.blocking_send(Err(e));
@@ -231,6 +244,13 @@ impl PartitionStream for BlockStream {
     }
 }
 
+/// Where a block's unreadable rows go: set aside in the read's stats, up to `max` over the
+/// whole scan, for the caller's rejects file.
+struct BadRows {
+    partition: usize,
+    max: u64,
+}
+
 #[allow(clippy::too_many_arguments)]
 fn read_block(
     archive: &DumpArchive,
@@ -240,6 +260,7 @@ fn read_block(
     batch_rows: usize,
     limit: Option<usize>,
     stats: &ReadStats,
+    bad: &BadRows,
     tx: &mpsc::Sender<Result<RecordBatch, ConnectorError>>,
 ) -> Result<(), ConnectorError> {
     // Where each wanted column sits in the block's data (absent: always NULL, e.g. a
@@ -252,50 +273,118 @@ fn read_block(
         .iter()
         .map(|c| ColumnDecoder::new(&c.kind))
         .collect();
+    // Batches are built nullable and the set-aside rows filtered out before they leave.
+    let loose = Arc::new(Schema::new(
+        schema
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone().with_nullable(true))
+            .collect::<Vec<_>>(),
+    ));
     let mut scratch = Vec::new();
     let mut pending = 0usize;
+    let mut dropped: Vec<usize> = Vec::new();
     let mut emitted = 0usize;
     let mut bytes = 0u64;
     let file = archive.path().display().to_string();
-    let flush =
-        |decoders: &mut Vec<ColumnDecoder>, pending: &mut usize| -> Result<bool, ConnectorError> {
-            if *pending == 0 {
-                return Ok(true);
+    let table = block.table.to_string();
+    let internal = |e: datafusion::arrow::error::ArrowError| ConnectorError::Dump {
+        file: file.clone(),
+        at: None,
+        reason: e.to_string(),
+    };
+    let flush = |decoders: &mut Vec<ColumnDecoder>,
+                 pending: &mut usize,
+                 dropped: &mut Vec<usize>|
+     -> Result<bool, ConnectorError> {
+        if *pending == 0 {
+            return Ok(true);
+        }
+        let arrays = decoders.iter_mut().map(ColumnDecoder::finish).collect();
+        // With no columns (`count(*)`), the batch still carries its row count.
+        let options = RecordBatchOptions::new().with_row_count(Some(*pending));
+        let mut batch = RecordBatch::try_new_with_options(loose.clone(), arrays, &options)
+            .map_err(internal)?;
+        if !dropped.is_empty() {
+            let mut keep = vec![true; *pending];
+            for r in dropped.drain(..) {
+                keep[r] = false;
             }
-            let arrays = decoders.iter_mut().map(ColumnDecoder::finish).collect();
-            // With no columns (`count(*)`), the batch still carries its row count.
-            let options = RecordBatchOptions::new().with_row_count(Some(*pending));
-            let batch = RecordBatch::try_new_with_options(schema.clone(), arrays, &options)
-                .map_err(|e| ConnectorError::Dump {
-                    file: file.clone(),
-                    at: None,
-                    reason: e.to_string(),
-                })?;
-            *pending = 0;
-            Ok(tx.blocking_send(Ok(batch)).is_ok())
-        };
+            batch = datafusion::arrow::compute::filter_record_batch(
+                &batch,
+                &datafusion::arrow::array::BooleanArray::from(keep),
+            )
+            .map_err(internal)?;
+        }
+        let rows = batch.num_rows();
+        let batch = RecordBatch::try_new_with_options(
+            schema.clone(),
+            batch.columns().to_vec(),
+            &RecordBatchOptions::new().with_row_count(Some(rows)),
+        )
+        .map_err(internal)?;
+        *pending = 0;
+        Ok(tx.blocking_send(Ok(batch)).is_ok())
+    };
     let mut stopped = false;
     let result = archive.read_block(block, &mut |line, at: &At| {
-        for ((col, pos), dec) in columns.iter().zip(&positions).zip(decoders.iter_mut()) {
+        let mut first_bad: Option<(usize, String)> = None;
+        for (i, ((col, pos), dec)) in columns
+            .iter()
+            .zip(&positions)
+            .zip(decoders.iter_mut())
+            .enumerate()
+        {
             let text = pos.and_then(|p| line.field(p));
-            let Some(text) = text else {
-                dec.append(None)
-                    .map_err(|e| problem(archive, at, &col.name, e.0))?;
-                continue;
+            let decoded = match text {
+                None => dec.append(None).map_err(|e| e.0),
+                Some(text) => {
+                    bytes += text.len() as u64 + 1;
+                    encode(&col.field, text, &mut scratch)
+                        .and_then(|()| dec.append(Some(&scratch)).map_err(|e| e.0))
+                }
             };
-            bytes += text.len() as u64 + 1;
-            encode(&col.field, text, &mut scratch)
-                .map_err(|r| problem(archive, at, &col.name, r))?;
-            dec.append(Some(&scratch))
-                .map_err(|e| problem(archive, at, &col.name, e.0))?;
+            if let Err(reason) = decoded {
+                // The row keeps its place with a NULL here and is filtered out at the flush.
+                dec.append(None).ok();
+                first_bad.get_or_insert((i, reason));
+            }
+        }
+        if let Some((i, reason)) = first_bad {
+            let col = &columns[i];
+            let at = archive.locate(block, at);
+            let seen = stats.bad_count.fetch_add(1, Ordering::Relaxed) + 1;
+            if seen > bad.max {
+                return Err(problem(archive, &at, &table, &col.name, reason));
+            }
+            let value = positions[i]
+                .and_then(|p| line.field(p))
+                .map(|t| short(&String::from_utf8_lossy(t)))
+                .unwrap_or_default();
+            stats
+                .bad_rows
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(BadRow {
+                    partition: bad.partition,
+                    file: file.clone(),
+                    at: at.to_string(),
+                    table: table.clone(),
+                    column: col.name.clone(),
+                    value,
+                    reason,
+                });
+            dropped.push(pending);
         }
         pending += 1;
         emitted += 1;
         if pending >= batch_rows {
-            stats.rows.fetch_add(pending as u64, Ordering::Relaxed);
+            stats
+                .rows
+                .fetch_add((pending - dropped.len()) as u64, Ordering::Relaxed);
             stats.bytes.fetch_add(bytes, Ordering::Relaxed);
             bytes = 0;
-            if !flush(&mut decoders, &mut pending)? {
+            if !flush(&mut decoders, &mut pending, &mut dropped)? {
                 stopped = true;
             }
         }
@@ -305,16 +394,34 @@ fn read_block(
         Ok(!stopped)
     });
     result?;
-    stats.rows.fetch_add(pending as u64, Ordering::Relaxed);
+    stats
+        .rows
+        .fetch_add((pending - dropped.len()) as u64, Ordering::Relaxed);
     stats.bytes.fetch_add(bytes, Ordering::Relaxed);
-    flush(&mut decoders, &mut pending)?;
+    flush(&mut decoders, &mut pending, &mut dropped)?;
     Ok(())
 }
 
-fn problem(archive: &DumpArchive, at: &At, column: &str, reason: String) -> ConnectorError {
+/// A field's text as a reject shows it: at most 200 characters.
+fn short(text: &str) -> String {
+    match text.char_indices().nth(200) {
+        Some((i, _)) => format!("{}…", &text[..i]),
+        None => text.to_string(),
+    }
+}
+
+fn problem(
+    archive: &DumpArchive,
+    at: &At,
+    table: &str,
+    column: &str,
+    reason: String,
+) -> ConnectorError {
     ConnectorError::Dump {
         file: archive.path().display().to_string(),
         at: Some(at.to_string()),
-        reason: format!("column `{column}`: {reason}"),
+        reason: format!(
+            "table {table}, column `{column}`: {reason} (`max_rejects` on the table sets such rows aside in its rejects file)"
+        ),
     }
 }

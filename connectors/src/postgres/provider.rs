@@ -55,6 +55,9 @@ pub struct ReadOptions {
     pub filter: Option<String>,
     /// Batches each reader may hold ahead of its consumer.
     pub channel_depth: usize,
+    /// Rows of a dump that may be set aside as unreadable (in `ReadStats::bad_rows`) before
+    /// the read fails; the table's `max_rejects`.
+    pub max_bad_rows: u64,
 }
 
 impl Default for ReadOptions {
@@ -66,6 +69,7 @@ impl Default for ReadOptions {
             max_retries: DEFAULT_MAX_RETRIES,
             filter: None,
             channel_depth: 2,
+            max_bad_rows: 0,
         }
     }
 }

@@ -37,6 +37,42 @@ pub struct ReadStats {
     pub bytes: AtomicU64,
     /// Reconnects after a dropped connection.
     pub retries: AtomicU64,
+    /// Rows of a dump or file that could not be read, set aside (up to the read's
+    /// `max_bad_rows`) for the caller to put in its rejects file.
+    pub bad_rows: std::sync::Mutex<Vec<BadRow>>,
+    /// How many rows were set aside, over every partition.
+    pub bad_count: AtomicU64,
+}
+
+impl ReadStats {
+    /// Takes the rows partition `partition` set aside so far.
+    pub fn take_bad_rows(&self, partition: usize) -> Vec<BadRow> {
+        let mut all = self.bad_rows.lock().unwrap_or_else(|e| e.into_inner());
+        let (mine, rest) = std::mem::take(&mut *all)
+            .into_iter()
+            .partition(|r| r.partition == partition);
+        *all = rest;
+        mine
+    }
+}
+
+/// A row of a dump that could not be read, left out of the batches it would have been in.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BadRow {
+    /// The scan partition that read it.
+    pub partition: usize,
+    /// The dump file.
+    pub file: String,
+    /// Where in it (`line 12345`, a member's row and byte offset).
+    pub at: String,
+    /// The table.
+    pub table: String,
+    /// The first column that could not be read.
+    pub column: String,
+    /// Its text as the dump has it (shortened).
+    pub value: String,
+    /// Why.
+    pub reason: String,
 }
 
 /// What to read.

@@ -38,6 +38,9 @@ pub enum RejectReason {
     OverCapacity,
     /// A value the target type cannot hold.
     CannotConvert,
+    /// A row of a dump the reader could not read (text that is not a value of the column's type,
+    /// a vector of another dimension), set aside under `max_rejects`.
+    Unreadable,
     /// NULL where the field cannot hold it, left out on purpose (`on_null: skip`): listed,
     /// counted as skipped, never a failure.
     NullSkipped,
@@ -63,6 +66,20 @@ pub struct Reject {
     pub value: Value,
     /// Details.
     pub message: String,
+}
+
+impl Reject {
+    /// A dump row the reader set aside: no key (the row was never decoded), the place in the
+    /// dump in the message.
+    pub fn unreadable(b: etl_connectors::postgres::BadRow) -> Reject {
+        Reject {
+            primary_key: Value::Null,
+            column: b.column,
+            reason: RejectReason::Unreadable,
+            value: Value::String(b.value),
+            message: format!("{} at {}: table {}: {}", b.file, b.at, b.table, b.reason),
+        }
+    }
 }
 
 /// Maps batches of one table.
