@@ -173,8 +173,12 @@ pub fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     p
 }
 
-/// Rows of `(int8, float8)` from a query (for comparing with pgvector's own results).
-pub fn query_rows(url: &str, query: &str) -> Vec<(i64, f64)> {
+/// Rows of a query, each turned into a `T` by `row`.
+pub fn query_map<T: Send + 'static>(
+    url: &str,
+    query: &str,
+    row: fn(&tokio_postgres::Row) -> T,
+) -> Vec<T> {
     let query = query.to_string();
     with_client(url, move |c| {
         Box::pin(async move {
@@ -182,25 +186,22 @@ pub fn query_rows(url: &str, query: &str) -> Vec<(i64, f64)> {
                 .query(&query, &[])
                 .await
                 .unwrap_or_else(|e| panic!("{e:?}\n{query}"));
-            rows.iter()
-                .map(|r| (r.get::<_, i64>(0), r.get::<_, f64>(1)))
-                .collect()
+            rows.iter().map(row).collect()
         })
     })
 }
 
-/// Rows of (bigint, text) from a query.
+/// Rows of `(int8, float8)` from a query (for comparing with pgvector's own results).
+pub fn query_rows(url: &str, query: &str) -> Vec<(i64, f64)> {
+    query_map(url, query, |r| (r.get(0), r.get(1)))
+}
+
+/// Rows of `(int8, text)` from a query.
 pub fn query_text(url: &str, query: &str) -> Vec<(i64, String)> {
-    let query = query.to_string();
-    with_client(url, move |c| {
-        Box::pin(async move {
-            let rows = c
-                .query(&query, &[])
-                .await
-                .unwrap_or_else(|e| panic!("{e:?}\n{query}"));
-            rows.iter()
-                .map(|r| (r.get::<_, i64>(0), r.get::<_, String>(1)))
-                .collect()
-        })
-    })
+    query_map(url, query, |r| (r.get(0), r.get(1)))
+}
+
+/// Rows of text columns from a query (cast what is not text).
+pub fn query_strings(url: &str, query: &str) -> Vec<Vec<String>> {
+    query_map(url, query, |r| (0..r.len()).map(|i| r.get(i)).collect())
 }
