@@ -116,11 +116,15 @@ async fn describe_for_plan(
 
 /// Connects, inspects and validates: the plan `etl plan` prints and `etl run` follows, with
 /// the source's label.
-pub async fn plan(mapping: &ParsedMapping) -> Result<(String, Plan), PipelineError> {
+pub async fn plan(
+    mapping: &ParsedMapping,
+    recreate: bool,
+) -> Result<(String, Plan), PipelineError> {
     let (source, catalog) = open_source(mapping).await?;
     let mut plan = build_plan(mapping, &catalog)?;
+    crate::checks::add_target_fixes(&mut plan);
     if let Some(url) = &mapping.file.target.milvus {
-        check_milvus(mapping, url, &mut plan).await?;
+        check_milvus(mapping, url, &mut plan, recreate).await?;
     }
     Ok((source.label(), plan))
 }
@@ -131,10 +135,16 @@ async fn check_milvus(
     mapping: &ParsedMapping,
     url: &str,
     plan: &mut Plan,
+    recreate: bool,
 ) -> Result<(), PipelineError> {
-    use crate::milvus::{null_vector_fixes, relax_null_vectors, unsupported};
+    use crate::milvus::{null_vector_fixes, relax_null_vectors, unsupported_findings};
     let (client, version) = etl_connectors::milvus::MilvusClient::connect(url).await?;
     for t in &mut plan.tables {
+        if !t.required_fixes.is_empty() {
+            // An incomplete plan (a type still to choose) is checked against the server once
+            // it is complete, as `etl run` does: it refuses on those fixes first.
+            continue;
+        }
         let mut tp = t.clone();
         let fixes = null_vector_fixes(mapping, t, &version).await?;
         for column in relax_null_vectors(&mut tp, &version) {
@@ -165,24 +175,27 @@ async fn check_milvus(
             }
         }
         let indexes = crate::run::target::index_specs(&tp)?;
-        for problem in unsupported(&schema, &indexes, &version) {
-            t.required_fixes.push(etl_mappings::Finding {
+        t.required_fixes
+            .extend(unsupported_findings(&schema, &indexes, url, &version));
+        // As `etl run` decides it: a direct load, or an import of the mapping's stage.
+        let target = &mapping.file.target;
+        let stage = target.stage.as_deref().filter(|_| target.engine.is_none());
+        match crate::milvus::existing(&client, url, mapping, t, stage).await? {
+            crate::milvus::Existing::Foreign { why } if !recreate => {
+                t.required_fixes
+                    .push(crate::milvus::foreign_finding(&t.collection, url, why));
+            }
+            crate::milvus::Existing::Absent => {}
+            crate::milvus::Existing::Resume(_) if !recreate => t.suggestions.push(etl_mappings::Finding {
                 column: None,
-                message: format!("Milvus at {url}: {problem}"),
-                fix: Some(
-                    "map the column to a type this server holds, or load a newer Milvus".into(),
-                ),
-            });
-        }
-        if client.has_collection(&t.collection).await? {
-            t.suggestions.push(etl_mappings::Finding {
+                message: format!("collection `{}` is an unfinished load of this mapping: `etl run` resumes it", t.collection),
+                fix: Some("`etl run --recreate` starts it over".into()),
+            }),
+            _ => t.suggestions.push(etl_mappings::Finding {
                 column: None,
-                message: format!(
-                    "collection `{}` already exists in Milvus at {url}",
-                    t.collection
-                ),
-                fix: Some("`etl run --recreate` drops and recreates it".into()),
-            });
+                message: format!("collection `{}` already exists in Milvus at {url}: `etl run` drops and recreates it", t.collection),
+                fix: None,
+            }),
         }
     }
     Ok(())

@@ -1,6 +1,7 @@
 //! Runs: from a mapping file to a planned, loaded and verified collection. This crate wires the pure mapping model to the async connectors.
 
 pub mod bench;
+mod checks;
 mod error;
 mod inspect;
 pub mod milvus;

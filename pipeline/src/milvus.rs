@@ -412,6 +412,74 @@ pub async fn fit_tables(
     Ok(())
 }
 
+/// What a collection already on the server under a table's collection name is to a run.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Existing {
+    /// Nothing there.
+    Absent,
+    /// This mapping's unfinished direct load of keyed rows: resumed (or dropped by `--recreate`).
+    Resume(job::LoadRecord),
+    /// Ours to replace: an unfinished auto-ID load (nothing to upsert by), or an import from
+    /// an earlier stage at the same URL.
+    Replace,
+    /// Not ours: only `--recreate` drops it. `why` says how it is not.
+    Foreign {
+        /// Why it is not this mapping's.
+        why: &'static str,
+    },
+}
+
+/// Classifies the collection `t` would be loaded into, for a direct load (`stage` `None`) or
+/// an import of the stage at `stage`: the one decision `etl plan` reports and `etl run`,
+/// `etl stage` and the staged import act on.
+pub async fn existing(
+    client: &etl_connectors::milvus::MilvusClient,
+    url: &str,
+    mapping: &etl_mappings::ParsedMapping,
+    t: &etl_mappings::TablePlan,
+    stage: Option<&str>,
+) -> Result<Existing, PipelineError> {
+    if !client.has_collection(&t.collection).await? {
+        return Ok(Existing::Absent);
+    }
+    if let Some(stage) = stage {
+        let description = client.describe_collection(&t.collection).await?.description;
+        return Ok(if import::from_stage(&description, stage) {
+            Existing::Replace
+        } else {
+            Existing::Foreign {
+                why: "it was not imported from this stage",
+            }
+        });
+    }
+    let jobs = crate::source::beside(mapping, "_milvus_jobs");
+    let record = job::LoadRecord::read(&job::LoadRecord::path(&jobs, &t.collection))
+        .filter(|r| r.server == url);
+    let id = client.collection_id(&t.collection).await?;
+    let keyed = !crate::run::target::collection_schema(t)?.auto_id;
+    Ok(
+        match record.filter(|r| r.collection_id == id && !r.finished) {
+            Some(r) if keyed => Existing::Resume(r),
+            Some(_) => Existing::Replace,
+            None => Existing::Foreign {
+                why: "it is not an unfinished load of this mapping",
+            },
+        },
+    )
+}
+
+/// The finding for a collection that is not ours: what `etl plan` shows (a required fix,
+/// unless planned with `--recreate`) and what `etl run` refuses with.
+pub fn foreign_finding(collection: &str, url: &str, why: &str) -> etl_mappings::Finding {
+    etl_mappings::Finding {
+        column: None,
+        message: format!("collection `{collection}` already exists in Milvus at {url} and {why}"),
+        fix: Some(
+            "`etl run --recreate` drops and recreates it (plan with `--recreate` to check that run), or give the table another `collection:` name".into(),
+        ),
+    }
+}
+
 /// The vector fields of `t` that may hold NULL, with no `default:` and no `on_null: skip` to
 /// say what a NULL becomes.
 fn undecided_null_vectors(t: &etl_mappings::TablePlan) -> Vec<&etl_mappings::FieldPlan> {
@@ -483,16 +551,32 @@ pub fn refuse_unsupported(
     url: &str,
     version: &str,
 ) -> Result<(), PipelineError> {
-    let problems = unsupported(schema, indexes, version);
-    if problems.is_empty() {
+    let fixes = unsupported_findings(schema, indexes, url, version);
+    if fixes.is_empty() {
         return Ok(());
     }
-    Err(PipelineError::Usage {
-        message: format!(
-            "table {table} → collection `{collection}`: Milvus at {url} ({version}) cannot hold it:\n  - {}",
-            problems.join("\n  - ")
-        ),
+    Err(PipelineError::NeedsFixes {
+        table: format!("{table} (collection `{collection}`)"),
+        fixes: crate::run::fix_lines(&fixes),
     })
+}
+
+/// What a server of `version` cannot hold of a collection, as the required fixes `etl plan`
+/// shows and `etl run` refuses with.
+pub fn unsupported_findings(
+    schema: &CollectionSchema,
+    indexes: &[(String, IndexSpec)],
+    url: &str,
+    version: &str,
+) -> Vec<etl_mappings::Finding> {
+    unsupported(schema, indexes, version)
+        .into_iter()
+        .map(|problem| etl_mappings::Finding {
+            column: None,
+            message: format!("Milvus at {url}: {problem}"),
+            fix: Some("map the column to a type this server holds, or load a newer Milvus".into()),
+        })
+        .collect()
 }
 
 /// The nullable scalar fields of a schema (the primary key never is).

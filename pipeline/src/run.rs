@@ -322,6 +322,7 @@ pub(crate) async fn prepare(
 ) -> Result<Prepared, PipelineError> {
     let (source, catalog) = open_source(mapping).await?;
     let mut plan = build_plan(mapping, &catalog)?;
+    crate::checks::add_target_fixes(&mut plan);
     if let Some(b) = opts.batch_size {
         plan.batch_size = b.max(1);
     }
@@ -366,32 +367,25 @@ async fn run_milvus(
     let jobs = crate::source::beside(mapping, "_milvus_jobs");
     let mut resume = HashMap::new();
     for t in &tables {
-        if opts.dry_run || !client.has_collection(&t.collection).await? {
+        if opts.dry_run {
             continue;
         }
-        // Ours (same server, same collection id) and unfinished: resumed, or for an auto-ID
-        // collection (nothing to upsert by) started over. Anything else needs --recreate.
-        let record =
-            LoadRecord::read(&LoadRecord::path(&jobs, &t.collection)).filter(|r| r.server == url);
-        let id = client.collection_id(&t.collection).await?;
-        let unfinished = record
-            .as_ref()
-            .filter(|r| r.collection_id == id && !r.finished);
-        let keyed = !target::collection_schema(t)?.auto_id;
-        match unfinished {
-            Some(r) if keyed && !opts.restart => {
-                resume.insert(t.collection.clone(), r.clone());
+        use crate::milvus::Existing;
+        match (
+            crate::milvus::existing(&client, url, mapping, t, None).await?,
+            opts.restart,
+        ) {
+            (Existing::Absent, _) => {}
+            (Existing::Resume(r), false) => {
+                resume.insert(t.collection.clone(), r);
             }
-            Some(_) => client.drop_collection(&t.collection).await?,
-            None if opts.restart => client.drop_collection(&t.collection).await?,
-            None => {
-                return Err(PipelineError::Usage {
-                    message: format!(
-                        "collection `{}` already exists in Milvus at {url}; run again with --recreate to drop and recreate it",
-                        t.collection
-                    ),
+            (Existing::Foreign { why }, false) => {
+                return Err(PipelineError::NeedsFixes {
+                    table: t.source.to_string(),
+                    fixes: fix_lines(&[crate::milvus::foreign_finding(&t.collection, url, why)]),
                 });
             }
+            _ => client.drop_collection(&t.collection).await?,
         }
     }
     let resumed = !resume.is_empty();

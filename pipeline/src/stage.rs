@@ -82,8 +82,26 @@ pub async fn stage_for(
     } = prepare(mapping, opts).await?;
     let mut fill_nulls = false;
     if let Some(server) = milvus {
-        let (_, version) = etl_connectors::milvus::MilvusClient::connect(server).await?;
+        let (client, version) = etl_connectors::milvus::MilvusClient::connect(server).await?;
         crate::milvus::fit_tables(mapping, &mut tables, server, &version).await?;
+        // The import after this stage would refuse a collection that is not ours: say so now.
+        for t in tables
+            .iter()
+            .filter(|_| !opts.restart && !opts.dry_run && opts.stage_to.is_none())
+        {
+            if let crate::milvus::Existing::Foreign { why } =
+                crate::milvus::existing(&client, server, mapping, t, Some(url)).await?
+            {
+                return Err(PipelineError::NeedsFixes {
+                    table: t.source.to_string(),
+                    fixes: crate::run::fix_lines(&[crate::milvus::foreign_finding(
+                        &t.collection,
+                        server,
+                        why,
+                    )]),
+                });
+            }
+        }
         fill_nulls = !crate::milvus::holds_nulls(&version);
     }
     let dry_run = opts.dry_run;

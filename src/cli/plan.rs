@@ -18,11 +18,15 @@ pub struct PlanArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
+    /// Plan for `etl run --recreate`: collections already on a Milvus target are dropped and
+    /// recreated rather than refused.
+    #[arg(long)]
+    pub recreate: bool,
 }
 
 pub async fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
     let mapping = load_mapping(&args.file)?;
-    let (source, plan) = plan(&mapping).await?;
+    let (source, plan) = plan(&mapping, args.recreate).await?;
     let text = match args.format {
         Format::Json => {
             let v = serde_json::json!({

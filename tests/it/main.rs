@@ -8,6 +8,7 @@
 //! Uses `ETL_TEST_PG_URL` when set; otherwise starts a throwaway server with
 //! `scripts/pg-test-server` that stops when this process exits.
 
+mod agreement;
 mod client_stores;
 mod clustered;
 mod dump;
