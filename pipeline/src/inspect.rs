@@ -122,6 +122,7 @@ pub async fn plan(
 ) -> Result<(String, Plan), PipelineError> {
     let (source, catalog) = open_source(mapping).await?;
     let mut plan = build_plan(mapping, &catalog)?;
+    crate::checks::add_source_fixes(mapping, &mut plan, true).await?;
     crate::checks::add_target_fixes(&mut plan);
     if let Some(url) = &mapping.file.target.milvus {
         check_milvus(mapping, url, &mut plan, recreate).await?;
@@ -275,7 +276,7 @@ async fn infer_dims(
             ) {
                 continue;
             }
-            let found = postgres::vector_dims(client, &t.name, &c.name).await?;
+            let found = postgres::vector_dims(client, &t.name, &c.name, None).await?;
             out.push(InferredDims {
                 table: t.name.clone(),
                 column: c.name.clone(),

@@ -322,6 +322,7 @@ pub(crate) async fn prepare(
 ) -> Result<Prepared, PipelineError> {
     let (source, catalog) = open_source(mapping).await?;
     let mut plan = build_plan(mapping, &catalog)?;
+    crate::checks::add_source_fixes(mapping, &mut plan, false).await?;
     crate::checks::add_target_fixes(&mut plan);
     if let Some(b) = opts.batch_size {
         plan.batch_size = b.max(1);

@@ -202,3 +202,67 @@ async fn plan_and_run_refuse_alike_on_every_target() {
     }
     client.drop_collection(&name).await.unwrap();
 }
+
+/// An untyped `vector` column whose rows have two dimensions: the plan lists them with their
+/// counts; with a `dim:` the rows of the other dimension are a required fix (they would be
+/// rejected beyond `max_rejects`), and either choice it names (a `where:` on the dimension, or
+/// `max_rejects` covering them) gives a plan that exits 0 and a run that does what it said.
+#[test]
+fn mixed_dimensions_are_counted_by_the_plan() {
+    let url = fresh_db("mixed_dims");
+    sql(
+        &url,
+        "CREATE TABLE mixed (id int PRIMARY KEY, e vector);
+         INSERT INTO mixed SELECT i, CASE WHEN i <= 5 THEN '[1,2,3]'::vector ELSE '[1,2,3,4]'::vector END
+         FROM generate_series(1, 7) i;",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let mapping = |tag: &str, table: &str| {
+        write(
+            dir.path(),
+            &format!("{tag}.yaml"),
+            &format!(
+                "version: 1\nsource:\n  postgres: '{url}'\ntarget:\n  engine: '{}'\ntables:\n  - source: public.mixed\n{table}",
+                dir.path().join(tag).display()
+            ),
+        )
+    };
+    let m = mapping("open", "");
+    let (code, fixes) = plan_fixes(&url, &m, &[]);
+    assert_eq!(code, Some(1), "{fixes:?}");
+    assert!(
+        fixes.iter().any(|f| f.contains("3 (5 rows), 4 (2 rows)")),
+        "{fixes:?}"
+    );
+    let o = etl_pw(&url, &["run", m.to_str().unwrap(), "--quiet"]);
+    assert!(stderr(&o).contains("3 (5 rows), 4 (2 rows)"), "{}", stderr(&o));
+
+    let m = mapping("dim3", "    fields:\n      - { source: e, dim: 3 }\n");
+    let (code, fixes) = plan_fixes(&url, &m, &[]);
+    assert_eq!(code, Some(1), "{fixes:?}");
+    assert!(
+        fixes.iter().any(|f| f.contains("2 rows are not of dimension 3")),
+        "{fixes:?}"
+    );
+    for (tag, table, written) in [
+        (
+            "where3",
+            "    where: vector_dims(e) = 3\n    fields:\n      - { source: e, dim: 3 }\n",
+            5,
+        ),
+        (
+            "rejects2",
+            "    max_rejects: 2\n    fields:\n      - { source: e, dim: 3 }\n",
+            5,
+        ),
+        ("where4", "    where: vector_dims(e) = 4\n    fields:\n      - { source: e, dim: 4 }\n", 2),
+    ] {
+        let m = mapping(tag, table);
+        let (code, fixes) = plan_fixes(&url, &m, &[]);
+        assert_eq!(code, Some(0), "{tag}: {fixes:?}");
+        let o = etl_pw(&url, &["run", m.to_str().unwrap(), "--quiet", "--format", "json"]);
+        assert!(o.status.success(), "{tag}: {}", stderr(&o));
+        let report: Value = serde_json::from_str(&stdout(&o)).unwrap();
+        assert_eq!(report["tables"][0]["collection_rows"], written, "{tag}: {report}");
+    }
+}

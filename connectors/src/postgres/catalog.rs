@@ -179,10 +179,12 @@ pub async fn vector_dims(
     client: &Client,
     table: &QualifiedName,
     column: &str,
+    filter: Option<&str>,
 ) -> Result<Vec<(u32, i64)>, ConnectorError> {
     let col = quote_ident(column);
+    let filter = filter.map(|f| format!(" AND ({f})")).unwrap_or_default();
     let q = format!(
-        "SELECT vector_dims({col})::int4, count(*) FROM {} WHERE {col} IS NOT NULL GROUP BY 1 ORDER BY 2 DESC, 1",
+        "SELECT vector_dims({col})::int4, count(*) FROM {} WHERE {col} IS NOT NULL{filter} GROUP BY 1 ORDER BY 2 DESC, 1",
         table.quoted()
     );
     let rows = client.query(&q, &[]).await.map_err(|e| {
