@@ -9,9 +9,7 @@ mod provider;
 mod reader;
 mod text;
 
-pub use catalog::{
-    TypeCatalog, TypeInfo, describe_tables, list_tables, null_counts, vector_dims,
-};
+pub use catalog::{TypeCatalog, TypeInfo, describe_tables, list_tables, null_counts, vector_dims};
 pub use config::{Env, PgUrl, ProcessEnv, TlsMode, redact_url, strip_password};
 pub use connect::connect;
 pub use copy::{CopyDecoder, FrameError, Tid};

@@ -68,7 +68,10 @@ pub(crate) async fn add_source_fixes(
     let untyped = |f: &etl_mappings::FieldPlan| {
         (count_other_dims || f.dim.is_none())
             && f.pg_type.as_ref().is_some_and(|t| {
-                matches!(t.kind, PgKind::Vector { dim: None } | PgKind::HalfVec { dim: None })
+                matches!(
+                    t.kind,
+                    PgKind::Vector { dim: None } | PgKind::HalfVec { dim: None }
+                )
             })
     };
     if !plan.tables.iter().any(|t| t.fields.iter().any(untyped)) {
@@ -102,7 +105,8 @@ pub(crate) async fn add_source_fixes(
                         .filter(|x| x.column.as_deref() == Some(column))
                     {
                         if !list.is_empty() {
-                            fix.message.push_str(&format!("; the rows have dimension {list}"));
+                            fix.message
+                                .push_str(&format!("; the rows have dimension {list}"));
                         }
                     }
                 }

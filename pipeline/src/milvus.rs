@@ -510,8 +510,8 @@ pub async fn null_vector_fixes(
     }
     let columns: Vec<String> = fields.iter().filter_map(|f| f.source.clone()).collect();
     let counts: Vec<Option<u64>> = if mapping.file.source.postgres.is_some() {
-        let client = etl_connectors::postgres::connect(&crate::inspect::postgres_url(mapping)?)
-            .await?;
+        let client =
+            etl_connectors::postgres::connect(&crate::inspect::postgres_url(mapping)?).await?;
         etl_connectors::postgres::null_counts(&client, &t.source, &columns, t.filter.as_deref())
             .await?
             .into_iter()

@@ -871,7 +871,9 @@ impl RunContext {
         report.rows_rejected = rejected.load(Ordering::Relaxed);
         report.rows_skipped = skipped.load(Ordering::Relaxed);
         report.bytes = stats.bytes.load(Ordering::Relaxed);
-        if report.rows_rejected + report.rows_skipped > 0 || rejects.lock().unwrap_or_else(|e| e.into_inner()).lines > 0 {
+        if report.rows_rejected + report.rows_skipped > 0
+            || rejects.lock().unwrap_or_else(|e| e.into_inner()).lines > 0
+        {
             report.rejects_file = Some(rejects_path.display().to_string());
         }
 

@@ -637,7 +637,10 @@ impl TableVerifier {
             _ => mapped,
         };
         // Rows the mapping leaves out on purpose (`on_null: skip`) are not expected in the target.
-        let rejects: Vec<_> = rejects.into_iter().filter(|r| !r.reason.is_skip()).collect();
+        let rejects: Vec<_> = rejects
+            .into_iter()
+            .filter(|r| !r.reason.is_skip())
+            .collect();
         if !rejects.is_empty() {
             counts.missing += rejects.len() as u64;
             let mut k = kept.lock().unwrap_or_else(|e| e.into_inner());

@@ -15,7 +15,10 @@ use crate::support::{fresh_db, milvus_client, milvus_url, sql, stderr, stdout, w
 fn targets(dir: &Path) -> Vec<(&'static str, String)> {
     let stage = format!("'file://{}'", dir.join("stage").display());
     vec![
-        ("engine", format!("  engine: '{}'\n", dir.join("engine").display())),
+        (
+            "engine",
+            format!("  engine: '{}'\n", dir.join("engine").display()),
+        ),
         ("stage", format!("  stage: {stage}\n")),
         ("milvus", format!("  milvus: '{}'\n", milvus_url())),
         (
@@ -44,11 +47,20 @@ fn plan_fixes(url: &str, m: &Path, extra: &[&str]) -> (Option<i32>, Vec<String>)
 
 /// Plan and run agree on `tables_yaml` into `target`: plan exits 1 with a fix containing
 /// `expect`, the run refuses quoting every fix and writes nothing.
-async fn refused_alike(url: &str, dir: &Path, tag: &str, target: &str, tables_yaml: &str, expect: &str) {
+async fn refused_alike(
+    url: &str,
+    dir: &Path,
+    tag: &str,
+    target: &str,
+    tables_yaml: &str,
+    expect: &str,
+) {
     let m = write(
         dir,
         &format!("{}.yaml", tag.replace(' ', "_")),
-        &format!("version: 1\nsource:\n  postgres: '{url}'\ntarget:\n{target}tables:\n{tables_yaml}"),
+        &format!(
+            "version: 1\nsource:\n  postgres: '{url}'\ntarget:\n{target}tables:\n{tables_yaml}"
+        ),
     );
     let (code, fixes) = plan_fixes(url, &m, &[]);
     assert_eq!(code, Some(1), "{tag}: plan should need fixes: {fixes:?}");
@@ -60,7 +72,10 @@ async fn refused_alike(url: &str, dir: &Path, tag: &str, target: &str, tables_ya
     assert_ne!(o.status.code(), Some(0), "{tag}: run should refuse");
     let err = stderr(&o);
     for f in &fixes {
-        assert!(err.contains(f.as_str()), "{tag}: the run does not say `{f}`: {err}");
+        assert!(
+            err.contains(f.as_str()),
+            "{tag}: the run does not say `{f}`: {err}"
+        );
     }
     let collections = std::fs::read_dir(dir.join("engine"))
         .map(|d| {
@@ -154,13 +169,13 @@ async fn plan_and_run_refuse_alike_on_every_target() {
         let sub = dir.path().join(format!("taken_{}", kind.replace(' ', "_")));
         std::fs::create_dir_all(&sub).unwrap();
         let (_, target) = targets(&sub).into_iter().find(|(k, _)| *k == kind).unwrap();
-        let tables = format!(
-            "  - source: public.docs\n    collection: {name}\n"
-        );
+        let tables = format!("  - source: public.docs\n    collection: {name}\n");
         let m = write(
             &sub,
             "m.yaml",
-            &format!("version: 1\nsource:\n  postgres: '{url}'\ntarget:\n{target}tables:\n{tables}"),
+            &format!(
+                "version: 1\nsource:\n  postgres: '{url}'\ntarget:\n{target}tables:\n{tables}"
+            ),
         );
         // Someone else's collection of that name (made by another mapping's run).
         let other = write(
@@ -178,7 +193,10 @@ async fn plan_and_run_refuse_alike_on_every_target() {
             std::fs::rename(&other, &moved).unwrap();
             moved
         };
-        let o = etl_pw(&url, &["run", other.to_str().unwrap(), "--quiet", "--recreate"]);
+        let o = etl_pw(
+            &url,
+            &["run", other.to_str().unwrap(), "--quiet", "--recreate"],
+        );
         assert!(o.status.success(), "{}", stderr(&o));
         let (code, fixes) = plan_fixes(&url, &m, &[]);
         assert_eq!(code, Some(1), "{kind}: {fixes:?}");
@@ -235,13 +253,19 @@ fn mixed_dimensions_are_counted_by_the_plan() {
         "{fixes:?}"
     );
     let o = etl_pw(&url, &["run", m.to_str().unwrap(), "--quiet"]);
-    assert!(stderr(&o).contains("3 (5 rows), 4 (2 rows)"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("3 (5 rows), 4 (2 rows)"),
+        "{}",
+        stderr(&o)
+    );
 
     let m = mapping("dim3", "    fields:\n      - { source: e, dim: 3 }\n");
     let (code, fixes) = plan_fixes(&url, &m, &[]);
     assert_eq!(code, Some(1), "{fixes:?}");
     assert!(
-        fixes.iter().any(|f| f.contains("2 rows are not of dimension 3")),
+        fixes
+            .iter()
+            .any(|f| f.contains("2 rows are not of dimension 3")),
         "{fixes:?}"
     );
     for (tag, table, written) in [
@@ -255,14 +279,24 @@ fn mixed_dimensions_are_counted_by_the_plan() {
             "    max_rejects: 2\n    fields:\n      - { source: e, dim: 3 }\n",
             5,
         ),
-        ("where4", "    where: vector_dims(e) = 4\n    fields:\n      - { source: e, dim: 4 }\n", 2),
+        (
+            "where4",
+            "    where: vector_dims(e) = 4\n    fields:\n      - { source: e, dim: 4 }\n",
+            2,
+        ),
     ] {
         let m = mapping(tag, table);
         let (code, fixes) = plan_fixes(&url, &m, &[]);
         assert_eq!(code, Some(0), "{tag}: {fixes:?}");
-        let o = etl_pw(&url, &["run", m.to_str().unwrap(), "--quiet", "--format", "json"]);
+        let o = etl_pw(
+            &url,
+            &["run", m.to_str().unwrap(), "--quiet", "--format", "json"],
+        );
         assert!(o.status.success(), "{tag}: {}", stderr(&o));
         let report: Value = serde_json::from_str(&stdout(&o)).unwrap();
-        assert_eq!(report["tables"][0]["collection_rows"], written, "{tag}: {report}");
+        assert_eq!(
+            report["tables"][0]["collection_rows"], written,
+            "{tag}: {report}"
+        );
     }
 }

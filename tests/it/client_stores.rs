@@ -52,7 +52,10 @@ fn stores_written_by_langchain_llama_index_and_vecs_migrate_on_the_first_try() {
     let mapping = init(&url, dir.path());
     let m = mapping.to_str().unwrap();
     let written = std::fs::read_to_string(&mapping).unwrap();
-    assert!(written.contains("dim 64 inferred from the data"), "{written}");
+    assert!(
+        written.contains("dim 64 inferred from the data"),
+        "{written}"
+    );
     let o = etl_pw(&url, &["plan", m]);
     assert_eq!(o.status.code(), Some(0), "{}\n{}", stdout(&o), stderr(&o));
     let plan = stdout(&o);
@@ -109,7 +112,10 @@ fn stores_written_by_langchain_llama_index_and_vecs_migrate_on_the_first_try() {
             let q = &q[0];
             for filtered in [false, true] {
                 let cond = if filtered {
-                    format!("WHERE ({} ->> '{fk}') = '{fv}'", etl_mappings::quote_ident(meta))
+                    format!(
+                        "WHERE ({} ->> '{fk}') = '{fv}'",
+                        etl_mappings::quote_ident(meta)
+                    )
                 } else {
                     String::new()
                 };

@@ -540,13 +540,11 @@ fn bad_rows_in_dumps_name_their_place_and_go_to_rejects_under_max_rejects() {
     let x = (190000 % 97).to_string();
     let short_row = format!("190000\t190000\t[{}]", vec![x.as_str(); 16].join(","));
     assert!(text.contains(&short_row), "the dump's vector text changed");
-    let text = text
-        .replacen("\t424242\t", "\t42x42\t", 1)
-        .replacen(
-            &short_row,
-            &format!("190000\t190000\t[{}]", vec![x.as_str(); 15].join(",")),
-            1,
-        );
+    let text = text.replacen("\t424242\t", "\t42x42\t", 1).replacen(
+        &short_row,
+        &format!("190000\t190000\t[{}]", vec![x.as_str(); 15].join(",")),
+        1,
+    );
     let line_of = |needle: &str| text.lines().position(|l| l.starts_with(needle)).unwrap() + 1;
     let (bad_n, bad_v) = (line_of("777\t"), line_of("190000\t"));
     let bad_plain = write(dir.path(), "bad.sql", &text);
@@ -557,6 +555,23 @@ fn bad_rows_in_dumps_name_their_place_and_go_to_rejects_under_max_rejects() {
     bytes[at + 1..at + 7].copy_from_slice(b"4242x2");
     let bad_tar = dir.path().join("bad.tar");
     std::fs::write(&bad_tar, &bytes).unwrap();
+    // Custom (uncompressed) and directory (uncompressed): the same edit in the block or file.
+    let custom = dump(&["-Fc", "-Z0"], "bad.custom");
+    let mut bytes = std::fs::read(&custom).unwrap();
+    let at = bytes.windows(8).position(|w| w == b"\t424242\t").unwrap();
+    bytes[at + 1..at + 7].copy_from_slice(b"4242x2");
+    std::fs::write(&custom, &bytes).unwrap();
+    let directory = dump(&["-Fd", "-Z0"], "bad.dir");
+    let data_file = std::fs::read_dir(&directory)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            p.extension().is_some_and(|x| x == "dat")
+                && std::fs::read(p).unwrap().windows(8).any(|w| w == b"\t424242\t")
+        })
+        .unwrap();
+    let text = std::fs::read_to_string(&data_file).unwrap();
+    std::fs::write(&data_file, text.replacen("\t424242\t", "\t4242x2\t", 1)).unwrap();
 
     let mapping = |dump: &Path, tag: &str, max_rejects: u64| {
         write(
@@ -595,6 +610,20 @@ fn bad_rows_in_dumps_name_their_place_and_go_to_rejects_under_max_rejects() {
         "{err}"
     );
 
+    for (dump, tag, place) in [
+        (&custom, "custom0", "data block starts at byte offset"),
+        (&directory, "dir0", "data file "),
+    ] {
+        let m = mapping(dump, tag, 0);
+        let o = etl_pw(&url, &["run", m.to_str().unwrap(), "--quiet"]);
+        assert_eq!(o.status.code(), Some(2), "{tag}: {}", stderr(&o));
+        let err = stderr(&o);
+        assert!(
+            err.contains(place) && err.contains("public.items") && err.contains("`n`"),
+            "{tag}: {err}"
+        );
+    }
+
     // Set aside under max_rejects: everything else loads, the rejects say where.
     for (dump, tag, bad) in [(&bad_plain, "plain5", 2u64), (&bad_tar, "tar5", 1)] {
         let m = mapping(dump, tag, 5);
@@ -612,6 +641,8 @@ fn bad_rows_in_dumps_name_their_place_and_go_to_rejects_under_max_rejects() {
                 rejects.contains(&n_place) && rejects.contains(&v_place),
                 "{rejects}"
             );
+        } else {
+            assert!(rejects.contains("member "), "{rejects}");
         }
         let (code, v) = verify_json(&url, &m);
         assert_eq!(code, Some(1), "{v:#}");

@@ -617,7 +617,10 @@ async fn null_vectors_into_milvus_are_a_required_fix_the_plan_counts() {
             stderr(&o)
         );
         let name = format!("holes_{}_{pid}", if stage { "staged" } else { "plain" });
-        assert!(!client.has_collection(&name).await.unwrap(), "{name} was created");
+        assert!(
+            !client.has_collection(&name).await.unwrap(),
+            "{name} was created"
+        );
     }
 
     // `on_null: skip`: runnable, the 50 rows left out and counted, verify clean.
@@ -630,7 +633,14 @@ async fn null_vectors_into_milvus_are_a_required_fix_the_plan_counts() {
     assert_eq!(o.status.code(), Some(0), "{}\n{}", stdout(&o), stderr(&o));
     let report = run_ok(
         &url,
-        &["run", m.to_str().unwrap(), "--quiet", "--format", "json", "--recreate"],
+        &[
+            "run",
+            m.to_str().unwrap(),
+            "--quiet",
+            "--format",
+            "json",
+            "--recreate",
+        ],
     );
     let t = table(&report, "public.holes");
     assert_eq!(t["rows_written"], 1950, "{report}");
@@ -650,9 +660,20 @@ async fn null_vectors_into_milvus_are_a_required_fix_the_plan_counts() {
     );
     let report = run_ok(
         &url,
-        &["run", m.to_str().unwrap(), "--quiet", "--format", "json", "--recreate"],
+        &[
+            "run",
+            m.to_str().unwrap(),
+            "--quiet",
+            "--format",
+            "json",
+            "--recreate",
+        ],
     );
-    assert_eq!(table(&report, "public.holes")["collection_rows"], 2000, "{report}");
+    assert_eq!(
+        table(&report, "public.holes")["collection_rows"],
+        2000,
+        "{report}"
+    );
     assert_clean(&url, &m);
     let hits = run_ok(
         &url,

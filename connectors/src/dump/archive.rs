@@ -488,27 +488,42 @@ impl DumpArchive {
 
     /// `at` as a user looks for it: a byte offset inside a plain dump's COPY block becomes its
     /// line, counted from the block's start (a split part's lines are not counted while
-    /// reading, only here, for the rows that need naming).
-    pub fn locate(&self, block: &Block, at: &At) -> At {
-        let (At::Byte(o), Source::PlainCopy { first, .. }) = (at, &block.source) else {
-            return at.clone();
-        };
-        let (start, line) = *first;
-        if line == 0 || *o < start {
-            return at.clone();
+    /// reading, only here, for the rows that need naming); a row of an archive is named with
+    /// its entry (the tar member or data file, or the custom block's byte offset).
+    pub fn locate(&self, block: &Block, at: &At) -> String {
+        match &block.source {
+            Source::PlainCopy { first, .. } => match at {
+                At::Byte(o) => self.line_at(*first, *o).unwrap_or_else(|| at.clone()),
+                _ => at.clone(),
+            }
+            .to_string(),
+            Source::Member { name, offset, .. } => {
+                format!("{at}, member {name} (at byte offset {offset} of the tar)")
+            }
+            Source::File { path, .. } => format!(
+                "{at}, data file {}",
+                path.file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default()
+            ),
+            Source::Custom {
+                offset: Some(o), ..
+            } => format!("{at} (its data block starts at byte offset {o})"),
+            _ => at.to_string(),
         }
-        let Ok(mut f) = File::open(&self.path) else {
-            return at.clone();
-        };
-        if f.seek(SeekFrom::Start(start)).is_err() {
-            return at.clone();
+    }
+
+    /// The line of byte offset `o` of a plain dump, counting from `(start, line)`.
+    fn line_at(&self, (start, line): (u64, u64), o: u64) -> Option<At> {
+        if line == 0 || o < start {
+            return None;
         }
+        let mut f = File::open(&self.path).ok()?;
+        f.seek(SeekFrom::Start(start)).ok()?;
         let mut r = BufReader::with_capacity(1 << 20, f.take(o - start));
         let mut newlines = 0u64;
         loop {
-            let Ok(buf) = r.fill_buf() else {
-                return at.clone();
-            };
+            let buf = r.fill_buf().ok()?;
             if buf.is_empty() {
                 break;
             }
@@ -516,7 +531,7 @@ impl DumpArchive {
             let n = buf.len();
             r.consume(n);
         }
-        At::Line(line + newlines)
+        Some(At::Line(line + newlines))
     }
 
     fn next_line_start(&self, from: u64, end: u64) -> Option<u64> {
@@ -569,7 +584,11 @@ impl DumpArchive {
                 let reader = self.decompress(data);
                 self.read_stream(reader, ncols, *inserts, &table, row)
                     .map_err(|e| match (e, offset) {
-                        (ConnectorError::Dump { file, at, reason }, Some(o)) => {
+                        (ConnectorError::Dump { file, at, reason }, Some(o))
+                            if !at
+                                .as_deref()
+                                .is_some_and(|a| a.contains("data block starts")) =>
+                        {
                             ConnectorError::Dump {
                                 file,
                                 at: at.map(|a| {
@@ -589,7 +608,26 @@ impl DumpArchive {
                     }
                     _ => self.decompress(Box::new(BufReader::new(f))),
                 };
+                let entry = path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
                 self.read_stream(reader, ncols, *inserts, &table, row)
+                    .map_err(|e| match e {
+                        ConnectorError::Dump { file, at, reason }
+                            if !at.as_deref().is_some_and(|a| a.contains("data file")) =>
+                        {
+                            ConnectorError::Dump {
+                                file,
+                                at: Some(format!(
+                                    "{}data file {entry}",
+                                    at.map(|a| format!("{a}, ")).unwrap_or_default()
+                                )),
+                                reason,
+                            }
+                        }
+                        e => e,
+                    })
             }
             Source::Member {
                 name,
@@ -603,14 +641,18 @@ impl DumpArchive {
                 let reader: Box<dyn Read + Send> = Box::new(f.take(*len));
                 self.read_stream(reader, ncols, *inserts, &table, row)
                     .map_err(|e| match e {
-                        ConnectorError::Dump { file, at, reason } => ConnectorError::Dump {
-                            file,
-                            at: Some(format!(
-                                "{}member {name} (at byte offset {offset} of the tar)",
-                                at.map(|a| format!("{a}, ")).unwrap_or_default()
-                            )),
-                            reason,
-                        },
+                        ConnectorError::Dump { file, at, reason }
+                            if !at.as_deref().is_some_and(|a| a.contains("member")) =>
+                        {
+                            ConnectorError::Dump {
+                                file,
+                                at: Some(format!(
+                                    "{}member {name} (at byte offset {offset} of the tar)",
+                                    at.map(|a| format!("{a}, ")).unwrap_or_default()
+                                )),
+                                reason,
+                            }
+                        }
                         e => e,
                     })
             }

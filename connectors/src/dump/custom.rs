@@ -462,7 +462,10 @@ pub fn open_tar(path: &Path) -> Result<DumpArchive, ConnectorError> {
     let Some(&(toc_at, toc_len)) = members.get("toc.dat") else {
         return Err(located(
             path,
-            (0, "a tar without toc.dat is not a pg_dump -Ft archive".into()),
+            (
+                0,
+                "a tar without toc.dat is not a pg_dump -Ft archive".into(),
+            ),
         ));
     };
     let mut f = File::open(path).map_err(|e| located(path, (0, e.to_string())))?;
@@ -475,7 +478,8 @@ pub fn open_tar(path: &Path) -> Result<DumpArchive, ConnectorError> {
     };
     let h = header(&mut b).map_err(|e| located(path, e))?;
     let entries = toc(&mut b, &h, true).map_err(|e| located(path, e))?;
-    let mut archive = DumpArchive::new_archive(path, DumpFormat::Tar, Compression::None, 0, h.int_size);
+    let mut archive =
+        DumpArchive::new_archive(path, DumpFormat::Tar, Compression::None, 0, h.int_size);
     load_entries(&mut archive, &entries, DataIn::Tar(&members))?;
     archive.note_generated();
     Ok(archive)

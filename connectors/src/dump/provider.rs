@@ -303,8 +303,8 @@ fn read_block(
         let arrays = decoders.iter_mut().map(ColumnDecoder::finish).collect();
         // With no columns (`count(*)`), the batch still carries its row count.
         let options = RecordBatchOptions::new().with_row_count(Some(*pending));
-        let mut batch = RecordBatch::try_new_with_options(loose.clone(), arrays, &options)
-            .map_err(internal)?;
+        let mut batch =
+            RecordBatch::try_new_with_options(loose.clone(), arrays, &options).map_err(internal)?;
         if !dropped.is_empty() {
             let mut keep = vec![true; *pending];
             for r in dropped.drain(..) {
@@ -368,7 +368,7 @@ fn read_block(
                 .push(BadRow {
                     partition: bad.partition,
                     file: file.clone(),
-                    at: at.to_string(),
+                    at: at.clone(),
                     table: table.clone(),
                     column: col.name.clone(),
                     value,
@@ -412,7 +412,7 @@ fn short(text: &str) -> String {
 
 fn problem(
     archive: &DumpArchive,
-    at: &At,
+    at: &str,
     table: &str,
     column: &str,
     reason: String,

@@ -214,9 +214,10 @@ pub async fn null_counts(
         .join(", ");
     let filter = filter.map(|f| format!(" WHERE ({f})")).unwrap_or_default();
     let q = format!("SELECT {counts} FROM {}{filter}", table.quoted());
-    let row = client.query_one(&q, &[]).await.map_err(|e| {
-        ConnectorError::from_pg(format!("counting the NULLs of {table}"), e)
-    })?;
+    let row = client
+        .query_one(&q, &[])
+        .await
+        .map_err(|e| ConnectorError::from_pg(format!("counting the NULLs of {table}"), e))?;
     Ok((0..columns.len())
         .map(|i| row.get::<_, i64>(i).max(0) as u64)
         .collect())

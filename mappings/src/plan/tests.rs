@@ -373,16 +373,16 @@ fn on_null_and_vector_defaults_are_checked_against_the_field() {
         "  - source: public.items\n    exclude: [blob]\n    fields:\n      - { source: embedding, default: [0, 0, 1] }\n",
     )
     .unwrap();
-    assert_eq!(
-        field(&plan).default,
-        Some(serde_json::json!([0, 0, 1]))
-    );
+    assert_eq!(field(&plan).default, Some(serde_json::json!([0, 0, 1])));
     let err = plan_of(
         "  - source: public.items\n    exclude: [blob]\n    fields:\n      - { source: embedding, default: [0, 1] }\n",
     )
     .unwrap_err()
     .to_string();
-    assert!(err.contains("m.yaml:10") && err.contains("list of 3"), "{err}");
+    assert!(
+        err.contains("m.yaml:10") && err.contains("list of 3"),
+        "{err}"
+    );
     // Skip and a default exclude each other; an unknown choice is a parse error naming it.
     let err = plan_of(
         "  - source: public.items\n    exclude: [blob]\n    fields:\n      - { source: embedding, on_null: skip, default: [0, 0, 1] }\n",

@@ -341,13 +341,13 @@ impl Mapper {
             })?
         } else {
             cast_with_options(
-            &(Arc::new(StringArray::from(vec![text.clone()])) as ArrayRef),
-            col.data_type(),
-            &CastOptions::default(),
-        )
-        .map_err(|e| PipelineError::Internal {
-            message: format!("default `{text}` for `{}`: {e}", f.name),
-        })?
+                &(Arc::new(StringArray::from(vec![text.clone()])) as ArrayRef),
+                col.data_type(),
+                &CastOptions::default(),
+            )
+            .map_err(|e| PipelineError::Internal {
+                message: format!("default `{text}` for `{}`: {e}", f.name),
+            })?
         };
         let idx = datafusion::arrow::array::UInt32Array::from(vec![0u32; col.len()]);
         let defaults = datafusion::arrow::compute::take(&one, &idx, None).map_err(|e| {
@@ -429,12 +429,14 @@ fn default_vector(
     item: &Arc<ArrowField>,
     dim: i32,
 ) -> Result<ArrayRef, datafusion::arrow::error::ArrowError> {
-    let values: Vec<f32> = xs.iter().map(|x| x.as_f64().unwrap_or(0.0) as f32).collect();
+    let values: Vec<f32> = xs
+        .iter()
+        .map(|x| x.as_f64().unwrap_or(0.0) as f32)
+        .collect();
     if values.len() != dim as usize {
-        return Err(datafusion::arrow::error::ArrowError::InvalidArgumentError(format!(
-            "{} values for a vector of dimension {dim}",
-            values.len()
-        )));
+        return Err(datafusion::arrow::error::ArrowError::InvalidArgumentError(
+            format!("{} values for a vector of dimension {dim}", values.len()),
+        ));
     }
     let values = cast_with_options(
         &(Arc::new(datafusion::arrow::array::Float32Array::from(values)) as ArrayRef),
