@@ -117,9 +117,11 @@ pub struct HnswParams {
 
 impl Default for HnswParams {
     fn default() -> Self {
+        // pgvector's defaults (as the engine's own `etl index build`), so a migrated index
+        // behaves as the user's did and both commands build the same graph.
         HnswParams {
             m: 16,
-            ef_construction: 200,
+            ef_construction: 64,
         }
     }
 }

@@ -124,8 +124,9 @@ pub async fn plan(
     let mut plan = build_plan(mapping, &catalog)?;
     crate::checks::add_source_fixes(mapping, &mut plan, true).await?;
     crate::checks::add_target_fixes(&mut plan);
-    if let Some(url) = &mapping.file.target.milvus {
-        check_milvus(mapping, url, &mut plan, recreate).await?;
+    let route = crate::route::resolve(mapping, None)?;
+    if let Some(url) = route.milvus() {
+        check_milvus(mapping, &route, url, &mut plan, recreate).await?;
     }
     Ok((source.label(), plan))
 }
@@ -134,6 +135,7 @@ pub async fn plan(
 /// required fixes, which `etl run` refuses) and what it changes (as suggestions).
 async fn check_milvus(
     mapping: &ParsedMapping,
+    route: &crate::route::Route,
     url: &str,
     plan: &mut Plan,
     recreate: bool,
@@ -179,9 +181,7 @@ async fn check_milvus(
         t.required_fixes
             .extend(unsupported_findings(&schema, &indexes, url, &version));
         // As `etl run` decides it: a direct load, or an import of the mapping's stage.
-        let target = &mapping.file.target;
-        let stage = target.stage.as_deref().filter(|_| target.engine.is_none());
-        match crate::milvus::existing(&client, url, mapping, t, stage).await? {
+        match crate::milvus::existing(&client, url, mapping, t, route.stage()).await? {
             crate::milvus::Existing::Foreign { why } if !recreate => {
                 t.required_fixes
                     .push(crate::milvus::foreign_finding(&t.collection, url, why));
@@ -200,22 +200,6 @@ async fn check_milvus(
         }
     }
     Ok(())
-}
-
-/// The engine directory a mapping writes to; `command` names who needs it in the error.
-pub fn engine_dir(mapping: &ParsedMapping, command: &str) -> Result<PathBuf, PipelineError> {
-    mapping
-        .file
-        .target
-        .engine
-        .clone()
-        .map(PathBuf::from)
-        .ok_or_else(|| PipelineError::Usage {
-            message: format!(
-                "{}: `target.engine` (the engine's directory) is required for `etl {command}`",
-                mapping.locator.file()
-            ),
-        })
 }
 
 /// The live source's URL.

@@ -5,6 +5,7 @@ mod checks;
 mod error;
 mod inspect;
 pub mod milvus;
+pub mod route;
 pub mod run;
 mod source;
 pub mod sql;

@@ -23,6 +23,7 @@ use etl_connectors::postgres::ReadOptions;
 use etl_engine::{Collection, CommitStats, Database, IndexProgress};
 
 use crate::milvus::job::LoadRecord;
+use crate::route::{Destination, Route};
 use etl_mappings::{Plan, SourceTable, TablePlan, build_plan};
 use futures::StreamExt;
 use serde::Serialize;
@@ -31,7 +32,7 @@ use tokio::sync::{mpsc, oneshot};
 use self::job::{Job, JobState};
 use self::map::{Mapper, Reject};
 use crate::error::PipelineError;
-use crate::inspect::{engine_dir, load_mapping, open_source};
+use crate::inspect::{load_mapping, open_source};
 use crate::source::{Source, SourceScan};
 use crate::stage::manifest::{StagedCollection, StagedFile, StagedIndex};
 use crate::stage::writer::StageWriter;
@@ -214,69 +215,49 @@ pub async fn run(
     cancel: impl Future<Output = ()>,
 ) -> Result<RunReport, PipelineError> {
     let mapping = load_mapping(mapping_path)?;
-    let stage = opts
-        .stage_to
-        .clone()
-        .or_else(|| mapping.file.target.stage.clone());
-    let engine = if opts.stage_to.is_some() {
-        None
-    } else {
-        mapping.file.target.engine.clone()
-    };
-    let milvus = mapping.file.target.milvus.clone();
-    // `etl stage` (`stage_to`) only stages.
-    if let (Some(url), None, Some(server), None) = (&stage, &engine, &milvus, &opts.stage_to) {
-        // Stage, then the server's own bulk import of the staged files.
-        let cancel = futures::FutureExt::shared(Box::pin(cancel));
-        let staged = crate::stage::stage_for(
-            &mapping,
-            url,
-            opts,
-            Some(server),
-            observer.clone(),
-            cancel.clone(),
-        )
-        .await?;
-        let import = crate::stage::ImportOptions {
-            collections: None,
-            parallelism: opts.parallelism,
-            recreate: opts.restart,
-        };
-        let mut report =
-            crate::milvus::import::import(url, server, &import, true, observer, cancel).await?;
-        report.stage = staged.stage;
-        report.totals.rows_read = staged.totals.rows_read;
-        report.totals.rows_rejected = staged.totals.rows_rejected;
-        return Ok(report);
-    }
-    match (stage, engine) {
-        (None, None) if milvus.is_some() => {
-            run_milvus(
-                &mapping,
-                milvus.as_deref().unwrap_or_default(),
-                opts,
-                observer,
-                cancel,
-            )
-            .await
+    let route = crate::route::resolve(&mapping, opts.stage_to.as_deref())?;
+    match &route {
+        Route::Direct(Destination::Engine(dir)) => {
+            run_engine(mapping_path, &mapping, dir, opts, observer, cancel).await
         }
-        (None, _) => run_engine(mapping_path, &mapping, opts, observer, cancel).await,
-        // Staged for the mapping's Milvus: its version's rules apply to the files.
-        (Some(url), None) => {
-            crate::stage::stage_for(&mapping, &url, opts, milvus.as_deref(), observer, cancel).await
+        Route::Direct(Destination::Milvus(url)) => {
+            run_milvus(&mapping, url, opts, observer, cancel).await
         }
-        (Some(url), Some(dir)) => {
+        Route::Stage { url, for_milvus } => {
+            crate::stage::stage_for(&mapping, url, opts, for_milvus.as_deref(), observer, cancel)
+                .await
+        }
+        Route::StageThenImport { stage, into } => {
             // Stage, then import the stage: the two halves of a load that crosses machines.
             let cancel = futures::FutureExt::shared(Box::pin(cancel));
-            let staged =
-                crate::stage::stage(&mapping, &url, opts, observer.clone(), cancel.clone()).await?;
-            let import = crate::stage::ImportOptions {
-                collections: None,
-                parallelism: opts.parallelism,
-                recreate: false,
+            let staged = crate::stage::stage_for(
+                &mapping,
+                stage,
+                opts,
+                route.milvus(),
+                observer.clone(),
+                cancel.clone(),
+            )
+            .await?;
+            let mut report = match into {
+                Destination::Milvus(server) => {
+                    let import = crate::stage::ImportOptions {
+                        collections: None,
+                        parallelism: opts.parallelism,
+                        recreate: opts.restart,
+                    };
+                    crate::milvus::import::import(stage, server, &import, true, observer, cancel)
+                        .await?
+                }
+                Destination::Engine(dir) => {
+                    let import = crate::stage::ImportOptions {
+                        collections: None,
+                        parallelism: opts.parallelism,
+                        recreate: false,
+                    };
+                    crate::stage::import(stage, dir, &import, observer, cancel).await?
+                }
             };
-            let mut report =
-                crate::stage::import(&url, Path::new(&dir), &import, observer, cancel).await?;
             report.stage = staged.stage;
             report.totals.rows_read = staged.totals.rows_read;
             report.totals.rows_rejected = staged.totals.rows_rejected;
@@ -418,12 +399,13 @@ async fn run_milvus(
 async fn run_engine(
     mapping_path: &Path,
     mapping: &etl_mappings::ParsedMapping,
+    target: &Path,
     opts: &RunOptions,
     observer: Arc<dyn RunObserver>,
     cancel: impl Future<Output = ()>,
 ) -> Result<RunReport, PipelineError> {
     let started = Instant::now();
-    let target = engine_dir(mapping, "run")?;
+    let target = target.to_path_buf();
     let Prepared {
         source,
         catalog,

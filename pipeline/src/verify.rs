@@ -35,7 +35,8 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::error::PipelineError;
-use crate::inspect::{engine_dir, load_mapping, open_source};
+use crate::inspect::{load_mapping, open_source};
+use crate::route::Destination;
 use crate::run::map::{Mapper, short};
 use crate::run::{select_tables, target};
 use crate::source::SourceScan;
@@ -177,14 +178,22 @@ pub async fn verify(
     observer: Arc<dyn VerifyObserver>,
 ) -> Result<VerifyReport, PipelineError> {
     let mapping = load_mapping(mapping_path)?;
-    // The engine when the mapping names one, else its Milvus server.
-    let milvus = match (&mapping.file.target.engine, &mapping.file.target.milvus) {
-        (None, Some(url)) => Some(etl_connectors::milvus::MilvusClient::connect(url).await?),
-        _ => None,
-    };
-    let target_dir = match milvus {
-        Some(_) => None,
-        None => Some(engine_dir(&mapping, "verify")?),
+    // Where the route leaves the collections.
+    let route = crate::route::resolve(&mapping, None)?;
+    let (milvus, target_dir) = match route.destination() {
+        Some(Destination::Milvus(url)) => (
+            Some(etl_connectors::milvus::MilvusClient::connect(url).await?),
+            None,
+        ),
+        Some(Destination::Engine(dir)) => (None, Some(dir.clone())),
+        None => {
+            return Err(PipelineError::Usage {
+                message: format!(
+                    "{}: the mapping only stages (`target: {{ stage }}`); `etl verify` compares the source with collections, so verify after `etl import`, with a mapping whose target is where the stage was imported",
+                    mapping.locator.file()
+                ),
+            });
+        }
     };
     let (source_conn, catalog) = open_source(&mapping).await?;
     let mut plan = build_plan(&mapping, &catalog)?;

@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use clap::{Args, Subcommand};
 use etl_engine::{Collection, Database};
+use etl_pipeline::route::TargetUrl;
 use serde_json::{Value, json};
 
 use super::{Format, out};
@@ -50,13 +51,6 @@ pub struct Named {
     pub target: Target,
     /// The collection.
     pub name: String,
-}
-
-/// A Milvus server named as the target (`milvus://host:19530`, `http(s)://host:19530`).
-pub(crate) fn milvus_target(t: &std::path::Path) -> Option<String> {
-    let s = t.to_str()?;
-    (s.starts_with("milvus://") || s.starts_with("http://") || s.starts_with("https://"))
-        .then(|| s.to_string())
 }
 
 /// `list`, `describe` and `drop` against a Milvus server.
@@ -118,7 +112,7 @@ pub fn run(args: CollectionsArgs) -> anyhow::Result<ExitCode> {
         | CollectionsCommand::Release(n)
         | CollectionsCommand::Drop(n) => &n.target.target,
     };
-    if let Some(url) = milvus_target(target) {
+    if let TargetUrl::Milvus(url) = TargetUrl::parse(target) {
         return run_milvus(&url, args.what);
     }
     match args.what {

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 use etl_engine::{Database, Metric, SearchRequest};
+use etl_pipeline::route::TargetUrl;
 use serde_json::Value;
 
 use super::index::{params_object, usage};
@@ -93,12 +94,12 @@ pub fn run(a: SearchArgs) -> anyhow::Result<ExitCode> {
             }
         }
     }
-    let results = match super::collections::milvus_target(&a.target) {
-        Some(url) => super::block_on(async {
+    let results = match TargetUrl::parse(&a.target) {
+        TargetUrl::Milvus(url) => super::block_on(async {
             let (client, _) = etl_connectors::milvus::MilvusClient::connect(&url).await?;
             etl_pipeline::milvus::search::search(&client, &a.collection, &req).await
         })?,
-        None => Database::open_existing(&a.target)?
+        TargetUrl::Engine(dir) => Database::open_existing(&dir)?
             .collection(&a.collection)?
             .search(&req)?,
     };

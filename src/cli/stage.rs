@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 use etl_pipeline::RunOptions;
+use etl_pipeline::route::TargetUrl;
 use etl_pipeline::stage::ImportOptions;
 
 use super::Format;
@@ -84,8 +85,8 @@ pub async fn import(a: ImportArgs) -> anyhow::Result<ExitCode> {
         parallelism: a.parallelism,
         recreate: a.recreate,
     };
-    let report = match super::collections::milvus_target(&a.target) {
-        Some(url) => {
+    let report = match TargetUrl::parse(&a.target) {
+        TargetUrl::Milvus(url) => {
             etl_pipeline::milvus::import::import(
                 &a.from,
                 &url,
@@ -96,9 +97,8 @@ pub async fn import(a: ImportArgs) -> anyhow::Result<ExitCode> {
             )
             .await?
         }
-        None => {
-            etl_pipeline::stage::import(&a.from, &a.target, &opts, observer(a.quiet), ctrl_c())
-                .await?
+        TargetUrl::Engine(dir) => {
+            etl_pipeline::stage::import(&a.from, &dir, &opts, observer(a.quiet), ctrl_c()).await?
         }
     };
     print_report(&report, quiet_format(a.quiet, a.format), None)?;

@@ -300,3 +300,43 @@ fn mixed_dimensions_are_counted_by_the_plan() {
         );
     }
 }
+
+/// A `target:` that names both the engine and Milvus is refused with the same words by
+/// `etl plan`, `etl run` and `etl verify` (it once loaded the engine while the plan applied
+/// Milvus' rules and verify read the engine), before anything is read or written.
+#[test]
+fn an_ambiguous_target_is_refused_alike_by_plan_run_and_verify() {
+    let url = fresh_db("ambiguous");
+    sql(
+        &url,
+        "CREATE TABLE t (id int PRIMARY KEY, v vector(2)); INSERT INTO t VALUES (1, '[1,2]');",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let engine = dir.path().join("engine");
+    for (tag, extra) in [
+        ("engine_milvus", String::new()),
+        (
+            "engine_stage_milvus",
+            format!("  stage: 'file://{}'\n", dir.path().join("stage").display()),
+        ),
+    ] {
+        let m = write(
+            dir.path(),
+            &format!("{tag}.yaml"),
+            &format!(
+                "version: 1\nsource:\n  postgres: '{url}'\ntarget:\n  engine: '{}'\n{extra}  milvus: 'http://127.0.0.1:9'\ntables:\n  - source: public.t\n",
+                engine.display()
+            ),
+        );
+        for command in ["plan", "run", "verify"] {
+            let o = etl_pw(&url, &[command, m.to_str().unwrap()]);
+            assert_eq!(o.status.code(), Some(2), "{tag} {command}: {}", stderr(&o));
+            assert!(
+                stderr(&o).contains("names both `engine` and `milvus`"),
+                "{tag} {command}: {}",
+                stderr(&o)
+            );
+        }
+        assert!(!engine.exists(), "{tag}: the engine was written");
+    }
+}

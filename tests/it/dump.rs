@@ -567,7 +567,10 @@ fn bad_rows_in_dumps_name_their_place_and_go_to_rejects_under_max_rejects() {
         .map(|e| e.unwrap().path())
         .find(|p| {
             p.extension().is_some_and(|x| x == "dat")
-                && std::fs::read(p).unwrap().windows(8).any(|w| w == b"\t424242\t")
+                && std::fs::read(p)
+                    .unwrap()
+                    .windows(8)
+                    .any(|w| w == b"\t424242\t")
         })
         .unwrap();
     let text = std::fs::read_to_string(&data_file).unwrap();

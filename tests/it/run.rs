@@ -774,3 +774,66 @@ fn dynamic_fields_pack_into_meta_and_verify_clean() {
     // Odd ids (tag g1) with i / 4 > 5 and a score (not every third): 23, 25, 29.
     assert_eq!(ids, vec![23, 25, 29], "{hits}");
 }
+
+/// An HNSW index with no params: `etl run` (the mapping's default) and `etl index build` (the
+/// engine's default) store the same build parameters, pgvector's `m = 16, ef_construction = 64`.
+#[test]
+fn run_and_index_build_default_to_the_same_hnsw_params() {
+    let url = fresh_db("hnsw_defaults");
+    sql(
+        &url,
+        "CREATE TABLE pts (id int PRIMARY KEY, v vector(4));
+         INSERT INTO pts SELECT i, ARRAY[i, i % 7, i % 3, 1]::real[]::vector FROM generate_series(1, 300) i;",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let m = crate::support::write(
+        dir.path(),
+        "m.yaml",
+        &format!(
+            "version: 1\nsource:\n  postgres: '{url}'\ntarget:\n  engine: '{}'\ntables:\n  - source: public.pts\n",
+            data.display()
+        ),
+    );
+    let o = etl_pw(&url, &["run", m.to_str().unwrap(), "--quiet"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let params = || {
+        let o = etl_pw(
+            &url,
+            &[
+                "collections",
+                "describe",
+                "--target",
+                data.to_str().unwrap(),
+                "pts",
+                "--format",
+                "json",
+            ],
+        );
+        assert!(o.status.success(), "{}", stderr(&o));
+        let d: Value = serde_json::from_str(&stdout(&o)).unwrap();
+        d["indexes"][0]["params"].clone()
+    };
+    let from_run = params();
+    assert_eq!(from_run["efConstruction"], 64, "{from_run}");
+    assert_eq!(from_run["M"], 16, "{from_run}");
+    let o = etl_pw(
+        &url,
+        &[
+            "index",
+            "build",
+            "--target",
+            data.to_str().unwrap(),
+            "--collection",
+            "pts",
+            "--field",
+            "v",
+            "--type",
+            "HNSW",
+            "--metric",
+            "COSINE",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(params(), from_run);
+}
