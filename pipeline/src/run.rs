@@ -8,11 +8,17 @@
 
 pub mod job;
 pub mod map;
+mod prepare;
+mod rejects;
+pub mod report;
 pub mod target;
+
+pub(crate) use prepare::{Prepared, fix_lines, prepare, select_tables};
+use rejects::RejectsFile;
+pub use report::{Phase, RunObserver, RunReport, Silent, StageSummary, TableReport, Totals};
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -24,15 +30,14 @@ use etl_engine::{Collection, CommitStats, Database, IndexProgress};
 
 use crate::milvus::job::LoadRecord;
 use crate::route::{Destination, Route};
-use etl_mappings::{Plan, SourceTable, TablePlan, build_plan};
+use etl_mappings::{Plan, SourceTable, TablePlan};
 use futures::StreamExt;
-use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 
 use self::job::{Job, JobState};
 use self::map::{Mapper, Reject};
 use crate::error::PipelineError;
-use crate::inspect::{load_mapping, open_source};
+use crate::inspect::load_mapping;
 use crate::source::{Source, SourceScan};
 use crate::stage::manifest::{StagedCollection, StagedFile, StagedIndex};
 use crate::stage::writer::StageWriter;
@@ -59,149 +64,6 @@ pub struct RunOptions {
     pub stage_to: Option<String>,
     /// Largest staged file (default 512 MiB).
     pub max_file_bytes: Option<u64>,
-}
-
-/// What a table is doing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub enum Phase {
-    /// Copying rows.
-    Reading,
-    /// Building indexes.
-    Indexing,
-    /// Loading the collection into memory.
-    Loading,
-    /// Finished.
-    Done,
-}
-
-/// Receives progress; the CLI draws bars or logs lines from it.
-pub trait RunObserver: Send + Sync {
-    /// A table starts; `estimate` is the catalog's row estimate.
-    fn table_started(&self, _table: &str, _estimate: Option<u64>) {}
-    /// Rows and bytes read so far for a table.
-    fn progress(&self, _table: &str, _rows: u64, _bytes: u64) {}
-    /// A table enters a phase.
-    fn phase(&self, _table: &str, _phase: Phase) {}
-    /// A table is done.
-    fn table_finished(&self, _report: &TableReport) {}
-}
-
-/// An observer that ignores everything.
-pub struct Silent;
-impl RunObserver for Silent {}
-
-/// Per-table results (JSON keys are part of `--report`).
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct TableReport {
-    /// Source table.
-    pub table: String,
-    /// Target collection.
-    pub collection: String,
-    /// Rows read from the source in this run.
-    pub rows_read: u64,
-    /// Rows written to the collection in this run.
-    pub rows_written: u64,
-    /// Rows sent to the rejects file in this run.
-    pub rows_rejected: u64,
-    /// Rows left out on purpose (`on_null: skip`), listed in the rejects file too.
-    pub rows_skipped: u64,
-    /// COPY bytes read.
-    pub bytes: u64,
-    /// Wall-clock seconds for the table.
-    pub seconds: f64,
-    /// rows_read / seconds.
-    pub rows_per_s: f64,
-    /// Seconds spent building indexes.
-    pub index_seconds: f64,
-    /// Source ranges in all.
-    pub ranges: usize,
-    /// Ranges already committed by an earlier, interrupted run.
-    pub ranges_resumed: usize,
-    /// Rows in the collection at the end.
-    pub collection_rows: u64,
-    /// The rejects file, when rows were rejected.
-    pub rejects_file: Option<String>,
-}
-
-/// Sums over tables.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct Totals {
-    /// Rows read.
-    pub rows_read: u64,
-    /// Rows written.
-    pub rows_written: u64,
-    /// Rows rejected.
-    pub rows_rejected: u64,
-    /// Rows skipped on purpose.
-    pub rows_skipped: u64,
-    /// Bytes read.
-    pub bytes: u64,
-    /// Wall-clock seconds of the run.
-    pub seconds: f64,
-    /// rows_read / seconds.
-    pub rows_per_s: f64,
-}
-
-impl Totals {
-    /// The sums over `tables` for a run of `seconds`.
-    pub fn of(tables: &[TableReport], seconds: f64) -> Totals {
-        let rows_read: u64 = tables.iter().map(|t| t.rows_read).sum();
-        Totals {
-            rows_read,
-            rows_written: tables.iter().map(|t| t.rows_written).sum(),
-            rows_rejected: tables.iter().map(|t| t.rows_rejected).sum(),
-            rows_skipped: tables.iter().map(|t| t.rows_skipped).sum(),
-            bytes: tables.iter().map(|t| t.bytes).sum(),
-            seconds,
-            rows_per_s: rows_read as f64 / seconds.max(1e-9),
-        }
-    }
-}
-
-/// The report `etl run` prints and writes with `--report`.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct RunReport {
-    /// The job.
-    pub job_id: String,
-    /// Whether this run resumed an interrupted one.
-    pub resumed: bool,
-    /// Whether nothing was written.
-    pub dry_run: bool,
-    /// Per table.
-    pub tables: Vec<TableReport>,
-    /// Totals.
-    pub totals: Totals,
-    /// The stage written, when the run staged.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub stage: Option<StageSummary>,
-}
-
-impl RunReport {
-    /// The report of `tables` (sorted by table) that took `seconds`, with their totals; the
-    /// job, resume and stage fields left for the caller.
-    pub fn of(mut tables: Vec<TableReport>, seconds: f64) -> RunReport {
-        tables.sort_by(|a, b| a.table.cmp(&b.table));
-        RunReport {
-            totals: Totals::of(&tables, seconds),
-            tables,
-            ..Default::default()
-        }
-    }
-}
-
-/// What a staging run wrote.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct StageSummary {
-    /// The stage's URL.
-    pub url: String,
-    /// Its id (imports record their progress under it).
-    pub stage_id: String,
-    /// Files written.
-    pub files: usize,
-    /// Bytes written.
-    pub bytes: u64,
-    /// Seconds staging took.
-    pub seconds: f64,
 }
 
 const RANGES_KEY: &str = "ranges";
@@ -264,68 +126,6 @@ pub async fn run(
             Ok(report)
         }
     }
-}
-
-/// What a run needs before it reads: the source, its catalog, the plan and the chosen tables
-/// (refused when any still needs fixes).
-pub(crate) struct Prepared {
-    pub source: Source,
-    pub catalog: Vec<SourceTable>,
-    pub plan: Plan,
-    pub tables: Vec<TablePlan>,
-}
-
-/// Required fixes as the lines of a refusal, each with what to write when the plan knows.
-pub(crate) fn fix_lines(fixes: &[etl_mappings::Finding]) -> String {
-    fixes
-        .iter()
-        .map(|f| {
-            format!(
-                "  - {}{}{}",
-                f.column
-                    .as_deref()
-                    .map(|c| format!("{c}: "))
-                    .unwrap_or_default(),
-                f.message,
-                f.fix
-                    .as_deref()
-                    .map(|x| format!(" ({x})"))
-                    .unwrap_or_default()
-            )
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
-pub(crate) async fn prepare(
-    mapping: &etl_mappings::ParsedMapping,
-    opts: &RunOptions,
-) -> Result<Prepared, PipelineError> {
-    let (source, catalog) = open_source(mapping).await?;
-    let mut plan = build_plan(mapping, &catalog)?;
-    crate::checks::add_source_fixes(mapping, &mut plan, false).await?;
-    crate::checks::add_target_fixes(&mut plan);
-    if let Some(b) = opts.batch_size {
-        plan.batch_size = b.max(1);
-    }
-    if let Some(p) = opts.parallelism {
-        plan.parallelism = p.max(1);
-    }
-    let tables = select_tables(&plan, opts.tables.as_deref())?;
-    for t in &tables {
-        if !t.required_fixes.is_empty() {
-            return Err(PipelineError::NeedsFixes {
-                table: t.source.to_string(),
-                fixes: fix_lines(&t.required_fixes),
-            });
-        }
-    }
-    Ok(Prepared {
-        source,
-        catalog,
-        plan,
-        tables,
-    })
 }
 
 /// `etl run` into a Milvus server: refuses what the server's version cannot hold before
@@ -475,36 +275,6 @@ async fn run_engine(
             Err(e)
         }
     }
-}
-
-pub(crate) fn select_tables(
-    plan: &Plan,
-    names: Option<&[String]>,
-) -> Result<Vec<TablePlan>, PipelineError> {
-    let Some(names) = names else {
-        return Ok(plan.tables.clone());
-    };
-    let mut out = Vec::new();
-    for n in names {
-        let found = plan
-            .tables
-            .iter()
-            .find(|t| t.collection == *n || t.source.to_string() == *n || t.source.name == *n);
-        match found {
-            Some(t) => out.push(t.clone()),
-            None => {
-                return Err(PipelineError::UnknownTable {
-                    table: n.clone(),
-                    suggestion: plan
-                        .tables
-                        .iter()
-                        .map(|t| t.source.to_string())
-                        .min_by_key(|s| strsim::levenshtein(s, n)),
-                });
-            }
-        }
-    }
-    Ok(out)
 }
 
 /// Where a run's mapped rows go.
@@ -1005,80 +775,4 @@ pub(crate) async fn index_and_load(
     .map_err(|e| PipelineError::Internal {
         message: e.to_string(),
     })?
-}
-
-/// The rejects file of a table (JSON lines, each naming its source range).
-struct RejectsFile {
-    path: PathBuf,
-    file: Option<std::fs::File>,
-    lines: u64,
-}
-
-impl RejectsFile {
-    /// Opens the file, keeping only lines of the ranges in `keep` (committed by an earlier run).
-    fn open(path: PathBuf, keep: &HashSet<String>) -> Result<RejectsFile, PipelineError> {
-        let mut lines = 0;
-        if let Ok(text) = std::fs::read_to_string(&path) {
-            let kept: Vec<&str> = text
-                .lines()
-                .filter(|l| {
-                    serde_json::from_str::<serde_json::Value>(l)
-                        .ok()
-                        .and_then(|v| v["range"].as_str().map(|r| keep.contains(r)))
-                        .unwrap_or(false)
-                })
-                .collect();
-            lines = kept.len() as u64;
-            if kept.is_empty() {
-                let _ = std::fs::remove_file(&path);
-            } else {
-                let mut body = kept.join("\n");
-                body.push('\n');
-                etl_engine::fsutil::atomic_write(&path, body.as_bytes())?;
-            }
-        }
-        Ok(RejectsFile {
-            path,
-            file: None,
-            lines,
-        })
-    }
-
-    fn append(
-        &mut self,
-        table: &str,
-        range: &str,
-        rejects: &[Reject],
-    ) -> Result<(), PipelineError> {
-        if self.file.is_none() {
-            if let Some(dir) = self.path.parent() {
-                fs_err::create_dir_all(dir)?;
-            }
-            let f = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&self.path)
-                .map_err(|e| {
-                    std::io::Error::new(e.kind(), format!("{}: {e}", self.path.display()))
-                })?;
-            self.file = Some(f);
-        }
-        let Some(f) = self.file.as_mut() else {
-            return Ok(());
-        };
-        let mut buf = Vec::new();
-        for r in rejects {
-            let mut v = serde_json::to_value(r).map_err(|e| PipelineError::Internal {
-                message: e.to_string(),
-            })?;
-            v["table"] = serde_json::Value::String(table.to_string());
-            v["range"] = serde_json::Value::String(range.to_string());
-            buf.extend_from_slice(v.to_string().as_bytes());
-            buf.push(b'\n');
-        }
-        f.write_all(&buf)?;
-        f.sync_data()?;
-        self.lines += rejects.len() as u64;
-        Ok(())
-    }
 }

@@ -22,10 +22,8 @@ pub use self::import::{ImportOptions, import};
 use self::manifest::{FORMAT, MANIFEST, StageManifest, StagedCollection, rfc3339};
 use self::writer::DEFAULT_MAX_FILE_BYTES;
 use crate::error::PipelineError;
-use crate::run::{
-    Prepared, RunContext, RunObserver, RunOptions, RunReport, Sink, StageSink, StageSummary,
-    prepare,
-};
+use crate::run::report::{RunObserver, RunReport, StageSummary};
+use crate::run::{Prepared, RunContext, RunOptions, Sink, StageSink, prepare};
 use crate::source::beside;
 
 /// Deletes every object under `rel` (a missing prefix is fine).

@@ -23,7 +23,7 @@ use futures::StreamExt;
 use object_store::ObjectStoreExt;
 
 use crate::error::PipelineError;
-use crate::run::{Phase, RunObserver, RunReport, TableReport};
+use crate::run::report::{Phase, RunObserver, RunReport, TableReport};
 use crate::stage::ImportOptions;
 use crate::stage::import::{check_in_place, choose, download};
 use crate::stage::manifest::StagedCollection;

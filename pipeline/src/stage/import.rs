@@ -26,9 +26,8 @@ use super::manifest::{StagedCollection, StagedFile, sha256_hex};
 use super::read_manifest;
 use crate::error::PipelineError;
 use crate::run::job::{self, Job, JobState};
-use crate::run::{
-    Phase, RunObserver, RunReport, TableReport, WriterMsg, closed, index_and_load, writer_loop,
-};
+use crate::run::report::{Phase, RunObserver, RunReport, TableReport};
+use crate::run::{WriterMsg, closed, index_and_load, writer_loop};
 
 /// Options of `etl import`.
 #[derive(Debug, Clone, Default)]

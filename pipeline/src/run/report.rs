@@ -1,0 +1,147 @@
+//! What a run tells: its phases, the observer that draws progress, and the report `etl run`
+//! prints. A leaf: the targets, staging and import import it; it imports nothing of the run.
+
+use serde::Serialize;
+
+/// What a table is doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Phase {
+    /// Copying rows.
+    Reading,
+    /// Building indexes.
+    Indexing,
+    /// Loading the collection into memory.
+    Loading,
+    /// Finished.
+    Done,
+}
+
+/// Receives progress; the CLI draws bars or logs lines from it.
+pub trait RunObserver: Send + Sync {
+    /// A table starts; `estimate` is the catalog's row estimate.
+    fn table_started(&self, _table: &str, _estimate: Option<u64>) {}
+    /// Rows and bytes read so far for a table.
+    fn progress(&self, _table: &str, _rows: u64, _bytes: u64) {}
+    /// A table enters a phase.
+    fn phase(&self, _table: &str, _phase: Phase) {}
+    /// A table is done.
+    fn table_finished(&self, _report: &TableReport) {}
+}
+
+/// An observer that ignores everything.
+pub struct Silent;
+impl RunObserver for Silent {}
+
+/// Per-table results (JSON keys are part of `--report`).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct TableReport {
+    /// Source table.
+    pub table: String,
+    /// Target collection.
+    pub collection: String,
+    /// Rows read from the source in this run.
+    pub rows_read: u64,
+    /// Rows written to the collection in this run.
+    pub rows_written: u64,
+    /// Rows sent to the rejects file in this run.
+    pub rows_rejected: u64,
+    /// Rows left out on purpose (`on_null: skip`), listed in the rejects file too.
+    pub rows_skipped: u64,
+    /// COPY bytes read.
+    pub bytes: u64,
+    /// Wall-clock seconds for the table.
+    pub seconds: f64,
+    /// rows_read / seconds.
+    pub rows_per_s: f64,
+    /// Seconds spent building indexes.
+    pub index_seconds: f64,
+    /// Source ranges in all.
+    pub ranges: usize,
+    /// Ranges already committed by an earlier, interrupted run.
+    pub ranges_resumed: usize,
+    /// Rows in the collection at the end.
+    pub collection_rows: u64,
+    /// The rejects file, when rows were rejected.
+    pub rejects_file: Option<String>,
+}
+
+/// Sums over tables.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Totals {
+    /// Rows read.
+    pub rows_read: u64,
+    /// Rows written.
+    pub rows_written: u64,
+    /// Rows rejected.
+    pub rows_rejected: u64,
+    /// Rows skipped on purpose.
+    pub rows_skipped: u64,
+    /// Bytes read.
+    pub bytes: u64,
+    /// Wall-clock seconds of the run.
+    pub seconds: f64,
+    /// rows_read / seconds.
+    pub rows_per_s: f64,
+}
+
+impl Totals {
+    /// The sums over `tables` for a run of `seconds`.
+    pub fn of(tables: &[TableReport], seconds: f64) -> Totals {
+        let rows_read: u64 = tables.iter().map(|t| t.rows_read).sum();
+        Totals {
+            rows_read,
+            rows_written: tables.iter().map(|t| t.rows_written).sum(),
+            rows_rejected: tables.iter().map(|t| t.rows_rejected).sum(),
+            rows_skipped: tables.iter().map(|t| t.rows_skipped).sum(),
+            bytes: tables.iter().map(|t| t.bytes).sum(),
+            seconds,
+            rows_per_s: rows_read as f64 / seconds.max(1e-9),
+        }
+    }
+}
+
+/// The report `etl run` prints and writes with `--report`.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RunReport {
+    /// The job.
+    pub job_id: String,
+    /// Whether this run resumed an interrupted one.
+    pub resumed: bool,
+    /// Whether nothing was written.
+    pub dry_run: bool,
+    /// Per table.
+    pub tables: Vec<TableReport>,
+    /// Totals.
+    pub totals: Totals,
+    /// The stage written, when the run staged.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stage: Option<StageSummary>,
+}
+
+impl RunReport {
+    /// The report of `tables` (sorted by table) that took `seconds`, with their totals; the
+    /// job, resume and stage fields left for the caller.
+    pub fn of(mut tables: Vec<TableReport>, seconds: f64) -> RunReport {
+        tables.sort_by(|a, b| a.table.cmp(&b.table));
+        RunReport {
+            totals: Totals::of(&tables, seconds),
+            tables,
+            ..Default::default()
+        }
+    }
+}
+
+/// What a staging run wrote.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct StageSummary {
+    /// The stage's URL.
+    pub url: String,
+    /// Its id (imports record their progress under it).
+    pub stage_id: String,
+    /// Files written.
+    pub files: usize,
+    /// Bytes written.
+    pub bytes: u64,
+    /// Seconds staging took.
+    pub seconds: f64,
+}
