@@ -614,7 +614,7 @@ fn bad_rows_in_dumps_name_their_place_and_go_to_rejects_under_max_rejects() {
     );
 
     for (dump, tag, place) in [
-        (&custom, "custom0", "data block starts at byte offset"),
+        (&custom, "custom0", "data block at byte offset"),
         (&directory, "dir0", "data file "),
     ] {
         let m = mapping(dump, tag, 0);

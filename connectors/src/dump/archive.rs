@@ -491,25 +491,15 @@ impl DumpArchive {
     /// reading, only here, for the rows that need naming); a row of an archive is named with
     /// its entry (the tar member or data file, or the custom block's byte offset).
     pub fn locate(&self, block: &Block, at: &At) -> String {
-        match &block.source {
-            Source::PlainCopy { first, .. } => match at {
-                At::Byte(o) => self.line_at(*first, *o).unwrap_or_else(|| at.clone()),
-                _ => at.clone(),
+        let at = match (&block.source, at) {
+            (Source::PlainCopy { first, .. }, At::Byte(o)) => {
+                self.line_at(*first, *o).unwrap_or_else(|| at.clone())
             }
-            .to_string(),
-            Source::Member { name, offset, .. } => {
-                format!("{at}, member {name} (at byte offset {offset} of the tar)")
-            }
-            Source::File { path, .. } => format!(
-                "{at}, data file {}",
-                path.file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default()
-            ),
-            Source::Custom {
-                offset: Some(o), ..
-            } => format!("{at} (its data block starts at byte offset {o})"),
-            _ => at.to_string(),
+            _ => at.clone(),
+        };
+        match entry_name(&block.source) {
+            Some(entry) => format!("{at}, {entry}"),
+            None => at.to_string(),
         }
     }
 
@@ -582,23 +572,9 @@ impl DumpArchive {
             } => {
                 let data = super::custom::open_block(self, *dump_id, *offset)?;
                 let reader = self.decompress(data);
+                let entry = entry_name(&block.source);
                 self.read_stream(reader, ncols, *inserts, &table, row)
-                    .map_err(|e| match (e, offset) {
-                        (ConnectorError::Dump { file, at, reason }, Some(o))
-                            if !at
-                                .as_deref()
-                                .is_some_and(|a| a.contains("data block starts")) =>
-                        {
-                            ConnectorError::Dump {
-                                file,
-                                at: at.map(|a| {
-                                    format!("{a} (its data block starts at byte offset {o})")
-                                }),
-                                reason,
-                            }
-                        }
-                        (e, _) => e,
-                    })
+                    .map_err(|e| in_entry(e, entry.as_deref()))
             }
             Source::File { path, inserts } => {
                 let f = File::open(path).map_err(|e| io_err(path, e))?;
@@ -608,53 +584,23 @@ impl DumpArchive {
                     }
                     _ => self.decompress(Box::new(BufReader::new(f))),
                 };
-                let entry = path
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default();
+                let entry = entry_name(&block.source);
                 self.read_stream(reader, ncols, *inserts, &table, row)
-                    .map_err(|e| match e {
-                        ConnectorError::Dump { file, at, reason }
-                            if !at.as_deref().is_some_and(|a| a.contains("data file")) =>
-                        {
-                            ConnectorError::Dump {
-                                file,
-                                at: Some(format!(
-                                    "{}data file {entry}",
-                                    at.map(|a| format!("{a}, ")).unwrap_or_default()
-                                )),
-                                reason,
-                            }
-                        }
-                        e => e,
-                    })
+                    .map_err(|e| in_entry(e, entry.as_deref()))
             }
             Source::Member {
-                name,
                 offset,
                 len,
                 inserts,
+                ..
             } => {
                 let mut f = File::open(&self.path).map_err(|e| io_err(&self.path, e))?;
                 f.seek(SeekFrom::Start(*offset))
                     .map_err(|e| io_err(&self.path, e))?;
                 let reader: Box<dyn Read + Send> = Box::new(f.take(*len));
+                let entry = entry_name(&block.source);
                 self.read_stream(reader, ncols, *inserts, &table, row)
-                    .map_err(|e| match e {
-                        ConnectorError::Dump { file, at, reason }
-                            if !at.as_deref().is_some_and(|a| a.contains("member")) =>
-                        {
-                            ConnectorError::Dump {
-                                file,
-                                at: Some(format!(
-                                    "{}member {name} (at byte offset {offset} of the tar)",
-                                    at.map(|a| format!("{a}, ")).unwrap_or_default()
-                                )),
-                                reason,
-                            }
-                        }
-                        e => e,
-                    })
+                    .map_err(|e| in_entry(e, entry.as_deref()))
             }
         }
     }
@@ -740,6 +686,46 @@ fn read_full(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
 fn values_count(st: &Statement) -> u64 {
     // `--rows-per-insert` puts several tuples in one statement; a cheap count for estimates.
     (st.text.matches("),").count() + 1) as u64
+}
+
+/// The archive entry a block's data is in, as errors and rejects name it: a tar member, a
+/// directory's data file, or a custom archive's data block (plain dumps name lines instead).
+fn entry_name(source: &Source) -> Option<String> {
+    match source {
+        Source::Member { name, offset, .. } => Some(format!(
+            "member {name} (at byte offset {offset} of the tar)"
+        )),
+        Source::File { path, .. } => Some(format!(
+            "data file {}",
+            path.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        )),
+        Source::Custom {
+            offset: Some(o), ..
+        } => Some(format!("its data block at byte offset {o}")),
+        _ => None,
+    }
+}
+
+/// An error in an entry's data with the entry added to where it happened (once: a row the
+/// reader located already names it).
+fn in_entry(e: ConnectorError, entry: Option<&str>) -> ConnectorError {
+    match (e, entry) {
+        (ConnectorError::Dump { file, at, reason }, Some(entry))
+            if !at.as_deref().is_some_and(|a| a.contains(entry)) =>
+        {
+            ConnectorError::Dump {
+                file,
+                at: Some(match at {
+                    Some(a) => format!("{a}, {entry}"),
+                    None => entry.to_string(),
+                }),
+                reason,
+            }
+        }
+        (e, _) => e,
+    }
 }
 
 /// COPY text lines up to `\.`: with `need_end`, the data must end with it.
