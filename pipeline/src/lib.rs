@@ -10,6 +10,8 @@ pub mod run;
 mod source;
 pub mod sql;
 pub mod stage;
+#[cfg(test)]
+mod testdata;
 pub mod verify;
 
 pub use bench::{ReadBench, bench_read};

@@ -575,3 +575,127 @@ pub(crate) fn short(v: Value) -> Value {
         _ => v,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::array::{Float32Array, Int64Array, ListArray};
+    use datafusion::arrow::datatypes::Float32Type;
+    use etl_mappings::{DataType as T, OnNull, PrimaryKey, QualifiedName};
+
+    fn field(name: &str, t: T) -> FieldPlan {
+        FieldPlan {
+            name: name.into(),
+            source: Some(name.into()),
+            data_type: Some(t),
+            ..FieldPlan::default()
+        }
+    }
+
+    /// A table of `id` (key), `s` VARCHAR(4) and `v` FLOAT_VECTOR(2) read from an untyped
+    /// vector column (a list), `v` set up by `vector`.
+    fn mapper(vector: FieldPlan) -> Mapper {
+        let plan = TablePlan {
+            source: QualifiedName::new("public", "t"),
+            collection: "t".into(),
+            filter: None,
+            fields: vec![
+                FieldPlan {
+                    primary_key: true,
+                    ..field("id", T::Int64)
+                },
+                FieldPlan {
+                    max_length: Some(4),
+                    nullable: true,
+                    ..field("s", T::VarChar)
+                },
+                vector,
+            ],
+            primary_key: PrimaryKey::Column {
+                field: "id".into(),
+                column: "id".into(),
+            },
+            source_key: vec!["id".into()],
+            dynamic_field: false,
+            shards: 1,
+            max_rejects: 0,
+            excluded: vec![],
+            partitioned: false,
+            estimated_rows: None,
+            required_fixes: vec![],
+            suggestions: vec![],
+        };
+        let schema = crate::run::target::collection_schema(&plan).unwrap();
+        Mapper::new(plan, schema)
+    }
+
+    fn vector(on_null: OnNull, default: Option<Value>) -> FieldPlan {
+        FieldPlan {
+            dim: Some(2),
+            on_null,
+            default,
+            ..field("v", T::FloatVector)
+        }
+    }
+
+    /// Rows: a good one, a VARCHAR too long, a vector of another dimension, a NaN, a NULL vector.
+    fn source() -> RecordBatch {
+        let ids: ArrayRef = Arc::new(Int64Array::from(vec![1, 2, 3, 4, 5]));
+        let s: ArrayRef = Arc::new(StringArray::from(vec!["ok", "toolong", "ok", "ok", "ok"]));
+        let v: ArrayRef = Arc::new(ListArray::from_iter_primitive::<Float32Type, _, _>(vec![
+            Some(vec![Some(1.0), Some(2.0)]),
+            Some(vec![Some(1.0), Some(2.0)]),
+            Some(vec![Some(1.0), Some(2.0), Some(3.0)]),
+            Some(vec![Some(f32::NAN), Some(2.0)]),
+            None,
+        ]));
+        RecordBatch::try_from_iter(vec![("id", ids), ("s", s), ("v", v)]).unwrap()
+    }
+
+    /// (key, reason) of each reject, by key.
+    fn reasons(rejects: &[Reject]) -> Vec<(Value, RejectReason)> {
+        let mut out: Vec<_> = rejects
+            .iter()
+            .map(|r| (r.primary_key.clone(), r.reason))
+            .collect();
+        out.sort_by_key(|(k, _)| k.as_i64());
+        out
+    }
+
+    #[test]
+    fn rows_the_field_cannot_hold_are_rejected_with_their_reason() {
+        let (out, rejects) = mapper(vector(OnNull::Reject, None)).map(&source()).unwrap();
+        assert_eq!(out.num_rows(), 1);
+        assert_eq!(
+            reasons(&rejects),
+            vec![
+                (Value::from(2), RejectReason::TooLong),
+                (Value::from(3), RejectReason::WrongDimension),
+                (Value::from(4), RejectReason::NotFinite),
+                (Value::from(5), RejectReason::NullNotAllowed),
+            ]
+        );
+    }
+
+    #[test]
+    fn on_null_skip_and_a_default_vector_decide_what_a_null_becomes() {
+        let (_, rejects) = mapper(vector(OnNull::Skip, None)).map(&source()).unwrap();
+        assert!(reasons(&rejects).contains(&(Value::from(5), RejectReason::NullSkipped)));
+        let (out, rejects) = mapper(vector(OnNull::Reject, Some(serde_json::json!([0.5, 0.25]))))
+            .map(&source())
+            .unwrap();
+        assert!(!rejects.iter().any(|r| r.primary_key == 5));
+        let ids = out
+            .column_by_name("id")
+            .unwrap()
+            .as_primitive::<datafusion::arrow::datatypes::Int64Type>();
+        let row = (0..out.num_rows()).find(|&r| ids.value(r) == 5).unwrap();
+        let v = out
+            .column_by_name("v")
+            .unwrap()
+            .as_fixed_size_list()
+            .value(row);
+        let v = v.as_any().downcast_ref::<Float32Array>().unwrap();
+        assert_eq!(v.values().to_vec(), vec![0.5, 0.25]);
+    }
+}
