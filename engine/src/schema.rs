@@ -12,6 +12,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{EngineError, Result, did_you_mean};
 
+pub use etl_types::FieldType;
+
 /// Name of the dynamic field: a JSON object holding keys that are not fields.
 pub const DYNAMIC_FIELD: &str = "$meta";
 
@@ -19,109 +21,6 @@ pub const DYNAMIC_FIELD: &str = "$meta";
 pub const MAX_VARCHAR: u32 = 65_535;
 /// Largest ARRAY capacity Milvus accepts.
 pub const MAX_CAPACITY: u32 = 4_096;
-
-/// The type of a field.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-#[allow(missing_docs)]
-pub enum FieldType {
-    Bool,
-    Int8,
-    Int16,
-    Int32,
-    Int64,
-    Float,
-    Double,
-    Varchar,
-    Json,
-    Array,
-    FloatVector,
-    Float16Vector,
-    BinaryVector,
-    SparseFloatVector,
-}
-
-impl FieldType {
-    /// Milvus' spelling (`FLOAT_VECTOR`).
-    pub fn name(self) -> &'static str {
-        match self {
-            FieldType::Bool => "BOOL",
-            FieldType::Int8 => "INT8",
-            FieldType::Int16 => "INT16",
-            FieldType::Int32 => "INT32",
-            FieldType::Int64 => "INT64",
-            FieldType::Float => "FLOAT",
-            FieldType::Double => "DOUBLE",
-            FieldType::Varchar => "VARCHAR",
-            FieldType::Json => "JSON",
-            FieldType::Array => "ARRAY",
-            FieldType::FloatVector => "FLOAT_VECTOR",
-            FieldType::Float16Vector => "FLOAT16_VECTOR",
-            FieldType::BinaryVector => "BINARY_VECTOR",
-            FieldType::SparseFloatVector => "SPARSE_FLOAT_VECTOR",
-        }
-    }
-
-    /// Parses Milvus' spelling, case-insensitively.
-    pub fn parse(s: &str) -> Option<FieldType> {
-        ALL_TYPES
-            .iter()
-            .copied()
-            .find(|t| t.name().eq_ignore_ascii_case(s))
-    }
-
-    /// True for the four vector types.
-    pub fn is_vector(self) -> bool {
-        matches!(
-            self,
-            FieldType::FloatVector
-                | FieldType::Float16Vector
-                | FieldType::BinaryVector
-                | FieldType::SparseFloatVector
-        )
-    }
-
-    /// True for the integer and floating-point types.
-    pub fn is_numeric(self) -> bool {
-        matches!(
-            self,
-            FieldType::Int8
-                | FieldType::Int16
-                | FieldType::Int32
-                | FieldType::Int64
-                | FieldType::Float
-                | FieldType::Double
-        )
-    }
-
-    /// Types an ARRAY may hold.
-    pub fn is_array_element(self) -> bool {
-        self.is_numeric() || matches!(self, FieldType::Bool | FieldType::Varchar)
-    }
-}
-
-const ALL_TYPES: [FieldType; 14] = [
-    FieldType::Bool,
-    FieldType::Int8,
-    FieldType::Int16,
-    FieldType::Int32,
-    FieldType::Int64,
-    FieldType::Float,
-    FieldType::Double,
-    FieldType::Varchar,
-    FieldType::Json,
-    FieldType::Array,
-    FieldType::FloatVector,
-    FieldType::Float16Vector,
-    FieldType::BinaryVector,
-    FieldType::SparseFloatVector,
-];
-
-impl std::fmt::Display for FieldType {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
-}
 
 /// One field of a collection.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -446,7 +345,7 @@ mod tests {
 
     #[test]
     fn types_parse_round_trip() {
-        for t in ALL_TYPES {
+        for t in FieldType::ALL {
             assert_eq!(FieldType::parse(t.name()), Some(t));
         }
         assert_eq!(

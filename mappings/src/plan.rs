@@ -105,45 +105,7 @@ pub enum IndexOrigin {
     Default,
 }
 
-/// HNSW build parameters.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct HnswParams {
-    /// Links per node (`M`).
-    #[serde(rename = "M")]
-    pub m: u32,
-    /// Candidate list size while building.
-    pub ef_construction: u32,
-}
-
-impl Default for HnswParams {
-    fn default() -> Self {
-        // pgvector's defaults (as the engine's own `etl index build`), so a migrated index
-        // behaves as the user's did and both commands build the same graph.
-        HnswParams {
-            m: 16,
-            ef_construction: 64,
-        }
-    }
-}
-
-/// IVF_FLAT parameters: pgvector's `lists` and `ivfflat.probes`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct IvfParams {
-    /// Lists (pgvector `lists`).
-    pub nlist: u32,
-    /// Lists a search scans (pgvector `ivfflat.probes`).
-    pub nprobe: u32,
-}
-
-impl Default for IvfParams {
-    fn default() -> Self {
-        // pgvector's defaults: 100 lists, 1 probe.
-        IvfParams {
-            nlist: 100,
-            nprobe: 1,
-        }
-    }
-}
+pub use etl_types::{HnswParams, IvfParams};
 
 /// An index to build after the load.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -235,7 +197,7 @@ impl FieldPlan {
             return "?".into();
         };
         match t {
-            DataType::VarChar => {
+            DataType::Varchar => {
                 format!("VARCHAR({})", self.max_length.unwrap_or(MAX_VARCHAR_LENGTH))
             }
             DataType::Array => format!(
@@ -776,7 +738,7 @@ impl TablePlanner<'_> {
                         c.max_length = None;
                     }
                 }
-                if !matches!(c.data_type, DataType::Int64 | DataType::VarChar) {
+                if !matches!(c.data_type, DataType::Int64 | DataType::Varchar) {
                     return Err(MappingError::Conflict {
                         at: self.field_loc(&column.name, "source"),
                         message: format!(
@@ -837,7 +799,7 @@ impl TablePlanner<'_> {
             ));
         }
         if fs.partition_key == Some(true) {
-            if !matches!(field.data_type, Some(DataType::Int64 | DataType::VarChar)) || is_key {
+            if !matches!(field.data_type, Some(DataType::Int64 | DataType::Varchar)) || is_key {
                 return Err(MappingError::Conflict {
                     at: self.field_loc(&column.name, "partition_key"),
                     message:
@@ -895,10 +857,10 @@ impl TablePlanner<'_> {
         let default = default_rule(&column.pg_type.kind).ok();
         let mut c = TypeChoice::of(target);
         match target {
-            DataType::VarChar => {
+            DataType::Varchar => {
                 c.max_length = default
                     .as_ref()
-                    .filter(|d| d.data_type == DataType::VarChar)
+                    .filter(|d| d.data_type == DataType::Varchar)
                     .and_then(|d| d.max_length)
                     .or(Some(MAX_VARCHAR_LENGTH));
             }
@@ -959,7 +921,7 @@ impl TablePlanner<'_> {
                 xs.iter().all(|x| x.as_f64().is_some_and(f64::is_finite))
                     && dim.is_none_or(|d| d as usize == xs.len())
             }
-            (Some(DataType::VarChar), V::String(_)) => true,
+            (Some(DataType::Varchar), V::String(_)) => true,
             (Some(DataType::Bool), V::Bool(_)) => true,
             (Some(t), V::Number(n)) if t.is_integer() => n.is_i64(),
             (Some(DataType::Float | DataType::Double), V::Number(_)) => true,
@@ -1026,7 +988,7 @@ impl TablePlanner<'_> {
         }
         let metric = match &ix.metric {
             Some(m) => {
-                let parsed = Metric::parse(m).filter(|m| m.applies_to(ty));
+                let parsed = Metric::parse(m).filter(|m| m.supported_by(ty));
                 Some(parsed.ok_or_else(|| {
                     MappingError::InvalidValue {
                         at: self.field_loc(&column.name, "metric"),
@@ -1036,7 +998,7 @@ impl TablePlanner<'_> {
                             "{ty} fields take {}",
                             Metric::ALL
                                 .iter()
-                                .filter(|x| x.applies_to(ty))
+                                .filter(|x| x.supported_by(ty))
                                 .map(|x| x.name())
                                 .collect::<Vec<_>>()
                                 .join(", ")
@@ -1045,7 +1007,7 @@ impl TablePlanner<'_> {
                             m,
                             Metric::ALL
                                 .iter()
-                                .filter(|x| x.applies_to(ty))
+                                .filter(|x| x.supported_by(ty))
                                 .map(|x| x.name()),
                         ),
                     }
@@ -1061,7 +1023,7 @@ impl TablePlanner<'_> {
             let allowed: &[&str] = match index_type {
                 IndexType::Hnsw | IndexType::HnswSq => &["M", "ef_construction", "efConstruction"],
                 IndexType::IvfFlat => &["nlist", "nprobe", "lists", "probes"],
-                IndexType::SparseInverted => &["drop_ratio_build"],
+                IndexType::SparseInvertedIndex => &["drop_ratio_build"],
                 _ => &[],
             };
             if !allowed.contains(&key.as_str()) {
@@ -1146,10 +1108,10 @@ impl TablePlanner<'_> {
                 (IndexType::Hnsw, Some(HnswParams::default()))
             }
             DataType::BinaryVector => (IndexType::BinFlat, None),
-            _ => (IndexType::SparseInverted, None),
+            _ => (IndexType::SparseInvertedIndex, None),
         };
         if let Some(src) = source {
-            if let Some(metric) = src.metric.filter(|m| m.applies_to(ty)) {
+            if let Some(metric) = src.metric.filter(|m| m.supported_by(ty)) {
                 let origin = IndexOrigin::Source {
                     index: src.name.clone(),
                 };

@@ -160,7 +160,7 @@ fn render_field(out: &mut String, t: &TablePlan, f: &FieldPlan, opts: &InitOptio
                 let _ = writeln!(out, "        dim: {d}");
             }
         }
-        DataType::VarChar => {
+        DataType::Varchar => {
             if let Some(l) = f.max_length {
                 let _ = writeln!(out, "        max_length: {l}");
             }

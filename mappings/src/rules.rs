@@ -80,7 +80,7 @@ impl TypeChoice {
     fn varchar(max_length: u32) -> Self {
         TypeChoice {
             max_length: Some(max_length),
-            ..TypeChoice::of(DataType::VarChar)
+            ..TypeChoice::of(DataType::Varchar)
         }
     }
     fn vector(data_type: DataType, dim: Option<u32>) -> Self {
@@ -226,8 +226,8 @@ fn dense(data_type: DataType, pg: &str, dim: Option<u32>) -> Result<TypeChoice, 
 pub fn primary_key_type(kind: &PgKind) -> Option<DataType> {
     match kind {
         k if k.is_integer() => Some(DataType::Int64),
-        k if k.is_text() => Some(DataType::VarChar),
-        PgKind::Uuid => Some(DataType::VarChar),
+        k if k.is_text() => Some(DataType::Varchar),
+        PgKind::Uuid => Some(DataType::Varchar),
         _ => None,
     }
 }
@@ -243,15 +243,15 @@ pub fn check_override(kind: &PgKind, target: DataType) -> Result<Option<Note>, S
     let refuse = |why: &str| Err(why.to_string());
     match (kind, target) {
         // Everything scalar has a canonical text form.
-        (PgKind::Bytea, T::VarChar) => Ok(Some(Note::info("bytea as base64 text"))),
+        (PgKind::Bytea, T::Varchar) => Ok(Some(Note::info("bytea as base64 text"))),
         (
             PgKind::Vector { .. }
             | PgKind::HalfVec { .. }
             | PgKind::SparseVec { .. }
             | PgKind::Bit { .. },
-            T::VarChar,
+            T::Varchar,
         ) => Ok(Some(Note::info("vector as its pgvector text form"))),
-        (_, T::VarChar) => Ok(None),
+        (_, T::Varchar) => Ok(None),
         (k, t) if k.is_integer() && t.is_integer() => Ok(narrowing(kind, t)),
         (k, T::Float | T::Double) if k.is_integer() => Ok(None),
         (PgKind::Float4 | PgKind::Float8, T::Float | T::Double) => Ok(if target == T::Float {

@@ -12,7 +12,6 @@
 use std::path::Path;
 
 use rayon::prelude::*;
-use serde::{Deserialize, Serialize};
 
 use super::file::{self, MappedFile};
 use super::hnsw::space::{BitSpace, DenseSpace, Nodes, Probe, Space, inv_norm_f32};
@@ -33,25 +32,7 @@ const INV_NORMS: usize = 4;
 const ITERATIONS: usize = 12;
 const SAMPLE_PER_LIST: usize = 256;
 
-/// IVF build and search parameters (Milvus' names).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct IvfParams {
-    /// Lists (pgvector `lists`).
-    pub nlist: u32,
-    /// Lists a search scans unless the request says otherwise (pgvector `ivfflat.probes`).
-    pub nprobe: u32,
-}
-
-impl Default for IvfParams {
-    fn default() -> Self {
-        // pgvector's default `lists` is 100; its `probes` default of 1 finds few neighbours, so
-        // the engine's default probes a tenth of the lists, as pgvector's docs suggest starting.
-        IvfParams {
-            nlist: 100,
-            nprobe: 10,
-        }
-    }
-}
+pub use etl_types::IvfParams;
 
 /// Builds the index over the rows `live` admits and writes it to `path`; returns its size.
 pub fn build(

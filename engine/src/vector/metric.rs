@@ -1,79 +1,9 @@
 //! The metrics and their distances, as pgvector defines them (smaller is always nearer); the
 //! SIMD kernels are in [`super::simd`].
 
-use serde::{Deserialize, Serialize};
-
 use super::simd;
-use crate::schema::FieldType;
 
-/// A similarity metric.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum Metric {
-    /// Euclidean distance.
-    L2,
-    /// Negative inner product.
-    Ip,
-    /// Cosine distance.
-    Cosine,
-    /// Number of differing bits.
-    Hamming,
-    /// 1 − |a∧b| / |a∨b|.
-    Jaccard,
-}
-
-impl Metric {
-    /// Milvus' spelling.
-    pub fn name(self) -> &'static str {
-        match self {
-            Metric::L2 => "L2",
-            Metric::Ip => "IP",
-            Metric::Cosine => "COSINE",
-            Metric::Hamming => "HAMMING",
-            Metric::Jaccard => "JACCARD",
-        }
-    }
-
-    /// Parses Milvus' spelling, case-insensitively.
-    pub fn parse(s: &str) -> Option<Metric> {
-        [
-            Metric::L2,
-            Metric::Ip,
-            Metric::Cosine,
-            Metric::Hamming,
-            Metric::Jaccard,
-        ]
-        .into_iter()
-        .find(|m| m.name().eq_ignore_ascii_case(s))
-    }
-
-    /// The metrics a vector type supports.
-    pub fn supported_by(self, t: FieldType) -> bool {
-        match t {
-            FieldType::FloatVector | FieldType::Float16Vector => {
-                matches!(self, Metric::L2 | Metric::Ip | Metric::Cosine)
-            }
-            FieldType::BinaryVector => matches!(self, Metric::Hamming | Metric::Jaccard),
-            FieldType::SparseFloatVector => self == Metric::Ip,
-            _ => false,
-        }
-    }
-
-    /// The metric used when none is given: COSINE for float vectors, HAMMING for binary, IP for sparse.
-    pub fn default_for(t: FieldType) -> Metric {
-        match t {
-            FieldType::BinaryVector => Metric::Hamming,
-            FieldType::SparseFloatVector => Metric::Ip,
-            _ => Metric::Cosine,
-        }
-    }
-}
-
-impl std::fmt::Display for Metric {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
-}
+pub use etl_types::Metric;
 
 /// Inner product.
 #[inline]

@@ -24,7 +24,7 @@ fn text_and_uuid_primary_keys_become_varchar() {
         K::Char { length: Some(3) },
         K::Uuid,
     ] {
-        assert_eq!(primary_key_type(&k), Some(T::VarChar));
+        assert_eq!(primary_key_type(&k), Some(T::Varchar));
     }
     assert_eq!(primary_key_type(&K::Float8), None);
     assert_eq!(primary_key_type(&K::Date), None);
@@ -86,7 +86,7 @@ fn narrow_numeric_is_double_wide_is_exact_text() {
         precision: Some(20),
         scale: Some(4),
     });
-    assert_eq!((wide.data_type, wide.max_length), (T::VarChar, Some(22)));
+    assert_eq!((wide.data_type, wide.max_length), (T::Varchar, Some(22)));
     assert_eq!(wide.note.unwrap().severity, Severity::Warning);
     let free = ty(K::Numeric {
         precision: None,
@@ -94,7 +94,7 @@ fn narrow_numeric_is_double_wide_is_exact_text() {
     });
     assert_eq!(
         (free.data_type, free.max_length),
-        (T::VarChar, Some(MAX_VARCHAR_LENGTH))
+        (T::Varchar, Some(MAX_VARCHAR_LENGTH))
     );
     assert_eq!(free.note.unwrap().severity, Severity::Warning);
 }
@@ -105,9 +105,9 @@ fn character_types_become_varchar() {
     let v = ty(K::Varchar {
         max_length: Some(80),
     });
-    assert_eq!((v.data_type, v.max_length), (T::VarChar, Some(80)));
+    assert_eq!((v.data_type, v.max_length), (T::Varchar, Some(80)));
     let c = ty(K::Char { length: Some(2) });
-    assert_eq!((c.data_type, c.max_length), (T::VarChar, Some(2)));
+    assert_eq!((c.data_type, c.max_length), (T::Varchar, Some(2)));
     assert_eq!(ty(K::Varchar { max_length: None }).max_length, Some(65_535));
     let huge = ty(K::Varchar {
         max_length: Some(100_000),
@@ -136,7 +136,7 @@ fn other_scalars_become_varchar_with_a_note() {
         },
     ] {
         let c = ty(k.clone());
-        assert_eq!(c.data_type, T::VarChar, "{k:?}");
+        assert_eq!(c.data_type, T::Varchar, "{k:?}");
         assert!(c.note.is_some(), "{k:?} has no note");
     }
     assert!(ty(K::TimestampTz).note.unwrap().text.contains("UTC"));
@@ -158,7 +158,7 @@ fn one_dimensional_arrays_become_array_of_the_element() {
         }),
         ndims: 0,
     });
-    assert_eq!((t.element_type, t.max_length), (Some(T::VarChar), Some(20)));
+    assert_eq!((t.element_type, t.max_length), (Some(T::Varchar), Some(20)));
     // uuid[] elements are text, so ARRAY<VARCHAR>.
     assert_eq!(
         ty(K::Array {
@@ -166,7 +166,7 @@ fn one_dimensional_arrays_become_array_of_the_element() {
             ndims: 1
         })
         .element_type,
-        Some(T::VarChar)
+        Some(T::Varchar)
     );
 }
 
@@ -196,7 +196,7 @@ fn json_and_multidimensional_arrays_become_json() {
 fn bytea_is_a_required_fix() {
     let fix = default_rule(&K::Bytea).unwrap_err();
     assert!(fix.fix.contains("base64"), "{fix:?}");
-    assert!(check_override(&K::Bytea, T::VarChar).is_ok());
+    assert!(check_override(&K::Bytea, T::Varchar).is_ok());
     assert!(
         default_rule(&K::Array {
             element: Box::new(K::Bytea),
@@ -231,7 +231,7 @@ fn overrides_allowed_where_values_convert() {
         .is_err()
     );
     assert!(check_override(&K::Vector { dim: Some(3) }, T::Float16Vector).is_ok());
-    assert!(check_override(&K::Jsonb, T::VarChar).is_ok());
+    assert!(check_override(&K::Jsonb, T::Varchar).is_ok());
     assert!(check_override(&K::Text, T::Json).unwrap().is_some());
 }
 

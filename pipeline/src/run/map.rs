@@ -383,7 +383,7 @@ impl Mapper {
             .fields
             .iter()
             .filter(|f| f.dynamic)
-            .map(|f| f.data_type.is_some_and(|d| d.to_string() == "JSON"))
+            .map(|f| f.data_type == Some(FieldType::Json))
             .collect();
         let rows: Vec<String> = (0..batch.num_rows())
             .map(|r| {
@@ -477,7 +477,7 @@ fn check(f: &FieldPlan, c: &dyn Array, bad: &mut dyn FnMut(usize, RejectReason, 
         }
     }
     match c.data_type() {
-        DataType::Utf8 if f.data_type.is_some_and(|d| d.to_string() == "VARCHAR") => {
+        DataType::Utf8 if f.data_type == Some(FieldType::Varchar) => {
             let max = f.max_length.unwrap_or(u32::MAX) as usize;
             let s = c.as_string::<i32>();
             for r in 0..s.len() {
@@ -607,7 +607,7 @@ mod tests {
                 FieldPlan {
                     max_length: Some(4),
                     nullable: true,
-                    ..field("s", T::VarChar)
+                    ..field("s", T::Varchar)
                 },
                 vector,
             ],

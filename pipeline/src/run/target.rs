@@ -1,13 +1,9 @@
 //! A table plan as the engine sees it: the collection schema and the index specs.
 
-use etl_engine::{CollectionSchema, Field, FieldType, HnswParams, IndexSpec, IndexType, Metric};
+use etl_engine::{CollectionSchema, Field, FieldType, IndexSpec, IndexType};
 use etl_mappings::TablePlan;
 
 use crate::error::PipelineError;
-
-fn internal(message: String) -> PipelineError {
-    PipelineError::Internal { message }
-}
 
 /// The engine schema of a table plan: its fields (dynamic ones folded into `$meta`).
 pub fn collection_schema(tp: &TablePlan) -> Result<CollectionSchema, PipelineError> {
@@ -20,15 +16,8 @@ pub fn collection_schema(tp: &TablePlan) -> Result<CollectionSchema, PipelineErr
         .filter(|f| !f.dynamic && f.name != etl_engine::schema::DYNAMIC_FIELD)
     {
         let Some(dt) = f.data_type else { continue };
-        let data_type = FieldType::parse(&dt.to_string())
-            .ok_or_else(|| internal(format!("no engine type for {dt}")))?;
-        let element_type = f
-            .element_type
-            .map(|e| {
-                FieldType::parse(&e.to_string())
-                    .ok_or_else(|| internal(format!("no engine type for {e}")))
-            })
-            .transpose()?;
+        let data_type = dt;
+        let element_type = f.element_type;
         auto_id |= f.auto_id;
         fields.push(Field {
             name: f.name.clone(),
@@ -63,36 +52,14 @@ pub fn index_specs(tp: &TablePlan) -> Result<Vec<(String, IndexSpec)>, PipelineE
     let mut out = Vec::new();
     for f in tp.fields.iter().filter(|f| !f.dynamic) {
         let Some(ix) = &f.index else { continue };
-        let index_type = IndexType::parse(&ix.index_type.to_string())
-            .ok_or_else(|| internal(format!("no engine index {}", ix.index_type)))?;
-        let metric = ix
-            .metric
-            .map(|m| {
-                Metric::parse(&m.to_string())
-                    .ok_or_else(|| internal(format!("no engine metric {m}")))
-            })
-            .transpose()?;
-        let hnsw = ix.hnsw.map(|h| HnswParams {
-            m: h.m,
-            ef_construction: h.ef_construction,
-        });
+        let index_type = ix.index_type;
         out.push((
             f.name.clone(),
             IndexSpec {
                 index_type,
-                metric,
-                hnsw: if index_type.is_graph() {
-                    Some(hnsw.unwrap_or_default())
-                } else {
-                    None
-                },
-                ivf: (index_type == IndexType::IvfFlat).then(|| {
-                    ix.ivf
-                        .map_or_else(etl_engine::IvfParams::default, |v| etl_engine::IvfParams {
-                            nlist: v.nlist,
-                            nprobe: v.nprobe,
-                        })
-                }),
+                metric: ix.metric,
+                hnsw: index_type.is_graph().then(|| ix.hnsw.unwrap_or_default()),
+                ivf: (index_type == IndexType::IvfFlat).then(|| ix.ivf.unwrap_or_default()),
             },
         ));
     }
