@@ -77,6 +77,21 @@ target:
     write(dir, &format!("milvus_{tag}.yaml"), &m)
 }
 
+/// `etl run --recreate` of `m`, its JSON report.
+fn run_recreate(url: &str, m: &Path) -> Value {
+    run_ok(
+        url,
+        &[
+            "run",
+            m.to_str().unwrap(),
+            "--quiet",
+            "--format",
+            "json",
+            "--recreate",
+        ],
+    )
+}
+
 fn run_ok(url: &str, args: &[&str]) -> Value {
     let o = etl_pw(url, args);
     assert!(
@@ -180,17 +195,7 @@ async fn the_multi_table_database_reaches_milvus_by_both_paths_and_verifies_clea
     let o = etl_pw(&url, &["plan", m.to_str().unwrap()]);
     assert!(o.status.success(), "{}\n{}", stdout(&o), stderr(&o));
     assert!(stdout(&o).contains("no NULL"), "{}", stdout(&o));
-    let report = run_ok(
-        &url,
-        &[
-            "run",
-            m.to_str().unwrap(),
-            "--quiet",
-            "--format",
-            "json",
-            "--recreate",
-        ],
-    );
+    let report = run_recreate(&url, &m);
     for (t, n) in ROWS {
         assert_eq!(table(&report, t)["collection_rows"], n, "{t}: {report}");
     }
@@ -255,17 +260,7 @@ async fn the_multi_table_database_reaches_milvus_by_both_paths_and_verifies_clea
     let tag = format!("s{pid}");
     let stage = dir.path().join("stage");
     let m = shapes_mapping(dir.path(), &url, &tag, Some(&stage));
-    let report = run_ok(
-        &url,
-        &[
-            "run",
-            m.to_str().unwrap(),
-            "--quiet",
-            "--format",
-            "json",
-            "--recreate",
-        ],
-    );
+    let report = run_recreate(&url, &m);
     assert!(report["stage"]["files"].as_u64().unwrap() >= 7, "{report}");
     for (t, n) in ROWS {
         assert_eq!(table(&report, t)["collection_rows"], n, "{t}: {report}");
@@ -631,17 +626,7 @@ async fn null_vectors_into_milvus_are_a_required_fix_the_plan_counts() {
     );
     let o = etl_pw(&url, &["plan", m.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(0), "{}\n{}", stdout(&o), stderr(&o));
-    let report = run_ok(
-        &url,
-        &[
-            "run",
-            m.to_str().unwrap(),
-            "--quiet",
-            "--format",
-            "json",
-            "--recreate",
-        ],
-    );
+    let report = run_recreate(&url, &m);
     let t = table(&report, "public.holes");
     assert_eq!(t["rows_written"], 1950, "{report}");
     assert_eq!(t["rows_skipped"], 50, "{report}");
@@ -658,17 +643,7 @@ async fn null_vectors_into_milvus_are_a_required_fix_the_plan_counts() {
         "    fields:\n      - { source: v, default: [0, 0, 0, 0, 0, 0, 0, 1] }\n",
         false,
     );
-    let report = run_ok(
-        &url,
-        &[
-            "run",
-            m.to_str().unwrap(),
-            "--quiet",
-            "--format",
-            "json",
-            "--recreate",
-        ],
-    );
+    let report = run_recreate(&url, &m);
     assert_eq!(
         table(&report, "public.holes")["collection_rows"],
         2000,
