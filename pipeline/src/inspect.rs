@@ -142,14 +142,14 @@ async fn check_milvus(
 ) -> Result<(), PipelineError> {
     use crate::milvus::{null_vector_fixes, relax_null_vectors, unsupported_findings};
     let (client, version) = etl_connectors::milvus::MilvusClient::connect(url).await?;
-    for t in &mut plan.tables {
+    let null_fixes = null_vector_fixes(mapping, &plan.tables, &version).await?;
+    for (t, fixes) in plan.tables.iter_mut().zip(null_fixes) {
         if !t.required_fixes.is_empty() {
             // An incomplete plan (a type still to choose) is checked against the server once
             // it is complete, as `etl run` does: it refuses on those fixes first.
             continue;
         }
         let mut tp = t.clone();
-        let fixes = null_vector_fixes(mapping, t, &version).await?;
         for column in relax_null_vectors(&mut tp, &version) {
             if fixes.iter().any(|f| f.column.as_deref() == Some(&column)) {
                 continue;

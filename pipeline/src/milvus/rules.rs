@@ -108,8 +108,10 @@ pub async fn fit_tables(
     url: &str,
     version: &str,
 ) -> Result<(), PipelineError> {
-    for t in tables.iter() {
-        let fixes = null_vector_fixes(mapping, t, version).await?;
+    for (t, fixes) in tables
+        .iter()
+        .zip(null_vector_fixes(mapping, tables, version).await?)
+    {
         if !fixes.is_empty() {
             return Err(PipelineError::NeedsFixes {
                 table: t.source.to_string(),
@@ -224,26 +226,53 @@ fn undecided_null_vectors(t: &etl_mappings::TablePlan) -> Vec<&etl_mappings::Fie
 /// asked for). `etl plan` shows them; `etl run` and `etl stage` refuse with them.
 pub async fn null_vector_fixes(
     mapping: &etl_mappings::ParsedMapping,
-    t: &etl_mappings::TablePlan,
+    tables: &[etl_mappings::TablePlan],
     version: &str,
-) -> Result<Vec<etl_mappings::Finding>, PipelineError> {
-    let fields = undecided_null_vectors(t);
-    if fields.is_empty() {
-        return Ok(Vec::new());
+) -> Result<Vec<Vec<etl_mappings::Finding>>, PipelineError> {
+    // One connection for every table that needs counting (a table with open fixes is checked
+    // once they are fixed).
+    let mut client = None;
+    let mut out = Vec::with_capacity(tables.len());
+    for t in tables {
+        let fields = if t.required_fixes.is_empty() {
+            undecided_null_vectors(t)
+        } else {
+            Vec::new()
+        };
+        if fields.is_empty() {
+            out.push(Vec::new());
+            continue;
+        }
+        let columns: Vec<String> = fields.iter().filter_map(|f| f.source.clone()).collect();
+        let counts: Vec<Option<u64>> = if mapping.file.source.postgres.is_some() {
+            let c = match client.take() {
+                Some(c) => c,
+                None => {
+                    let url = crate::inspect::postgres_url(mapping)?;
+                    etl_connectors::postgres::connect(&url).await?
+                }
+            };
+            let counts =
+                etl_connectors::postgres::null_counts(&c, &t.source, &columns, t.filter.as_deref())
+                    .await?;
+            client = Some(c);
+            counts.into_iter().map(Some).collect()
+        } else {
+            vec![None; columns.len()]
+        };
+        out.push(null_findings(&fields, &columns, counts, version));
     }
-    let columns: Vec<String> = fields.iter().filter_map(|f| f.source.clone()).collect();
-    let counts: Vec<Option<u64>> = if mapping.file.source.postgres.is_some() {
-        let client =
-            etl_connectors::postgres::connect(&crate::inspect::postgres_url(mapping)?).await?;
-        etl_connectors::postgres::null_counts(&client, &t.source, &columns, t.filter.as_deref())
-            .await?
-            .into_iter()
-            .map(Some)
-            .collect()
-    } else {
-        vec![None; columns.len()]
-    };
-    Ok(fields
+    Ok(out)
+}
+
+/// The findings for the NULL vectors counted (`None`: not counted) in `columns`.
+fn null_findings(
+    fields: &[&etl_mappings::FieldPlan],
+    columns: &[String],
+    counts: Vec<Option<u64>>,
+    version: &str,
+) -> Vec<etl_mappings::Finding> {
+    fields
         .iter()
         .zip(columns.iter().zip(counts))
         .filter(|(_, (_, n))| *n != Some(0))
@@ -262,7 +291,7 @@ pub async fn null_vector_fixes(
                 )),
             }
         })
-        .collect())
+        .collect()
 }
 
 /// Refuses, naming the table and collection, a schema the server's version cannot hold.
