@@ -47,6 +47,10 @@ pub struct ReadStats {
 impl ReadStats {
     /// Takes the rows partition `partition` set aside so far.
     pub fn take_bad_rows(&self, partition: usize) -> Vec<BadRow> {
+        // Called after every batch of every read: no lock unless a row was set aside.
+        if self.bad_count.load(std::sync::atomic::Ordering::Relaxed) == 0 {
+            return Vec::new();
+        }
         let mut all = self.bad_rows.lock().unwrap_or_else(|e| e.into_inner());
         let (mine, rest) = std::mem::take(&mut *all)
             .into_iter()
