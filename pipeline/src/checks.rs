@@ -6,7 +6,7 @@
 
 use etl_mappings::{Finding, Plan, TablePlan};
 
-use crate::run::target::{collection_schema, index_specs};
+use crate::schema::{collection_schema, index_specs};
 
 /// Adds to every table of `plan` what its target would refuse.
 pub(crate) fn add_target_fixes(plan: &mut Plan) {
@@ -27,25 +27,17 @@ fn schema_fixes(t: &TablePlan) -> Vec<Finding> {
         message,
         fix: Some("change the mapping so the target can hold it (see the message)".into()),
     };
-    let schema = match collection_schema(t) {
-        Ok(s) => s,
-        Err(e) => return vec![finding(None, e.to_string())],
-    };
+    let schema = collection_schema(t);
     let mut out = Vec::new();
     if let Err(e) = schema.validate(&t.collection) {
         out.push(finding(None, e.to_string()));
     }
-    match index_specs(t) {
-        Ok(specs) => {
-            for (name, spec) in specs {
-                if let Some(field) = schema.field(&name)
-                    && let Err(e) = spec.checked_for(field)
-                {
-                    out.push(finding(Some(name), e.to_string()));
-                }
-            }
+    for (name, spec) in index_specs(t) {
+        if let Some(field) = schema.field(&name)
+            && let Err(e) = spec.checked_for(field)
+        {
+            out.push(finding(Some(name), e.to_string()));
         }
-        Err(e) => out.push(finding(None, e.to_string())),
     }
     out
 }
@@ -77,7 +69,7 @@ pub(crate) async fn add_source_fixes(
     if !plan.tables.iter().any(|t| t.fields.iter().any(untyped)) {
         return Ok(());
     }
-    let url = crate::inspect::postgres_url(mapping)?;
+    let url = crate::source::postgres_url(mapping)?;
     let client = etl_connectors::postgres::connect(&url).await?;
     for t in &mut plan.tables {
         let mut found_fixes = Vec::new();

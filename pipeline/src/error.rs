@@ -98,6 +98,33 @@ impl From<etl_engine::EngineError> for PipelineError {
 }
 
 impl PipelineError {
+    /// The refusal of a table whose plan has required fixes, one line each, with what to write
+    /// when the plan knows: the same lines `etl plan` prints.
+    pub(crate) fn needs_fixes(table: impl ToString, fixes: &[etl_mappings::Finding]) -> Self {
+        let lines = fixes
+            .iter()
+            .map(|f| {
+                format!(
+                    "  - {}{}{}",
+                    f.column
+                        .as_deref()
+                        .map(|c| format!("{c}: "))
+                        .unwrap_or_default(),
+                    f.message,
+                    f.fix
+                        .as_deref()
+                        .map(|x| format!(" ({x})"))
+                        .unwrap_or_default()
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        PipelineError::NeedsFixes {
+            table: table.to_string(),
+            fixes: lines,
+        }
+    }
+
     /// Whether the source's data itself is unreadable (a corrupt or truncated dump), so that
     /// running again cannot get past it.
     pub fn is_bad_source_data(&self) -> bool {

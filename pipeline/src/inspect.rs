@@ -15,7 +15,7 @@ use etl_connectors::files::{FileFormat, FileSource, Hints};
 use etl_mappings::{DataType, PgKind};
 
 use crate::error::PipelineError;
-use crate::source::{Source, beside};
+use crate::source::{Source, beside, postgres_url};
 
 /// Reads and parses a mapping file, taking `${VAR}`s from the process environment.
 pub fn load_mapping(path: &Path) -> Result<ParsedMapping, PipelineError> {
@@ -124,97 +124,12 @@ pub async fn plan(
     let mut plan = build_plan(mapping, &catalog)?;
     crate::checks::add_source_fixes(mapping, &mut plan, true).await?;
     crate::checks::add_target_fixes(&mut plan);
+    // What the target `etl run` would write to refuses and changes, by its own code.
     let route = crate::route::resolve(mapping, None)?;
-    if let Some(url) = route.milvus() {
-        check_milvus(mapping, &route, url, &mut plan, recreate).await?;
-    }
+    crate::target::open(&route.writes(), Some(mapping), &Default::default())?
+        .check(&mut plan, recreate)
+        .await?;
     Ok((source.label(), plan))
-}
-
-/// Asks a Milvus target its version and adds to the plan what that version cannot hold (as
-/// required fixes, which `etl run` refuses) and what it changes (as suggestions).
-async fn check_milvus(
-    mapping: &ParsedMapping,
-    route: &crate::route::Route,
-    url: &str,
-    plan: &mut Plan,
-    recreate: bool,
-) -> Result<(), PipelineError> {
-    use crate::milvus::{null_vector_fixes, relax_null_vectors, unsupported_findings};
-    let (client, version) = etl_connectors::milvus::MilvusClient::connect(url).await?;
-    let null_fixes = null_vector_fixes(mapping, &plan.tables, &version).await?;
-    for (t, fixes) in plan.tables.iter_mut().zip(null_fixes) {
-        if !t.required_fixes.is_empty() {
-            // An incomplete plan (a type still to choose) is checked against the server once
-            // it is complete, as `etl run` does: it refuses on those fixes first.
-            continue;
-        }
-        let mut tp = t.clone();
-        for column in relax_null_vectors(&mut tp, &version) {
-            if fixes.iter().any(|f| f.column.as_deref() == Some(&column)) {
-                continue;
-            }
-            t.suggestions.push(etl_mappings::Finding {
-                column: Some(column),
-                message: format!(
-                    "Milvus {version} has no NULL vectors: no row has a NULL here now; one that has at run time is rejected"
-                ),
-                fix: None,
-            });
-        }
-        t.required_fixes.extend(fixes);
-        let schema = crate::run::target::collection_schema(&tp)?;
-        if !crate::milvus::holds_nulls(&version) {
-            for name in crate::milvus::nullable_scalars(&schema) {
-                let t_ = schema.field(name).map(|f| f.data_type);
-                t.suggestions.push(etl_mappings::Finding {
-                    column: Some(name.to_string()),
-                    message: format!(
-                        "no NULL scalars are sent to Milvus {version} (before 2.5 it has none): a NULL here is written as {} (and `etl verify` expects that)",
-                        t_.map(crate::milvus::null_stand_in).unwrap_or("0")
-                    ),
-                    fix: Some("give the field a `default` to choose the value written".into()),
-                });
-            }
-        }
-        let indexes = crate::run::target::index_specs(&tp)?;
-        t.required_fixes
-            .extend(unsupported_findings(&schema, &indexes, url, &version));
-        // As `etl run` decides it: a direct load, or an import of the mapping's stage.
-        match crate::milvus::existing(&client, url, mapping, t, route.stage()).await? {
-            crate::milvus::Existing::Foreign { why } if !recreate => {
-                t.required_fixes
-                    .push(crate::milvus::foreign_finding(&t.collection, url, why));
-            }
-            crate::milvus::Existing::Absent => {}
-            crate::milvus::Existing::Resume(_) if !recreate => t.suggestions.push(etl_mappings::Finding {
-                column: None,
-                message: format!("collection `{}` is an unfinished load of this mapping: `etl run` resumes it", t.collection),
-                fix: Some("`etl run --recreate` starts it over".into()),
-            }),
-            _ => t.suggestions.push(etl_mappings::Finding {
-                column: None,
-                message: format!("collection `{}` already exists in Milvus at {url}: `etl run` drops and recreates it", t.collection),
-                fix: None,
-            }),
-        }
-    }
-    Ok(())
-}
-
-/// The live source's URL.
-pub fn postgres_url(mapping: &ParsedMapping) -> Result<PgUrl, PipelineError> {
-    let file = mapping.locator.file().to_string();
-    let source = &mapping.file.source;
-    match (&source.postgres, &source.dump, &source.csv) {
-        (Some(url), _, _) => Ok(PgUrl::parse(url)?),
-        (None, Some(_), _) => Err(PipelineError::UnsupportedSource { file, kind: "dump" }),
-        (None, None, Some(_)) => Err(PipelineError::UnsupportedSource { file, kind: "csv" }),
-        (None, None, None) => Err(PipelineError::UnsupportedSource {
-            file,
-            kind: "parquet",
-        }),
-    }
 }
 
 /// Where `etl init` reads the catalog from.

@@ -25,13 +25,23 @@ use etl_mappings::ParsedMapping;
 
 use crate::error::PipelineError;
 
-/// Where collections end up.
+/// A place a run writes or a command reads.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Destination {
     /// The embedded engine in this directory.
     Engine(PathBuf),
     /// A Milvus server.
     Milvus(String),
+    /// Parquet files in Milvus' bulk-import layout at `url`, fitted to the rules of the Milvus
+    /// at `for_milvus` when one is named; `import_follows` when this command imports them next.
+    Stage {
+        /// The stage's URL.
+        url: String,
+        /// The Milvus whose version rules the files follow.
+        for_milvus: Option<String>,
+        /// The same command imports the stage afterwards.
+        import_follows: bool,
+    },
 }
 
 /// What a run does, from the mapping's `target:` and the command's flags.
@@ -57,33 +67,40 @@ pub enum Route {
 }
 
 impl Route {
-    /// Where the collections are once the route is done (`None` for a stage only).
-    pub fn destination(&self) -> Option<&Destination> {
+    /// Where the run writes: the destination, or the stage of a staged route.
+    pub fn writes(&self) -> Destination {
         match self {
-            Route::Direct(d) | Route::StageThenImport { into: d, .. } => Some(d),
-            Route::Stage { .. } => None,
+            Route::Direct(d) => d.clone(),
+            Route::Stage { url, for_milvus } => Destination::Stage {
+                url: url.clone(),
+                for_milvus: for_milvus.clone(),
+                import_follows: false,
+            },
+            Route::StageThenImport { stage, into } => Destination::Stage {
+                url: stage.clone(),
+                for_milvus: match into {
+                    Destination::Milvus(m) => Some(m.clone()),
+                    _ => None,
+                },
+                import_follows: true,
+            },
         }
     }
 
-    /// The Milvus whose version rules apply to the data, if any.
-    pub fn milvus(&self) -> Option<&str> {
+    /// The stage imported after it is written, and where.
+    pub fn import_after(&self) -> Option<(&str, &Destination)> {
         match self {
-            Route::Direct(Destination::Milvus(m))
-            | Route::StageThenImport {
-                into: Destination::Milvus(m),
-                ..
-            } => Some(m),
-            Route::Stage { for_milvus, .. } => for_milvus.as_deref(),
+            Route::StageThenImport { stage, into } => Some((stage, into)),
             _ => None,
         }
     }
 
-    /// The stage the route writes, if any.
-    pub fn stage(&self) -> Option<&str> {
+    /// Where the collections are once the route is done (the stage, for a stage only): what
+    /// `etl verify` reads.
+    pub fn holds(&self) -> Destination {
         match self {
-            Route::Stage { url, .. } => Some(url),
-            Route::StageThenImport { stage, .. } => Some(stage),
-            Route::Direct(_) => None,
+            Route::StageThenImport { into, .. } => into.clone(),
+            _ => self.writes(),
         }
     }
 }
@@ -149,6 +166,14 @@ impl TargetUrl {
                 TargetUrl::Milvus(s.to_string())
             }
             _ => TargetUrl::Engine(text.to_path_buf()),
+        }
+    }
+
+    /// The destination it names.
+    pub fn destination(&self) -> Destination {
+        match self {
+            TargetUrl::Milvus(url) => Destination::Milvus(url.clone()),
+            TargetUrl::Engine(dir) => Destination::Engine(dir.clone()),
         }
     }
 }
@@ -236,6 +261,33 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// What each route writes, imports and leaves for `etl verify`.
+    #[test]
+    fn a_route_writes_then_imports() {
+        let m = || "http://m:19530".to_string();
+        let staged = Route::StageThenImport {
+            stage: "s3://b/p".into(),
+            into: Destination::Milvus(m()),
+        };
+        let stage = |import_follows| Destination::Stage {
+            url: "s3://b/p".into(),
+            for_milvus: Some(m()),
+            import_follows,
+        };
+        assert_eq!(staged.writes(), stage(true));
+        assert_eq!(staged.import_after(), Some(("s3://b/p", &Destination::Milvus(m()))));
+        assert_eq!(staged.holds(), Destination::Milvus(m()));
+        let only = Route::Stage {
+            url: "s3://b/p".into(),
+            for_milvus: Some(m()),
+        };
+        assert_eq!((only.writes(), only.import_after()), (stage(false), None));
+        assert_eq!(only.holds(), stage(false));
+        let direct = Route::Direct(Destination::Engine(PathBuf::from("d")));
+        assert_eq!(direct.holds(), direct.writes());
+        assert_eq!(direct.import_after(), None);
     }
 
     #[test]

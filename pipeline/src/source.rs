@@ -134,3 +134,18 @@ impl SourceScan {
             .map_err(PipelineError::from_datafusion)
     }
 }
+
+/// The live source's URL.
+pub fn postgres_url(mapping: &ParsedMapping) -> Result<PgUrl, PipelineError> {
+    let file = mapping.locator.file().to_string();
+    let source = &mapping.file.source;
+    match (&source.postgres, &source.dump, &source.csv) {
+        (Some(url), _, _) => Ok(PgUrl::parse(url)?),
+        (None, Some(_), _) => Err(PipelineError::UnsupportedSource { file, kind: "dump" }),
+        (None, None, Some(_)) => Err(PipelineError::UnsupportedSource { file, kind: "csv" }),
+        (None, None, None) => Err(PipelineError::UnsupportedSource {
+            file,
+            kind: "parquet",
+        }),
+    }
+}

@@ -28,17 +28,18 @@ use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::arrow::row::{RowConverter, Rows, SortField};
 use etl_connectors::postgres::ReadOptions;
 use etl_engine::convert::to_json;
-use etl_engine::{Collection, CollectionSchema, Database, FieldType, SegmentScan};
+use etl_engine::{CollectionSchema, FieldType};
 use etl_mappings::{PrimaryKey, TablePlan, build_plan};
 use futures::StreamExt;
 use serde_json::Value;
 
 use crate::error::PipelineError;
 use crate::inspect::{load_mapping, open_source};
-use crate::route::Destination;
-use crate::run::map::{Mapper, short};
-use crate::run::{select_tables, target};
+use crate::map::{Mapper, short};
+use crate::prepare::select_tables;
+use crate::schema::collection_schema;
 use crate::source::SourceScan;
+use crate::target::CollectionReader;
 
 mod report;
 mod rows;
@@ -55,33 +56,15 @@ pub async fn verify(
     observer: Arc<dyn VerifyObserver>,
 ) -> Result<VerifyReport, PipelineError> {
     let mapping = load_mapping(mapping_path)?;
-    // Where the route leaves the collections.
+    // Where the route leaves the collections, read back through its target.
     let route = crate::route::resolve(&mapping, None)?;
-    let (milvus, target_dir) = match route.destination() {
-        Some(Destination::Milvus(url)) => (
-            Some(etl_connectors::milvus::MilvusClient::connect(url).await?),
-            None,
-        ),
-        Some(Destination::Engine(dir)) => (None, Some(dir.clone())),
-        None => {
-            return Err(PipelineError::Usage {
-                message: format!(
-                    "{}: the mapping only stages (`target: {{ stage }}`); `etl verify` compares the source with collections, so verify after `etl import`, with a mapping whose target is where the stage was imported",
-                    mapping.locator.file()
-                ),
-            });
-        }
-    };
+    let target = crate::target::open(&route.holds(), Some(&mapping), &Default::default())?;
     let (source_conn, catalog) = open_source(&mapping).await?;
     let mut plan = build_plan(&mapping, &catalog)?;
     if let Some(p) = opts.parallelism {
         plan.parallelism = p.max(1);
     }
     let tables = select_tables(&plan, opts.tables.as_deref())?;
-    // An existing target only: a mistyped path must not read as "every row missing".
-    let db = target_dir
-        .map(|d| Database::open_existing(&d))
-        .transpose()?;
     let mut out = Vec::with_capacity(tables.len());
     for tp in &tables {
         let source = catalog
@@ -98,25 +81,13 @@ pub async fn verify(
             max_bad_rows: tp.max_rejects,
             ..ReadOptions::default()
         };
-        let target = match (&db, &milvus) {
-            (Some(db), _) if db.list()?.contains(&tp.collection) => {
-                Target::Engine(db.collection(&tp.collection)?)
-            }
-            (None, Some((client, version))) if client.has_collection(&tp.collection).await? => {
-                Target::Milvus {
-                    client: client.clone(),
-                    fill_nulls: !crate::milvus::holds_nulls(version),
-                }
-            }
-            _ => Target::Missing,
-        };
         let mut tp = tp.clone();
-        if let Some((_, version)) = &milvus {
-            // As `etl run` wrote it: NULL vectors rejected on servers without them.
-            crate::milvus::relax_null_vectors(&mut tp, version);
-        }
+        let compared = Compared::of(&tp)?;
+        let reader = target
+            .reader(&mut tp, &compared.schema, &compared.columns, &compared.projection)
+            .await?;
         let tp = &tp;
-        let verifier = TableVerifier::new(tp, target, opts.max_differences, plan.parallelism)?;
+        let verifier = TableVerifier::new(tp, reader, opts.max_differences, plan.parallelism)?;
         let scan = SourceScan::open(
             &source_conn,
             source,
@@ -134,18 +105,36 @@ pub async fn verify(
     Ok(VerifyReport { tables: out, clean })
 }
 
-/// Where the collection is.
-enum Target {
-    /// Nowhere: every source row is missing.
-    Missing,
-    /// In the embedded engine.
-    Engine(Collection),
-    /// On a Milvus server; `fill_nulls` when it has no NULLs (the source's NULL scalars are
-    /// compared as the stand-ins written for them).
-    Milvus {
-        client: etl_connectors::milvus::MilvusClient,
-        fill_nulls: bool,
-    },
+/// The columns compared: the mapper's output, in order, with their types and indices in the
+/// collection schema.
+struct Compared {
+    schema: CollectionSchema,
+    columns: Vec<String>,
+    types: Vec<DataType>,
+    projection: Vec<usize>,
+}
+
+impl Compared {
+    fn of(tp: &TablePlan) -> Result<Compared, PipelineError> {
+        let schema = collection_schema(tp);
+        let columns = Mapper::new(tp.clone(), schema.clone()).output_fields();
+        let arrow: SchemaRef = schema.arrow_schema();
+        let mut types = Vec::with_capacity(columns.len());
+        let mut projection = Vec::with_capacity(columns.len());
+        for c in &columns {
+            let i = arrow
+                .index_of(c)
+                .map_err(|_| internal(format!("collection schema has no field `{c}`")))?;
+            projection.push(i);
+            types.push(arrow.field(i).data_type().clone());
+        }
+        Ok(Compared {
+            schema,
+            columns,
+            types,
+            projection,
+        })
+    }
 }
 
 /// How rows are paired.
@@ -179,14 +168,13 @@ struct Kept {
 struct TableVerifier {
     plan: TablePlan,
     mapper: Mapper,
-    target: Target,
+    /// The collection, `None` when there is none (every source row is missing).
+    reader: Option<Box<dyn CollectionReader>>,
     schema: CollectionSchema,
     /// The compared columns: the mapper's output, in order.
     columns: Vec<String>,
     /// Their types as the collection stores them.
     types: Vec<DataType>,
-    /// Their indices in the collection schema.
-    projection: Vec<usize>,
     keying: Keying,
     rows: RowConverter,
     keys: Option<RowConverter>,
@@ -198,23 +186,17 @@ struct TableVerifier {
 impl TableVerifier {
     fn new(
         tp: &TablePlan,
-        target: Target,
+        reader: Option<Box<dyn CollectionReader>>,
         max_differences: usize,
         parallelism: usize,
     ) -> Result<TableVerifier, PipelineError> {
-        let schema = target::collection_schema(tp)?;
+        let Compared {
+            schema,
+            columns,
+            types,
+            projection: _,
+        } = Compared::of(tp)?;
         let mapper = Mapper::new(tp.clone(), schema.clone());
-        let columns = mapper.output_fields();
-        let arrow: SchemaRef = schema.arrow_schema();
-        let mut types = Vec::with_capacity(columns.len());
-        let mut projection = Vec::with_capacity(columns.len());
-        for c in &columns {
-            let i = arrow
-                .index_of(c)
-                .map_err(|_| internal(format!("collection schema has no field `{c}`")))?;
-            projection.push(i);
-            types.push(arrow.field(i).data_type().clone());
-        }
         let key_fields: Vec<String> = match &tp.primary_key {
             PrimaryKey::Column { field, .. } => vec![field.clone()],
             PrimaryKey::Auto { .. } => {
@@ -260,11 +242,10 @@ impl TableVerifier {
         Ok(TableVerifier {
             plan: tp.clone(),
             mapper,
-            target,
+            reader,
             schema,
             columns,
             types,
-            projection,
             keying,
             rows,
             keys,
@@ -303,46 +284,15 @@ impl TableVerifier {
         let me = Arc::new(self);
         // 1. The collection, into the sharded map.
         let mut extraneous = 0u64;
-        if let Target::Milvus { client, .. } = &me.target {
-            // Queries need the collection loaded (a killed run may have stopped before).
-            client.load(&me.plan.collection).await?;
-            let mut pager = me.pager(client)?;
-            let mut paged = 0u64;
-            while let Some(batch) = pager.next_page().await? {
-                paged += batch.num_rows() as u64;
-                me.index_batch(&batch)?;
-            }
-            // The server counts rows that share a primary key (Milvus does not enforce keys);
-            // paging returns each key once. The surplus is extraneous.
-            let counted = crate::milvus::count(client, &me.plan.collection).await?;
-            if counted > paged {
-                tracing::warn!(
-                    collection = %me.plan.collection,
-                    "the server counts {counted} rows, {paged} distinct primary keys: {} duplicates",
-                    counted - paged
-                );
-                extraneous += counted - paged;
-            } else if paged > counted {
-                return Err(internal(format!(
-                    "collection `{}`: paging by primary key returned {paged} rows, the server counts {counted}",
-                    me.plan.collection
-                )));
-            }
-        }
-        if let Target::Engine(c) = &me.target {
-            let segments = c.scan();
-            let loads = futures::stream::iter(segments.into_iter().map(|s| {
-                let me = me.clone();
-                async move {
-                    tokio::task::spawn_blocking(move || me.index_segment(&s))
-                        .await
-                        .map_err(|e| internal(e.to_string()))?
-                }
-            }))
-            .buffer_unordered(me.parallelism)
-            .collect::<Vec<Result<(), PipelineError>>>()
-            .await;
-            loads.into_iter().collect::<Result<Vec<()>, _>>()?;
+        if let Some(reader) = &me.reader {
+            let index = me.clone();
+            let read = reader
+                .scan(
+                    me.parallelism,
+                    Arc::new(move |batch| index.index_batch(batch).map(|()| false)),
+                )
+                .await?;
+            extraneous += reader.surplus(read).await?;
         }
         // 2. The source, probing the map.
         let kept = Arc::new(Mutex::new(Kept::default()));
@@ -422,7 +372,7 @@ impl TableVerifier {
     /// collection's types.
     /// On Milvus, JSON is compared parsed (the server may store it re-serialized).
     fn compared(&self, batch: &RecordBatch) -> Result<Vec<ArrayRef>, PipelineError> {
-        let milvus = matches!(self.target, Target::Milvus { .. });
+        let parsed_json = self.reader.as_ref().is_some_and(|r| r.reserializes_json());
         batch
             .columns()
             .iter()
@@ -434,24 +384,12 @@ impl TableVerifier {
                 } else {
                     cast(c, t).map_err(arrow_err)?
                 };
-                if milvus && self.field_type(i) == Some(FieldType::Json) {
+                if parsed_json && self.field_type(i) == Some(FieldType::Json) {
                     return Ok(canonical_json(&c));
                 }
                 Ok(c)
             })
             .collect()
-    }
-
-    fn pager(
-        &self,
-        client: &etl_connectors::milvus::MilvusClient,
-    ) -> Result<crate::milvus::read::Pager, PipelineError> {
-        crate::milvus::read::Pager::new(
-            client.clone(),
-            &self.plan.collection,
-            &self.schema,
-            &self.columns,
-        )
     }
 
     fn encode(&self, cols: &[ArrayRef]) -> Result<(Rows, Option<Rows>), PipelineError> {
@@ -478,15 +416,6 @@ impl TableVerifier {
         let mut h = DefaultHasher::new();
         key.hash(&mut h);
         &self.shards[(h.finish() as usize) % SHARDS]
-    }
-
-    /// Adds a segment's live rows to the map. A key the collection holds twice counts twice,
-    /// so its extra copy ends up extraneous.
-    fn index_segment(&self, s: &SegmentScan) -> Result<(), PipelineError> {
-        for batch in s.batches(Some(&self.projection))? {
-            self.index_batch(&batch?)?;
-        }
-        Ok(())
     }
 
     /// Adds a batch of collection rows (compared columns in order) to the map.
@@ -516,11 +445,9 @@ impl TableVerifier {
     ) -> Result<(), PipelineError> {
         counts.truth_rows_seen += batch.num_rows() as u64;
         let (mapped, rejects) = self.mapper.map(batch)?;
-        let mapped = match &self.target {
-            Target::Milvus {
-                fill_nulls: true, ..
-            } => crate::milvus::fill_nulls(&mapped, &self.schema)?,
-            _ => mapped,
+        let mapped = match &self.reader {
+            Some(r) => r.as_stored(mapped)?,
+            None => mapped,
         };
         // Rows the mapping leaves out on purpose (`on_null: skip`) are not expected in the target.
         let rejects: Vec<_> = rejects
@@ -638,33 +565,20 @@ impl TableVerifier {
             .map(|(k, _)| k.clone())
             .chain(unclaimed.iter().cloned())
             .collect();
-        let found: HashMap<Box<[u8]>, RecordBatch> = match (&self.target, wanted.is_empty()) {
-            (Target::Engine(c), false) => {
-                let me = self.clone();
-                let segments = c.scan();
-                tokio::task::spawn_blocking(move || {
-                    let mut found = HashMap::new();
-                    for s in &segments {
-                        for batch in s.batches(Some(&me.projection))? {
-                            if me.find_rows(&batch?, &wanted, &mut found)? {
-                                return Ok(found);
-                            }
-                        }
-                    }
-                    Ok::<_, PipelineError>(found)
-                })
-                .await
-                .map_err(|e| internal(e.to_string()))??
-            }
-            (Target::Milvus { client, .. }, false) => {
-                let mut found = HashMap::new();
-                let mut pager = self.pager(client)?;
-                while let Some(batch) = pager.next_page().await? {
-                    if self.find_rows(&batch, &wanted, &mut found)? {
-                        break;
-                    }
-                }
-                found
+        let found: HashMap<Box<[u8]>, RecordBatch> = match (&self.reader, wanted.is_empty()) {
+            (Some(reader), false) => {
+                let found = Arc::new(Mutex::new(HashMap::new()));
+                let (me, into) = (self.clone(), found.clone());
+                reader
+                    .scan(
+                        self.parallelism,
+                        Arc::new(move |batch| {
+                            let mut into = into.lock().unwrap_or_else(|e| e.into_inner());
+                            me.find_rows(batch, &wanted, &mut into)
+                        }),
+                    )
+                    .await?;
+                std::mem::take(&mut *found.lock().unwrap_or_else(|e| e.into_inner()))
             }
             _ => HashMap::new(),
         };

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
-use etl_engine::{Database, Metric, SearchRequest};
+use etl_engine::{Metric, SearchRequest};
 use etl_pipeline::route::TargetUrl;
 use serde_json::Value;
 
@@ -94,15 +94,9 @@ pub fn run(a: SearchArgs) -> anyhow::Result<ExitCode> {
             }
         }
     }
-    let results = match TargetUrl::parse(&a.target) {
-        TargetUrl::Milvus(url) => super::block_on(async {
-            let (client, _) = etl_connectors::milvus::MilvusClient::connect(&url).await?;
-            etl_pipeline::milvus::search::search(&client, &a.collection, &req).await
-        })?,
-        TargetUrl::Engine(dir) => Database::open_existing(&dir)?
-            .collection(&a.collection)?
-            .search(&req)?,
-    };
+    let target = TargetUrl::parse(&a.target);
+    let results =
+        super::block_on(async { etl_pipeline::search(&target, &a.collection, &req).await })?;
     match a.format {
         Format::Json => {
             let lists: Vec<Value> = results

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use clap::Args;
 use etl_pipeline::RunOptions;
 use etl_pipeline::route::TargetUrl;
-use etl_pipeline::stage::ImportOptions;
+use etl_pipeline::ImportOptions;
 
 use super::Format;
 use super::run::{ctrl_c, observer, print_report};
@@ -84,23 +84,10 @@ pub async fn import(a: ImportArgs) -> anyhow::Result<ExitCode> {
         collections: a.collections,
         parallelism: a.parallelism,
         recreate: a.recreate,
+        replace_own: false,
     };
-    let report = match TargetUrl::parse(&a.target) {
-        TargetUrl::Milvus(url) => {
-            etl_pipeline::milvus::import::import(
-                &a.from,
-                &url,
-                &opts,
-                false,
-                observer(a.quiet),
-                ctrl_c(),
-            )
-            .await?
-        }
-        TargetUrl::Engine(dir) => {
-            etl_pipeline::stage::import(&a.from, &dir, &opts, observer(a.quiet), ctrl_c()).await?
-        }
-    };
+    let target = TargetUrl::parse(&a.target);
+    let report = etl_pipeline::import(&a.from, &target, &opts, observer(a.quiet), ctrl_c()).await?;
     print_report(&report, quiet_format(a.quiet, a.format), None)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use std::io::Write as _;
 use std::path::PathBuf;
 
-use super::map::Reject;
+use crate::map::Reject;
 use crate::error::PipelineError;
 
 /// The rejects file of a table (JSON lines, each naming its source range).

@@ -132,7 +132,7 @@ pub trait VerifyObserver: Send + Sync {
     fn table_finished(&self, _result: &TableVerify) {}
 }
 
-impl VerifyObserver for crate::run::Silent {}
+impl VerifyObserver for crate::report::Silent {}
 
 #[cfg(test)]
 mod tests {

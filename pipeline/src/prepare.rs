@@ -3,7 +3,6 @@
 
 use etl_mappings::{Plan, SourceTable, TablePlan, build_plan};
 
-use super::RunOptions;
 use crate::error::PipelineError;
 use crate::inspect::open_source;
 use crate::source::Source;
@@ -17,31 +16,20 @@ pub(crate) struct Prepared {
     pub tables: Vec<TablePlan>,
 }
 
-/// Required fixes as the lines of a refusal, each with what to write when the plan knows.
-pub(crate) fn fix_lines(fixes: &[etl_mappings::Finding]) -> String {
-    fixes
-        .iter()
-        .map(|f| {
-            format!(
-                "  - {}{}{}",
-                f.column
-                    .as_deref()
-                    .map(|c| format!("{c}: "))
-                    .unwrap_or_default(),
-                f.message,
-                f.fix
-                    .as_deref()
-                    .map(|x| format!(" ({x})"))
-                    .unwrap_or_default()
-            )
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
+/// How a command narrows and tunes the mapping's plan (`--tables`, `--batch-size`,
+/// `--parallelism`).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Narrowing<'a> {
+    pub tables: Option<&'a [String]>,
+    pub batch_size: Option<usize>,
+    pub parallelism: Option<usize>,
 }
 
+/// The source opened and the plan built, checked and narrowed; refused while a chosen table
+/// still needs fixes.
 pub(crate) async fn prepare(
     mapping: &etl_mappings::ParsedMapping,
-    opts: &RunOptions,
+    opts: Narrowing<'_>,
 ) -> Result<Prepared, PipelineError> {
     let (source, catalog) = open_source(mapping).await?;
     let mut plan = build_plan(mapping, &catalog)?;
@@ -53,13 +41,10 @@ pub(crate) async fn prepare(
     if let Some(p) = opts.parallelism {
         plan.parallelism = p.max(1);
     }
-    let tables = select_tables(&plan, opts.tables.as_deref())?;
+    let tables = select_tables(&plan, opts.tables)?;
     for t in &tables {
         if !t.required_fixes.is_empty() {
-            return Err(PipelineError::NeedsFixes {
-                table: t.source.to_string(),
-                fixes: fix_lines(&t.required_fixes),
-            });
+            return Err(PipelineError::needs_fixes(&t.source, &t.required_fixes));
         }
     }
     Ok(Prepared {

@@ -16,12 +16,11 @@ use etl_connectors::milvus::proto::{
 };
 use etl_engine::{CollectionSchema, FieldType};
 use tokio::runtime::Handle;
-use tokio::sync::mpsc;
 
-use super::wire_type;
+use super::job::LoadRecord;
+use super::wire::wire_type;
 use crate::error::PipelineError;
-use crate::run::WriterMsg;
-use etl_engine::CommitStats;
+use crate::target::{Checkpoint, RANGES_KEY, TableSink};
 
 /// Bytes of column data per insert request (the server takes 64 MiB messages by default).
 const MAX_REQUEST_BYTES: usize = 32 << 20;
@@ -202,75 +201,101 @@ fn chunks(batch: &RecordBatch) -> Vec<RecordBatch> {
         .collect()
 }
 
-/// The writer thread of a Milvus target: inserts each batch (retrying rate limits and dropped
-/// connections with backoff); a range's commit is an acknowledgement.
-pub(crate) fn milvus_loop(
-    client: MilvusClient,
-    handle: Handle,
-    collection: String,
-    schema: CollectionSchema,
-    (record_path, mut record): (std::path::PathBuf, super::job::LoadRecord),
-    upsert: bool,
-    rx: &mut mpsc::Receiver<WriterMsg>,
-) -> Result<Vec<crate::stage::manifest::StagedFile>, PipelineError> {
-    let keyed = !schema.auto_id;
-    let fields: Vec<etl_engine::Field> = schema
-        .fields
-        .iter()
-        .filter(|f| !(f.primary_key && schema.auto_id))
-        .cloned()
-        .collect();
-    while let Some(msg) = rx.blocking_recv() {
-        match msg {
-            WriterMsg::Write(_, batch) => {
-                // The stand-ins `etl plan` shows and `etl verify` expects, defined once.
-                let batch = super::fill_nulls(&batch, &schema)?;
-                for part in chunks(&batch) {
-                    let mut data = Vec::new();
-                    for f in &fields {
-                        if let Some(c) = part.column_by_name(&f.name) {
-                            data.push(column(f, c)?);
-                        }
-                    }
-                    let n = part.num_rows() as u32;
-                    let mut delay = Duration::from_millis(200);
-                    let mut attempt = 0;
-                    let mut upsert = upsert;
-                    loop {
-                        let sent = if upsert {
-                            handle.block_on(client.upsert(&collection, data.clone(), n))
-                        } else {
-                            handle.block_on(client.insert(&collection, data.clone(), n))
-                        };
-                        match sent {
-                            Ok(_) => break,
-                            Err(e) if attempt < 6 && retryable(&e, keyed) => {
-                                attempt += 1;
-                                // A dropped connection may have delivered the request: sent
-                                // again by key, its rows are replaced rather than doubled.
-                                upsert |= keyed;
-                                tracing::warn!(collection = %collection, attempt, "insert failed, retrying: {e}");
-                                std::thread::sleep(delay);
-                                delay = (delay * 2).min(Duration::from_secs(10));
-                            }
-                            Err(e) => return Err(e.into()),
-                        }
-                    }
+/// A collection being loaded by inserts, on the writer thread: each batch inserted (rate limits
+/// and dropped connections retried with backoff); a range's commit is an acknowledgement,
+/// recorded in the load record.
+pub(crate) struct MilvusSink {
+    pub client: MilvusClient,
+    pub handle: Handle,
+    pub collection: String,
+    pub schema: CollectionSchema,
+    /// The fields sent (an auto ID is the server's).
+    pub fields: Vec<etl_engine::Field>,
+    pub record_path: std::path::PathBuf,
+    pub record: LoadRecord,
+    /// Rows of a resumed range may be there already: replaced by key, not doubled.
+    pub upsert: bool,
+}
+
+impl MilvusSink {
+    pub(crate) fn new(
+        client: MilvusClient,
+        collection: &str,
+        schema: &CollectionSchema,
+        (record_path, record): (std::path::PathBuf, LoadRecord),
+        upsert: bool,
+    ) -> Self {
+        MilvusSink {
+            client,
+            handle: Handle::current(),
+            collection: collection.to_string(),
+            fields: schema
+                .fields
+                .iter()
+                .filter(|f| !(f.primary_key && schema.auto_id))
+                .cloned()
+                .collect(),
+            schema: schema.clone(),
+            record_path,
+            record,
+            upsert,
+        }
+    }
+}
+
+impl TableSink for MilvusSink {
+    fn write(&mut self, _range: &str, batch: &RecordBatch) -> Result<(), PipelineError> {
+        let keyed = !self.schema.auto_id;
+        // The stand-ins `etl plan` shows and `etl verify` expects, defined once.
+        let batch = super::fill_nulls(batch, &self.schema)?;
+        for part in chunks(&batch) {
+            let mut data = Vec::new();
+            for f in &self.fields {
+                if let Some(c) = part.column_by_name(&f.name) {
+                    data.push(column(f, c)?);
                 }
             }
-            WriterMsg::Commit(part, _, reply) => {
-                // Every insert of the range was acknowledged: the server has its rows.
-                record.done.insert(part);
-                let r = record.save(&record_path).map(|()| CommitStats::default());
-                let failed = r.is_err();
-                let _ = reply.send(r);
-                if failed {
-                    break;
+            let n = part.num_rows() as u32;
+            let mut delay = Duration::from_millis(200);
+            let mut attempt = 0;
+            let mut upsert = self.upsert;
+            loop {
+                let (client, name) = (&self.client, &self.collection);
+                let sent = if upsert {
+                    self.handle.block_on(client.upsert(name, data.clone(), n))
+                } else {
+                    self.handle.block_on(client.insert(name, data.clone(), n))
+                };
+                match sent {
+                    Ok(_) => break,
+                    Err(e) if attempt < 6 && retryable(&e, keyed) => {
+                        attempt += 1;
+                        // A dropped connection may have delivered the request: sent again by
+                        // key, its rows are replaced rather than doubled.
+                        upsert |= keyed;
+                        tracing::warn!(collection = %name, attempt, "insert failed, retrying: {e}");
+                        std::thread::sleep(delay);
+                        delay = (delay * 2).min(Duration::from_secs(10));
+                    }
+                    Err(e) => return Err(e.into()),
                 }
             }
         }
+        Ok(())
     }
-    Ok(Vec::new())
+
+    fn commit(&mut self, range: &str, checkpoint: Checkpoint) -> Result<(), PipelineError> {
+        // Every insert of the range was acknowledged: the server has its rows.
+        if let Some(n) = checkpoint.get(RANGES_KEY).and_then(|v| v.as_u64()) {
+            self.record.ranges = n as usize;
+        }
+        self.record.done.insert(range.to_string());
+        self.record.save(&self.record_path)
+    }
+
+    fn close(self: Box<Self>) -> Result<(), PipelineError> {
+        Ok(())
+    }
 }
 
 /// Whether a failed write is sent again: rate limits and quotas (the server refused it); a

@@ -113,18 +113,15 @@ pub async fn fit_tables(
         .zip(null_vector_fixes(mapping, tables, version).await?)
     {
         if !fixes.is_empty() {
-            return Err(PipelineError::NeedsFixes {
-                table: t.source.to_string(),
-                fixes: crate::run::fix_lines(&fixes),
-            });
+            return Err(PipelineError::needs_fixes(&t.source, &fixes));
         }
     }
     for t in tables.iter_mut() {
         relax_null_vectors(t, version);
     }
     for t in tables.iter() {
-        let schema = crate::run::target::collection_schema(t)?;
-        let indexes = crate::run::target::index_specs(t)?;
+        let schema = crate::schema::collection_schema(t);
+        let indexes = crate::schema::index_specs(t);
         refuse_unsupported(
             &schema,
             &indexes,
@@ -181,7 +178,7 @@ pub async fn existing(
     let record = job::LoadRecord::read(&job::LoadRecord::path(&jobs, &t.collection))
         .filter(|r| r.server == url);
     let id = client.collection_id(&t.collection).await?;
-    let keyed = !crate::run::target::collection_schema(t)?.auto_id;
+    let keyed = !crate::schema::collection_schema(t).auto_id;
     Ok(
         match record.filter(|r| r.collection_id == id && !r.finished) {
             Some(r) if keyed => Existing::Resume(r),
@@ -248,7 +245,7 @@ pub async fn null_vector_fixes(
             let c = match client.take() {
                 Some(c) => c,
                 None => {
-                    let url = crate::inspect::postgres_url(mapping)?;
+                    let url = crate::source::postgres_url(mapping)?;
                     etl_connectors::postgres::connect(&url).await?
                 }
             };
@@ -307,10 +304,10 @@ pub fn refuse_unsupported(
     if fixes.is_empty() {
         return Ok(());
     }
-    Err(PipelineError::NeedsFixes {
-        table: format!("{table} (collection `{collection}`)"),
-        fixes: crate::run::fix_lines(&fixes),
-    })
+    Err(PipelineError::needs_fixes(
+        format!("{table} (collection `{collection}`)"),
+        &fixes,
+    ))
 }
 
 /// What a server of `version` cannot hold of a collection, as the required fixes `etl plan`

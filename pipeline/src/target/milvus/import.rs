@@ -11,7 +11,6 @@
 //! nothing.
 
 use std::collections::HashMap;
-use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
@@ -23,11 +22,10 @@ use futures::StreamExt;
 use object_store::ObjectStoreExt;
 
 use crate::error::PipelineError;
-use crate::run::report::{Phase, RunObserver, RunReport, TableReport};
-use crate::stage::ImportOptions;
-use crate::stage::import::{check_in_place, choose, download};
-use crate::stage::manifest::StagedCollection;
-use crate::stage::read_manifest;
+use crate::report::{Phase, RunObserver, RunReport, TableReport};
+use crate::target::ImportOptions;
+use crate::target::stage::fetch::{check_in_place, choose, download, read_manifest};
+use crate::target::stage::manifest::StagedCollection;
 
 /// The description a collection imported from a stage carries.
 pub fn stage_marker(stage_url: &str, stage_id: &str) -> String {
@@ -39,16 +37,15 @@ pub fn from_stage(description: &str, stage_url: &str) -> bool {
     description.starts_with(&format!("etl: staged import of {stage_url} ("))
 }
 
-/// Imports the stage at `url` into the Milvus at `milvus_url`. `replace_own` lets a collection
-/// imported from an earlier stage at the same URL be replaced (what `etl run` does when it
-/// stages again); other existing collections need `opts.recreate`.
-pub async fn import(
+/// Imports the stage at `url` into the Milvus at `milvus_url`. `opts.replace_own` lets a
+/// collection imported from an earlier stage at the same URL be replaced (what `etl run` does
+/// when it stages again); other existing collections need `opts.recreate`.
+pub(super) async fn import(
     url: &str,
     milvus_url: &str,
     opts: &ImportOptions,
-    replace_own: bool,
     observer: Arc<dyn RunObserver>,
-    cancel: impl Future<Output = ()>,
+    cancel: futures::future::BoxFuture<'static, ()>,
 ) -> Result<RunReport, PipelineError> {
     let started = Instant::now();
     let store = Store::open(url)?;
@@ -98,7 +95,7 @@ pub async fn import(
                     &store,
                     c,
                     &marker,
-                    replace_own,
+                    opts.replace_own,
                     opts.recreate,
                     &tmp,
                     parallelism,
@@ -242,8 +239,11 @@ async fn import_collection(
         }
     }
     report.ranges_resumed = resumed;
-    let results: Vec<Result<(), PipelineError>> =
-        futures::stream::iter(jobs.into_iter().map(|(f, path, running)| {
+    // Collected first: a lazy map over borrowed state makes the future's Send bound too
+    // general for the compiler to prove.
+    let imports: Vec<_> = jobs
+        .into_iter()
+        .map(|(f, path, running)| {
             let (rows_done, bytes_done) = (rows_done.clone(), bytes_done.clone());
             let (observer, table, name) = (observer.clone(), table.clone(), name.clone());
             let record = &record;
@@ -292,7 +292,9 @@ async fn import_collection(
                 r.write(store).await;
                 Ok(())
             }
-        }))
+        })
+        .collect();
+    let results: Vec<Result<(), PipelineError>> = futures::stream::iter(imports)
         .buffer_unordered(parallelism)
         .collect()
         .await;

@@ -625,7 +625,7 @@ mod tests {
             required_fixes: vec![],
             suggestions: vec![],
         };
-        let schema = crate::run::target::collection_schema(&plan).unwrap();
+        let schema = crate::schema::collection_schema(&plan);
         Mapper::new(plan, schema)
     }
 

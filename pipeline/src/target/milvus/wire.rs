@@ -1,30 +1,10 @@
-//! A real Milvus as the target. Here: the wire types, the collection schema and index
-//! parameters it is sent, and the end of a load (indexes, load, count). `rules` holds what a
-//! server's version can hold (asked of the server, refused up front, the same findings in
-//! `etl plan`), `nulls` how NULLs are written to a server without nullable fields; [`write`]
-//! inserts batches, [`read`] pages collections back as Arrow for `etl verify`, [`import`]
-//! loads a stage through the server's bulk import.
-
-pub mod import;
-pub mod job;
-mod nulls;
-pub mod read;
-mod rules;
-pub mod search;
-pub mod write;
-
-pub use nulls::{fill_nulls, null_stand_in, nullable_scalars};
-pub use rules::{
-    Existing, existing, fit_tables, foreign_finding, holds_nulls, null_vector_fixes,
-    refuse_unsupported, relax_null_vectors, unsupported, unsupported_findings, version_before,
-};
+//! Milvus' wire vocabulary: its data types, the collection schema and the index parameters a
+//! server is sent for an engine schema and index spec.
 
 use etl_connectors::milvus::proto::{
     CollectionSchema as MSchema, FieldSchema, KeyValuePair, data_type,
 };
 use etl_engine::{CollectionSchema, FieldType, IndexSpec, IndexType};
-
-use crate::error::PipelineError;
 
 /// The engine's field types and Milvus' wire types, one table for both directions.
 const WIRE_TYPES: [(FieldType, i32); 14] = [
@@ -149,47 +129,3 @@ pub fn index_params(spec: &IndexSpec) -> Option<Vec<(String, String)>> {
     Some(p)
 }
 
-/// The end of a load into Milvus: the indexes built (and waited for), the collection loaded
-/// and counted, the phases shown to `observer` under `table`. Returns the seconds spent
-/// indexing and the server's row count.
-pub async fn finish(
-    client: &etl_connectors::milvus::MilvusClient,
-    collection: &str,
-    indexes: &[(String, IndexSpec)],
-    observer: &dyn crate::run::RunObserver,
-    table: &str,
-) -> Result<(f64, u64), PipelineError> {
-    let started = std::time::Instant::now();
-    observer.phase(table, crate::run::Phase::Indexing);
-    for (field, spec) in indexes {
-        if let Some(params) = index_params(spec) {
-            client.create_index(collection, field, params).await?;
-        }
-    }
-    let seconds = started.elapsed().as_secs_f64();
-    observer.phase(table, crate::run::Phase::Loading);
-    client.load(collection).await?;
-    Ok((seconds, count(client, collection).await?))
-}
-
-/// A collection's row count as the server counts it (`count(*)`).
-pub async fn count(
-    client: &etl_connectors::milvus::MilvusClient,
-    name: &str,
-) -> Result<u64, PipelineError> {
-    use etl_connectors::milvus::proto::{Field, Scalars};
-    let counted = client
-        .query(name, "", &["count(*)".to_string()], None)
-        .await?;
-    Ok(counted
-        .first()
-        .and_then(|f| match &f.field {
-            Some(Field::Scalars(s)) => match &s.data {
-                Some(Scalars::Long(l)) => l.data.first().copied(),
-                _ => None,
-            },
-            _ => None,
-        })
-        .unwrap_or(0)
-        .max(0) as u64)
-}

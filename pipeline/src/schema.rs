@@ -1,12 +1,11 @@
-//! A table plan as the engine sees it: the collection schema and the index specs.
+//! A table plan as every target sees it: the collection schema and the indexes to build after
+//! the load. A leaf: plan checks, the run, verify and each target derive them here, once.
 
 use etl_engine::{CollectionSchema, Field, FieldType, IndexSpec, IndexType};
 use etl_mappings::TablePlan;
 
-use crate::error::PipelineError;
-
 /// The engine schema of a table plan: its fields (dynamic ones folded into `$meta`).
-pub fn collection_schema(tp: &TablePlan) -> Result<CollectionSchema, PipelineError> {
+pub fn collection_schema(tp: &TablePlan) -> CollectionSchema {
     let mut fields = Vec::new();
     let mut auto_id = false;
     // The plan lists `$meta` among its fields; it is added once, below.
@@ -38,17 +37,17 @@ pub fn collection_schema(tp: &TablePlan) -> Result<CollectionSchema, PipelineErr
             ..Field::new(etl_engine::schema::DYNAMIC_FIELD, FieldType::Json)
         });
     }
-    Ok(CollectionSchema {
+    CollectionSchema {
         fields,
         auto_id,
         dynamic_field: tp.dynamic_field,
         shards: tp.shards.max(1),
         description: format!("from {}", tp.source),
-    })
+    }
 }
 
 /// The indexes to build after the load, by field.
-pub fn index_specs(tp: &TablePlan) -> Result<Vec<(String, IndexSpec)>, PipelineError> {
+pub fn index_specs(tp: &TablePlan) -> Vec<(String, IndexSpec)> {
     let mut out = Vec::new();
     for f in tp.fields.iter().filter(|f| !f.dynamic) {
         let Some(ix) = &f.index else { continue };
@@ -63,5 +62,5 @@ pub fn index_specs(tp: &TablePlan) -> Result<Vec<(String, IndexSpec)>, PipelineE
             },
         ));
     }
-    Ok(out)
+    out
 }

@@ -82,6 +82,49 @@ impl Job {
         Ok(())
     }
 
+    /// The job a run of `key` continues (its latest unfinished one, unless `restart`) or a
+    /// new one, marked in progress and saved; the flag says whether it is resumed.
+    pub(crate) fn start(
+        target: &Path,
+        key: &Path,
+        restart: bool,
+    ) -> Result<(Job, bool), PipelineError> {
+        let previous = if restart {
+            None
+        } else {
+            unfinished_job(target, key)?
+        };
+        let resumed = previous.is_some();
+        let mut job = previous.unwrap_or_else(|| Job::new(key));
+        job.state = JobState::InProgress;
+        job.error = None;
+        job.save(target)?;
+        Ok((job, resumed))
+    }
+
+    /// Records how the run ended: its report (given its id) on success, its error otherwise.
+    pub(crate) fn end(
+        &mut self,
+        target: &Path,
+        outcome: Result<&mut crate::report::RunReport, &PipelineError>,
+    ) -> Result<(), PipelineError> {
+        match outcome {
+            Ok(report) => {
+                report.job_id = self.id.clone();
+                self.report = serde_json::to_value(&*report).ok();
+                self.finish(target, JobState::Successful, None)
+            }
+            Err(e) => {
+                let state = if matches!(e, PipelineError::Cancelled) {
+                    JobState::Cancelled
+                } else {
+                    JobState::Failed
+                };
+                self.finish(target, state, Some(e.to_string()))
+            }
+        }
+    }
+
     /// Marks the job finished in `state`.
     pub fn finish(
         &mut self,

@@ -1,0 +1,321 @@
+//! The contract every destination of a run implements, and the one place that knows which
+//! implementations exist.
+//!
+//! A run ([`crate::run`]) reads a table's ranges, maps them and hands the batches to one writer
+//! thread; everything it does to a destination goes through a [`Target`], and everything the
+//! writer thread does through that target's [`TableSink`]. `etl plan` asks the same target
+//! what it would refuse ([`Target::check`]), `etl verify` reads the collections back through
+//! it ([`Target::reader`]), `etl import` loads a stage through it ([`Target::import`]), and
+//! `etl search` and `etl collections` use it too. The run, plan, verify and the CLI name no
+//! target: [`open`] turns a [`Destination`] into one, and that match is the only one.
+//!
+//! # The order of calls
+//!
+//! [`open`] has no side effects: a target touches its destination from `check`, `fit` or
+//! `begin` on. A run calls
+//!
+//! 1. [`Target::fit`] once, with every table of the run, before anything is read. It refuses
+//!    (with [`PipelineError::NeedsFixes`]) exactly what [`Target::check`] reports as a required
+//!    fix, by the same code, and adjusts the plans to the destination (a server without NULL
+//!    vectors gets non-nullable vector fields).
+//! 2. [`Target::begin`] once: decides for each table whether what the destination already holds
+//!    is resumed, replaced (`restart`) or refused (someone else's), and records the job.
+//! 3. For each table (several at once, each from its own task) [`Target::open_table`] once: the
+//!    collection created or reopened, the checkpoints committed by earlier runs (the ranges
+//!    that are in), and a [`TableSink`]. The sink moves to the writer thread, which calls
+//!    [`TableSink::write`] for each mapped batch of a range and [`TableSink::commit`] when the
+//!    range is read to its end, with the range's checkpoint; a committed range must survive a
+//!    crash and be among the checkpoints the next `open_table` returns. [`TableSink::close`]
+//!    once the table's ranges are all committed. Then [`Target::finish_table`] once: indexes,
+//!    load, the destination's row count. When the source data turns out unreadable (a corrupt
+//!    dump), [`Target::discard_table`] instead: running again cannot get further.
+//! 4. [`Target::end`] once, whatever happened: with the report on success (the target adds its
+//!    job id or stage summary), or with the error, [`PipelineError::Cancelled`] after Ctrl-C.
+//!    A cancelled run drops its sinks without `close`: what was committed stays, the rest is
+//!    read again by the next run.
+//!
+//! A dry run is a target too ([`dry::DryRun`]): it fits like the real one and writes nothing.
+//!
+//! # Adding a target
+//!
+//! A folder under `target/` with a type implementing [`Target`] (and its sink, reader and
+//! importer), a [`Destination`] variant and its row in [`crate::route`]'s table, a mapping
+//! field in `etl-mappings`, and its arm in [`open`]. Nothing in run, plan, verify or the CLI.
+
+pub mod dry;
+pub mod engine;
+pub mod milvus;
+pub mod stage;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::arrow::array::RecordBatch;
+use etl_engine::{CollectionSchema, Hit, SearchRequest};
+use etl_mappings::{ParsedMapping, Plan, TablePlan};
+use futures::future::BoxFuture;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::error::PipelineError;
+use crate::report::{RunObserver, RunReport, TableReport};
+use crate::route::{Destination, TargetUrl};
+
+/// What a range's commit records, by key: `range/<p>/<n>` for a committed range and
+/// [`RANGES_KEY`] for the number of ranges the table was split into.
+pub type Checkpoint = BTreeMap<String, serde_json::Value>;
+
+/// The checkpoint key that fixes a table's range count, so a resumed run splits it the same way.
+pub const RANGES_KEY: &str = "ranges";
+
+/// What a target is opened with, besides its destination.
+#[derive(Debug, Clone, Default)]
+pub struct TargetOptions {
+    /// `--restart` / `--recreate`: replace what is there instead of resuming or refusing.
+    pub restart: bool,
+    /// Only some of the mapping's tables run (`--tables`).
+    pub some_tables: bool,
+    /// Largest staged file.
+    pub max_file_bytes: Option<u64>,
+    /// Rows per segment the engine writes and merges to.
+    pub max_segment_rows: u64,
+    /// What the run reads, as reports name it (passwords redacted).
+    pub source: String,
+}
+
+/// What [`Target::begin`] found.
+#[derive(Debug, Clone, Default)]
+pub struct Begun {
+    /// An earlier, unfinished run is being resumed.
+    pub resumed: bool,
+}
+
+/// A table opened for writing.
+pub struct OpenTable {
+    /// What earlier runs committed (empty for a new table).
+    pub checkpoints: Checkpoint,
+    /// Where this run's rows go; moved to the writer thread.
+    pub sink: Box<dyn TableSink>,
+}
+
+/// One destination of a run. See the module docs for the order of calls.
+#[async_trait]
+pub trait Target: Send + Sync {
+    /// Adds to `plan`'s tables what this destination cannot hold (required fixes, which
+    /// [`Target::fit`] refuses) and what it changes (suggestions). `recreate` plans for a run
+    /// with `--recreate`.
+    async fn check(&self, _plan: &mut Plan, _recreate: bool) -> Result<(), PipelineError> {
+        Ok(())
+    }
+
+    /// Refuses what the destination cannot hold and fits the tables to it, before any read.
+    async fn fit(&self, _tables: &mut [TablePlan]) -> Result<(), PipelineError> {
+        Ok(())
+    }
+
+    /// Starts the run on the destination: resume, replace or refuse what is there.
+    async fn begin(&mut self, tables: &[TablePlan]) -> Result<Begun, PipelineError>;
+
+    /// Creates or reopens a table's collection.
+    async fn open_table(
+        &self,
+        table: &TablePlan,
+        schema: &CollectionSchema,
+    ) -> Result<OpenTable, PipelineError>;
+
+    /// After every range is committed and the sink closed: indexes, load and the destination's
+    /// row count, into `report`.
+    async fn finish_table(
+        &self,
+        table: &TablePlan,
+        report: &mut TableReport,
+        observer: Arc<dyn RunObserver>,
+    ) -> Result<(), PipelineError>;
+
+    /// Drops what was written of a table whose source data is unreadable.
+    async fn discard_table(&self, _table: &TablePlan) -> Result<(), PipelineError> {
+        Ok(())
+    }
+
+    /// Ends the run: completes `report` on success, records the outcome either way.
+    async fn end(&mut self, outcome: Result<&mut RunReport, &PipelineError>)
+    -> Result<(), PipelineError>;
+
+    /// Where a table's rejects file goes.
+    fn rejects_dir(&self) -> PathBuf;
+
+    /// A reader of a table's collection for `etl verify`: `None` when there is no collection.
+    /// `columns` are the compared fields in order, `projection` their indices in `schema`.
+    async fn reader(
+        &self,
+        table: &mut TablePlan,
+        schema: &CollectionSchema,
+        columns: &[String],
+        projection: &[usize],
+    ) -> Result<Option<Box<dyn CollectionReader>>, PipelineError>;
+
+    /// Loads the stage at `stage` into this destination (`etl import`, and the second half of
+    /// a staged run). `replace_own` lets collections imported from an earlier stage at the same
+    /// URL be replaced.
+    async fn import(
+        &self,
+        stage: &str,
+        opts: &ImportOptions,
+        observer: Arc<dyn RunObserver>,
+        cancel: BoxFuture<'static, ()>,
+    ) -> Result<RunReport, PipelineError>;
+
+    /// `etl search`: the nearest rows of a collection.
+    async fn search(
+        &self,
+        collection: &str,
+        request: &SearchRequest,
+    ) -> Result<Vec<Vec<Hit>>, PipelineError>;
+}
+
+/// Where a table's rows go, on the writer thread (the engine is synchronous; async targets
+/// block on their runtime handle here).
+pub trait TableSink: Send {
+    /// Writes a mapped batch of range `range`.
+    fn write(&mut self, range: &str, batch: &RecordBatch) -> Result<(), PipelineError>;
+    /// Makes range `range`'s rows durable together with `checkpoint`.
+    fn commit(&mut self, range: &str, checkpoint: Checkpoint) -> Result<(), PipelineError>;
+    /// After the last commit.
+    fn close(self: Box<Self>) -> Result<(), PipelineError>;
+}
+
+/// A collection read back for `etl verify`.
+#[async_trait]
+pub trait CollectionReader: Send + Sync {
+    /// Source rows as the destination stores them (mapped rows in, the rows written out).
+    fn as_stored(&self, batch: RecordBatch) -> Result<RecordBatch, PipelineError> {
+        Ok(batch)
+    }
+
+    /// Whether JSON comes back re-serialized, so it is compared parsed.
+    fn reserializes_json(&self) -> bool {
+        false
+    }
+
+    /// Reads the compared columns of every row, calling `each` for each batch (from several
+    /// threads at once where the destination reads in parallel) until it returns `true`.
+    /// Returns the rows read.
+    async fn scan(&self, parallelism: usize, each: EachBatch) -> Result<u64, PipelineError>;
+
+    /// Rows the destination holds beyond the `read` a full scan returned (a server that counts
+    /// rows sharing a key that its paging returns once).
+    async fn surplus(&self, _read: u64) -> Result<u64, PipelineError> {
+        Ok(0)
+    }
+}
+
+/// What [`CollectionReader::scan`] calls for each batch; `true` stops the scan.
+pub type EachBatch = Arc<dyn Fn(&RecordBatch) -> Result<bool, PipelineError> + Send + Sync>;
+
+/// Options of `etl import`.
+#[derive(Debug, Clone, Default)]
+pub struct ImportOptions {
+    /// Only these collections.
+    pub collections: Option<Vec<String>>,
+    /// Files fetched and decoded at once (default 2).
+    pub parallelism: Option<usize>,
+    /// Drop and recreate collections that exist with other data.
+    pub recreate: bool,
+    /// Replace collections imported from an earlier stage at the same URL (a staged run
+    /// stages again).
+    pub replace_own: bool,
+}
+
+/// The target for a destination. The one match on the kind of destination.
+pub fn open(
+    destination: &Destination,
+    mapping: Option<&ParsedMapping>,
+    opts: &TargetOptions,
+) -> Result<Box<dyn Target>, PipelineError> {
+    Ok(match destination {
+        Destination::Engine(dir) => Box::new(engine::EngineTarget::new(dir, mapping, opts)),
+        Destination::Milvus(url) => Box::new(milvus::MilvusTarget::new(url, None, mapping, opts)),
+        Destination::Stage {
+            url,
+            for_milvus,
+            import_follows,
+        } => Box::new(stage::StageTarget::new(
+            url,
+            for_milvus.as_deref(),
+            *import_follows,
+            mapping,
+            opts,
+        )?),
+    })
+}
+
+/// `etl import`: the stage at `stage` into the destination named on the command line.
+pub async fn import(
+    stage: &str,
+    target: &TargetUrl,
+    opts: &ImportOptions,
+    observer: Arc<dyn RunObserver>,
+    cancel: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<RunReport, PipelineError> {
+    use futures::FutureExt;
+    open(&target.destination(), None, &TargetOptions::default())?
+        .import(stage, opts, observer, cancel.boxed())
+        .await
+}
+
+/// `etl search`: the nearest rows of a collection at the destination named on the command line.
+pub async fn search(
+    target: &TargetUrl,
+    collection: &str,
+    request: &SearchRequest,
+) -> Result<Vec<Vec<Hit>>, PipelineError> {
+    open(&target.destination(), None, &TargetOptions::default())?
+        .search(collection, request)
+        .await
+}
+
+/// The rejects directory beside the mapping file (for targets that are not a directory).
+fn rejects_beside(mapping: Option<&ParsedMapping>) -> PathBuf {
+    match mapping {
+        Some(m) => crate::source::beside(m, "_rejects"),
+        None => PathBuf::from("_rejects"),
+    }
+}
+
+/// A message to a table's writer thread.
+pub(crate) enum WriterMsg {
+    /// A batch of a range.
+    Write(String, RecordBatch),
+    /// A range read to its end: commit it, then answer.
+    Commit(String, Checkpoint, oneshot::Sender<Result<(), PipelineError>>),
+}
+
+/// The writer thread's loop: drives `sink` from `rx` until every sender is gone, then closes
+/// it. A failed commit is answered to the range that asked and ends the loop.
+pub(crate) fn drive(
+    mut sink: Box<dyn TableSink>,
+    rx: &mut mpsc::Receiver<WriterMsg>,
+) -> Result<(), PipelineError> {
+    while let Some(msg) = rx.blocking_recv() {
+        match msg {
+            WriterMsg::Write(range, batch) => sink.write(&range, &batch)?,
+            WriterMsg::Commit(range, checkpoint, reply) => {
+                let r = sink.commit(&range, checkpoint);
+                let failed = r.is_err();
+                let _ = reply.send(r);
+                if failed {
+                    return Ok(());
+                }
+            }
+        }
+    }
+    sink.close()
+}
+
+/// The error a range gets when the writer thread is gone.
+pub(crate) fn closed() -> PipelineError {
+    PipelineError::Internal {
+        message: "the collection writer stopped".into(),
+    }
+}
