@@ -26,4 +26,4 @@ pub use report::{Phase, RunObserver, RunReport, Silent, TableReport};
 pub use run::{RunOptions, run};
 pub use source::{Source, postgres_url};
 pub use target::engine::job::{Job, JobState, list_jobs, show_job};
-pub use target::{ImportOptions, import, search};
+pub use target::{Admin, Answer, ImportOptions, administer, import, search};

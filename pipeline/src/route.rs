@@ -277,7 +277,10 @@ mod tests {
             import_follows,
         };
         assert_eq!(staged.writes(), stage(true));
-        assert_eq!(staged.import_after(), Some(("s3://b/p", &Destination::Milvus(m()))));
+        assert_eq!(
+            staged.import_after(),
+            Some(("s3://b/p", &Destination::Milvus(m())))
+        );
         assert_eq!(staged.holds(), Destination::Milvus(m()));
         let only = Route::Stage {
             url: "s3://b/p".into(),

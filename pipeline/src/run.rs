@@ -24,10 +24,10 @@ use etl_mappings::{SourceTable, TablePlan};
 use futures::{FutureExt, StreamExt};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::map::{Mapper, Reject};
-use crate::prepare::{Narrowing, Prepared, prepare};
 use crate::error::PipelineError;
 use crate::inspect::load_mapping;
+use crate::map::{Mapper, Reject};
+use crate::prepare::{Narrowing, Prepared, prepare};
 use crate::report::{Phase, RunObserver, RunReport, TableReport};
 use crate::source::{Source, SourceScan};
 use crate::target::dry::DryRun;
@@ -208,9 +208,7 @@ impl RunContext<'_> {
             None => {
                 let bytes = source.estimated_bytes.unwrap_or(0);
                 let by_size = (bytes / (64 << 20)) as usize;
-                by_size
-                    .clamp(self.parallelism, self.parallelism * 8)
-                    .max(1)
+                by_size.clamp(self.parallelism, self.parallelism * 8).max(1)
             }
         };
         let read_opts = ReadOptions {

@@ -139,8 +139,10 @@ pub trait Target: Send + Sync {
     }
 
     /// Ends the run: completes `report` on success, records the outcome either way.
-    async fn end(&mut self, outcome: Result<&mut RunReport, &PipelineError>)
-    -> Result<(), PipelineError>;
+    async fn end(
+        &mut self,
+        outcome: Result<&mut RunReport, &PipelineError>,
+    ) -> Result<(), PipelineError>;
 
     /// Where a table's rejects file goes.
     fn rejects_dir(&self) -> PathBuf;
@@ -172,6 +174,33 @@ pub trait Target: Send + Sync {
         collection: &str,
         request: &SearchRequest,
     ) -> Result<Vec<Vec<Hit>>, PipelineError>;
+
+    /// `etl collections`: a command on the destination's collections.
+    async fn administer(&self, command: &Admin) -> Result<Answer, PipelineError>;
+}
+
+/// A command of `etl collections`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Admin {
+    /// The collections there.
+    List,
+    /// A collection's schema, rows, indexes and load state.
+    Describe(String),
+    /// Load a collection for search.
+    Load(String),
+    /// Release a loaded collection.
+    Release(String),
+    /// Delete a collection.
+    Drop(String),
+}
+
+/// What an `etl collections` command prints, in each `--format`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    /// `--format json`.
+    pub json: String,
+    /// `--format table`.
+    pub table: String,
 }
 
 /// Where a table's rows go, on the writer thread (the engine is synchronous; async targets
@@ -275,6 +304,13 @@ pub async fn search(
         .await
 }
 
+/// `etl collections`: `command` on the destination named on the command line.
+pub async fn administer(target: &TargetUrl, command: &Admin) -> Result<Answer, PipelineError> {
+    open(&target.destination(), None, &TargetOptions::default())?
+        .administer(command)
+        .await
+}
+
 /// The rejects directory beside the mapping file (for targets that are not a directory).
 fn rejects_beside(mapping: Option<&ParsedMapping>) -> PathBuf {
     match mapping {
@@ -288,7 +324,11 @@ pub(crate) enum WriterMsg {
     /// A batch of a range.
     Write(String, RecordBatch),
     /// A range read to its end: commit it, then answer.
-    Commit(String, Checkpoint, oneshot::Sender<Result<(), PipelineError>>),
+    Commit(
+        String,
+        Checkpoint,
+        oneshot::Sender<Result<(), PipelineError>>,
+    ),
 }
 
 /// The writer thread's loop: drives `sink` from `rx` until every sender is gone, then closes

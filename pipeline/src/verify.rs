@@ -84,7 +84,12 @@ pub async fn verify(
         let mut tp = tp.clone();
         let compared = Compared::of(&tp)?;
         let reader = target
-            .reader(&mut tp, &compared.schema, &compared.columns, &compared.projection)
+            .reader(
+                &mut tp,
+                &compared.schema,
+                &compared.columns,
+                &compared.projection,
+            )
             .await?;
         let tp = &tp;
         let verifier = TableVerifier::new(tp, reader, opts.max_differences, plan.parallelism)?;

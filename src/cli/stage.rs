@@ -5,9 +5,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
+use etl_pipeline::ImportOptions;
 use etl_pipeline::RunOptions;
 use etl_pipeline::route::TargetUrl;
-use etl_pipeline::ImportOptions;
 
 use super::Format;
 use super::run::{ctrl_c, observer, print_report};

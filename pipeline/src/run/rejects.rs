@@ -5,8 +5,8 @@ use std::collections::HashSet;
 use std::io::Write as _;
 use std::path::PathBuf;
 
-use crate::map::Reject;
 use crate::error::PipelineError;
+use crate::map::Reject;
 
 /// The rejects file of a table (JSON lines, each naming its source range).
 pub(super) struct RejectsFile {

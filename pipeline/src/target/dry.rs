@@ -11,7 +11,7 @@ use etl_mappings::{Plan, TablePlan};
 use futures::future::BoxFuture;
 
 use super::{
-    Begun, Checkpoint, CollectionReader, ImportOptions, OpenTable, TableSink, Target,
+    Admin, Answer, Begun, Checkpoint, CollectionReader, ImportOptions, OpenTable, TableSink, Target,
 };
 use crate::error::PipelineError;
 use crate::report::{RunObserver, RunReport, TableReport};
@@ -113,6 +113,10 @@ impl Target for DryRun {
         _collection: &str,
         _request: &SearchRequest,
     ) -> Result<Vec<Vec<Hit>>, PipelineError> {
+        Err(writes_nothing())
+    }
+
+    async fn administer(&self, _command: &Admin) -> Result<Answer, PipelineError> {
         Err(writes_nothing())
     }
 }

@@ -5,6 +5,7 @@
 //! indexes built on every core and the collection loaded. [`import`] loads a stage the same
 //! way, one commit per staged file.
 
+mod admin;
 mod import;
 pub mod job;
 
@@ -15,8 +16,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use async_trait::async_trait;
 use datafusion::arrow::array::RecordBatch;
 use etl_engine::{
-    BulkWriter, Collection, CollectionSchema, Database, Hit, IndexProgress, IndexSpec,
-    MergePolicy, SearchRequest,
+    BulkWriter, Collection, CollectionSchema, Database, Hit, IndexProgress, IndexSpec, MergePolicy,
+    SearchRequest,
 };
 use etl_mappings::{ParsedMapping, TablePlan};
 use futures::StreamExt;
@@ -24,8 +25,8 @@ use futures::future::BoxFuture;
 
 use self::job::Job;
 use super::{
-    Begun, Checkpoint, CollectionReader, EachBatch, ImportOptions, OpenTable, TableSink, Target,
-    TargetOptions,
+    Admin, Answer, Begun, Checkpoint, CollectionReader, EachBatch, ImportOptions, OpenTable,
+    TableSink, Target, TargetOptions,
 };
 use crate::error::PipelineError;
 use crate::report::{Phase, RunObserver, RunReport, TableReport};
@@ -68,9 +69,12 @@ impl EngineTarget {
 impl Target for EngineTarget {
     async fn begin(&mut self, tables: &[TablePlan]) -> Result<Begun, PipelineError> {
         let db = Database::open(&self.dir)?;
-        let key = self.mapping.clone().ok_or_else(|| PipelineError::Internal {
-            message: "a run of the engine target without a mapping".into(),
-        })?;
+        let key = self
+            .mapping
+            .clone()
+            .ok_or_else(|| PipelineError::Internal {
+                message: "a run of the engine target without a mapping".into(),
+            })?;
         let (job, resumed) = Job::start(&self.dir, &key, self.opts.restart)?;
         if !resumed {
             // A fresh run replaces what an earlier run of these tables loaded.
@@ -89,7 +93,9 @@ impl Target for EngineTarget {
         table: &TablePlan,
         schema: &CollectionSchema,
     ) -> Result<OpenTable, PipelineError> {
-        let c = self.db()?.ensure_collection(&table.collection, schema.clone())?;
+        let c = self
+            .db()?
+            .ensure_collection(&table.collection, schema.clone())?;
         let writer = c.writer()?.with_segment_rows(self.opts.max_segment_rows);
         Ok(OpenTable {
             checkpoints: c.manifest().checkpoints.clone(),
@@ -177,6 +183,10 @@ impl Target for EngineTarget {
         Ok(Database::open_existing(&self.dir)?
             .collection(collection)?
             .search(request)?)
+    }
+
+    async fn administer(&self, command: &Admin) -> Result<Answer, PipelineError> {
+        admin::administer(&self.dir, command)
     }
 }
 

@@ -6,6 +6,7 @@
 //! inserts batches, [`read`] pages collections back for `etl verify`, [`import`] loads a stage
 //! through the server's bulk import, [`search`] answers `etl search`.
 
+mod admin;
 pub mod import;
 pub mod job;
 mod nulls;
@@ -36,8 +37,8 @@ use tokio::sync::OnceCell;
 
 use self::job::LoadRecord;
 use super::{
-    Begun, Checkpoint, CollectionReader, EachBatch, ImportOptions, OpenTable, RANGES_KEY, Target,
-    TargetOptions,
+    Admin, Answer, Begun, Checkpoint, CollectionReader, EachBatch, ImportOptions, OpenTable,
+    RANGES_KEY, Target, TargetOptions,
 };
 use crate::error::PipelineError;
 use crate::report::{Phase, RunObserver, RunReport, TableReport};
@@ -80,9 +81,11 @@ impl MilvusTarget {
     }
 
     fn mapping(&self) -> Result<&ParsedMapping, PipelineError> {
-        self.mapping.as_ref().ok_or_else(|| PipelineError::Internal {
-            message: "a run into Milvus without a mapping".into(),
-        })
+        self.mapping
+            .as_ref()
+            .ok_or_else(|| PipelineError::Internal {
+                message: "a run into Milvus without a mapping".into(),
+            })
     }
 
     fn jobs(&self) -> Result<PathBuf, PipelineError> {
@@ -169,8 +172,14 @@ impl MilvusTarget {
     pub(crate) async fn refuse_foreign(&self, tables: &[TablePlan]) -> Result<(), PipelineError> {
         let (client, _) = self.server().await?;
         for t in tables {
-            if let Existing::Foreign { why } =
-                existing(client, &self.url, self.mapping()?, t, self.via_stage.as_deref()).await?
+            if let Existing::Foreign { why } = existing(
+                client,
+                &self.url,
+                self.mapping()?,
+                t,
+                self.via_stage.as_deref(),
+            )
+            .await?
             {
                 return Err(PipelineError::needs_fixes(
                     &t.source,
@@ -233,7 +242,10 @@ impl Target for MilvusTarget {
             Some(r) => r,
             None => {
                 client
-                    .create_collection(&milvus_schema(&table.collection, schema), schema.shards as i32)
+                    .create_collection(
+                        &milvus_schema(&table.collection, schema),
+                        schema.shards as i32,
+                    )
                     .await?;
                 // Recorded at once, so a run killed from here on finds the collection its own.
                 let r = LoadRecord {
@@ -274,8 +286,14 @@ impl Target for MilvusTarget {
         let (client, _) = self.server().await?;
         client.flush(&table.collection).await?;
         let indexes = crate::schema::index_specs(table);
-        (report.index_seconds, report.collection_rows) =
-            finish(client, &table.collection, &indexes, observer.as_ref(), &report.table).await?;
+        (report.index_seconds, report.collection_rows) = finish(
+            client,
+            &table.collection,
+            &indexes,
+            observer.as_ref(),
+            &report.table,
+        )
+        .await?;
         let path = LoadRecord::path(&self.jobs()?, &table.collection);
         if let Some(mut r) = LoadRecord::read(&path) {
             r.finished = true;
@@ -336,6 +354,11 @@ impl Target for MilvusTarget {
     ) -> Result<Vec<Vec<Hit>>, PipelineError> {
         search::search(&self.server().await?.0, collection, request).await
     }
+
+    async fn administer(&self, command: &Admin) -> Result<Answer, PipelineError> {
+        let (client, version) = self.server().await?;
+        admin::administer(client, &self.url, version, command).await
+    }
 }
 
 /// A collection paged back in primary-key order.
@@ -362,8 +385,12 @@ impl CollectionReader for MilvusReader {
     }
 
     async fn scan(&self, _parallelism: usize, each: EachBatch) -> Result<u64, PipelineError> {
-        let mut pager =
-            read::Pager::new(self.client.clone(), &self.collection, &self.schema, &self.columns)?;
+        let mut pager = read::Pager::new(
+            self.client.clone(),
+            &self.collection,
+            &self.schema,
+            &self.columns,
+        )?;
         let mut rows = 0u64;
         while let Some(batch) = pager.next_page().await? {
             rows += batch.num_rows() as u64;

@@ -128,4 +128,3 @@ pub fn index_params(spec: &IndexSpec) -> Option<Vec<(String, String)>> {
     }
     Some(p)
 }
-

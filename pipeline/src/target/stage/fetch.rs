@@ -137,7 +137,6 @@ fn check(store: &Store, f: &StagedFile, n: u64, actual: &str) -> Result<(), Pipe
     Ok(())
 }
 
-
 /// Reads a stage's manifest.
 pub async fn read_manifest(store: &Store) -> Result<StageManifest, PipelineError> {
     let got = match store.store.get(&store.path(MANIFEST)).await {

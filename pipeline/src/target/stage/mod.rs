@@ -28,8 +28,8 @@ use self::manifest::{FORMAT, MANIFEST, StageManifest, StagedCollection, StagedIn
 use self::writer::{DEFAULT_MAX_FILE_BYTES, StageWriter};
 use super::milvus::MilvusTarget;
 use super::{
-    Begun, Checkpoint, CollectionReader, ImportOptions, OpenTable, TableSink, Target,
-    TargetOptions,
+    Admin, Answer, Begun, Checkpoint, CollectionReader, ImportOptions, OpenTable, TableSink,
+    Target, TargetOptions,
 };
 use crate::error::PipelineError;
 use crate::report::{RunObserver, RunReport, StageSummary, TableReport};
@@ -214,7 +214,8 @@ impl Target for StageTarget {
         outcome: Result<&mut RunReport, &PipelineError>,
     ) -> Result<(), PipelineError> {
         let Ok(report) = outcome else { return Ok(()) };
-        let mut collections = std::mem::take(&mut *self.staged.lock().unwrap_or_else(|e| e.into_inner()));
+        let mut collections =
+            std::mem::take(&mut *self.staged.lock().unwrap_or_else(|e| e.into_inner()));
         if self.fill_nulls.load(std::sync::atomic::Ordering::Relaxed) {
             // The files hold no NULL scalars: say so, so an import does not expect them.
             for c in &mut collections {
@@ -288,7 +289,10 @@ impl Target for StageTarget {
         _cancel: BoxFuture<'static, ()>,
     ) -> Result<RunReport, PipelineError> {
         Err(PipelineError::Usage {
-            message: format!("{}: a stage is imported into the engine or Milvus, not into another stage", self.url),
+            message: format!(
+                "{}: a stage is imported into the engine or Milvus, not into another stage",
+                self.url
+            ),
         })
     }
 
@@ -297,6 +301,10 @@ impl Target for StageTarget {
         _collection: &str,
         _request: &SearchRequest,
     ) -> Result<Vec<Vec<Hit>>, PipelineError> {
+        Err(self.not_collections())
+    }
+
+    async fn administer(&self, _command: &Admin) -> Result<Answer, PipelineError> {
         Err(self.not_collections())
     }
 }
