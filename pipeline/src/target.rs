@@ -128,10 +128,12 @@ pub trait Target: Send + Sync {
     /// row count, into `report`.
     async fn finish_table(
         &self,
-        table: &TablePlan,
-        report: &mut TableReport,
-        observer: Arc<dyn RunObserver>,
-    ) -> Result<(), PipelineError>;
+        _table: &TablePlan,
+        _report: &mut TableReport,
+        _observer: Arc<dyn RunObserver>,
+    ) -> Result<(), PipelineError> {
+        Ok(())
+    }
 
     /// Drops what was written of a table whose source data is unreadable.
     async fn discard_table(&self, _table: &TablePlan) -> Result<(), PipelineError> {
@@ -141,8 +143,10 @@ pub trait Target: Send + Sync {
     /// Ends the run: completes `report` on success, records the outcome either way.
     async fn end(
         &mut self,
-        outcome: Result<&mut RunReport, &PipelineError>,
-    ) -> Result<(), PipelineError>;
+        _outcome: Result<&mut RunReport, &PipelineError>,
+    ) -> Result<(), PipelineError> {
+        Ok(())
+    }
 
     /// Where a table's rejects file goes.
     fn rejects_dir(&self) -> PathBuf;
@@ -163,10 +167,16 @@ pub trait Target: Send + Sync {
     async fn import(
         &self,
         stage: &str,
-        opts: &ImportOptions,
-        observer: Arc<dyn RunObserver>,
-        cancel: BoxFuture<'static, ()>,
-    ) -> Result<RunReport, PipelineError>;
+        _opts: &ImportOptions,
+        _observer: Arc<dyn RunObserver>,
+        _cancel: BoxFuture<'static, ()>,
+    ) -> Result<RunReport, PipelineError> {
+        Err(PipelineError::Usage {
+            message: format!(
+                "{stage}: a stage is imported into the engine or Milvus, not into this destination"
+            ),
+        })
+    }
 
     /// `etl search`: the nearest rows of a collection.
     async fn search(
@@ -357,5 +367,122 @@ pub(crate) fn drive(
 pub(crate) fn closed() -> PipelineError {
     PipelineError::Internal {
         message: "the collection writer stopped".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    /// A sink that records what the writer thread asked of it, failing the commit of `fail`.
+    struct Recording {
+        log: Arc<Mutex<Vec<String>>>,
+        fail: Option<&'static str>,
+    }
+
+    impl TableSink for Recording {
+        fn write(&mut self, range: &str, batch: &RecordBatch) -> Result<(), PipelineError> {
+            let line = format!("write {range} {}", batch.num_rows());
+            self.log.lock().unwrap().push(line);
+            Ok(())
+        }
+        fn commit(&mut self, range: &str, checkpoint: Checkpoint) -> Result<(), PipelineError> {
+            if self.fail == Some(range) {
+                return Err(PipelineError::Internal {
+                    message: format!("no room for {range}"),
+                });
+            }
+            let keys: Vec<&String> = checkpoint.keys().collect();
+            self.log
+                .lock()
+                .unwrap()
+                .push(format!("commit {range} {keys:?}"));
+            Ok(())
+        }
+        fn close(self: Box<Self>) -> Result<(), PipelineError> {
+            self.log.lock().unwrap().push("close".into());
+            Ok(())
+        }
+    }
+
+    fn batch(rows: i32) -> RecordBatch {
+        use datafusion::arrow::array::Int32Array;
+        RecordBatch::try_from_iter([("id", Arc::new(Int32Array::from_iter_values(0..rows)) as _)])
+            .unwrap()
+    }
+
+    /// Runs `drive` on a thread, sending the messages a table's ranges send; returns the log,
+    /// the answers to the commits and the thread's result.
+    fn drive_with(
+        fail: Option<&'static str>,
+    ) -> (Vec<String>, Vec<Result<(), String>>, Result<(), String>) {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let sink = Box::new(Recording {
+            log: log.clone(),
+            fail,
+        });
+        let (tx, mut rx) = mpsc::channel(4);
+        let writer = std::thread::spawn(move || drive(sink, &mut rx));
+        let mut answers = Vec::new();
+        for range in ["range/0/2", "range/1/2"] {
+            if tx
+                .blocking_send(WriterMsg::Write(range.into(), batch(3)))
+                .is_err()
+            {
+                break;
+            }
+            let (reply, wait) = oneshot::channel();
+            let cp = Checkpoint::from([(range.to_string(), serde_json::json!({"rows": 3}))]);
+            if tx
+                .blocking_send(WriterMsg::Commit(range.into(), cp, reply))
+                .is_err()
+            {
+                break;
+            }
+            match wait.blocking_recv() {
+                Ok(r) => answers.push(r.map_err(|e| e.to_string())),
+                Err(_) => break,
+            }
+        }
+        drop(tx);
+        let result = writer.join().unwrap().map_err(|e| e.to_string());
+        let log = log.lock().unwrap().clone();
+        (log, answers, result)
+    }
+
+    /// Each range is written, then committed with its checkpoint, and the sink is closed once
+    /// after the last commit.
+    #[test]
+    fn the_writer_loop_writes_commits_and_closes_in_order() {
+        let (log, answers, result) = drive_with(None);
+        assert_eq!(
+            log,
+            [
+                "write range/0/2 3",
+                "commit range/0/2 [\"range/0/2\"]",
+                "write range/1/2 3",
+                "commit range/1/2 [\"range/1/2\"]",
+                "close"
+            ]
+        );
+        assert_eq!(answers, [Ok(()), Ok(())]);
+        assert_eq!(result, Ok(()));
+    }
+
+    /// A failed commit is answered to the range that asked, and nothing is written or closed
+    /// after it: the run fails on that answer, the next run reads the range again.
+    #[test]
+    fn a_failed_commit_is_answered_and_stops_the_writer() {
+        let (log, answers, result) = drive_with(Some("range/0/2"));
+        assert_eq!(log, ["write range/0/2 3"]);
+        assert_eq!(answers.len(), 1);
+        assert!(
+            answers[0]
+                .as_ref()
+                .unwrap_err()
+                .contains("no room for range/0/2")
+        );
+        assert_eq!(result, Ok(()));
     }
 }

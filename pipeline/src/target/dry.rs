@@ -14,7 +14,7 @@ use super::{
     Admin, Answer, Begun, Checkpoint, CollectionReader, ImportOptions, OpenTable, TableSink, Target,
 };
 use crate::error::PipelineError;
-use crate::report::{RunObserver, RunReport, TableReport};
+use crate::report::{RunObserver, RunReport};
 
 /// The real target, consulted for its rules only.
 pub struct DryRun(pub Box<dyn Target>);
@@ -63,15 +63,6 @@ impl Target for DryRun {
             checkpoints: Checkpoint::new(),
             sink: Box::new(Nowhere),
         })
-    }
-
-    async fn finish_table(
-        &self,
-        _table: &TablePlan,
-        _report: &mut TableReport,
-        _observer: Arc<dyn RunObserver>,
-    ) -> Result<(), PipelineError> {
-        Ok(())
     }
 
     async fn end(

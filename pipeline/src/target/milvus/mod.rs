@@ -302,13 +302,6 @@ impl Target for MilvusTarget {
         Ok(())
     }
 
-    async fn end(
-        &mut self,
-        _outcome: Result<&mut RunReport, &PipelineError>,
-    ) -> Result<(), PipelineError> {
-        Ok(())
-    }
-
     fn rejects_dir(&self) -> PathBuf {
         super::rejects_beside(self.mapping.as_ref())
     }

@@ -20,7 +20,6 @@ use etl_connectors::store::Store;
 use etl_engine::{CollectionSchema, Hit, SearchRequest};
 use etl_mappings::{ParsedMapping, Plan, TablePlan};
 use futures::StreamExt;
-use futures::future::BoxFuture;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 
 use self::fetch::read_manifest;
@@ -28,11 +27,10 @@ use self::manifest::{FORMAT, MANIFEST, StageManifest, StagedCollection, StagedIn
 use self::writer::{DEFAULT_MAX_FILE_BYTES, StageWriter};
 use super::milvus::MilvusTarget;
 use super::{
-    Admin, Answer, Begun, Checkpoint, CollectionReader, ImportOptions, OpenTable, TableSink,
-    Target, TargetOptions,
+    Admin, Answer, Begun, Checkpoint, CollectionReader, OpenTable, TableSink, Target, TargetOptions,
 };
 use crate::error::PipelineError;
-use crate::report::{RunObserver, RunReport, StageSummary, TableReport};
+use crate::report::{RunReport, StageSummary};
 
 /// Deletes every object under `rel` (a missing prefix is fine).
 async fn clear(store: &Store, rel: &str) -> Result<(), PipelineError> {
@@ -200,15 +198,6 @@ impl Target for StageTarget {
         })
     }
 
-    async fn finish_table(
-        &self,
-        _table: &TablePlan,
-        _report: &mut TableReport,
-        _observer: Arc<dyn RunObserver>,
-    ) -> Result<(), PipelineError> {
-        Ok(())
-    }
-
     async fn end(
         &mut self,
         outcome: Result<&mut RunReport, &PipelineError>,
@@ -279,21 +268,6 @@ impl Target for StageTarget {
         _projection: &[usize],
     ) -> Result<Option<Box<dyn CollectionReader>>, PipelineError> {
         Err(self.not_collections())
-    }
-
-    async fn import(
-        &self,
-        _stage: &str,
-        _opts: &ImportOptions,
-        _observer: Arc<dyn RunObserver>,
-        _cancel: BoxFuture<'static, ()>,
-    ) -> Result<RunReport, PipelineError> {
-        Err(PipelineError::Usage {
-            message: format!(
-                "{}: a stage is imported into the engine or Milvus, not into another stage",
-                self.url
-            ),
-        })
     }
 
     async fn search(
