@@ -63,6 +63,79 @@ pub struct TableReport {
     pub collection_rows: u64,
     /// The rejects file, when rows were rejected.
     pub rejects_file: Option<String>,
+    /// Where the table's time went, by step.
+    pub phases: Phases,
+}
+
+/// Seconds spent in each step of a table's load. Steps that run in parallel ranges (read, map)
+/// are summed over the ranges, so with two readers `read` can exceed the table's wall time;
+/// the writer's steps (write, commit) run on one thread per table; merge, index and load come
+/// after the rows are in.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Phases {
+    /// Waiting for the source's batches (reading and decoding COPY data, or staged files).
+    pub read: f64,
+    /// Mapping batches to the collection's fields (casts, defaults, rejects).
+    pub map: f64,
+    /// The target writing batches (segments, Parquet, inserts).
+    pub write: f64,
+    /// Committing ranges with their checkpoints.
+    pub commit: f64,
+    /// Merging small segments after the load.
+    pub merge: f64,
+    /// Building indexes.
+    pub index: f64,
+    /// Loading the collection for search.
+    pub load: f64,
+}
+
+/// A step of a table's load, as [`Phases`] counts it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// See [`Phases::read`].
+    Read,
+    /// See [`Phases::map`].
+    Map,
+    /// See [`Phases::write`].
+    Write,
+    /// See [`Phases::commit`].
+    Commit,
+}
+
+/// Adds up the time of the steps that several threads take at once.
+#[derive(Debug, Default)]
+pub struct StepClock {
+    nanos: [std::sync::atomic::AtomicU64; 4],
+}
+
+impl StepClock {
+    /// Counts `elapsed` for `step`.
+    pub fn add(&self, step: Step, elapsed: std::time::Duration) {
+        self.nanos[step as usize].fetch_add(
+            elapsed.as_nanos() as u64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
+    }
+
+    /// Runs `f`, counting its time for `step`.
+    pub fn time<T>(&self, step: Step, f: impl FnOnce() -> T) -> T {
+        let started = std::time::Instant::now();
+        let out = f();
+        self.add(step, started.elapsed());
+        out
+    }
+
+    /// The seconds counted so far (merge, index and load left at zero).
+    pub fn phases(&self) -> Phases {
+        let s = |i: usize| self.nanos[i].load(std::sync::atomic::Ordering::Relaxed) as f64 / 1e9;
+        Phases {
+            read: s(Step::Read as usize),
+            map: s(Step::Map as usize),
+            write: s(Step::Write as usize),
+            commit: s(Step::Commit as usize),
+            ..Phases::default()
+        }
+    }
 }
 
 /// Sums over tables.

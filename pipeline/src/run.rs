@@ -28,7 +28,7 @@ use crate::error::PipelineError;
 use crate::inspect::load_mapping;
 use crate::map::{Mapper, Reject};
 use crate::prepare::{Narrowing, Prepared, prepare};
-use crate::report::{Phase, RunObserver, RunReport, TableReport};
+use crate::report::{Phase, RunObserver, RunReport, Step, StepClock, TableReport};
 use crate::source::{Source, SourceScan};
 use crate::target::dry::DryRun;
 use crate::target::{
@@ -261,7 +261,11 @@ impl RunContext<'_> {
         // One writer thread per table: the engine is synchronous, and async targets block
         // on their runtime there, off the readers' threads.
         let (tx, mut rx) = mpsc::channel::<WriterMsg>(4);
-        let writer = std::thread::spawn(move || drive(sink, &mut rx));
+        let clock = Arc::new(StepClock::default());
+        let writer = {
+            let clock = clock.clone();
+            std::thread::spawn(move || drive(sink, &mut rx, &clock))
+        };
         let first_commit = !done.contains_key(RANGES_KEY);
         let table_rows = AtomicU64::new(0);
         let read_part = |p: usize| {
@@ -276,17 +280,23 @@ impl RunContext<'_> {
             let observer = self.observer.clone();
             let name = name.clone();
             let table_rows = &table_rows;
+            let clock = clock.clone();
             let part_key = key(p);
             let max_rejects = tp.max_rejects;
             let rejects_path = rejects_path.clone();
             async move {
                 let mut stream = scan.execute(p)?;
                 let mut part_rows = 0u64;
-                while let Some(batch) = stream.next().await {
+                loop {
+                    let waited = Instant::now();
+                    let Some(batch) = stream.next().await else {
+                        break;
+                    };
+                    clock.add(Step::Read, waited.elapsed());
                     let batch = batch.map_err(PipelineError::from_datafusion)?;
                     part_rows += batch.num_rows() as u64;
                     table_rows.fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
-                    let (mapped, mut bad) = mapper.map(&batch)?;
+                    let (mapped, mut bad) = clock.time(Step::Map, || mapper.map(&batch))?;
                     bad.extend(stats.take_bad_rows(p).into_iter().map(Reject::unreadable));
                     if !bad.is_empty() {
                         let skips = bad.iter().filter(|r| r.reason.is_skip()).count() as u64;
@@ -342,6 +352,7 @@ impl RunContext<'_> {
             message: "writer thread panicked".into(),
         })??;
         results.into_iter().collect::<Result<Vec<_>, _>>()?;
+        report.phases = clock.phases();
         report.rows_read = table_rows.load(Ordering::Relaxed);
         report.rows_written = written.load(Ordering::Relaxed);
         report.rows_rejected = rejected.load(Ordering::Relaxed);

@@ -59,7 +59,7 @@ use futures::future::BoxFuture;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::PipelineError;
-use crate::report::{RunObserver, RunReport, TableReport};
+use crate::report::{RunObserver, RunReport, Step, StepClock, TableReport};
 use crate::route::{Destination, TargetUrl};
 
 /// What a range's commit records, by key: `range/<p>/<n>` for a committed range and
@@ -346,12 +346,15 @@ pub(crate) enum WriterMsg {
 pub(crate) fn drive(
     mut sink: Box<dyn TableSink>,
     rx: &mut mpsc::Receiver<WriterMsg>,
+    clock: &StepClock,
 ) -> Result<(), PipelineError> {
     while let Some(msg) = rx.blocking_recv() {
         match msg {
-            WriterMsg::Write(range, batch) => sink.write(&range, &batch)?,
+            WriterMsg::Write(range, batch) => {
+                clock.time(Step::Write, || sink.write(&range, &batch))?
+            }
             WriterMsg::Commit(range, checkpoint, reply) => {
-                let r = sink.commit(&range, checkpoint);
+                let r = clock.time(Step::Commit, || sink.commit(&range, checkpoint));
                 let failed = r.is_err();
                 let _ = reply.send(r);
                 if failed {
@@ -360,7 +363,7 @@ pub(crate) fn drive(
             }
         }
     }
-    sink.close()
+    clock.time(Step::Commit, || sink.close())
 }
 
 /// The error a range gets when the writer thread is gone.
@@ -423,7 +426,7 @@ mod tests {
             fail,
         });
         let (tx, mut rx) = mpsc::channel(4);
-        let writer = std::thread::spawn(move || drive(sink, &mut rx));
+        let writer = std::thread::spawn(move || drive(sink, &mut rx, &StepClock::default()));
         let mut answers = Vec::new();
         for range in ["range/0/2", "range/1/2"] {
             if tx

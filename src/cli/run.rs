@@ -133,6 +133,11 @@ fn summary(r: &RunReport) -> String {
             t.rows_per_s,
             t.index_seconds
         ));
+        let p = &t.phases;
+        s.push_str(&format!(
+            "  phases (s): read {:.2}  map {:.2}  write {:.2}  commit {:.2}  merge {:.2}  index {:.2}  load {:.2}\n",
+            p.read, p.map, p.write, p.commit, p.merge, p.index, p.load
+        ));
         if t.rows_skipped > 0 {
             s.push_str(&format!(
                 "  skipped: {} rows with a NULL where the field cannot hold one (on_null: skip)\n",

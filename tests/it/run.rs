@@ -837,3 +837,60 @@ fn run_and_index_build_default_to_the_same_hnsw_params() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(params(), from_run);
 }
+
+/// The run report says where each table's time went: read, map, write, commit, merge, index
+/// and load seconds, in `--format json` and in the human summary.
+#[test]
+fn the_report_breaks_each_table_down_by_phase() {
+    let url = fresh_db("phases");
+    sql(
+        &url,
+        "CREATE TABLE docs (id int PRIMARY KEY, v vector(8));
+         INSERT INTO docs SELECT i, ARRAY[i % 5, i % 7, i % 3, 1, i % 11, 2, i % 13, 3]::real[]::vector
+         FROM generate_series(1, 3000) i;",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let m = write(
+        dir.path(),
+        "m.yaml",
+        &format!(
+            "version: 1\nsource:\n  postgres: '{url}'\ntarget:\n  engine: '{}'\ntables:\n  - source: public.docs\n",
+            data.display()
+        ),
+    );
+    let report = etl_json(
+        &url,
+        &["run", m.to_str().unwrap(), "--quiet", "--format", "json"],
+    );
+    let phases = &report["tables"][0]["phases"];
+    let keys: Vec<&str> = phases
+        .as_object()
+        .unwrap_or_else(|| panic!("no phases in {report}"))
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        keys,
+        ["read", "map", "write", "commit", "merge", "index", "load"],
+        "{phases}"
+    );
+    for step in ["read", "map", "write", "commit", "index"] {
+        assert!(
+            phases[step].as_f64().unwrap() > 0.0,
+            "{step} took no time: {phases}"
+        );
+    }
+    let seconds = report["tables"][0]["seconds"].as_f64().unwrap();
+    assert!(
+        phases["index"].as_f64().unwrap() <= seconds,
+        "the index build outlasts the table: {report}"
+    );
+    let o = etl_pw(&url, &["run", m.to_str().unwrap(), "--restart"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let summary = stdout(&o);
+    assert!(
+        summary.contains("phases (s): read ") && summary.contains(" index "),
+        "{summary}"
+    );
+}

@@ -21,7 +21,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::job::Job;
 use super::{EngineSink, index_and_load};
 use crate::error::PipelineError;
-use crate::report::{Phase, RunObserver, RunReport, TableReport};
+use crate::report::{Phase, RunObserver, RunReport, Step, StepClock, TableReport};
 use crate::target::stage::fetch::{choose, download, read_manifest};
 use crate::target::stage::layout::from_milvus;
 use crate::target::stage::manifest::{StagedCollection, StagedFile};
@@ -113,7 +113,11 @@ async fn import_collection(
         .collect();
     let (tx, mut rx) = mpsc::channel::<WriterMsg>(4);
     let sink = Box::new(EngineSink(c.writer()?));
-    let writer = std::thread::spawn(move || drive(sink, &mut rx));
+    let clock = Arc::new(StepClock::default());
+    let writer = {
+        let clock = clock.clone();
+        std::thread::spawn(move || drive(sink, &mut rx, &clock))
+    };
     let imported = Arc::new(AtomicU64::new(0));
     let bytes = Arc::new(AtomicU64::new(0));
     let one = |f: StagedFile| {
@@ -124,13 +128,17 @@ async fn import_collection(
         let bytes = bytes.clone();
         let observer = observer.clone();
         let name = name.clone();
+        let clock = clock.clone();
         async move {
+            let fetching = Instant::now();
             let (local, copied) = download(store, &f, tmp).await?;
+            clock.add(Step::Read, fetching.elapsed());
             let file_name = format!("{}/{}", store.url.trim_end_matches('/'), f.path);
             let part = key.clone();
             let tx2 = tx.clone();
+            let clock2 = clock.clone();
             let rows = tokio::task::spawn_blocking(move || -> Result<u64, PipelineError> {
-                let result = decode(&local, &schema, &file_name, &part, &tx2);
+                let result = decode(&local, &schema, (&file_name, &part), &tx2, &clock2);
                 if copied {
                     let _ = std::fs::remove_file(&local);
                 }
@@ -176,17 +184,8 @@ async fn import_collection(
         .iter()
         .map(|i| (i.field.clone(), i.spec))
         .collect();
-    let index_seconds = index_and_load(
-        &c,
-        etl_engine::MergePolicy::default(),
-        specs,
-        observer.clone(),
-        &name,
-    )
-    .await?;
     let rows = imported.load(Ordering::Relaxed);
-    let seconds = started.elapsed().as_secs_f64();
-    let report = TableReport {
+    let mut report = TableReport {
         table: name.clone(),
         collection: coll.name.clone(),
         rows_read: rows,
@@ -194,14 +193,22 @@ async fn import_collection(
         rows_rejected: 0,
         rows_skipped: 0,
         bytes: bytes.load(Ordering::Relaxed),
-        seconds,
-        rows_per_s: rows as f64 / seconds.max(1e-9),
-        index_seconds,
         ranges: coll.files.len(),
         ranges_resumed: coll.files.len() - todo.len(),
-        collection_rows: c.count_rows(),
-        rejects_file: None,
+        phases: clock.phases(),
+        ..TableReport::default()
     };
+    index_and_load(
+        &c,
+        etl_engine::MergePolicy::default(),
+        specs,
+        observer.clone(),
+        &mut report,
+    )
+    .await?;
+    report.collection_rows = c.count_rows();
+    report.seconds = started.elapsed().as_secs_f64();
+    report.rows_per_s = rows as f64 / report.seconds.max(1e-9);
     observer.phase(&name, Phase::Done);
     observer.table_finished(&report);
     Ok(report)
@@ -211,9 +218,9 @@ async fn import_collection(
 fn decode(
     local: &Path,
     schema: &etl_engine::CollectionSchema,
-    file_name: &str,
-    part: &str,
+    (file_name, part): (&str, &str),
     tx: &mpsc::Sender<WriterMsg>,
+    clock: &StepClock,
 ) -> Result<u64, PipelineError> {
     let bad = |e: &dyn std::fmt::Display| PipelineError::Usage {
         message: format!("{file_name}: not a readable Parquet file ({e})"),
@@ -225,10 +232,11 @@ fn decode(
         .build()
         .map_err(|e| bad(&e))?;
     let mut rows = 0u64;
-    for batch in reader {
+    let mut reader = reader;
+    while let Some(batch) = clock.time(Step::Read, || reader.next()) {
         let batch = batch.map_err(|e| bad(&e))?;
         rows += batch.num_rows() as u64;
-        let mapped = from_milvus(&batch, schema, file_name)?;
+        let mapped = clock.time(Step::Map, || from_milvus(&batch, schema, file_name))?;
         tx.blocking_send(WriterMsg::Write(part.to_string(), mapped))
             .map_err(|_| closed())?;
     }

@@ -29,7 +29,7 @@ use super::{
     TableSink, Target, TargetOptions,
 };
 use crate::error::PipelineError;
-use crate::report::{Phase, RunObserver, RunReport, TableReport};
+use crate::report::{Phase, Phases, RunObserver, RunReport, TableReport};
 
 /// The engine at a directory.
 pub struct EngineTarget {
@@ -115,7 +115,7 @@ impl Target for EngineTarget {
             ..MergePolicy::default()
         };
         let specs = crate::schema::index_specs(table);
-        report.index_seconds = index_and_load(&c, merge, specs, observer, &report.table).await?;
+        index_and_load(&c, merge, specs, observer, report).await?;
         report.collection_rows = c.count_rows();
         Ok(())
     }
@@ -249,18 +249,20 @@ impl CollectionReader for EngineReader {
 }
 
 /// Merges the collection's small segments, builds the indexes on it (every core, off the async
-/// threads), then loads it; returns the seconds spent indexing.
+/// threads), then loads it; counts the seconds of each into `phases` (and the index build's
+/// into `index_seconds`).
 pub(crate) async fn index_and_load(
     c: &Collection,
     merge: MergePolicy,
     specs: Vec<(String, IndexSpec)>,
     observer: Arc<dyn RunObserver>,
-    name: &str,
-) -> Result<f64, PipelineError> {
-    observer.phase(name, Phase::Indexing);
+    report: &mut TableReport,
+) -> Result<(), PipelineError> {
+    let name = report.table.clone();
+    observer.phase(&name, Phase::Indexing);
     let c = c.clone();
-    let name = name.to_string();
-    tokio::task::spawn_blocking(move || {
+    let phases = tokio::task::spawn_blocking(move || {
+        let mut phases = Phases::default();
         // One graph per large segment, not one per source range.
         let merged = c.merge_segments(merge, &|rows| observer.progress(&name, rows, 0))?;
         tracing::info!(
@@ -271,17 +273,24 @@ pub(crate) async fn index_and_load(
             seconds = merged.seconds,
             "segments merged"
         );
-        let mut seconds = 0.0;
+        phases.merge = merged.seconds;
         for (field, spec) in specs {
             let progress = |p: IndexProgress| observer.progress(&name, p.done_rows, 0);
-            seconds += c.create_index(&field, spec, &progress)?;
+            phases.index += c.create_index(&field, spec, &progress)?;
         }
         observer.phase(&name, Phase::Loading);
+        let loading = std::time::Instant::now();
         c.load()?;
-        Ok::<f64, PipelineError>(seconds)
+        phases.load = loading.elapsed().as_secs_f64();
+        Ok::<Phases, PipelineError>(phases)
     })
     .await
     .map_err(|e| PipelineError::Internal {
         message: e.to_string(),
-    })?
+    })??;
+    report.index_seconds = phases.index;
+    report.phases.merge = phases.merge;
+    report.phases.index = phases.index;
+    report.phases.load = phases.load;
+    Ok(())
 }

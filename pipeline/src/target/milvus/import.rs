@@ -307,8 +307,7 @@ async fn import_collection(
         .iter()
         .map(|i| (i.field.clone(), i.spec))
         .collect();
-    (report.index_seconds, report.collection_rows) =
-        super::finish(client, &name, &indexes, observer.as_ref(), &table).await?;
+    super::finish(client, &name, &indexes, observer.as_ref(), &mut report).await?;
     report.seconds = started.elapsed().as_secs_f64();
     report.rows_per_s = report.rows_written as f64 / report.seconds.max(1e-9);
     observer.phase(&table, Phase::Done);

@@ -286,12 +286,12 @@ impl Target for MilvusTarget {
         let (client, _) = self.server().await?;
         client.flush(&table.collection).await?;
         let indexes = crate::schema::index_specs(table);
-        (report.index_seconds, report.collection_rows) = finish(
+        finish(
             client,
             &table.collection,
             &indexes,
             observer.as_ref(),
-            &report.table,
+            report,
         )
         .await?;
         let path = LoadRecord::path(&self.jobs()?, &table.collection);
@@ -425,19 +425,23 @@ pub async fn finish(
     collection: &str,
     indexes: &[(String, IndexSpec)],
     observer: &dyn RunObserver,
-    table: &str,
-) -> Result<(f64, u64), PipelineError> {
+    report: &mut TableReport,
+) -> Result<(), PipelineError> {
     let started = std::time::Instant::now();
-    observer.phase(table, Phase::Indexing);
+    observer.phase(&report.table, Phase::Indexing);
     for (field, spec) in indexes {
         if let Some(params) = index_params(spec) {
             client.create_index(collection, field, params).await?;
         }
     }
-    let seconds = started.elapsed().as_secs_f64();
-    observer.phase(table, Phase::Loading);
+    report.index_seconds = started.elapsed().as_secs_f64();
+    report.phases.index = report.index_seconds;
+    observer.phase(&report.table, Phase::Loading);
+    let loading = std::time::Instant::now();
     client.load(collection).await?;
-    Ok((seconds, count(client, collection).await?))
+    report.phases.load = loading.elapsed().as_secs_f64();
+    report.collection_rows = count(client, collection).await?;
+    Ok(())
 }
 
 /// A collection's row count as the server counts it (`count(*)`).
