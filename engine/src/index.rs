@@ -138,8 +138,8 @@ pub(crate) fn indexable_rows(
     (0..data.len())
         .filter(|&r| live(r as u32) && data.is_valid(r))
         .filter(|&r| match &data.values {
-            crate::vector::VectorValues::Dense { dim, values } if metric == Metric::Cosine => {
-                hnsw::space::inv_norm_f32(&values[r * dim..(r + 1) * dim]).is_finite()
+            crate::vector::VectorValues::Dense { values, .. } if metric == Metric::Cosine => {
+                hnsw::space::inv_norm_f32(values.row(r)).is_finite()
             }
             _ => true,
         })

@@ -92,15 +92,97 @@ pub fn read_segment(path: &Path, projection: Option<Vec<usize>>) -> Result<Recor
     Ok(concat_batches(&schema, &batches)?)
 }
 
-/// Reads one column of a segment as vector data, batch by batch (no concatenated copy).
+/// One column of a segment as vector data: the file mapped and its batches decoded in place, so
+/// dense f32 and binary vectors are the file's own pages (no copy, no heap).
 pub fn read_vectors(path: &Path, column: usize) -> Result<crate::vector::VectorData> {
     let mut parts = Vec::new();
-    for b in scan_segment(path, Some(vec![column]))? {
-        parts.push(crate::vector::VectorData::from_array(
-            b?.column(0).as_ref(),
-        )?);
+    for b in map_batches(path, Some(vec![column]))? {
+        parts.push(crate::vector::VectorData::from_array(b.column(0).as_ref())?);
     }
     crate::vector::VectorData::concat(parts)
+}
+
+/// A segment file's batches (or the given columns of them) decoded in place from a mapping of
+/// the file: their buffers point into the mapping, which lives as long as any of them does.
+/// The writer aligns every buffer (Arrow IPC's 64 bytes), so nothing is copied.
+pub fn map_batches(path: &Path, projection: Option<Vec<usize>>) -> Result<Vec<RecordBatch>> {
+    use arrow::ipc::convert::fb_to_schema;
+    use arrow::ipc::reader::{FileDecoder, read_footer_length};
+    let file = File::open(path).map_err(EngineError::io("open", path))?;
+    let map = std::sync::Arc::new(map_file(&file, path)?);
+    let buffer = mapped_buffer(map);
+    let bad = |reason: String| EngineError::Corrupt {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let len = buffer.len();
+    if len < 10 {
+        return Err(bad(format!("{len} bytes: not an Arrow IPC file")));
+    }
+    let mut trailer = [0u8; 10];
+    trailer.copy_from_slice(&buffer[len - 10..]);
+    let footer_len = read_footer_length(trailer).map_err(|e| corrupt(path, e))?;
+    let footer_start = (len - 10)
+        .checked_sub(footer_len)
+        .ok_or_else(|| bad(format!("a footer of {footer_len} bytes in {len}")))?;
+    let footer = arrow::ipc::root_as_footer(&buffer[footer_start..len - 10])
+        .map_err(|e| bad(format!("footer: {e}")))?;
+    let schema = footer
+        .schema()
+        .map(fb_to_schema)
+        .ok_or_else(|| bad("no schema in the footer".into()))?;
+    let mut decoder = FileDecoder::new(std::sync::Arc::new(schema), footer.version());
+    if let Some(p) = projection {
+        decoder = decoder.with_projection(p);
+    }
+    for block in footer.dictionaries().iter().flatten() {
+        let block_len = block.bodyLength() as usize + block.metaDataLength() as usize;
+        let data = buffer.slice_with_length(block.offset() as usize, block_len);
+        decoder
+            .read_dictionary(block, &data)
+            .map_err(|e| corrupt(path, e))?;
+    }
+    let mut out = Vec::new();
+    for block in footer.recordBatches().iter().flatten() {
+        let block_len = block.bodyLength() as usize + block.metaDataLength() as usize;
+        if block.offset() as usize + block_len > len {
+            return Err(bad(format!("a batch past the end of {len} bytes")));
+        }
+        let data = buffer.slice_with_length(block.offset() as usize, block_len);
+        if let Some(b) = decoder
+            .read_record_batch(block, &data)
+            .map_err(|e| corrupt(path, e))?
+        {
+            out.push(b);
+        }
+    }
+    Ok(out)
+}
+
+#[allow(
+    unsafe_code,
+    reason = "mapping a file: segment files are written once, fsynced and never modified in \
+              place (a merge or a new load writes new files under new names), so the mapping \
+              cannot change under the reader"
+)]
+fn map_file(file: &File, path: &Path) -> Result<memmap2::Mmap> {
+    // SAFETY: see the reason above; the IPC decoder bounds-checks every buffer it slices.
+    unsafe { memmap2::Mmap::map(file) }.map_err(EngineError::io("map", path))
+}
+
+#[allow(
+    unsafe_code,
+    reason = "an Arrow buffer over a mapping: the pointer and length are the mapping's own, and \
+              the mapping is kept alive by the buffer's owner for as long as any array uses it"
+)]
+fn mapped_buffer(map: std::sync::Arc<memmap2::Mmap>) -> arrow::buffer::Buffer {
+    let len = map.len();
+    match std::ptr::NonNull::new(map.as_ptr().cast_mut()) {
+        // SAFETY: see the reason above.
+        Some(ptr) => unsafe { arrow::buffer::Buffer::from_custom_allocation(ptr, len, map) },
+        // An empty mapping has no pointer to lend.
+        None => arrow::buffer::Buffer::from_vec(Vec::<u8>::new()),
+    }
 }
 
 /// Iterates a segment's batches (or the given columns), one IPC batch at a time.

@@ -10,11 +10,13 @@
 mod data;
 mod metric;
 mod query;
+mod rows;
 pub mod simd;
 
 pub use data::{VectorData, VectorValues, sparse_children};
 pub use metric::{Metric, binary_distance, dense_distance, dot, l2_squared, norm, sparse_distance};
 pub use query::{QueryVector, pack_bits};
+pub use rows::Rows;
 
 #[cfg(test)]
 mod tests {
@@ -46,7 +48,10 @@ mod tests {
             assert_eq!(joined.row_json(r), whole.row_json(r), "row {r}");
         }
         let dense = |v: Vec<f32>, valid| VectorData {
-            values: VectorValues::Dense { dim: 2, values: v },
+            values: VectorValues::Dense {
+                dim: 2,
+                values: Rows::from_vec(v, 2),
+            },
             valid,
         };
         let j = VectorData::concat(vec![

@@ -916,14 +916,11 @@ fn every_index_kind_metric_and_type_against_brute_force_with_and_without_filters
             for qi in 0..20 {
                 let row = qi * 149;
                 let q = match &data.values {
-                    crate::vector::VectorValues::Dense { dim, values } => QueryVector::Dense(
-                        values[row * dim..(row + 1) * dim]
-                            .iter()
-                            .map(|x| x + 0.05)
-                            .collect(),
-                    ),
-                    crate::vector::VectorValues::Binary { bytes, values } => {
-                        QueryVector::Binary(values[row * bytes..(row + 1) * bytes].to_vec())
+                    crate::vector::VectorValues::Dense { values, .. } => {
+                        QueryVector::Dense(values.row(row).iter().map(|x| x + 0.05).collect())
+                    }
+                    crate::vector::VectorValues::Binary { values, .. } => {
+                        QueryVector::Binary(values.row(row).to_vec())
                     }
                     crate::vector::VectorValues::Sparse { .. } => unreachable!(),
                 };

@@ -84,7 +84,7 @@ pub fn build(
             if field_type == FieldType::Float16Vector && storage == Storage::Exact {
                 let halves: Vec<u16> = rows
                     .iter()
-                    .flat_map(|&r| &values[r as usize * dim..(r as usize + 1) * dim])
+                    .flat_map(|&r| values.row(r as usize))
                     .map(|x| half::f16::from_f32(*x).to_bits())
                     .collect();
                 let norms: Vec<f32> = if metric == Metric::Cosine {
@@ -109,10 +109,10 @@ pub fn build(
             } else {
                 // Every row kept (the usual case after a load): the column itself, no copy.
                 let packed: std::borrow::Cow<'_, [f32]> = if rows.len() == data.len() {
-                    std::borrow::Cow::Borrowed(values.as_slice())
+                    values.contiguous()
                 } else {
                     rows.iter()
-                        .flat_map(|&r| &values[r as usize * dim..(r as usize + 1) * dim])
+                        .flat_map(|&r| values.row(r as usize))
                         .copied()
                         .collect()
                 };
@@ -153,7 +153,7 @@ pub fn build(
             let bytes = *bytes;
             let packed: Vec<u8> = rows
                 .iter()
-                .flat_map(|&r| &values[r as usize * bytes..(r as usize + 1) * bytes])
+                .flat_map(|&r| values.row(r as usize))
                 .copied()
                 .collect();
             let built = builder::build(&BitSpace::new(metric, bytes, &packed), m, efc, progress);

@@ -49,7 +49,7 @@ pub fn build(
     let (element, width, centroids, assign): (u32, usize, Vec<u8>, Vec<u32>) = match &data.values {
         VectorValues::Dense { dim, values } => {
             let dim = *dim;
-            let row = |r: u32| &values[r as usize * dim..(r as usize + 1) * dim];
+            let row = |r: u32| values.row(r as usize);
             let unit = |v: &[f32]| -> Vec<f32> {
                 let inv = inv_norm_f32(v);
                 v.iter().map(|x| x * inv).collect()
@@ -72,7 +72,7 @@ pub fn build(
         }
         VectorValues::Binary { bytes, values } => {
             let bytes = *bytes;
-            let row = |r: u32| &values[r as usize * bytes..(r as usize + 1) * bytes];
+            let row = |r: u32| values.row(r as usize);
             let sample = sample_rows(&rows, nlist);
             let train: Vec<u8> = sample.iter().flat_map(|&r| row(r).to_vec()).collect();
             let cents = kmajority(&train, bytes, nlist, metric);
@@ -107,7 +107,7 @@ pub fn build(
         VectorValues::Dense { dim, values } => {
             let v: Vec<f32> = order
                 .iter()
-                .flat_map(|&r| &values[r as usize * dim..(r as usize + 1) * dim])
+                .flat_map(|&r| values.row(r as usize))
                 .copied()
                 .collect();
             let norms = if metric == Metric::Cosine {
@@ -117,10 +117,10 @@ pub fn build(
             };
             (bytemuck::cast_slice(&v).to_vec(), norms)
         }
-        VectorValues::Binary { bytes, values } => (
+        VectorValues::Binary { values, .. } => (
             order
                 .iter()
-                .flat_map(|&r| &values[r as usize * bytes..(r as usize + 1) * bytes])
+                .flat_map(|&r| values.row(r as usize))
                 .copied()
                 .collect(),
             Vec::new(),
@@ -469,7 +469,7 @@ mod tests {
         let bits = VectorData {
             values: VectorValues::Binary {
                 bytes: 16,
-                values: clustered_bits(4_000, 16, 40, 13),
+                values: crate::vector::Rows::from_vec(clustered_bits(4_000, 16, 40, 13), 16),
             },
             valid: None,
         };
@@ -495,11 +495,11 @@ mod tests {
                 let (mut misses, mut asked) = (0, 0);
                 for r in (0..data.len()).step_by(41) {
                     let q = match &data.values {
-                        VectorValues::Dense { dim, values } => {
-                            QueryVector::Dense(values[r * dim..(r + 1) * dim].to_vec())
+                        VectorValues::Dense { values, .. } => {
+                            QueryVector::Dense(values.row(r).to_vec())
                         }
-                        VectorValues::Binary { bytes, values } => {
-                            QueryVector::Binary(values[r * bytes..(r + 1) * bytes].to_vec())
+                        VectorValues::Binary { values, .. } => {
+                            QueryVector::Binary(values.row(r).to_vec())
                         }
                         VectorValues::Sparse { .. } => unreachable!(),
                     };

@@ -84,7 +84,10 @@ pub(crate) fn halved(values: Vec<f32>) -> Vec<f32> {
 
 pub(crate) fn dense(dim: usize, values: Vec<f32>) -> VectorData {
     VectorData {
-        values: VectorValues::Dense { dim, values },
+        values: VectorValues::Dense {
+            dim,
+            values: crate::vector::Rows::from_vec(values, dim),
+        },
         valid: None,
     }
 }

@@ -8,7 +8,9 @@ use arrow::datatypes::{DataType, Float16Type, Float32Type, Int32Type};
 
 use super::metric::*;
 use super::query::QueryVector;
+use super::rows::Rows;
 use crate::error::{EngineError, Result};
+use arrow::buffer::ScalarBuffer;
 
 /// In-memory vectors of one segment's column, in the form the distance loops read, with the
 /// rows whose vector is NULL (they are never hits).
@@ -28,14 +30,14 @@ pub enum VectorValues {
         /// Dimension.
         dim: usize,
         /// Values.
-        values: Vec<f32>,
+        values: Rows<f32>,
     },
     /// Packed bits, `bytes` per row.
     Binary {
         /// Bytes per row.
         bytes: usize,
         /// Values.
-        values: Vec<u8>,
+        values: Rows<u8>,
     },
     /// CSR sparse rows.
     Sparse {
@@ -69,10 +71,10 @@ impl VectorData {
             let (before, added) = (out.len(), p.len());
             match (&mut out.values, p.values) {
                 (VectorValues::Dense { values, .. }, VectorValues::Dense { values: v, .. }) => {
-                    values.extend(v)
+                    values.append(v)
                 }
                 (VectorValues::Binary { values, .. }, VectorValues::Binary { values: v, .. }) => {
-                    values.extend(v)
+                    values.append(v)
                 }
                 (
                     VectorValues::Sparse {
@@ -156,8 +158,7 @@ impl VectorData {
             (VectorValues::Dense { dim, values }, DataType::FixedSizeList(item, d)) => {
                 let mut out = Vec::with_capacity(rows.len() * dim);
                 for r in rows {
-                    let r = *r as usize;
-                    out.extend_from_slice(&values[r * dim..(r + 1) * dim]);
+                    out.extend_from_slice(values.row(*r as usize));
                 }
                 let flat: ArrayRef = std::sync::Arc::new(Float32Array::from(out));
                 // FLOAT16 was widened exactly; narrowing gives the stored bits back.
@@ -178,8 +179,7 @@ impl VectorData {
             {
                 let mut out = Vec::with_capacity(rows.len() * bytes);
                 for r in rows {
-                    let r = *r as usize;
-                    out.extend_from_slice(&values[r * bytes..(r + 1) * bytes]);
+                    out.extend_from_slice(values.row(*r as usize));
                 }
                 Ok(std::sync::Arc::new(FixedSizeBinaryArray::try_new(
                     *w,
@@ -240,18 +240,12 @@ impl VectorData {
             return Value::Null;
         }
         match &self.values {
-            VectorValues::Dense { dim, values } => Value::Array(
-                values[r * dim..(r + 1) * dim]
-                    .iter()
-                    .map(|x| num(*x))
-                    .collect(),
-            ),
-            VectorValues::Binary { bytes, values } => Value::String(
-                values[r * bytes..(r + 1) * bytes]
-                    .iter()
-                    .map(|b| format!("{b:08b}"))
-                    .collect(),
-            ),
+            VectorValues::Dense { values, .. } => {
+                Value::Array(values.row(r).iter().map(|x| num(*x)).collect())
+            }
+            VectorValues::Binary { values, .. } => {
+                Value::String(values.row(r).iter().map(|b| format!("{b:08b}")).collect())
+            }
             VectorValues::Sparse {
                 offsets,
                 indices,
@@ -279,34 +273,39 @@ impl VectorValues {
                 let child = list.values();
                 let offset = list.offset() * dim;
                 let len = list.len() * dim;
-                let values: Vec<f32> = match child.data_type() {
-                    DataType::Float32 => {
-                        child.as_primitive::<Float32Type>().values()[offset..offset + len].to_vec()
-                    }
-                    DataType::Float16 => child.as_primitive::<Float16Type>().values()
-                        [offset..offset + len]
-                        .iter()
-                        .map(|h| h.to_f32())
-                        .collect(),
+                let mut values = Rows::new(dim);
+                match child.data_type() {
+                    // The column's own buffer (mapped from the segment file): no copy.
+                    DataType::Float32 => values.push(
+                        child
+                            .as_primitive::<Float32Type>()
+                            .values()
+                            .slice(offset, len),
+                    ),
+                    DataType::Float16 => values.push(
+                        child.as_primitive::<Float16Type>().values()[offset..offset + len]
+                            .iter()
+                            .map(|h| h.to_f32())
+                            .collect(),
+                    ),
                     other => {
                         return Err(EngineError::InvalidRequest(format!(
                             "vector element type {other} is not supported"
                         )));
                     }
-                };
+                }
                 Ok(VectorValues::Dense { dim, values })
             }
             DataType::FixedSizeBinary(bytes) => {
                 let a: &FixedSizeBinaryArray = array.as_fixed_size_binary();
                 let bytes = *bytes as usize;
-                let mut values = Vec::with_capacity(a.len() * bytes);
-                for i in 0..a.len() {
-                    if a.is_null(i) {
-                        values.extend(std::iter::repeat_n(0u8, bytes));
-                    } else {
-                        values.extend_from_slice(a.value(i));
-                    }
-                }
+                // The column's own buffer, no copy (a NULL row's bytes are never compared).
+                let mut values = Rows::new(bytes);
+                values.push(ScalarBuffer::new(
+                    a.values().clone(),
+                    a.offset() * bytes,
+                    a.len() * bytes,
+                ));
                 Ok(VectorValues::Binary { bytes, values })
             }
             DataType::Struct(_) => {
@@ -339,8 +338,8 @@ impl VectorValues {
     /// Number of rows.
     pub(crate) fn len(&self) -> usize {
         match self {
-            VectorValues::Dense { dim, values } => values.len() / (*dim).max(1),
-            VectorValues::Binary { bytes, values } => values.len() / (*bytes).max(1),
+            VectorValues::Dense { values, .. } => values.rows(),
+            VectorValues::Binary { values, .. } => values.rows(),
             VectorValues::Sparse { offsets, .. } => offsets.len().saturating_sub(1),
         }
     }
@@ -348,7 +347,7 @@ impl VectorValues {
     /// Row `r` of dense data.
     pub fn dense_row(&self, r: usize) -> &[f32] {
         match self {
-            VectorValues::Dense { dim, values } => &values[r * dim..(r + 1) * dim],
+            VectorValues::Dense { values, .. } => values.row(r),
             _ => &[],
         }
     }
@@ -356,11 +355,11 @@ impl VectorValues {
     /// The distance from `q` to row `r`.
     fn distance(&self, metric: Metric, q: &QueryVector, r: usize) -> f32 {
         match (self, q) {
-            (VectorValues::Dense { dim, values }, QueryVector::Dense(q)) => {
-                dense_distance(metric, q, &values[r * dim..(r + 1) * dim])
+            (VectorValues::Dense { values, .. }, QueryVector::Dense(q)) => {
+                dense_distance(metric, q, values.row(r))
             }
-            (VectorValues::Binary { bytes, values }, QueryVector::Binary(q)) => {
-                binary_distance(metric, q, &values[r * bytes..(r + 1) * bytes])
+            (VectorValues::Binary { values, .. }, QueryVector::Binary(q)) => {
+                binary_distance(metric, q, values.row(r))
             }
             (
                 VectorValues::Sparse {
@@ -383,8 +382,8 @@ impl VectorValues {
     /// Bytes held.
     pub fn memory_bytes(&self) -> usize {
         match self {
-            VectorValues::Dense { values, .. } => values.len() * 4,
-            VectorValues::Binary { values, .. } => values.len(),
+            VectorValues::Dense { values, .. } => values.values_len() * 4,
+            VectorValues::Binary { values, .. } => values.values_len(),
             VectorValues::Sparse {
                 offsets,
                 indices,

@@ -22,12 +22,8 @@ struct Case {
 impl Case {
     fn query(&self, r: usize) -> QueryVector {
         match &self.data.values {
-            VectorValues::Dense { dim, values } => {
-                QueryVector::Dense(values[r * dim..(r + 1) * dim].to_vec())
-            }
-            VectorValues::Binary { bytes, values } => {
-                QueryVector::Binary(values[r * bytes..(r + 1) * bytes].to_vec())
-            }
+            VectorValues::Dense { values, .. } => QueryVector::Dense(values.row(r).to_vec()),
+            VectorValues::Binary { values, .. } => QueryVector::Binary(values.row(r).to_vec()),
             VectorValues::Sparse { .. } => unreachable!(),
         }
     }
@@ -63,7 +59,7 @@ fn cases() -> Vec<Case> {
             data: VectorData {
                 values: VectorValues::Binary {
                     bytes: 16,
-                    values: clustered_bits(6_000, 16, 40, 9),
+                    values: crate::vector::Rows::from_vec(clustered_bits(6_000, 16, 40, 9), 16),
                 },
                 valid: None,
             },

@@ -16,8 +16,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use async_trait::async_trait;
 use datafusion::arrow::array::RecordBatch;
 use etl_engine::{
-    BulkWriter, Collection, CollectionSchema, Database, Hit, IndexProgress, IndexSpec, MergePolicy,
-    SearchRequest,
+    BulkWriter, Collection, CollectionSchema, Database, Hit, IndexProgress, IndexSpec, IndexType,
+    MergePolicy, SearchRequest,
 };
 use etl_mappings::{ParsedMapping, TablePlan};
 use futures::StreamExt;
@@ -263,17 +263,24 @@ pub(crate) async fn index_and_load(
     let c = c.clone();
     let phases = tokio::task::spawn_blocking(move || {
         let mut phases = Phases::default();
-        // One graph per large segment, not one per source range.
-        let merged = c.merge_segments(merge, &|rows| observer.progress(&name, rows, 0))?;
-        tracing::info!(
-            collection = %name,
-            before = merged.segments_before,
-            after = merged.segments_after,
-            rows = merged.rows_rewritten,
-            seconds = merged.seconds,
-            "segments merged"
-        );
-        phases.merge = merged.seconds;
+        // One graph (IVF lists, inverted index) per large segment, not one per source range.
+        // Exact search (FLAT) reads every row whatever the segments: nothing to rewrite for.
+        let per_segment = specs.iter().any(|(_, s)| {
+            s.index_type.is_vector()
+                && !matches!(s.index_type, IndexType::Flat | IndexType::BinFlat)
+        });
+        if per_segment {
+            let merged = c.merge_segments(merge, &|rows| observer.progress(&name, rows, 0))?;
+            tracing::info!(
+                collection = %name,
+                before = merged.segments_before,
+                after = merged.segments_after,
+                rows = merged.rows_rewritten,
+                seconds = merged.seconds,
+                "segments merged"
+            );
+            phases.merge = merged.seconds;
+        }
         for (field, spec) in specs {
             let progress = |p: IndexProgress| observer.progress(&name, p.done_rows, 0);
             phases.index += c.create_index(&field, spec, &progress)?;
