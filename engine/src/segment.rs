@@ -2,7 +2,7 @@
 //! row offsets) that mark rows replaced by later loads.
 
 use std::fs::File;
-use std::io::{BufReader, BufWriter};
+use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 
 use arrow::array::RecordBatch;
@@ -77,18 +77,22 @@ impl SegmentWriter {
     }
 }
 
-/// Reads a segment (or the given columns of it) as one batch.
+/// Reads a segment (or the given columns of it) as one batch: mapped, so only the pages of the
+/// columns asked for are read.
 pub fn read_segment(path: &Path, projection: Option<Vec<usize>>) -> Result<RecordBatch> {
-    let file = File::open(path).map_err(EngineError::io("open", path))?;
-    let reader = FileReader::try_new(BufReader::with_capacity(1 << 20, file), projection.clone())
-        .map_err(|e| corrupt(path, e))?;
-    let schema = match &projection {
-        Some(p) => std::sync::Arc::new(reader.schema().project(p)?),
-        None => reader.schema(),
+    let batches = map_batches(path, projection.clone())?;
+    let schema = match batches.first() {
+        Some(b) => b.schema(),
+        None => {
+            let file = File::open(path).map_err(EngineError::io("open", path))?;
+            let reader =
+                FileReader::try_new(file, projection.clone()).map_err(|e| corrupt(path, e))?;
+            match &projection {
+                Some(p) => std::sync::Arc::new(reader.schema().project(p)?),
+                None => reader.schema(),
+            }
+        }
     };
-    let batches: Vec<RecordBatch> = reader
-        .collect::<std::result::Result<_, _>>()
-        .map_err(|e| corrupt(path, e))?;
     Ok(concat_batches(&schema, &batches)?)
 }
 
@@ -185,16 +189,13 @@ fn mapped_buffer(map: std::sync::Arc<memmap2::Mmap>) -> arrow::buffer::Buffer {
     }
 }
 
-/// Iterates a segment's batches (or the given columns), one IPC batch at a time.
+/// Iterates a segment's batches (or the given columns), one IPC batch at a time, decoded in
+/// place from a mapping of the file.
 pub fn scan_segment(
     path: &Path,
     projection: Option<Vec<usize>>,
 ) -> Result<impl Iterator<Item = Result<RecordBatch>> + use<>> {
-    let file = File::open(path).map_err(EngineError::io("open", path))?;
-    let reader = FileReader::try_new(BufReader::with_capacity(1 << 20, file), projection)
-        .map_err(|e| corrupt(path, e))?;
-    let p = path.to_path_buf();
-    Ok(reader.map(move |b| b.map_err(|e| corrupt(&p, e))))
+    Ok(map_batches(path, projection)?.into_iter().map(Ok))
 }
 
 fn corrupt(path: &Path, e: arrow::error::ArrowError) -> EngineError {

@@ -8,12 +8,14 @@
 //! [`data`] the columnar vectors of a segment.
 
 mod data;
+mod finite;
 mod metric;
 mod query;
 mod rows;
 pub mod simd;
 
 pub use data::{VectorData, VectorValues, sparse_children};
+pub use finite::{first_non_finite, first_non_finite_f16};
 pub use metric::{Metric, binary_distance, dense_distance, dot, l2_squared, norm, sparse_distance};
 pub use query::{QueryVector, pack_bits};
 pub use rows::Rows;

@@ -527,25 +527,25 @@ fn check(f: &FieldPlan, c: &dyn Array, bad: &mut dyn FnMut(usize, RejectReason, 
             let l = c.as_fixed_size_list();
             let dim = (*dim as usize).max(1);
             let values = l.values();
-            let bad_at: Vec<usize> = match values.data_type() {
-                DataType::Float32 => values
-                    .as_primitive::<Float32Type>()
-                    .values()
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, v)| !v.is_finite())
-                    .map(|(i, _)| i)
-                    .collect(),
-                DataType::Float16 => values
-                    .as_primitive::<Float16Type>()
-                    .values()
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, v)| !v.is_finite())
-                    .map(|(i, _)| i)
-                    .collect(),
-                _ => Vec::new(),
+            // Each bad element found from where the last one's row ends: a row is rejected once.
+            let find = |from: usize| match values.data_type() {
+                DataType::Float32 => etl_engine::vector::first_non_finite(
+                    &values.as_primitive::<Float32Type>().values()[from..],
+                ),
+                DataType::Float16 => etl_engine::vector::first_non_finite_f16(
+                    &values.as_primitive::<Float16Type>().values()[from..],
+                ),
+                _ => None,
             };
+            let mut bad_at = Vec::new();
+            let mut from = 0;
+            while let Some(i) = find(from).map(|i| from + i) {
+                bad_at.push(i);
+                from = (i / dim + 1) * dim;
+                if from >= values.len() {
+                    break;
+                }
+            }
             for i in bad_at {
                 let r = i / dim;
                 if r < l.len() && l.is_valid(r) {

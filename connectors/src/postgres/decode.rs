@@ -655,8 +655,10 @@ impl ColumnDecoder {
                 f16s,
                 nulls,
             } => {
+                // The next batch is about this size: allocated once, not grown by doubling
+                // (each doubling a copy of everything decoded so far).
                 let (item, values): (DataType, ArrayRef) = if *half {
-                    let bits = std::mem::take(f16s);
+                    let bits = std::mem::replace(f16s, Vec::with_capacity(f16s.len()));
                     (
                         DataType::Float16,
                         Arc::new(Float16Array::from(
@@ -666,7 +668,10 @@ impl ColumnDecoder {
                 } else {
                     (
                         DataType::Float32,
-                        Arc::new(Float32Array::from(std::mem::take(f32s))),
+                        Arc::new(Float32Array::from(std::mem::replace(
+                            f32s,
+                            Vec::with_capacity(f32s.len()),
+                        ))),
                     )
                 };
                 let field = Arc::new(Field::new("item", item, false));

@@ -452,18 +452,12 @@ fn check_values(f: &Field, c: &dyn Array) -> Result<(), String> {
             let list = c.as_fixed_size_list();
             let dim = f.dim_usize().max(1);
             let bad = match list.values().data_type() {
-                DataType::Float32 => list
-                    .values()
-                    .as_primitive::<Float32Type>()
-                    .values()
-                    .iter()
-                    .position(|v| !v.is_finite()),
-                DataType::Float16 => list
-                    .values()
-                    .as_primitive::<Float16Type>()
-                    .values()
-                    .iter()
-                    .position(|v| !v.is_finite()),
+                DataType::Float32 => crate::vector::first_non_finite(
+                    list.values().as_primitive::<Float32Type>().values(),
+                ),
+                DataType::Float16 => crate::vector::first_non_finite_f16(
+                    list.values().as_primitive::<Float16Type>().values(),
+                ),
                 _ => None,
             };
             if let Some(i) = bad {
