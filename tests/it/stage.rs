@@ -463,3 +463,58 @@ fn no_credential_appears_in_output_or_the_manifest() {
     assert_eq!(o.status.code(), Some(1));
     assert!(!stderr(&o).contains(SECRET), "{}", stderr(&o));
 }
+
+/// `target: { stage, engine }` in one command, killed while it imports the stage: the same
+/// command again ends with every source row in the engine exactly once, and verify is clean.
+#[test]
+fn a_killed_stage_and_import_command_finishes_with_every_row_once() {
+    const N: u64 = 200_000;
+    let url = fresh_db("stage_engine_kill");
+    sql(
+        &url,
+        &format!(
+            "CREATE TABLE items (id bigint PRIMARY KEY, v vector(32));
+             INSERT INTO items SELECT i, array_fill((i % 89)::real, ARRAY[32])::vector FROM generate_series(1, {N}) i;
+             ANALYZE items;"
+        ),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let engine = dir.path().join("engine");
+    let stage_dir = dir.path().join("stage");
+    let mapping = write(
+        dir.path(),
+        "m.yaml",
+        &format!(
+            "version: 1\nsource:\n  postgres: '{url}'\ntarget:\n  engine: '{}'\n  stage: 'file://{}'\ntables:\n  - source: public.items\n    fields:\n      - source: v\n        index: {{ type: FLAT, metric: L2 }}\noptions:\n  batch_size: 2000\n  parallelism: 4\n",
+            engine.display(),
+            stage_dir.display()
+        ),
+    );
+    // Four readers, four ranges, four staged files, imported one commit each.
+    let args = ["run", mapping.to_str().unwrap(), "--quiet", "--format", "json"];
+    let mut child = command(&url, &args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let manifest_path = engine.join("items").join("manifest.json");
+    wait_for(120, "the import's first staged file committed", || {
+        std::fs::read_to_string(&manifest_path)
+            .ok()
+            .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+            .is_some_and(|m| {
+                m["checkpoints"]
+                    .as_object()
+                    .is_some_and(|c| c.keys().any(|k| k.starts_with("stage/")))
+            })
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let done = ok(&etl_env(&url, &args), "the same command after the kill");
+    let t = &done["tables"][0];
+    assert_eq!(t["collection_rows"], N, "{done}");
+    assert!(done["stage"]["files"].as_u64().unwrap() >= 2, "{done}");
+    let (code, v) = verify_json(&url, &mapping);
+    assert_eq!(code, Some(0), "verify after the resumed command: {v}");
+    assert_eq!(v["tables"][0]["counts"]["success"], N, "{v}");
+}
