@@ -234,6 +234,29 @@ fn wait_for(secs: u64, what: &str, cond: impl Fn() -> bool) {
     }
 }
 
+/// Runs etl with `args` and kills it (SIGKILL) once the engine collection at `collection` has
+/// committed its first staged file.
+fn kill_after_first_import_commit(url: &str, args: &[&str], collection: &Path) {
+    let mut child = command(url, args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let manifest_path = collection.join("manifest.json");
+    wait_for(120, "the import's first staged file committed", || {
+        std::fs::read_to_string(&manifest_path)
+            .ok()
+            .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+            .is_some_and(|m| {
+                m["checkpoints"]
+                    .as_object()
+                    .is_some_and(|c| c.keys().any(|k| k.starts_with("stage/")))
+            })
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
 fn parquet_files(dir: &Path) -> usize {
     std::fs::read_dir(dir)
         .map(|d| {
@@ -345,24 +368,7 @@ fn killed_stage_and_import_resume_cleanly_and_a_second_import_changes_nothing() 
         "--format",
         "json",
     ];
-    let mut child = command(&url, &import_args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let manifest_path = engine.join("items").join("manifest.json");
-    wait_for(60, "the import's first file commit", || {
-        std::fs::read_to_string(&manifest_path)
-            .ok()
-            .and_then(|t| serde_json::from_str::<Value>(&t).ok())
-            .is_some_and(|m| {
-                m["checkpoints"]
-                    .as_object()
-                    .is_some_and(|c| c.keys().any(|k| k.starts_with("stage/")))
-            })
-    });
-    child.kill().unwrap();
-    child.wait().unwrap();
+    kill_after_first_import_commit(&url, &import_args, &engine.join("items"));
     let resumed = ok(&etl_env(&url, &import_args), "import after the kill");
     let t = &resumed["tables"][0];
     assert!(t["ranges_resumed"].as_u64().unwrap() >= 1, "{resumed}");
@@ -498,24 +504,7 @@ fn a_killed_stage_and_import_command_finishes_with_every_row_once() {
         "--format",
         "json",
     ];
-    let mut child = command(&url, &args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let manifest_path = engine.join("items").join("manifest.json");
-    wait_for(120, "the import's first staged file committed", || {
-        std::fs::read_to_string(&manifest_path)
-            .ok()
-            .and_then(|t| serde_json::from_str::<Value>(&t).ok())
-            .is_some_and(|m| {
-                m["checkpoints"]
-                    .as_object()
-                    .is_some_and(|c| c.keys().any(|k| k.starts_with("stage/")))
-            })
-    });
-    child.kill().unwrap();
-    child.wait().unwrap();
+    kill_after_first_import_commit(&url, &args, &engine.join("items"));
     let done = ok(&etl_env(&url, &args), "the same command after the kill");
     let t = &done["tables"][0];
     assert_eq!(t["collection_rows"], N, "{done}");
