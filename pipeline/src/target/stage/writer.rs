@@ -9,7 +9,7 @@ use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::parquet::arrow::{ArrowSchemaConverter, ArrowWriter};
 use datafusion::parquet::basic::{Compression, ZstdLevel};
-use datafusion::parquet::file::properties::WriterProperties;
+use datafusion::parquet::file::properties::{EnabledStatistics, WriterProperties};
 use etl_connectors::store::Store;
 use etl_engine::{CollectionSchema, FieldType};
 use object_store::buffered::BufWriter;
@@ -118,6 +118,8 @@ impl StageWriter {
             .set_max_row_group_row_count(Some(ROW_GROUP_ROWS));
         // Dense float vectors barely compress (measured: zstd saves ~10% on them at the cost of
         // a third of the import's time): their leaf columns are stored plain; the rest is zstd.
+        // Nor do they get min/max statistics: no reader prunes on a vector's elements, and
+        // computing them over every float was most of the stage writer's time.
         let descr = ArrowSchemaConverter::new()
             .convert(&self.target)
             .map_err(|e| store_err(&self.store, &rel, e))?;
@@ -132,6 +134,7 @@ impl StageWriter {
             if dense {
                 props = props
                     .set_column_compression(path.clone(), Compression::UNCOMPRESSED)
+                    .set_column_statistics_enabled(path.clone(), EnabledStatistics::None)
                     .set_column_dictionary_enabled(path, false);
             }
         }
