@@ -22,7 +22,7 @@ use std::time::Instant;
 use etl_connectors::postgres::ReadOptions;
 use etl_mappings::{SourceTable, TablePlan};
 use futures::{FutureExt, StreamExt};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 use crate::error::PipelineError;
 use crate::inspect::load_mapping;
@@ -32,7 +32,7 @@ use crate::report::{Phase, RunObserver, RunReport, Step, StepClock, TableReport}
 use crate::source::{Source, SourceScan};
 use crate::target::dry::DryRun;
 use crate::target::{
-    ImportOptions, OpenTable, RANGES_KEY, Target, TargetOptions, WriterMsg, closed, drive,
+    ImportOptions, OpenTable, RANGES_KEY, Target, TargetOptions, WriterMsg, WriterThread, closed,
 };
 
 /// Options of `etl run`.
@@ -260,12 +260,8 @@ impl RunContext<'_> {
 
         // One writer thread per table: the engine is synchronous, and async targets block
         // on their runtime there, off the readers' threads.
-        let (tx, mut rx) = mpsc::channel::<WriterMsg>(4);
         let clock = Arc::new(StepClock::default());
-        let writer = {
-            let clock = clock.clone();
-            std::thread::spawn(move || drive(sink, &mut rx, &clock))
-        };
+        let (tx, writer) = WriterThread::spawn(sink, clock.clone());
         let first_commit = !done.contains_key(RANGES_KEY);
         let table_rows = AtomicU64::new(0);
         let read_part = |p: usize| {
@@ -348,9 +344,7 @@ impl RunContext<'_> {
                 .collect()
                 .await;
         drop(tx);
-        writer.join().map_err(|_| PipelineError::Internal {
-            message: "writer thread panicked".into(),
-        })??;
+        writer.join()?;
         results.into_iter().collect::<Result<Vec<_>, _>>()?;
         report.phases = clock.phases();
         report.rows_read = table_rows.load(Ordering::Relaxed);

@@ -366,6 +366,29 @@ pub(crate) fn drive(
     clock.time(Step::Commit, || sink.close())
 }
 
+/// A table's writer thread, driving its sink from a bounded channel.
+pub(crate) struct WriterThread(std::thread::JoinHandle<Result<(), PipelineError>>);
+
+impl WriterThread {
+    /// Spawns the thread that drives `sink`, counting its steps on `clock`; returns the channel
+    /// the ranges send on (a few batches deep: backpressure on the readers).
+    pub(crate) fn spawn(
+        sink: Box<dyn TableSink>,
+        clock: Arc<StepClock>,
+    ) -> (mpsc::Sender<WriterMsg>, WriterThread) {
+        let (tx, mut rx) = mpsc::channel::<WriterMsg>(4);
+        let handle = std::thread::spawn(move || drive(sink, &mut rx, &clock));
+        (tx, WriterThread(handle))
+    }
+
+    /// Waits for the thread, once every sender is dropped; its error, if it failed.
+    pub(crate) fn join(self) -> Result<(), PipelineError> {
+        self.0.join().map_err(|_| PipelineError::Internal {
+            message: "writer thread panicked".into(),
+        })?
+    }
+}
+
 /// The error a range gets when the writer thread is gone.
 pub(crate) fn closed() -> PipelineError {
     PipelineError::Internal {
@@ -425,8 +448,7 @@ mod tests {
             log: log.clone(),
             fail,
         });
-        let (tx, mut rx) = mpsc::channel(4);
-        let writer = std::thread::spawn(move || drive(sink, &mut rx, &StepClock::default()));
+        let (tx, writer) = WriterThread::spawn(sink, Arc::new(StepClock::default()));
         let mut answers = Vec::new();
         for range in ["range/0/2", "range/1/2"] {
             if tx
@@ -449,7 +471,7 @@ mod tests {
             }
         }
         drop(tx);
-        let result = writer.join().unwrap().map_err(|e| e.to_string());
+        let result = writer.join().map_err(|e| e.to_string());
         let log = log.lock().unwrap().clone();
         (log, answers, result)
     }

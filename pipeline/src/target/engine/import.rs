@@ -25,7 +25,7 @@ use crate::report::{Phase, RunObserver, RunReport, Step, StepClock, TableReport}
 use crate::target::stage::fetch::{choose, download, read_manifest};
 use crate::target::stage::layout::from_milvus;
 use crate::target::stage::manifest::{StagedCollection, StagedFile};
-use crate::target::{ImportOptions, WriterMsg, closed, drive};
+use crate::target::{ImportOptions, WriterMsg, WriterThread, closed};
 
 /// Imports the stage at `url` into the engine directory `target`.
 pub(super) async fn import(
@@ -111,13 +111,8 @@ async fn import_collection(
         .filter(|f| !done.contains_key(&format!("{key_prefix}{}", f.path)))
         .cloned()
         .collect();
-    let (tx, mut rx) = mpsc::channel::<WriterMsg>(4);
-    let sink = Box::new(EngineSink(c.writer()?));
     let clock = Arc::new(StepClock::default());
-    let writer = {
-        let clock = clock.clone();
-        std::thread::spawn(move || drive(sink, &mut rx, &clock))
-    };
+    let (tx, writer) = WriterThread::spawn(Box::new(EngineSink(c.writer()?)), clock.clone());
     let imported = Arc::new(AtomicU64::new(0));
     let bytes = Arc::new(AtomicU64::new(0));
     let one = |f: StagedFile| {
@@ -175,9 +170,7 @@ async fn import_collection(
             .collect()
             .await;
     drop(tx);
-    writer.join().map_err(|_| PipelineError::Internal {
-        message: "writer thread panicked".into(),
-    })??;
+    writer.join()?;
     results.into_iter().collect::<Result<Vec<_>, _>>()?;
     let specs = coll
         .indexes

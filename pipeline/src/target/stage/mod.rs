@@ -64,8 +64,6 @@ pub struct StageTarget {
     import_follows: bool,
     mapping: Option<ParsedMapping>,
     opts: TargetOptions,
-    /// NULL scalars written as their stand-ins: bound for a Milvus without NULLs (set by `fit`).
-    fill_nulls: std::sync::atomic::AtomicBool,
     /// The collections staged by this run, as their sinks close.
     staged: Arc<Mutex<Vec<StagedCollection>>>,
     /// The entries of a stage being partly restaged (`--tables`) that stay.
@@ -90,12 +88,20 @@ impl StageTarget {
             import_follows,
             mapping: mapping.cloned(),
             opts: opts.clone(),
-            fill_nulls: false.into(),
             staged: Arc::default(),
             kept: Vec::new(),
             started: Instant::now(),
             snapshot: 0,
         })
+    }
+
+    /// Whether NULL scalars are written as their stand-ins: bound for a Milvus without NULLs
+    /// (its version is asked once, by `fit`).
+    async fn fills_nulls(&self) -> Result<bool, PipelineError> {
+        match &self.milvus {
+            Some(m) => Ok(!m.holds_nulls().await?),
+            None => Ok(false),
+        }
     }
 
     fn not_collections(&self) -> PipelineError {
@@ -124,10 +130,6 @@ impl Target for StageTarget {
     async fn fit(&self, tables: &mut [TablePlan]) -> Result<(), PipelineError> {
         if let Some(m) = &self.milvus {
             m.fit(tables).await?;
-            self.fill_nulls.store(
-                !m.holds_nulls().await?,
-                std::sync::atomic::Ordering::Relaxed,
-            );
         }
         Ok(())
     }
@@ -175,7 +177,7 @@ impl Target for StageTarget {
             self.opts.max_file_bytes.unwrap_or(DEFAULT_MAX_FILE_BYTES),
             tokio::runtime::Handle::current(),
         );
-        let fill = self.fill_nulls.load(std::sync::atomic::Ordering::Relaxed);
+        let fill = self.fills_nulls().await?;
         let indexes = crate::schema::index_specs(table)
             .into_iter()
             .map(|(field, spec)| StagedIndex { field, spec })
@@ -205,7 +207,7 @@ impl Target for StageTarget {
         let Ok(report) = outcome else { return Ok(()) };
         let mut collections =
             std::mem::take(&mut *self.staged.lock().unwrap_or_else(|e| e.into_inner()));
-        if self.fill_nulls.load(std::sync::atomic::Ordering::Relaxed) {
+        if self.fills_nulls().await? {
             // The files hold no NULL scalars: say so, so an import does not expect them.
             for c in &mut collections {
                 for f in &mut c.schema.fields {
