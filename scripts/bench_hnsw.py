@@ -13,6 +13,13 @@ sweep of ef. Recall@k is against exact neighbours computed here with numpy, unde
                unit-normalised vectors                   vectors
     usearch    metric 'cos'                             metric 'l2sq'
     pgvector   vector_cosine_ops, ORDER BY v <=> q      vector_l2_ops, ORDER BY v <-> q
+    etl-sq     etl bench hnsw --index HNSW_SQ (int8 codes per dimension, the candidates
+               re-ranked with the f32 rows), same metric flags as etl
+    faiss-sq   IndexHNSWSQ(QT_8bit), the same normalisation and metric as faiss; no re-ranking
+
+The quantized contenders (etl-sq, faiss-sq) are not in the default list: name them with --only.
+Their "index MB" is what a search holds: for etl-sq the graph and codes (the f32 rows it keeps
+for re-ranking are read a few per query from the page cache, and reported apart as file MB).
 
 usearch is built with dtype='f32' (its default would quantise to bf16, which none of the others
 do), connectivity=M, expansion_add=efConstruction, expansion_search=ef; it adds with
@@ -59,6 +66,7 @@ import time
 import numpy as np
 
 CONTENDERS = ("etl", "hnswlib", "faiss", "usearch", "pgvector")
+QUANTIZED = ("etl-sq", "faiss-sq")
 SELF_EF = 64
 
 
@@ -232,20 +240,25 @@ def run_hnswlib(base, qs, truth, self_idx, a):
     return r
 
 
-def run_faiss(base, qs, truth, self_idx, a):
+def run_faiss(base, qs, truth, self_idx, a, sq=False):
     import faiss
 
     k = truth.shape[1]
+    faiss_metric = faiss.METRIC_L2 if a.metric == "l2" else faiss.METRIC_INNER_PRODUCT
     if a.metric == "l2":
         bn, qn = base, qs
-        idx = faiss.IndexHNSWFlat(base.shape[1], a.m, faiss.METRIC_L2)
     else:
         bn = base / np.linalg.norm(base, axis=1, keepdims=True)
         qn = qs / np.linalg.norm(qs, axis=1, keepdims=True)
-        idx = faiss.IndexHNSWFlat(base.shape[1], a.m, faiss.METRIC_INNER_PRODUCT)
+    if sq:
+        idx = faiss.IndexHNSWSQ(base.shape[1], faiss.ScalarQuantizer.QT_8bit, a.m, faiss_metric)
+    else:
+        idx = faiss.IndexHNSWFlat(base.shape[1], a.m, faiss_metric)
     idx.hnsw.efConstruction = a.efc
     faiss.omp_set_num_threads(os.cpu_count())
     t = time.perf_counter()
+    if sq:
+        idx.train(bn)
     idx.add(bn)
     build = time.perf_counter() - t
     path = os.path.join(a.out, "faiss.index")
@@ -375,20 +388,22 @@ def run_pgvector(base, qs, truth, self_idx, a):
     return r
 
 
-def etl_cmd(a, base, queries, truth, dim, efs, k, work):
+def etl_cmd(a, base, queries, truth, dim, efs, k, work, index="HNSW"):
     return [a.etl, "bench", "hnsw", "--base", base, "--queries", queries, "--truth", truth, "--dim", str(dim),
             "--metric", "L2" if a.metric == "l2" else "COSINE", "--m", str(a.m), "--ef-construction", str(a.efc),
-            "--ef", ",".join(map(str, efs)), "--k", str(k), "--work-dir", work]
+            "--ef", ",".join(map(str, efs)), "--k", str(k), "--work-dir", work, "--index", index]
 
 
-def run_etl(a, files, dim):
+def run_etl(a, files, dim, index="HNSW"):
     work = os.path.join(a.out, "etl-work")
-    cmd = etl_cmd(a, files["base"], files["queries"], files["truth"], dim, a.efs, a.k, work)
+    cmd = etl_cmd(a, files["base"], files["queries"], files["truth"], dim, a.efs, a.k, work, index)
     r = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
+    # What a search holds (HNSW_SQ: graph and codes); the file also keeps SQ's f32 rows.
+    r["file_bytes"], r["index_bytes"] = r["index_bytes"], r.get("index_memory_bytes", r["index_bytes"])
     if "self_queries" in files:
         # No way to query the sweep's index again from the CLI: a second run over the same base
         # (a second build) with the self rows as queries and their own numbers as k=1 truth.
-        cmd = etl_cmd(a, files["base"], files["self_queries"], files["self_truth"], dim, [SELF_EF], 1, work)
+        cmd = etl_cmd(a, files["base"], files["self_queries"], files["self_truth"], dim, [SELF_EF], 1, work, index)
         s = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
         r["self_recall"] = next(p["recall"] for p in s["points"] if p["threads"] == 1)
         r["self_run_build_seconds"] = s["build_seconds"]
@@ -457,17 +472,18 @@ def main():
     if a.one:
         # One library in its own process, so peak RSS is its own.
         d = np.load(data)
-        fn = {"hnswlib": run_hnswlib, "faiss": run_faiss, "usearch": run_usearch, "pgvector": run_pgvector}[a.one]
+        fn = {"hnswlib": run_hnswlib, "faiss": run_faiss, "usearch": run_usearch, "pgvector": run_pgvector,
+              "faiss-sq": lambda *x: run_faiss(*x, sq=True)}[a.one]
         r = fn(d["base"], d["queries"], d["truth"], d["self_idx"], a)
         print(json.dumps(r))
         return
     only = [n for n in a.only.split(",") if n]
     skip = {n for n in a.skip.split(",") if n}
-    bad = [n for n in only + sorted(skip) if n not in CONTENDERS]
+    bad = [n for n in only + sorted(skip) if n not in CONTENDERS + QUANTIZED]
     if bad:
-        ap.error(f"unknown contender(s) {','.join(bad)}; known: {','.join(CONTENDERS)}")
+        ap.error(f"unknown contender(s) {','.join(bad)}; known: {','.join(CONTENDERS + QUANTIZED)}")
     names = [n for n in only if n not in skip]
-    if "etl" in names and not a.etl:
+    if any(n.startswith("etl") for n in names) and not a.etl:
         ap.error("--etl is required unless etl is skipped (--skip etl)")
     if "pgvector" in names and not a.pg:
         ap.error("--pg is required unless pgvector is skipped (--skip pgvector)")
@@ -505,6 +521,8 @@ def main():
         print(f"bench-hnsw: {name} …", file=sys.stderr, flush=True)
         if name == "etl":
             results["etl"] = run_etl(a, files, base.shape[1])
+        elif name == "etl-sq":
+            results["etl-sq"] = run_etl(a, files, base.shape[1], "HNSW_SQ")
         else:
             argv = [sys.executable, __file__, "--one", name] + [x for x in sys.argv[1:]]
             results[name] = json.loads(subprocess.run(argv, check=True, capture_output=True, text=True).stdout)
@@ -547,6 +565,12 @@ def main():
             if r:
                 q = [ratio(at_recall(etl["points"], t, x), at_recall(r["points"], t, x)) for t in (1, cpus) for x in (0.95, 0.99)]
                 print(f"| etl / {other} | {ratio(etl['build_seconds'], r['build_seconds'])} | " + " | ".join(q) + " |")
+    for name, flat in (("etl-sq", "etl"), ("faiss-sq", "faiss")):
+        if name in results and flat in results:
+            r, f = results[name], results[flat]
+            best = max((p["recall"] for p in r["points"] if p["threads"] == 1), default=0.0)
+            print(f"{name}: index memory {r['index_bytes'] / f['index_bytes']:.3f}x {flat}'s "
+                  f"({r['index_bytes'] / 1e6:.1f} vs {f['index_bytes'] / 1e6:.1f} MB), best recall@{a.k} {best:.3f}")
     if has_self and "etl" in results:
         print()
         print(f"etl self-recall comes from a second `etl bench hnsw` run (second build) with the {len(self_idx)} self rows as "

@@ -44,6 +44,9 @@ pub struct HnswArgs {
     /// Metric: L2, IP or COSINE.
     #[arg(long, default_value = "COSINE")]
     pub metric: String,
+    /// The graph index built (file mode): HNSW or HNSW_SQ (int8 codes, hits re-ranked).
+    #[arg(long, default_value = "HNSW")]
+    pub index: String,
     /// HNSW M.
     #[arg(long, default_value_t = 16)]
     pub m: u32,
@@ -123,6 +126,9 @@ fn hnsw(h: HnswArgs) -> anyhow::Result<ExitCode> {
         _ => {
             let metric = etl_engine::Metric::parse(&h.metric)
                 .ok_or_else(|| anyhow::anyhow!("--metric {}: want L2, IP or COSINE", h.metric))?;
+            let index = etl_engine::IndexType::parse(&h.index)
+                .filter(|t| t.is_graph())
+                .ok_or_else(|| anyhow::anyhow!("--index {}: want HNSW or HNSW_SQ", h.index))?;
             let need = |what: &str| anyhow::anyhow!("--{what} is required without --target");
             let opts = etl_pipeline::bench::HnswBenchOptions {
                 base: h.base.ok_or_else(|| need("base"))?,
@@ -130,6 +136,7 @@ fn hnsw(h: HnswArgs) -> anyhow::Result<ExitCode> {
                 truth: h.truth.ok_or_else(|| need("truth"))?,
                 dim: h.dim.ok_or_else(|| need("dim"))?,
                 metric,
+                index,
                 m: h.m,
                 ef_construction: h.ef_construction,
                 efs: h.ef,

@@ -68,6 +68,17 @@ impl LoadedCollection {
         self.segments.iter().map(LoadedSegment::memory_bytes).sum()
     }
 
+    /// Bytes the vector indexes of `field` hold in memory (what a search walks: for HNSW_SQ
+    /// the graph and codes, not the full-precision rows only re-ranking reads).
+    pub fn index_memory_bytes(&self, field: &str) -> usize {
+        self.segments
+            .iter()
+            .filter_map(|s| s.vectors.get(field))
+            .filter_map(|v| v.index.as_ref())
+            .map(|i| i.memory_bytes())
+            .sum()
+    }
+
     /// The manifest this was loaded from.
     pub fn manifest(&self) -> &Manifest {
         &self.manifest

@@ -35,6 +35,8 @@ pub struct HnswBenchOptions {
     pub dim: usize,
     /// Metric.
     pub metric: Metric,
+    /// The graph built: HNSW or HNSW_SQ.
+    pub index: IndexType,
     /// HNSW M.
     pub m: u32,
     /// HNSW efConstruction.
@@ -96,6 +98,9 @@ pub struct HnswBench {
     pub load_seconds: f64,
     /// Index files on disk.
     pub index_bytes: u64,
+    /// Bytes the loaded indexes hold in memory (HNSW_SQ: without the rows only re-ranking
+    /// reads).
+    pub index_memory_bytes: u64,
     /// Peak resident memory of the process, MB.
     pub peak_rss_mb: f64,
     /// The sweep.
@@ -205,7 +210,7 @@ pub fn bench_hnsw(o: &HnswBenchOptions) -> Result<HnswBench, PipelineError> {
     drop(base);
     let spec = IndexSpec {
         ivf: None,
-        index_type: IndexType::Hnsw,
+        index_type: o.index,
         metric: Some(o.metric),
         hnsw: Some(HnswParams {
             m: o.m,
@@ -347,6 +352,7 @@ fn measure(
         .map(|f| std::fs::metadata(c.dir().join(f)).map_or(0, |m| m.len()))
         .sum();
     let (rows, segments) = (m.live_rows() as usize, m.segments.len());
+    let index_memory_bytes = loaded.index_memory_bytes(field) as u64;
     drop(loaded);
     let recall_of = |hits: &[Vec<etl_engine::Hit>]| -> f64 {
         let mut found = 0usize;
@@ -417,6 +423,7 @@ fn measure(
         build_seconds: 0.0,
         load_seconds,
         index_bytes,
+        index_memory_bytes,
         peak_rss_mb: peak_rss_mb(),
         points,
     })
