@@ -184,7 +184,7 @@ pub(crate) fn describe(err: &tokio_postgres::Error) -> String {
 
 impl ConnectorError {
     /// Classifies a driver error raised while doing `context`.
-    pub(crate) fn from_pg(context: impl Into<String>, err: tokio_postgres::Error) -> Self {
+    pub fn from_pg(context: impl Into<String>, err: tokio_postgres::Error) -> Self {
         let context = context.into();
         let reason = describe(&err);
         match err.code() {

@@ -7,6 +7,7 @@ mod copy;
 mod decode;
 mod provider;
 mod reader;
+mod schema;
 mod text;
 
 pub use catalog::{TypeCatalog, TypeInfo, describe_tables, list_tables, null_counts, vector_dims};
@@ -17,6 +18,11 @@ pub use decode::{ColumnDecoder, ReadKind, SelectAs, read_kind, sparse_fields};
 pub use provider::{
     DEFAULT_BATCH_BYTES, DEFAULT_BATCH_ROWS, DEFAULT_MAX_RETRIES, PgScanExec, PgTableProvider,
     ReadOptions,
+};
+pub use schema::{
+    ColumnDefinition, ColumnFill, ConstraintDefinition, ConstraintKind, IndexDefinition,
+    PartitionDefinition, SequenceState, TableDefinition, TypeDefinition, column_list,
+    extension_state, table_definition,
 };
 pub use reader::{BadRow, BlockRange, ReadSpec, ReadStats, SnapshotSession, assign, copy_sql};
 pub use tokio_postgres::Client;

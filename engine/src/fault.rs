@@ -3,7 +3,8 @@
 //! commit them. Unset, a point costs one environment lookup per commit.
 //!
 //! Points: `merge` (a merged segment written, not yet committed), `index` (a segment's index
-//! file written, not yet committed).
+//! file written, not yet committed); `post-data` (a Postgres target between two post-data
+//! steps: some constraints or indexes made, others not).
 
 /// Aborts the process if `ETL_CRASH_AT` names this point.
 pub fn crash_point(name: &str) {

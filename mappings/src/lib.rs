@@ -33,8 +33,8 @@ pub use ident::{
     sanitize_name,
 };
 pub use model::{
-    FieldSpec, IndexSpec, MAPPING_VERSION, MappingFile, OnNull, OptionsSpec, SourceSpec, TableSpec,
-    TargetSpec,
+    Dialect, FieldSpec, IfExists, IndexSpec, MAPPING_VERSION, MappingFile, OnNull, OptionsSpec,
+    SourceSpec, TableSpec, TargetSpec,
 };
 pub use parse::{Locator, ParsedMapping, expand_env, parse_mapping};
 pub use plan::{

@@ -58,6 +58,54 @@ pub struct TargetSpec {
     /// A Milvus server.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub milvus: Option<String>,
+    /// A Postgres-compatible database (`postgres://…`): tables keep their Postgres types.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub postgres: Option<String>,
+    /// The Postgres target's SQL dialect (default `postgres`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dialect: Option<Dialect>,
+    /// What a Postgres target does with a table that already exists (default `fail`; tables
+    /// may override it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub if_exists: Option<IfExists>,
+}
+
+/// The SQL a Postgres-compatible target speaks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Dialect {
+    /// PostgreSQL and wire-compatible services that accept its DDL (Neon, Azure, …).
+    #[default]
+    Postgres,
+    /// CockroachDB.
+    Cockroachdb,
+}
+
+/// What happens to a target table that already exists.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IfExists {
+    /// Refuse unless it is empty (a required fix in `etl plan`).
+    #[default]
+    Fail,
+    /// Empty it first (its definition stays).
+    Truncate,
+    /// Add the rows to it (its columns must take the source's types).
+    Append,
+    /// Drop it and create it from the source's definition.
+    Replace,
+}
+
+impl IfExists {
+    /// The word in a mapping.
+    pub fn name(self) -> &'static str {
+        match self {
+            IfExists::Fail => "fail",
+            IfExists::Truncate => "truncate",
+            IfExists::Append => "append",
+            IfExists::Replace => "replace",
+        }
+    }
 }
 
 /// One source table and how it becomes a collection.
@@ -69,6 +117,13 @@ pub struct TableSpec {
     /// The collection's name; default: the table name made valid.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub collection: Option<String>,
+    /// A Postgres target's table (`schema.table`, quoting as for sources); default: the
+    /// source's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// A Postgres target: this table's `if_exists` (default: the target's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub if_exists: Option<IfExists>,
     /// Columns not to move.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub exclude: Vec<String>,

@@ -52,10 +52,12 @@ pub fn parse_mapping(
     if mapping.target.engine.is_none()
         && mapping.target.stage.is_none()
         && mapping.target.milvus.is_none()
+        && mapping.target.postgres.is_none()
     {
         return Err(MappingError::Conflict {
             at: locator.key("target", None),
-            message: "`target` needs at least one of `engine`, `stage` or `milvus`".into(),
+            message: "`target` needs at least one of `engine`, `stage`, `milvus` or `postgres`"
+                .into(),
         });
     }
     for value in [
@@ -66,6 +68,7 @@ pub fn parse_mapping(
         &mut mapping.target.engine,
         &mut mapping.target.stage,
         &mut mapping.target.milvus,
+        &mut mapping.target.postgres,
     ]
     .into_iter()
     .flatten()

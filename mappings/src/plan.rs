@@ -293,6 +293,11 @@ pub fn build_plan(mapping: &ParsedMapping, catalog: &[SourceTable]) -> Result<Pl
             });
         };
         let mut plan = TablePlanner { spec, table, loc }.plan()?;
+        if mapping.file.target.postgres.is_some() {
+            keep_postgres_types(&mut plan, spec, table);
+            tables.push(plan);
+            continue;
+        }
         // Two tables of the same name in different schemas (`vecs.docs`, `public.docs`) would
         // both become collection `docs`: the user names one of them.
         if let Some(first) = collections.get(&plan.collection) {
@@ -343,6 +348,31 @@ pub fn build_plan(mapping: &ParsedMapping, catalog: &[SourceTable]) -> Result<Pl
             .unwrap_or(DEFAULT_MAX_SEGMENT_ROWS)
             .max(1),
     })
+}
+
+/// Into a Postgres-compatible target every column keeps its Postgres type and nullability
+/// (the target checks what it cannot hold): the collection rules' findings do not apply, and
+/// the fields stay only to name the columns read and compared.
+fn keep_postgres_types(plan: &mut TablePlan, spec: &TableSpec, table: &SourceTable) {
+    plan.required_fixes.clear();
+    plan.suggestions.clear();
+    for f in &mut plan.fields {
+        if let Some(c) = f.source.as_deref().and_then(|s| table.column(s)) {
+            f.nullable = c.nullable;
+            f.default = None;
+            f.dynamic = false;
+        }
+    }
+    if !spec.fields.is_empty() {
+        plan.required_fixes.push(Finding {
+            column: spec.fields.first().map(|f| f.source.clone()),
+            message: "`fields:` settings are for collections; into a Postgres target every column keeps its type, name and constraints".into(),
+            fix: Some(format!(
+                "remove `fields:` under `- source: {}` (use `exclude:` to leave columns out)",
+                spec.source
+            )),
+        });
+    }
 }
 
 struct TablePlanner<'a> {

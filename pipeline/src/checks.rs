@@ -54,7 +54,8 @@ pub(crate) async fn add_source_fixes(
     count_other_dims: bool,
 ) -> Result<(), crate::error::PipelineError> {
     use etl_mappings::PgKind;
-    if mapping.file.source.postgres.is_none() {
+    // A Postgres target takes a column of any dimension as it is.
+    if mapping.file.source.postgres.is_none() || mapping.file.target.postgres.is_some() {
         return Ok(());
     }
     let untyped = |f: &etl_mappings::FieldPlan| {

@@ -16,6 +16,9 @@
 //! | E        | S       | M        |                    | refused: which one?                    |
 //! | any      | any     | any      | T                  | stage at T (for M's version, if named) |
 //!
+//! `postgres: URL` (a Postgres-compatible database) is a route of its own: direct into it, and
+//! refused beside any of the other three.
+//!
 //! A target named on the command line (`--target`) is a [`TargetUrl`]: `milvus://`, `http://`
 //! or `https://` is a Milvus server, anything else an engine directory.
 
@@ -32,6 +35,8 @@ pub enum Destination {
     Engine(PathBuf),
     /// A Milvus server.
     Milvus(String),
+    /// A Postgres-compatible database.
+    Postgres(String),
     /// Parquet files in Milvus' bulk-import layout at `url`, fitted to the rules of the Milvus
     /// at `for_milvus` when one is named; `import_follows` when this command imports them next.
     Stage {
@@ -111,6 +116,16 @@ pub fn resolve(mapping: &ParsedMapping, stage_to: Option<&str>) -> Result<Route,
     let file = mapping.locator.file();
     // Relative to the working directory, as the CLI's `--target` is.
     let engine = || PathBuf::from(t.engine.as_deref().unwrap_or_default());
+    if let Some(pg) = &t.postgres {
+        if stage_to.is_some() || t.engine.is_some() || t.stage.is_some() || t.milvus.is_some() {
+            return Err(PipelineError::Usage {
+                message: format!(
+                    "{file}: `target: postgres` moves tables into a database; it cannot be combined with `engine`, `stage`, `milvus` or `etl stage` (write a second mapping for those)"
+                ),
+            });
+        }
+        return Ok(Route::Direct(Destination::Postgres(pg.clone())));
+    }
     if let Some(url) = stage_to {
         return Ok(Route::Stage {
             url: url.to_string(),
@@ -139,7 +154,7 @@ pub fn resolve(mapping: &ParsedMapping, stage_to: Option<&str>) -> Result<Route,
         }),
         (None, None, None) => Err(PipelineError::Usage {
             message: format!(
-                "{file}: `target` needs at least one of `engine`, `stage` or `milvus`"
+                "{file}: `target` needs at least one of `engine`, `stage`, `milvus` or `postgres`"
             ),
         }),
     }

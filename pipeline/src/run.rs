@@ -32,7 +32,8 @@ use crate::report::{Phase, RunObserver, RunReport, Step, StepClock, TableReport}
 use crate::source::{Source, SourceScan};
 use crate::target::dry::DryRun;
 use crate::target::{
-    ImportOptions, OpenTable, RANGES_KEY, Target, TargetOptions, WriterMsg, WriterThread, closed,
+    Feed, ImportOptions, OpenTable, RANGES_KEY, Target, TargetOptions, WriterMsg, WriterThread,
+    closed,
 };
 
 /// Options of `etl run`.
@@ -211,11 +212,14 @@ impl RunContext<'_> {
                 by_size.clamp(self.parallelism, self.parallelism * 8).max(1)
             }
         };
+        // A target that takes the wire format gets the source's field bytes as they are.
+        let wire = self.target.feed() == Feed::Wire;
         let read_opts = ReadOptions {
             partitions: ranges,
             batch_rows: self.batch_size,
             filter: tp.filter.clone(),
             max_bad_rows: tp.max_rejects,
+            wire,
             ..ReadOptions::default()
         };
         let limit = if self.opts.dry_run {
@@ -292,7 +296,11 @@ impl RunContext<'_> {
                     let batch = batch.map_err(PipelineError::from_datafusion)?;
                     part_rows += batch.num_rows() as u64;
                     table_rows.fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
-                    let (mapped, mut bad) = clock.time(Step::Map, || mapper.map(&batch))?;
+                    let (mapped, mut bad) = if wire {
+                        (batch, Vec::new())
+                    } else {
+                        clock.time(Step::Map, || mapper.map(&batch))?
+                    };
                     bad.extend(stats.take_bad_rows(p).into_iter().map(Reject::unreadable));
                     if !bad.is_empty() {
                         let skips = bad.iter().filter(|r| r.reason.is_skip()).count() as u64;

@@ -45,6 +45,7 @@
 pub mod dry;
 pub mod engine;
 pub mod milvus;
+pub mod postgres;
 pub mod stage;
 
 use std::collections::BTreeMap;
@@ -99,9 +100,25 @@ pub struct OpenTable {
     pub sink: Box<dyn TableSink>,
 }
 
+/// What a target's sink is given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Feed {
+    /// Batches mapped to the collection schema.
+    #[default]
+    Mapped,
+    /// The source columns the plan reads, each as its binary COPY field bytes (`Binary`),
+    /// undecoded and unmapped: for a destination that speaks Postgres' own wire format.
+    Wire,
+}
+
 /// One destination of a run. See the module docs for the order of calls.
 #[async_trait]
 pub trait Target: Send + Sync {
+    /// What the sink is given (mapped batches unless the target says otherwise).
+    fn feed(&self) -> Feed {
+        Feed::Mapped
+    }
+
     /// Adds to `plan`'s tables what this destination cannot hold (required fixes, which
     /// [`Target::fit`] refuses) and what it changes (suggestions). `recreate` plans for a run
     /// with `--recreate`.
@@ -275,6 +292,7 @@ pub fn open(
     Ok(match destination {
         Destination::Engine(dir) => Box::new(engine::EngineTarget::new(dir, mapping, opts)),
         Destination::Milvus(url) => Box::new(milvus::MilvusTarget::new(url, None, mapping, opts)),
+        Destination::Postgres(url) => Box::new(postgres::PostgresTarget::new(url, mapping, opts)?),
         Destination::Stage {
             url,
             for_milvus,

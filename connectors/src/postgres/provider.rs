@@ -58,6 +58,9 @@ pub struct ReadOptions {
     /// Rows of a dump that may be set aside as unreadable (in `ReadStats::bad_rows`) before
     /// the read fails; the table's `max_rejects`.
     pub max_bad_rows: u64,
+    /// Every column as its binary COPY field bytes (`Binary`), undecoded: for a target that
+    /// takes Postgres' own wire format.
+    pub wire: bool,
 }
 
 impl Default for ReadOptions {
@@ -70,6 +73,7 @@ impl Default for ReadOptions {
             filter: None,
             channel_depth: 2,
             max_bad_rows: 0,
+            wire: false,
         }
     }
 }
@@ -92,7 +96,11 @@ impl PgTableProvider {
             .columns
             .iter()
             .map(|c| {
-                let (k, how) = read_kind(&c.pg_type.kind);
+                let (k, how) = if options.wire {
+                    (ReadKind::Bytea, SelectAs::Plain)
+                } else {
+                    read_kind(&c.pg_type.kind)
+                };
                 (c.name.clone(), k, how)
             })
             .collect();

@@ -11,6 +11,7 @@ use etl_mappings::{Plan, TablePlan};
 use futures::future::BoxFuture;
 
 use super::{
+    Feed,
     Admin, Answer, Begun, Checkpoint, CollectionReader, ImportOptions, OpenTable, TableSink, Target,
 };
 use crate::error::PipelineError;
@@ -42,6 +43,10 @@ fn writes_nothing() -> PipelineError {
 
 #[async_trait]
 impl Target for DryRun {
+    fn feed(&self) -> Feed {
+        self.0.feed()
+    }
+
     async fn check(&self, plan: &mut Plan, recreate: bool) -> Result<(), PipelineError> {
         self.0.check(plan, recreate).await
     }

@@ -1,0 +1,643 @@
+//! A Postgres-compatible database as the target (`target: { postgres: URL }`): tables keep
+//! their Postgres types, and a run is pg_restore's three sections, faster.
+//!
+//! - **Pre-data** ([`Target::begin`]): `CREATE EXTENSION vector` when a column needs it, the
+//!   schemas, enum types and domains, serial sequences, and each table without its indexes and
+//!   constraints (a partitioned table with its partitions). `if_exists` decides what happens to
+//!   a table already there: `fail` (unless empty), `truncate`, `append` (its columns must take
+//!   the source's types) or `replace`.
+//! - **Data** ([`sink`]): every range of the source's snapshot as binary COPY, the source's
+//!   field bytes untouched, each range committed with its checkpoint row.
+//! - **Post-data** ([`Target::finish_table`], then foreign keys in [`Target::end`]):
+//!   constraints, indexes (pgvector's HNSW and IVFFlat with their operator classes and
+//!   `WITH` options), sequence values, comments and `ANALYZE`, each a step recorded in the
+//!   `etl` schema ([`state`]) so a resumed run does not redo it.
+//!
+//! Every refusal comes from [`PostgresTarget::findings`], which `etl plan` shows and `etl run`
+//! refuses with before reading anything.
+
+mod ddl;
+mod read;
+mod sink;
+mod state;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use async_trait::async_trait;
+use etl_connectors::postgres::{PgUrl, TableDefinition, connect, extension_state, table_definition};
+use etl_engine::{CollectionSchema, Hit, SearchRequest};
+use etl_mappings::{Dialect, Finding, IfExists, ParsedMapping, Plan, QualifiedName, TablePlan};
+use tokio::sync::Mutex;
+
+use crate::error::PipelineError;
+use crate::report::{RunObserver, RunReport, TableReport};
+use crate::target::{
+    Admin, Answer, Begun, CollectionReader, Feed, OpenTable, Target, TargetOptions,
+};
+
+/// Where a source table goes and what to do if it is there.
+#[derive(Debug, Clone)]
+struct Placement {
+    target: QualifiedName,
+    if_exists: IfExists,
+}
+
+/// A Postgres-compatible target.
+pub struct PostgresTarget {
+    url: PgUrl,
+    mapping: Option<ParsedMapping>,
+    opts: TargetOptions,
+    dialect: Dialect,
+    placements: HashMap<QualifiedName, Placement>,
+    /// Source definitions, read once (by `begin`, or by the checks).
+    definitions: Mutex<HashMap<QualifiedName, Arc<TableDefinition>>>,
+}
+
+impl PostgresTarget {
+    /// A target at `url`; nothing is touched until a method needs it.
+    pub fn new(
+        url: &str,
+        mapping: Option<&ParsedMapping>,
+        opts: &TargetOptions,
+    ) -> Result<Self, PipelineError> {
+        let mut placements = HashMap::new();
+        let mut dialect = Dialect::Postgres;
+        if let Some(m) = mapping {
+            dialect = m.file.target.dialect.unwrap_or_default();
+            let default_if_exists = m.file.target.if_exists.unwrap_or_default();
+            for t in &m.file.tables {
+                let source = QualifiedName::parse(&t.source)?;
+                let target = match &t.target {
+                    Some(name) => QualifiedName::parse(name)?,
+                    None => source.clone(),
+                };
+                placements.insert(
+                    source,
+                    Placement {
+                        target,
+                        if_exists: t.if_exists.unwrap_or(default_if_exists),
+                    },
+                );
+            }
+        }
+        Ok(PostgresTarget {
+            url: PgUrl::parse(url)?,
+            mapping: mapping.cloned(),
+            opts: opts.clone(),
+            dialect,
+            placements,
+            definitions: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn placement(&self, source: &QualifiedName) -> Placement {
+        self.placements.get(source).cloned().unwrap_or_else(|| Placement {
+            target: source.clone(),
+            if_exists: self
+                .mapping
+                .as_ref()
+                .and_then(|m| m.file.target.if_exists)
+                .unwrap_or_default(),
+        })
+    }
+
+    fn source_url(&self) -> Result<Option<PgUrl>, PipelineError> {
+        match &self.mapping {
+            Some(m) if m.file.source.postgres.is_some() => {
+                Ok(Some(crate::source::postgres_url(m)?))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// The source definitions of `tables`, read once.
+    async fn definitions(
+        &self,
+        tables: &[TablePlan],
+    ) -> Result<Vec<Arc<TableDefinition>>, PipelineError> {
+        let mut cache = self.definitions.lock().await;
+        let missing: Vec<&TablePlan> = tables
+            .iter()
+            .filter(|t| !cache.contains_key(&t.source))
+            .collect();
+        if !missing.is_empty()
+            && let Some(url) = self.source_url()?
+        {
+            let client = connect(&url).await?;
+            for t in missing {
+                let def = table_definition(&client, &t.source).await?;
+                cache.insert(t.source.clone(), Arc::new(def));
+            }
+        }
+        tables
+            .iter()
+            .map(|t| {
+                cache
+                    .get(&t.source)
+                    .cloned()
+                    .ok_or_else(|| PipelineError::Internal {
+                        message: format!("no definition read for {}", t.source),
+                    })
+            })
+            .collect()
+    }
+
+    /// What `etl plan` shows and `etl run` refuses, table by table: required fixes (the
+    /// target cannot take the table as the mapping says) and suggestions (what it will do).
+    async fn findings(
+        &self,
+        tables: &mut [TablePlan],
+        recreate: bool,
+    ) -> Result<(), PipelineError> {
+        let fix = |column: Option<&str>, message: String, fix: &str| Finding {
+            column: column.map(str::to_string),
+            message,
+            fix: Some(fix.to_string()),
+        };
+        if self.source_url()?.is_none() {
+            for t in tables.iter_mut() {
+                t.required_fixes.push(fix(
+                    None,
+                    "a Postgres target is loaded from a live Postgres source for now; dumps, CSV and Parquet into Postgres are not built yet".into(),
+                    "use `source: { postgres: URL }` (restore the dump into a scratch server first)",
+                ));
+            }
+            return Ok(());
+        }
+        if self.dialect == Dialect::Cockroachdb {
+            for t in tables.iter_mut() {
+                t.required_fixes.push(fix(
+                    None,
+                    "the CockroachDB dialect is not built yet".into(),
+                    "use `dialect: postgres` for a PostgreSQL-compatible target",
+                ));
+            }
+            return Ok(());
+        }
+        let client = connect(&self.url).await?;
+        let defs = self.definitions(tables).await?;
+        let (vector, available) = extension_state(&client, "vector").await?;
+        let can_create_extension = client
+            .query_one(
+                "SELECT (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) \
+                    OR (coalesce((SELECT trusted FROM pg_available_extension_versions \
+                                  WHERE name = 'vector' AND version = (SELECT default_version FROM pg_available_extensions WHERE name = 'vector')), false) \
+                        AND has_database_privilege(current_database(), 'CREATE'))",
+                &[],
+            )
+            .await
+            .map_err(|e| etl_connectors::ConnectorError::from_pg("checking the target's rights", e))?
+            .get::<_, bool>(0);
+        let url = self.url.redacted().to_string();
+        let in_run: Vec<QualifiedName> = tables.iter().map(|t| t.source.clone()).collect();
+        for (t, def) in tables.iter_mut().zip(defs) {
+            let place = self.placement(&t.source);
+            let target = &place.target;
+            let uses = |prefix: &str| {
+                def.columns
+                    .iter()
+                    .filter(|c| !t.excluded.contains(&c.name))
+                    .filter(|c| c.type_sql.starts_with(prefix))
+                    .map(|c| c.name.clone())
+                    .collect::<Vec<_>>()
+            };
+            let vectors: Vec<String> = ["vector", "halfvec", "sparsevec"]
+                .iter()
+                .flat_map(|p| uses(p))
+                .collect();
+            let newer: Vec<String> = ["halfvec", "sparsevec"].iter().flat_map(|p| uses(p)).collect();
+            match (&vector, &available) {
+                (Some(v), _) if !newer.is_empty() && version_below(v, (0, 7)) => {
+                    t.required_fixes.push(fix(
+                        newer.first().map(String::as_str),
+                        format!("pgvector {v} on {url} has no halfvec or sparsevec (0.7 added them); columns {} need them", newer.join(", ")),
+                        "ALTER EXTENSION vector UPDATE on the target (pgvector 0.7 or later)",
+                    ));
+                }
+                (None, None) if !vectors.is_empty() => t.required_fixes.push(fix(
+                    vectors.first().map(String::as_str),
+                    format!("{url} has no pgvector, which columns {} need", vectors.join(", ")),
+                    "install pgvector on the target server (Neon and Azure offer it as the `vector` extension)",
+                )),
+                (None, Some(_)) if !vectors.is_empty() && !can_create_extension => {
+                    t.required_fixes.push(fix(
+                        vectors.first().map(String::as_str),
+                        format!("{url} has pgvector available but not created, and this user may not create it"),
+                        "run `CREATE EXTENSION vector` on the target as a superuser (or the database owner)",
+                    ))
+                }
+                (None, Some(v)) if !vectors.is_empty() => t.suggestions.push(fix(
+                    None,
+                    format!("creates pgvector {v} on the target (`CREATE EXTENSION vector`)"),
+                    "nothing to do",
+                )),
+                _ => {}
+            }
+            let schema_ok = client
+                .query_one(
+                    "SELECT CASE WHEN n.oid IS NULL THEN has_database_privilege(current_database(), 'CREATE') \
+                                 ELSE has_schema_privilege(n.oid, 'CREATE') END \
+                     FROM (SELECT 1) x LEFT JOIN pg_namespace n ON n.nspname = $1",
+                    &[&target.schema],
+                )
+                .await
+                .map_err(|e| etl_connectors::ConnectorError::from_pg("checking the target's rights", e))?
+                .get::<_, bool>(0);
+            let existing = self.existing(&client, target).await?;
+            let recorded = state::recorded(&client, target).await?;
+            if !schema_ok && existing.is_none() {
+                t.required_fixes.push(fix(
+                    None,
+                    format!("this user may not create tables in schema `{}` on {url}", target.schema),
+                    "GRANT CREATE ON SCHEMA (or DATABASE) to the target user, or choose another `target:` schema",
+                ));
+            }
+            match existing {
+                None => t.suggestions.push(fix(
+                    None,
+                    format!("creates {target}: {}", ddl::create_table(&def, target, &t.excluded).join("; ")),
+                    "nothing to do",
+                )),
+                Some(_) if recreate => t.suggestions.push(fix(
+                    None,
+                    format!("--restart: drops {target} and loads it again"),
+                    "nothing to do",
+                )),
+                Some(_) if recorded == state::Recorded::Loading => t.suggestions.push(fix(
+                    None,
+                    format!("resumes the unfinished load of {target}"),
+                    "nothing to do",
+                )),
+                Some(rows) => match place.if_exists {
+                    IfExists::Fail if rows => t.required_fixes.push(fix(
+                        None,
+                        format!("{target} already exists on the target and holds rows (if_exists: fail)"),
+                        "set `if_exists: truncate | append | replace` for it, or drop it, or run with --restart if this tool loaded it",
+                    )),
+                    IfExists::Fail => t.suggestions.push(fix(
+                        None,
+                        format!("{target} exists and is empty: rows go into it, its definition is kept"),
+                        "nothing to do",
+                    )),
+                    IfExists::Append | IfExists::Truncate => {
+                        for clash in self.clashes(&client, &def, target, &t.excluded).await? {
+                            t.required_fixes.push(fix(
+                                Some(&clash.0),
+                                clash.1,
+                                "make the target column's type the source's, or `exclude:` the column, or use `if_exists: replace`",
+                            ));
+                        }
+                        t.suggestions.push(fix(
+                            None,
+                            format!("{target} exists: {}", if place.if_exists == IfExists::Append { "rows are added to it" } else { "it is emptied first" }),
+                            "nothing to do",
+                        ));
+                    }
+                    IfExists::Replace => t.suggestions.push(fix(
+                        None,
+                        format!("{target} exists: it is dropped and created again (if_exists: replace)"),
+                        "nothing to do",
+                    )),
+                },
+            }
+            let (_, outside) = ddl::foreign_keys(&def, target, &|r| {
+                in_run.contains(r).then(|| self.placement(r).target)
+            });
+            for k in outside {
+                t.suggestions.push(fix(
+                    None,
+                    format!("foreign key {k} is left out: that table is not in this run"),
+                    "add the referenced table to the mapping to keep the key",
+                ));
+            }
+            for what in &def.left_out {
+                t.suggestions.push(fix(
+                    None,
+                    format!("{what} on the source are not copied"),
+                    "create them on the target after the run if they are needed",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether `table` exists on the target (`Some(holds rows)`).
+    async fn existing(
+        &self,
+        client: &tokio_postgres::Client,
+        table: &QualifiedName,
+    ) -> Result<Option<bool>, PipelineError> {
+        let found = client
+            .query_one("SELECT to_regclass($1) IS NOT NULL", &[&table.quoted()])
+            .await
+            .map_err(|e| etl_connectors::ConnectorError::from_pg(format!("looking up {table} on the target"), e))?
+            .get::<_, bool>(0);
+        if !found {
+            return Ok(None);
+        }
+        let rows = client
+            .query_one(
+                &format!("SELECT EXISTS (SELECT 1 FROM {})", table.quoted()),
+                &[],
+            )
+            .await
+            .map_err(|e| etl_connectors::ConnectorError::from_pg(format!("reading {table} on the target"), e))?
+            .get::<_, bool>(0);
+        Ok(Some(rows))
+    }
+
+    /// Columns whose type on the existing target table is not the source's.
+    async fn clashes(
+        &self,
+        client: &tokio_postgres::Client,
+        def: &TableDefinition,
+        table: &QualifiedName,
+        excluded: &[String],
+    ) -> Result<Vec<(String, String)>, PipelineError> {
+        let rows = client
+            .query(
+                "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a \
+                 WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped",
+                &[&table.quoted()],
+            )
+            .await
+            .map_err(|e| etl_connectors::ConnectorError::from_pg(format!("reading the columns of {table} on the target"), e))?;
+        let there: HashMap<String, String> = rows.into_iter().map(|r| (r.get(0), r.get(1))).collect();
+        let mut out = Vec::new();
+        for c in def.columns.iter().filter(|c| !excluded.contains(&c.name)) {
+            if matches!(c.fill, etl_connectors::postgres::ColumnFill::Generated(_)) {
+                continue;
+            }
+            match there.get(&c.name) {
+                None => out.push((c.name.clone(), format!("{table} on the target has no column `{}`", c.name))),
+                Some(t) if strip_schema(t) != strip_schema(&c.type_sql) => out.push((
+                    c.name.clone(),
+                    format!("column `{}` is {t} on the target and {} on the source", c.name, c.type_sql),
+                )),
+                Some(_) => {}
+            }
+        }
+        Ok(out)
+    }
+
+    /// Pre-data for one table: what `if_exists` (or `--restart`, or a resume) says, then the
+    /// types, sequences and table.
+    async fn prepare_table(
+        &self,
+        client: &tokio_postgres::Client,
+        t: &TablePlan,
+        def: &TableDefinition,
+    ) -> Result<bool, PipelineError> {
+        let place = self.placement(&t.source);
+        let target = &place.target;
+        let ctx = |what: &str| format!("{what} {target} on the target");
+        let exec = |sql: String, what: &'static str| async move {
+            client
+                .batch_execute(&sql)
+                .await
+                .map_err(|e| etl_connectors::ConnectorError::from_pg(format!("{} ({sql})", ctx(what)), e))
+        };
+        let recorded = state::recorded(client, target).await?;
+        let existing = self.existing(client, target).await?;
+        if existing.is_some() && recorded == state::Recorded::Loading && !self.opts.restart {
+            return Ok(true);
+        }
+        let create = match existing {
+            None => true,
+            Some(_) if self.opts.restart || place.if_exists == IfExists::Replace => {
+                exec(format!("DROP TABLE {} CASCADE", target.quoted()), "dropping").await?;
+                true
+            }
+            Some(_) if place.if_exists == IfExists::Truncate => {
+                exec(format!("TRUNCATE {}", target.quoted()), "emptying").await?;
+                false
+            }
+            Some(_) => false,
+        };
+        if create {
+            exec(
+                format!("CREATE SCHEMA IF NOT EXISTS {}", etl_mappings::quote_ident(&target.schema)),
+                "creating the schema of",
+            )
+            .await?;
+            for ty in &def.types {
+                let there = client
+                    .query_one("SELECT to_regtype($1) IS NOT NULL", &[&ty.name().quoted()])
+                    .await
+                    .map_err(|e| etl_connectors::ConnectorError::from_pg(ctx("looking up the types of"), e))?
+                    .get::<_, bool>(0);
+                if !there {
+                    exec(
+                        format!(
+                            "CREATE SCHEMA IF NOT EXISTS {}; {}",
+                            etl_mappings::quote_ident(&ty.name().schema),
+                            ty.create_sql()
+                        ),
+                        "creating the types of",
+                    )
+                    .await?;
+                }
+            }
+            for sql in ddl::create_sequences(def) {
+                exec(sql, "creating the sequences of").await?;
+            }
+            for sql in ddl::create_table(def, target, &t.excluded) {
+                exec(sql, "creating").await?;
+            }
+        }
+        state::start(client, target, &t.source).await?;
+        Ok(false)
+    }
+}
+
+/// `public.mood` and `mood` name the same type when comparing columns.
+fn strip_schema(t: &str) -> &str {
+    t.rsplit_once('.').map_or(t, |(_, n)| n)
+}
+
+/// Whether version text `v` ("0.6.2") is below `(major, minor)`.
+fn version_below(v: &str, (major, minor): (u32, u32)) -> bool {
+    let mut parts = v.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+    let (a, b) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    (a, b) < (major, minor)
+}
+
+#[async_trait]
+impl Target for PostgresTarget {
+    fn feed(&self) -> Feed {
+        Feed::Wire
+    }
+
+    async fn check(&self, plan: &mut Plan, recreate: bool) -> Result<(), PipelineError> {
+        self.findings(&mut plan.tables, recreate).await
+    }
+
+    async fn fit(&self, tables: &mut [TablePlan]) -> Result<(), PipelineError> {
+        let mut checked = tables.to_vec();
+        self.findings(&mut checked, self.opts.restart).await?;
+        for t in &checked {
+            if !t.required_fixes.is_empty() {
+                return Err(PipelineError::needs_fixes(&t.source, &t.required_fixes));
+            }
+        }
+        Ok(())
+    }
+
+    async fn begin(&mut self, tables: &[TablePlan]) -> Result<Begun, PipelineError> {
+        let client = connect(&self.url).await?;
+        let defs = self.definitions(tables).await?;
+        let needs_vector = defs.iter().any(|d| {
+            d.columns.iter().any(|c| {
+                ["vector", "halfvec", "sparsevec"]
+                    .iter()
+                    .any(|p| c.type_sql.starts_with(p))
+            })
+        });
+        if needs_vector {
+            client
+                .batch_execute("CREATE EXTENSION IF NOT EXISTS vector")
+                .await
+                .map_err(|e| etl_connectors::ConnectorError::from_pg("creating pgvector on the target", e))?;
+        }
+        state::ensure(&client).await?;
+        let mut resumed = false;
+        for (t, def) in tables.iter().zip(defs) {
+            resumed |= self.prepare_table(&client, t, &def).await?;
+        }
+        Ok(Begun { resumed })
+    }
+
+    async fn open_table(
+        &self,
+        table: &TablePlan,
+        _schema: &CollectionSchema,
+    ) -> Result<OpenTable, PipelineError> {
+        let target = self.placement(&table.source).target;
+        let client = connect(&self.url).await?;
+        let checkpoints = state::checkpoints(&client, &target).await?;
+        Ok(OpenTable {
+            checkpoints,
+            sink: Box::new(sink::PgSink::new(
+                tokio::runtime::Handle::current(),
+                self.url.clone(),
+                target,
+            )),
+        })
+    }
+
+    async fn finish_table(
+        &self,
+        table: &TablePlan,
+        report: &mut TableReport,
+        observer: Arc<dyn RunObserver>,
+    ) -> Result<(), PipelineError> {
+        let target = self.placement(&table.source).target;
+        let def = self.definitions(std::slice::from_ref(table)).await?;
+        let Some(def) = def.first() else {
+            return Ok(());
+        };
+        let mut client = connect(&self.url).await?;
+        let done = state::steps_done(&client, &target).await?;
+        let name = table.source.to_string();
+        observer.phase(&name, crate::report::Phase::Indexing);
+        for step in ddl::post_data(def, &target, &table.excluded) {
+            if done.contains(&step.name) {
+                continue;
+            }
+            let started = Instant::now();
+            // Between post-data steps, as `kill -9` would: the crash-safety tests.
+            etl_engine::fault::crash_point("post-data");
+            state::run_step(&mut client, &target, &step).await?;
+            let secs = started.elapsed().as_secs_f64();
+            if step.builds_index {
+                report.phases.index += secs;
+                report.index_seconds += secs;
+            } else {
+                report.phases.load += secs;
+            }
+        }
+        Ok(())
+    }
+
+    async fn end(
+        &mut self,
+        outcome: Result<&mut RunReport, &PipelineError>,
+    ) -> Result<(), PipelineError> {
+        let Ok(report) = outcome else {
+            return Ok(());
+        };
+        // Foreign keys once every table is in, then the loads are recorded as done.
+        let sources: Vec<QualifiedName> = report
+            .tables
+            .iter()
+            .filter_map(|t| QualifiedName::parse(&t.table).ok())
+            .collect();
+        let cache = self.definitions.lock().await.clone();
+        let mut client = connect(&self.url).await?;
+        for source in &sources {
+            let Some(def) = cache.get(source) else {
+                continue;
+            };
+            let target = self.placement(source).target;
+            let done = state::steps_done(&client, &target).await?;
+            let (steps, _) = ddl::foreign_keys(def, &target, &|r| {
+                sources.contains(r).then(|| self.placement(r).target)
+            });
+            for step in steps.iter().filter(|s| !done.contains(&s.name)) {
+                state::run_step(&mut client, &target, step).await?;
+            }
+        }
+        for source in &sources {
+            state::finish(&client, &self.placement(source).target).await?;
+        }
+        Ok(())
+    }
+
+    fn rejects_dir(&self) -> PathBuf {
+        super::rejects_beside(self.mapping.as_ref())
+    }
+
+    async fn reader(
+        &self,
+        table: &mut TablePlan,
+        schema: &CollectionSchema,
+        _columns: &[String],
+        _projection: &[usize],
+    ) -> Result<Option<Box<dyn CollectionReader>>, PipelineError> {
+        let target = self.placement(&table.source).target;
+        read::TableReader::open(&self.url, &target, table, schema).await
+    }
+
+    async fn search(
+        &self,
+        _collection: &str,
+        _request: &SearchRequest,
+    ) -> Result<Vec<Vec<Hit>>, PipelineError> {
+        Err(PipelineError::Usage {
+            message: "a Postgres target is searched with SQL (pgvector's `ORDER BY v <=> q`), not `etl search`".into(),
+        })
+    }
+
+    async fn administer(&self, _command: &Admin) -> Result<Answer, PipelineError> {
+        Err(PipelineError::Usage {
+            message: "`etl collections` manages collections; a Postgres target's tables are managed with SQL".into(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_compare_by_major_and_minor() {
+        assert!(version_below("0.6.2", (0, 7)));
+        assert!(!version_below("0.7.0", (0, 7)));
+        assert!(!version_below("0.8.6", (0, 7)));
+        assert_eq!(strip_schema("public.mood"), "mood");
+        assert_eq!(strip_schema("vector(3)"), "vector(3)");
+    }
+}
