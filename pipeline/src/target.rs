@@ -456,11 +456,11 @@ mod tests {
             .unwrap()
     }
 
-    /// Runs `drive` on a thread, sending the messages a table's ranges send; returns the log,
-    /// the answers to the commits and the thread's result.
-    fn drive_with(
-        fail: Option<&'static str>,
-    ) -> (Vec<String>, Vec<Result<(), String>>, Result<(), String>) {
+    /// What [`drive_with`] saw: the sink's log, the answers to the commits, the thread's result.
+    type Driven = (Vec<String>, Vec<Result<(), String>>, Result<(), String>);
+
+    /// Runs `drive` on a thread, sending the messages a table's ranges send.
+    fn drive_with(fail: Option<&'static str>) -> Driven {
         let log = Arc::new(Mutex::new(Vec::new()));
         let sink = Box::new(Recording {
             log: log.clone(),

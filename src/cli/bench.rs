@@ -21,7 +21,7 @@ pub enum BenchCommand {
     /// Read a table through the binary-COPY reader and drop the batches.
     Read(ReadArgs),
     /// Build and sweep the engine's HNSW on raw vector files (see scripts/bench-hnsw).
-    Hnsw(HnswArgs),
+    Hnsw(Box<HnswArgs>),
 }
 
 /// Arguments of `etl bench hnsw`: raw vector files (`--base --queries --truth --dim
@@ -96,7 +96,7 @@ pub struct ReadArgs {
 pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let r = match args.what {
         BenchCommand::Read(r) => r,
-        BenchCommand::Hnsw(h) => return hnsw(h),
+        BenchCommand::Hnsw(h) => return hnsw(*h),
     };
     let m = bench_read(&r.source, &r.table, r.partitions).await?;
     let text = match r.format {

@@ -17,6 +17,7 @@ mod init_plan;
 mod milvus;
 mod milvus_paths;
 mod pg_read;
+mod pg_target;
 mod run;
 mod stage;
 mod support;

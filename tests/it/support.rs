@@ -9,6 +9,16 @@ use std::sync::atomic::{AtomicU32, Ordering};
 /// each server once for the run), or a server started for this process with `script start
 /// --owner-pid` (it stops when this process exits).
 fn test_server(cell: &'static OnceLock<String>, env: &str, script: &str) -> &'static str {
+    test_server_with(cell, env, script, &[])
+}
+
+/// [`test_server`] with environment variables for the script.
+fn test_server_with(
+    cell: &'static OnceLock<String>,
+    env: &str,
+    script: &str,
+    script_env: &[(&str, &str)],
+) -> &'static str {
     cell.get_or_init(|| {
         if let Ok(u) = std::env::var(env)
             && !u.is_empty()
@@ -18,6 +28,7 @@ fn test_server(cell: &'static OnceLock<String>, env: &str, script: &str) -> &'st
         let out = Command::new("bash")
             .arg(repo_root().join("scripts").join(script))
             .args(["start", "--owner-pid", &std::process::id().to_string()])
+            .envs(script_env.iter().copied())
             .output()
             .unwrap_or_else(|e| panic!("run scripts/{script}: {e}"));
         assert!(
@@ -33,6 +44,17 @@ fn test_server(cell: &'static OnceLock<String>, env: &str, script: &str) -> &'st
 pub fn server_url() -> &'static str {
     static URL: OnceLock<String> = OnceLock::new();
     test_server(&URL, "ETL_TEST_PG_URL", "pg-test-server")
+}
+
+/// The second Postgres server: PostgreSQL 18 with pgvector 0.8.6 (database `postgres`).
+pub fn pg18_url() -> &'static str {
+    static URL: OnceLock<String> = OnceLock::new();
+    test_server_with(
+        &URL,
+        "ETL_TEST_PG18_URL",
+        "pg-test-server",
+        &[("ETL_PG_SERVER", "18")],
+    )
 }
 
 /// The loopback S3 server's endpoint (bucket `etl-test`).
@@ -132,14 +154,19 @@ pub fn sql(url: &str, statements: &str) {
 
 /// A new, empty database (with pgvector) and its URL.
 pub fn fresh_db(prefix: &str) -> String {
+    fresh_db_on(server_url(), prefix)
+}
+
+/// A new, empty database (with pgvector) on the server at `server`, and its URL.
+pub fn fresh_db_on(server: &str, prefix: &str) -> String {
     static N: AtomicU32 = AtomicU32::new(0);
     let name = format!(
         "{prefix}_{}_{}",
         std::process::id(),
         N.fetch_add(1, Ordering::SeqCst)
     );
-    sql(server_url(), &format!("CREATE DATABASE {name}"));
-    let url = with_db(server_url(), &name);
+    sql(server, &format!("CREATE DATABASE {name}"));
+    let url = with_db(server, &name);
     sql(&url, "CREATE EXTENSION IF NOT EXISTS vector");
     url
 }

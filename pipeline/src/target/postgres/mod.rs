@@ -548,9 +548,9 @@ impl Target for PostgresTarget {
                 continue;
             }
             let started = Instant::now();
-            // Between post-data steps, as `kill -9` would: the crash-safety tests.
-            etl_engine::fault::crash_point("post-data");
             state::run_step(&mut client, &target, &step).await?;
+            // After a step is done, as `kill -9` would come: the crash-safety tests.
+            etl_engine::fault::crash_point("post-data");
             let secs = started.elapsed().as_secs_f64();
             if step.builds_index {
                 report.phases.index += secs;

@@ -1,0 +1,338 @@
+//! A Postgres-compatible database as the target (issue 18): a multi-table database moved into
+//! a second Postgres 16 and into Postgres 18 + pgvector 0.8.6, its catalog compared with the
+//! source's, `etl verify` clean (and able to fail), pgvector's exact neighbours identical on
+//! both sides; `kill -9` in the data phase and in post-data, then the same command; and the
+//! refusals `etl plan` and `etl run` share.
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::support::{
+    etl, fresh_db, fresh_db_on, pg18_url, query_strings, server_url, sql, stderr, stdout, write,
+};
+
+/// Every kind of thing the issue names: composite key, no key, uuid key, quoted mixed-case
+/// names, a partitioned table, halfvec, sparsevec, bit, arrays, jsonb, numeric, inet, enums,
+/// a nullable vector, an identity column, a serial, a foreign key, an empty table, and HNSW
+/// and IVFFlat indexes with non-default parameters.
+const SOURCE: &str = r#"
+CREATE SCHEMA shop;
+CREATE TYPE shop.mood AS ENUM ('sad', 'ok', 'happy');
+CREATE DOMAIN shop.positive AS numeric(12,2) CHECK (VALUE >= 0);
+CREATE TABLE shop.docs (
+  id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  title text NOT NULL,
+  "Mixed Case" text,
+  mood shop.mood,
+  price shop.positive,
+  qty numeric(10,3),
+  tags text[],
+  scores real[],
+  meta jsonb,
+  ip inet,
+  created timestamptz DEFAULT now(),
+  emb vector(3),
+  h halfvec(3),
+  s sparsevec(5),
+  b bit(8),
+  CONSTRAINT title_not_blank CHECK (title <> '')
+);
+CREATE TABLE shop.chunks (doc_id bigint REFERENCES shop.docs(id), n int, body text, v vector(3),
+  PRIMARY KEY (doc_id, n));
+CREATE TABLE shop.nokey (a int, b text);
+CREATE TABLE shop.ser (id serial PRIMARY KEY, x int UNIQUE);
+CREATE TABLE shop."CamelItems" (id uuid PRIMARY KEY, "Label" text, v vector(3));
+CREATE TABLE shop.empty (id int PRIMARY KEY, v vector(3));
+CREATE TABLE shop.parted (id int, region text, v vector(3), PRIMARY KEY (id, region))
+  PARTITION BY LIST (region);
+CREATE TABLE shop.parted_eu PARTITION OF shop.parted FOR VALUES IN ('eu');
+CREATE TABLE shop.parted_us PARTITION OF shop.parted FOR VALUES IN ('us');
+INSERT INTO shop.docs (title, "Mixed Case", mood, price, qty, tags, scores, meta, ip, emb, h, s, b)
+  SELECT 'doc ' || i, CASE WHEN i % 3 = 0 THEN NULL ELSE 'ünïcødé ' || i || ' "q" \t' END,
+         (ARRAY['sad','ok','happy'])[1 + i % 3]::shop.mood, i * 1.25, i / 7.0, ARRAY['a', 'b' || i],
+         ARRAY[i::real, 0.5], jsonb_build_object('k', i, 'nested', jsonb_build_array(1, 'x')),
+         ('10.0.' || (i % 200) || '.1')::inet,
+         CASE WHEN i % 7 = 0 THEN NULL ELSE ('[' || sin(i) || ',' || cos(i) || ',' || (i % 11) || ']')::vector END,
+         ('[' || (i % 5) || ',0.5,1]')::halfvec, ('{1:' || i || ',4:0.25}/5')::sparsevec,
+         (i % 256)::bit(8)
+  FROM generate_series(1, 3000) i;
+INSERT INTO shop.chunks SELECT 1 + i % 3000, i, 'chunk ' || i,
+  ('[' || (i % 13) || ',' || cos(i) || ',0.5]')::vector FROM generate_series(1, 12000) i;
+INSERT INTO shop.nokey SELECT i % 10, 'x' FROM generate_series(1, 300) i;
+INSERT INTO shop.ser (x) SELECT i FROM generate_series(1, 100) i;
+INSERT INTO shop."CamelItems" SELECT md5(i::text)::uuid, 'L' || i, ('[' || i || ',1,1]')::vector
+  FROM generate_series(1, 200) i;
+INSERT INTO shop.parted SELECT i, CASE WHEN i % 2 = 0 THEN 'eu' ELSE 'us' END,
+  ('[1,' || i || ',1]')::vector FROM generate_series(1, 1000) i;
+CREATE INDEX docs_emb_hnsw ON shop.docs USING hnsw (emb vector_cosine_ops) WITH (m = 8, ef_construction = 40);
+CREATE INDEX chunks_v_ivf ON shop.chunks USING ivfflat (v vector_l2_ops) WITH (lists = 10);
+CREATE INDEX docs_meta_gin ON shop.docs USING gin (meta);
+CREATE INDEX docs_title_lower ON shop.docs (lower(title)) WHERE price > 10;
+COMMENT ON TABLE shop.docs IS 'the documents';
+"#;
+
+const TABLES: [&str; 7] = [
+    "shop.docs",
+    "shop.chunks",
+    "shop.nokey",
+    "shop.ser",
+    "shop.\"CamelItems\"",
+    "shop.empty",
+    "shop.parted",
+];
+
+fn mapping(dir: &Path, source: &str, target: &str, extra: &str) -> std::path::PathBuf {
+    let tables: String = TABLES
+        .iter()
+        .map(|t| format!("  - source: '{t}'\n"))
+        .collect();
+    write(
+        dir,
+        "mapping.yaml",
+        &format!(
+            "version: 1\nsource:\n  postgres: {source}\ntarget:\n  postgres: {target}\n{extra}options:\n  parallelism: 2\ntables:\n{tables}"
+        ),
+    )
+}
+
+fn ok(o: &Output, what: &str) -> String {
+    assert!(
+        o.status.success(),
+        "{what} failed\nstdout:\n{}\nstderr:\n{}",
+        stdout(o),
+        stderr(o)
+    );
+    stdout(o)
+}
+
+/// The parts of a database's catalog a restore must reproduce, schema `shop`.
+fn catalog(url: &str) -> Vec<Vec<String>> {
+    let mut out = Vec::new();
+    out.extend(query_strings(
+        url,
+        "SELECT 'index', indexname::text, indexdef FROM pg_indexes WHERE schemaname = 'shop' ORDER BY 2",
+    ));
+    out.extend(query_strings(
+        url,
+        "SELECT 'constraint', conrelid::regclass::text || '.' || conname, pg_get_constraintdef(oid) \
+         FROM pg_constraint WHERE connamespace = 'shop'::regnamespace AND contype IN ('p', 'u', 'c', 'f') \
+         ORDER BY 2",
+    ));
+    out.extend(query_strings(
+        url,
+        "SELECT 'column', attrelid::regclass::text || '.' || attname, \
+                format_type(atttypid, atttypmod) || CASE WHEN attnotnull THEN ' not null' ELSE '' END \
+                || coalesce(' default ' || pg_get_expr(d.adbin, d.adrelid), '') || attidentity::text \
+         FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid LEFT JOIN pg_attrdef d \
+           ON d.adrelid = a.attrelid AND d.adnum = a.attnum \
+         WHERE c.relnamespace = 'shop'::regnamespace AND c.relkind IN ('r', 'p') AND a.attnum > 0 \
+           AND NOT a.attisdropped ORDER BY 2",
+    ));
+    out.extend(query_strings(
+        url,
+        "SELECT 'sequence', 'ser', last_value::text || ' ' || is_called::text FROM shop.ser_id_seq \
+         UNION ALL SELECT 'sequence', 'docs', last_value::text || ' ' || is_called::text \
+           FROM shop.docs_id_seq \
+         UNION ALL SELECT 'comment', 'docs', obj_description('shop.docs'::regclass) \
+         UNION ALL SELECT 'enum', 'mood', string_agg(enumlabel::text, ',' ORDER BY enumsortorder) \
+           FROM pg_enum WHERE enumtypid = 'shop.mood'::regtype",
+    ));
+    out
+}
+
+/// pgvector's exact cosine top-10 for 20 query vectors, by document id (ordered by the distance
+/// plus 0, then id: no index scan can answer that, so the scan is exact on both servers; on 18
+/// an HNSW scan with an incremental sort by id would otherwise be chosen).
+fn exact_neighbours(url: &str) -> Vec<Vec<String>> {
+    query_strings(
+        url,
+        "SELECT q::text, (SELECT string_agg(id::text, ',') FROM \
+            (SELECT id FROM shop.docs WHERE emb IS NOT NULL ORDER BY (emb <=> ('[' || sin(q) || ',' || cos(q) || ',1]')::vector) + 0, id LIMIT 10) t) \
+         FROM generate_series(1, 20) q",
+    )
+}
+
+#[test]
+fn a_database_moves_into_postgres_16_and_18_with_its_catalog_and_verifies_clean() {
+    let source = fresh_db("pgt_src");
+    sql(&source, SOURCE);
+    let want = catalog(&source);
+    let want_neighbours = exact_neighbours(&source);
+    for (label, server) in [("postgres 16", server_url()), ("postgres 18", pg18_url())] {
+        let target = fresh_db_on(server, "pgt_dst");
+        let dir = tempfile::tempdir().unwrap();
+        let m = mapping(dir.path(), &source, &target, "");
+        let plan = ok(&etl(["plan".as_ref(), m.as_os_str()]), "plan");
+        assert!(plan.contains("creates shop.docs"), "{label}: {plan}");
+        let run = ok(&etl(["run".as_ref(), m.as_os_str()]), "run");
+        assert!(run.contains("total: "), "{label}: {run}");
+        let verify = ok(&etl(["verify".as_ref(), m.as_os_str()]), "verify");
+        assert!(verify.contains("verified: 7 tables match"), "{label}: {verify}");
+        assert!(verify.contains("shop.docs → docs [ok, by primary key (id)]: truth rows seen: 3000, success: 3000"), "{label}: {verify}");
+        assert_eq!(catalog(&target), want, "{label}: the catalog differs");
+        assert_eq!(exact_neighbours(&target), want_neighbours, "{label}: exact neighbours differ");
+        let rows = query_strings(&target, "SELECT count(*)::text FROM shop.parted_eu");
+        assert_eq!(rows, vec![vec!["500".to_string()]], "{label}");
+
+        // Verify can fail: one changed vector on the target is one mismatch naming the column.
+        sql(&target, "UPDATE shop.docs SET emb = '[9,9,9]' WHERE id = 5");
+        let bad = etl(["verify".as_ref(), m.as_os_str()]);
+        assert!(!bad.status.success(), "{label}: verify passed after a change");
+        let text = stdout(&bad);
+        assert!(text.contains("mismatch: 1"), "{label}: {text}");
+
+        // Running again is refused (the tables hold rows under if_exists: fail), by plan and
+        // by run alike, until --restart replaces them.
+        let again = etl(["plan".as_ref(), m.as_os_str()]);
+        assert!(!again.status.success(), "{label}: plan passed over loaded tables");
+        assert!(stdout(&again).contains("already exists on the target and holds rows"), "{}", stdout(&again));
+        let rerun = etl(["run".as_ref(), m.as_os_str()]);
+        assert!(!rerun.status.success());
+        assert!(stderr(&rerun).contains("already exists on the target and holds rows"), "{}", stderr(&rerun));
+        ok(&etl(["run".as_ref(), m.as_os_str(), "--restart".as_ref()]), "run --restart");
+        ok(&etl(["verify".as_ref(), m.as_os_str()]), "verify after --restart");
+    }
+}
+
+/// Runs etl with `args` and kills it (SIGKILL) once `ready` returns true (polled every 20 ms).
+fn kill_when(args: &[&str], ready: impl Fn() -> bool) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_etl"))
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("etl ended ({status}) before the kill point");
+        }
+        if ready() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the kill point never came");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+#[test]
+fn a_killed_load_resumes_in_the_data_phase_and_in_post_data_without_doubles() {
+    let source = fresh_db("pgt_kill_src");
+    sql(
+        &source,
+        "CREATE TABLE big (id bigint PRIMARY KEY, body text, v vector(64)); \
+         INSERT INTO big SELECT i, repeat('x', 1400), \
+           array_fill(sin(i)::real, ARRAY[64])::vector \
+         FROM generate_series(1, 120000) i; \
+         CREATE INDEX big_v ON big USING hnsw (v vector_l2_ops) WITH (m = 4, ef_construction = 8); \
+         CREATE INDEX big_body ON big (body);",
+    );
+    let target = fresh_db_on(pg18_url(), "pgt_kill_dst");
+    let dir = tempfile::tempdir().unwrap();
+    let m = write(
+        dir.path(),
+        "mapping.yaml",
+        &format!(
+            "version: 1\nsource:\n  postgres: {source}\ntarget:\n  postgres: {target}\noptions:\n  parallelism: 1\n  batch_size: 2000\ntables:\n  - source: public.big\n"
+        ),
+    );
+    let m = m.to_str().unwrap();
+    // The data phase (~200 MB, rows under the TOAST threshold: 3 ranges, read one at a time): killed once a range is committed
+    // and before the last one is.
+    let committed = || {
+        query_strings(
+            &target,
+            "SELECT count(*)::text FROM pg_tables WHERE schemaname = 'etl' AND tablename = 'checkpoints'",
+        ) == vec![vec!["1".to_string()]]
+            && query_strings(
+                &target,
+                "SELECT count(*)::text FROM etl.checkpoints WHERE key LIKE 'range/%'",
+            )[0][0]
+                != "0"
+    };
+    kill_when(&["run", m], committed);
+    let ranges = query_strings(&target, "SELECT value::text FROM etl.checkpoints WHERE key = 'ranges'");
+    let done = query_strings(&target, "SELECT count(*)::text FROM etl.checkpoints WHERE key LIKE 'range/%'");
+    assert!(
+        ranges.len() == 1 && done[0][0].parse::<u64>().unwrap() < ranges[0][0].parse::<u64>().unwrap(),
+        "killed after every range was in: {ranges:?} {done:?}"
+    );
+    // Post-data: the same command, crashing after its first post-data step.
+    let crashed = Command::new(env!("CARGO_BIN_EXE_etl"))
+        .args(["run", m])
+        .env("ETL_CRASH_AT", "post-data")
+        .output()
+        .unwrap();
+    assert!(!crashed.status.success(), "the crash point did not fire");
+    let steps = query_strings(&target, "SELECT step FROM etl.steps ORDER BY 1");
+    assert_eq!(steps, vec![vec!["constraint:big_pkey".to_string()]], "one post-data step done");
+    // The same command again: the primary key is not added twice (that would fail), the rest is.
+    let out = ok(&etl(["run", m]), "run after the kills");
+    assert!(out.contains("(resumed)"), "{out}");
+    let steps = query_strings(&target, "SELECT string_agg(step, ',' ORDER BY step) FROM etl.steps");
+    assert_eq!(
+        steps[0][0],
+        "analyze,constraint:big_pkey,index:big_body,index:big_v",
+        "every post-data step, once"
+    );
+    let counts = query_strings(&target, "SELECT count(*)::text, count(DISTINCT id)::text FROM big");
+    assert_eq!(counts, vec![vec!["120000".to_string(), "120000".to_string()]]);
+    let verify = ok(&etl(["verify", m]), "verify");
+    assert!(verify.contains("success: 120000, missing: 0, mismatch: 0, extraneous: 0"), "{verify}");
+}
+
+#[test]
+fn a_postgres_target_refuses_bad_input_with_one_clear_message() {
+    let source = fresh_db("pgt_bad_src");
+    sql(
+        &source,
+        "CREATE TABLE items (id int PRIMARY KEY, name text, v vector(3)); \
+         INSERT INTO items VALUES (1, 'a', '[1,2,3]');",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let one = |target: &str, extra: &str| {
+        write(
+            dir.path(),
+            "m.yaml",
+            &format!(
+                "version: 1\nsource:\n  postgres: {source}\ntarget:\n  postgres: {target}\n{extra}tables:\n  - source: public.items\n"
+            ),
+        )
+    };
+    // Unreachable target: named, exit non-zero, for plan and run.
+    let m = one("postgres://postgres@127.0.0.1:1/x", "");
+    for cmd in ["plan", "run"] {
+        let o = etl([cmd.as_ref(), m.as_os_str()]);
+        assert!(!o.status.success());
+        assert!(stderr(&o).contains("127.0.0.1:1"), "{cmd}: {}", stderr(&o));
+    }
+    // A wrong password is refused and never echoed.
+    let target = fresh_db_on(pg18_url(), "pgt_bad_dst");
+    let wrong = target.replace("etl-test-pw", "sekrit-wrong-pw");
+    let m = one(&wrong, "");
+    let o = etl(["run".as_ref(), m.as_os_str()]);
+    assert!(!o.status.success());
+    let text = format!("{}{}", stdout(&o), stderr(&o));
+    assert!(text.contains("authentication failed"), "{text}");
+    assert!(!text.contains("sekrit"), "the password was echoed: {text}");
+    // A non-empty table under if_exists: fail; a type clash under append.
+    sql(&target, "CREATE TABLE items (id int PRIMARY KEY, name int, v vector(3)); INSERT INTO items VALUES (7, 1, '[0,0,0]');");
+    let m = one(&target, "");
+    let plan = etl(["plan".as_ref(), m.as_os_str()]);
+    assert!(!plan.status.success());
+    assert!(stdout(&plan).contains("public.items already exists on the target and holds rows"), "{}", stdout(&plan));
+    let m = one(&target, "  if_exists: append\n");
+    let plan = etl(["plan".as_ref(), m.as_os_str()]);
+    assert!(!plan.status.success());
+    assert!(stdout(&plan).contains("column `name` is integer on the target and text on the source"), "{}", stdout(&plan));
+    let run = etl(["run".as_ref(), m.as_os_str()]);
+    assert!(!run.status.success());
+    assert!(stderr(&run).contains("column `name` is integer on the target and text on the source"), "{}", stderr(&run));
+    // Replace makes it the source's table.
+    let m = one(&target, "  if_exists: replace\n");
+    ok(&etl(["run".as_ref(), m.as_os_str()]), "run with replace");
+    ok(&etl(["verify".as_ref(), m.as_os_str()]), "verify after replace");
+}
