@@ -247,6 +247,10 @@ pub struct TablePlan {
     pub required_fixes: Vec<Finding>,
     /// What the user may want to change.
     pub suggestions: Vec<Finding>,
+    /// Into a Postgres-compatible target: the columns keep their Postgres types, and
+    /// `collection` is the target table (`schema.table`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub keeps_postgres_types: bool,
 }
 
 fn ser_display<S: serde::Serializer, T: std::fmt::Display>(v: &T, s: S) -> Result<S::Ok, S::Error> {
@@ -356,6 +360,11 @@ pub fn build_plan(mapping: &ParsedMapping, catalog: &[SourceTable]) -> Result<Pl
 fn keep_postgres_types(plan: &mut TablePlan, spec: &TableSpec, table: &SourceTable) {
     plan.required_fixes.clear();
     plan.suggestions.clear();
+    plan.keeps_postgres_types = true;
+    plan.collection = match spec.target.as_deref().map(QualifiedName::parse) {
+        Some(Ok(t)) => t.to_string(),
+        _ => table.name.to_string(),
+    };
     for f in &mut plan.fields {
         if let Some(c) = f.source.as_deref().and_then(|s| table.column(s)) {
             f.nullable = c.nullable;
@@ -575,6 +584,7 @@ impl TablePlanner<'_> {
             estimated_rows: table.estimated_rows,
             required_fixes,
             suggestions,
+            keeps_postgres_types: false,
         })
     }
 

@@ -123,9 +123,7 @@ pub async fn plan(
     let (source, catalog) = open_source(mapping).await?;
     let mut plan = build_plan(mapping, &catalog)?;
     crate::checks::add_source_fixes(mapping, &mut plan, true).await?;
-    if mapping.file.target.postgres.is_none() {
-        crate::checks::add_target_fixes(&mut plan);
-    }
+    crate::checks::add_target_fixes(&mut plan);
     // What the target `etl run` would write to refuses and changes, by its own code.
     let route = crate::route::resolve(mapping, None)?;
     crate::target::open(&route.writes(), Some(mapping), &Default::default())?

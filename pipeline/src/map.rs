@@ -622,6 +622,7 @@ mod tests {
             excluded: vec![],
             partitioned: false,
             estimated_rows: None,
+            keeps_postgres_types: false,
             required_fixes: vec![],
             suggestions: vec![],
         };

@@ -75,8 +75,13 @@ fn render_table(out: &mut String, t: &TablePlan) {
         .map_or_else(|| "rows unknown".to_string(), |r| format!("~{r} rows"));
     let _ = writeln!(
         out,
-        "Table {} → collection {} ({rows}{}{})",
+        "Table {} → {}{} ({rows}{}{})",
         t.source,
+        if t.keeps_postgres_types {
+            ""
+        } else {
+            "collection "
+        },
         t.collection,
         if t.partitioned { ", partitioned" } else { "" },
         t.filter
@@ -84,6 +89,49 @@ fn render_table(out: &mut String, t: &TablePlan) {
             .map(|f| format!(", where {f}"))
             .unwrap_or_default()
     );
+    if t.keeps_postgres_types {
+        render_kept_columns(out, t);
+    } else {
+        render_fields(out, t);
+    }
+    render_findings(out, t);
+}
+
+/// Into a Postgres target: each column with the type it keeps.
+fn render_kept_columns(out: &mut String, t: &TablePlan) {
+    let rows: Vec<[String; 3]> = t
+        .fields
+        .iter()
+        .filter_map(|f| {
+            Some([
+                f.source.clone()?,
+                f.pg_type.as_ref()?.display.clone(),
+                if f.nullable { "yes" } else { "no" }.to_string(),
+            ])
+        })
+        .collect();
+    let header = ["COLUMN", "POSTGRES TYPE (kept)", "NULLABLE"];
+    let mut widths = header.map(str::len);
+    for r in &rows {
+        for (w, c) in widths.iter_mut().zip(r.iter()) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    for r in std::iter::once(header.map(String::from)).chain(rows) {
+        let _ = writeln!(
+            out,
+            "  {:<a$} {:<b$} {}",
+            r[0],
+            r[1],
+            r[2],
+            a = widths[0],
+            b = widths[1]
+        );
+    }
+}
+
+/// Into a collection: each field with its source column and rule.
+fn render_fields(out: &mut String, t: &TablePlan) {
     let header = [
         "SOURCE COLUMN",
         "POSTGRES TYPE",
@@ -163,6 +211,10 @@ fn render_table(out: &mut String, t: &TablePlan) {
     for r in &rows {
         let _ = writeln!(out, "{}", line(r.iter().map(String::as_str).collect()));
     }
+}
+
+/// The excluded columns, required fixes and suggestions of a table.
+fn render_findings(out: &mut String, t: &TablePlan) {
     if !t.excluded.is_empty() {
         let _ = writeln!(out, "  excluded: {}", t.excluded.join(", "));
     }

@@ -9,7 +9,8 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::support::{
-    etl, fresh_db, fresh_db_on, pg18_url, query_strings, server_url, sql, stderr, stdout, write,
+    etl, fresh_db, fresh_db_on, pg18_url, query_strings, server_url, sql, stderr, stdout, with_db,
+    write,
 };
 
 /// Every kind of thing the issue names: composite key, no key, uuid key, quoted mixed-case
@@ -28,6 +29,7 @@ CREATE TABLE shop.docs (
   price shop.positive,
   qty numeric(10,3),
   tags text[],
+  moods shop.mood[],
   scores real[],
   meta jsonb,
   ip inet,
@@ -48,9 +50,10 @@ CREATE TABLE shop.parted (id int, region text, v vector(3), PRIMARY KEY (id, reg
   PARTITION BY LIST (region);
 CREATE TABLE shop.parted_eu PARTITION OF shop.parted FOR VALUES IN ('eu');
 CREATE TABLE shop.parted_us PARTITION OF shop.parted FOR VALUES IN ('us');
-INSERT INTO shop.docs (title, "Mixed Case", mood, price, qty, tags, scores, meta, ip, emb, h, s, b)
+INSERT INTO shop.docs (title, "Mixed Case", mood, price, qty, tags, moods, scores, meta, ip, emb, h, s, b)
   SELECT 'doc ' || i, CASE WHEN i % 3 = 0 THEN NULL ELSE 'ünïcødé ' || i || ' "q" \t' END,
          (ARRAY['sad','ok','happy'])[1 + i % 3]::shop.mood, i * 1.25, i / 7.0, ARRAY['a', 'b' || i],
+         CASE WHEN i % 4 = 0 THEN NULL ELSE ARRAY['ok', 'happy']::shop.mood[] END,
          ARRAY[i::real, 0.5], jsonb_build_object('k', i, 'nested', jsonb_build_array(1, 'x')),
          ('10.0.' || (i % 200) || '.1')::inet,
          CASE WHEN i % 7 = 0 THEN NULL ELSE ('[' || sin(i) || ',' || cos(i) || ',' || (i % 11) || ']')::vector END,
@@ -169,7 +172,7 @@ fn a_database_moves_into_postgres_16_and_18_with_its_catalog_and_verifies_clean(
         assert!(run.contains("total: "), "{label}: {run}");
         let verify = ok(&etl(["verify".as_ref(), m.as_os_str()]), "verify");
         assert!(verify.contains("verified: 7 tables match"), "{label}: {verify}");
-        assert!(verify.contains("shop.docs → docs [ok, by primary key (id)]: truth rows seen: 3000, success: 3000"), "{label}: {verify}");
+        assert!(verify.contains("shop.docs → shop.docs [ok, by primary key (id)]: truth rows seen: 3000, success: 3000"), "{label}: {verify}");
         assert_eq!(catalog(&target), want, "{label}: the catalog differs");
         assert_eq!(exact_neighbours(&target), want_neighbours, "{label}: exact neighbours differ");
         let rows = query_strings(&target, "SELECT count(*)::text FROM shop.parted_eu");
@@ -335,4 +338,100 @@ fn a_postgres_target_refuses_bad_input_with_one_clear_message() {
     let m = one(&target, "  if_exists: replace\n");
     ok(&etl(["run".as_ref(), m.as_os_str()]), "run with replace");
     ok(&etl(["verify".as_ref(), m.as_os_str()]), "verify after replace");
+}
+
+/// A test CA, a server certificate it signs for 127.0.0.1 (no host name), and a second CA that
+/// signed nothing, made with openssl in `dir`.
+fn make_certificates(dir: &Path) {
+    let script = r#"set -e
+openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 -subj "/CN=etl test CA" 2>/dev/null
+openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj "/CN=127.0.0.1" 2>/dev/null
+printf 'subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n' > ext.cnf
+openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.crt -days 2 -extfile ext.cnf 2>/dev/null
+openssl req -x509 -newkey rsa:2048 -nodes -keyout other.key -out other.pem -days 2 -subj "/CN=another CA" 2>/dev/null
+chmod a+r ca.pem other.pem server.crt server.key
+"#;
+    let out = Command::new("bash")
+        .args(["-c", script])
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "openssl: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn tls_connects_source_and_target_and_refuses_a_wrong_ca_or_host_name() {
+    let certs = tempfile::tempdir().unwrap();
+    make_certificates(certs.path());
+    let out = Command::new("bash")
+        .arg(crate::support::repo_root().join("scripts/pg-test-server"))
+        .args(["start", "--owner-pid", &std::process::id().to_string()])
+        // Debian's PostgreSQL 15: the wheels' servers have no SSL compiled in (nor has it
+        // pgvector, which TLS does not need).
+        .env("ETL_PG_SERVER", "debian")
+        .env("ETL_PG_SSL_DIR", certs.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let server = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    sql(&server, "CREATE DATABASE tls_src");
+    sql(&server, "CREATE DATABASE tls_dst");
+    let (source, target) = (with_db(&server, "tls_src"), with_db(&server, "tls_dst"));
+    sql(
+        &source,
+        "CREATE TABLE items (id int PRIMARY KEY, label text, tags text[]); \
+         INSERT INTO items SELECT i, 'label ' || i, ARRAY['a', i::text] FROM generate_series(1, 500) i;",
+    );
+    let ca = certs.path().join("ca.pem");
+    let other = certs.path().join("other.pem");
+    let with = |url: &str, params: &str| format!("{url}?{params}");
+    let dir = tempfile::tempdir().unwrap();
+    let mapping = |src: &str, dst: &str| {
+        write(
+            dir.path(),
+            "m.yaml",
+            &format!(
+                "version: 1\nsource:\n  postgres: '{src}'\ntarget:\n  postgres: '{dst}'\n  if_exists: replace\ntables:\n  - source: public.items\n"
+            ),
+        )
+    };
+    // verify-full with the test CA on the source, require on the target: the whole run.
+    let m = mapping(
+        &with(&source, &format!("sslmode=verify-full&sslrootcert={}", ca.display())),
+        &with(&target, "sslmode=require"),
+    );
+    ok(&etl(["plan".as_ref(), m.as_os_str()]), "plan over TLS");
+    ok(&etl(["run".as_ref(), m.as_os_str()]), "run over TLS");
+    let verify = ok(&etl(["verify".as_ref(), m.as_os_str()]), "verify over TLS");
+    assert!(verify.contains("success: 500"), "{verify}");
+    // And the other way round: verify-full on the target.
+    let m = mapping(
+        &with(&source, "sslmode=require"),
+        &with(&target, &format!("sslmode=verify-full&sslrootcert={}", ca.display())),
+    );
+    ok(&etl(["run".as_ref(), m.as_os_str()]), "run with verify-full on the target");
+    // A CA that did not sign the server's certificate: refused, saying it is about TLS.
+    let m = mapping(
+        &with(&source, &format!("sslmode=verify-full&sslrootcert={}", other.display())),
+        &with(&target, "sslmode=require"),
+    );
+    let o = etl(["plan".as_ref(), m.as_os_str()]);
+    assert!(!o.status.success(), "a wrong CA was accepted");
+    let e = stderr(&o);
+    assert!(e.contains("TLS") && e.contains("UnknownIssuer"), "{e}");
+    // A host name the certificate does not name: verify-full refuses, verify-ca accepts.
+    let by_name = target.replace("127.0.0.1", "localhost");
+    let m = mapping(
+        &with(&source, "sslmode=require"),
+        &with(&by_name, &format!("sslmode=verify-full&sslrootcert={}", ca.display())),
+    );
+    let o = etl(["plan".as_ref(), m.as_os_str()]);
+    assert!(!o.status.success(), "a wrong host name was accepted");
+    let e = stderr(&o);
+    assert!(e.contains("TLS") && e.contains("not valid for name"), "{e}");
+    let m = mapping(
+        &with(&source, "sslmode=require"),
+        &with(&by_name, &format!("sslmode=verify-ca&sslrootcert={}", ca.display())),
+    );
+    ok(&etl(["plan".as_ref(), m.as_os_str()]), "verify-ca by another name");
 }

@@ -17,7 +17,10 @@ pub enum TlsMode {
     Prefer,
     /// `require`: TLS, certificate not verified (libpq's meaning).
     Require,
-    /// `verify-ca` / `verify-full`: TLS with the certificate checked against the web PKI roots.
+    /// `verify-ca`: TLS with the certificate chain checked against the roots (`sslrootcert`,
+    /// else the web PKI roots), the host name not.
+    VerifyCa,
+    /// `verify-full`: as `verify-ca`, and the certificate must name the host.
     VerifyFull,
 }
 
@@ -27,6 +30,7 @@ pub struct PgUrl {
     config: tokio_postgres::Config,
     redacted: String,
     tls: TlsMode,
+    root_cert: Option<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for PgUrl {
@@ -148,6 +152,7 @@ impl PgUrl {
             .unwrap_or_else(|| user.clone());
         let mut password = url.password().map(percent_decode);
         let mut tls = TlsMode::Prefer;
+        let mut root_cert = env.var("PGSSLROOTCERT").map(std::path::PathBuf::from);
         let mut connect_timeout = Duration::from_secs(10);
         for (k, v) in url.query_pairs() {
             match k.as_ref() {
@@ -156,10 +161,12 @@ impl PgUrl {
                         "disable" => TlsMode::Disable,
                         "allow" | "prefer" => TlsMode::Prefer,
                         "require" => TlsMode::Require,
-                        "verify-ca" | "verify-full" => TlsMode::VerifyFull,
+                        "verify-ca" => TlsMode::VerifyCa,
+                        "verify-full" => TlsMode::VerifyFull,
                         other => return Err(bad(&format!("unknown sslmode `{other}`"))),
                     }
                 }
+                "sslrootcert" => root_cert = Some(std::path::PathBuf::from(v.as_ref())),
                 "password" => password = Some(v.into_owned()),
                 "user" => {}
                 "connect_timeout" => {
@@ -202,12 +209,15 @@ impl PgUrl {
         config.ssl_mode(match tls {
             TlsMode::Disable => tokio_postgres::config::SslMode::Disable,
             TlsMode::Prefer => tokio_postgres::config::SslMode::Prefer,
-            TlsMode::Require | TlsMode::VerifyFull => tokio_postgres::config::SslMode::Require,
+            TlsMode::Require | TlsMode::VerifyCa | TlsMode::VerifyFull => {
+                tokio_postgres::config::SslMode::Require
+            }
         });
         Ok(PgUrl {
             config,
             redacted,
             tls,
+            root_cert,
         })
     }
 
@@ -219,6 +229,12 @@ impl PgUrl {
     /// The TLS mode.
     pub fn tls(&self) -> TlsMode {
         self.tls
+    }
+
+    /// The CA certificates (PEM) a verified TLS connection trusts (`sslrootcert`, or
+    /// `PGSSLROOTCERT`); `None`: the web PKI roots.
+    pub fn root_cert(&self) -> Option<&std::path::Path> {
+        self.root_cert.as_deref()
     }
 
     /// The URL with its password replaced by `***`.
@@ -370,6 +386,13 @@ mod tests {
         assert_eq!(u.tls(), TlsMode::VerifyFull);
         let u = PgUrl::parse_with("postgres://a@h/db?sslmode=disable", &env).unwrap();
         assert_eq!(u.tls(), TlsMode::Disable);
+        let u = PgUrl::parse_with(
+            "postgres://a@h/db?sslmode=verify-ca&sslrootcert=/etc/ca.pem",
+            &env,
+        )
+        .unwrap();
+        assert_eq!(u.tls(), TlsMode::VerifyCa);
+        assert_eq!(u.root_cert(), Some(std::path::Path::new("/etc/ca.pem")));
         let e = PgUrl::parse_with("postgres://a:pw@h/db?sslmode=maybe", &env).unwrap_err();
         assert!(
             e.to_string().contains("sslmode") && !e.to_string().contains("pw@"),

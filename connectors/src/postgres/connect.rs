@@ -83,11 +83,50 @@ fn make_tls(url: &PgUrl, mode: TlsMode) -> Result<MakeRustlsConnect, ConnectorEr
             url: url.redacted().to_string(),
             reason: e.to_string(),
         })?;
-    let config = if mode == TlsMode::VerifyFull {
-        let roots = rustls::RootCertStore {
-            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    let tls_err = |reason: String| ConnectorError::Tls {
+        url: url.redacted().to_string(),
+        reason,
+    };
+    let config = if matches!(mode, TlsMode::VerifyCa | TlsMode::VerifyFull) {
+        let roots = match url.root_cert() {
+            Some(path) => {
+                use rustls::pki_types::pem::PemObject;
+                let mut roots = rustls::RootCertStore::empty();
+                let certs = CertificateDer::pem_file_iter(path)
+                    .map_err(|e| tls_err(format!("sslrootcert {}: {e}", path.display())))?;
+                for cert in certs {
+                    let cert = cert
+                        .map_err(|e| tls_err(format!("sslrootcert {}: {e}", path.display())))?;
+                    roots
+                        .add(cert)
+                        .map_err(|e| tls_err(format!("sslrootcert {}: {e}", path.display())))?;
+                }
+                if roots.is_empty() {
+                    return Err(tls_err(format!(
+                        "sslrootcert {} holds no certificate",
+                        path.display()
+                    )));
+                }
+                roots
+            }
+            None => rustls::RootCertStore {
+                roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+            },
         };
-        builder.with_root_certificates(roots).with_no_client_auth()
+        if mode == TlsMode::VerifyCa {
+            let inner = rustls::client::WebPkiServerVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider.clone(),
+            )
+            .build()
+            .map_err(|e| tls_err(e.to_string()))?;
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(ChainOnly(inner)))
+                .with_no_client_auth()
+        } else {
+            builder.with_root_certificates(roots).with_no_client_auth()
+        }
     } else {
         // libpq's `prefer` and `require` encrypt without checking the certificate.
         builder
@@ -96,6 +135,55 @@ fn make_tls(url: &PgUrl, mode: TlsMode) -> Result<MakeRustlsConnect, ConnectorEr
             .with_no_client_auth()
     };
     Ok(MakeRustlsConnect::new(config))
+}
+
+/// libpq's `verify-ca`: the chain must lead to a trusted root, the name in the certificate may
+/// be any.
+#[derive(Debug)]
+struct ChainOnly(Arc<rustls::client::WebPkiServerVerifier>);
+
+impl ServerCertVerifier for ChainOnly {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        match self
+            .0
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+        {
+            Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::NotValidForName
+                | rustls::CertificateError::NotValidForNameContext { .. },
+            )) => Ok(ServerCertVerified::assertion()),
+            other => other,
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.supported_verify_schemes()
+    }
 }
 
 /// Accepts any server certificate while still checking handshake signatures: libpq's

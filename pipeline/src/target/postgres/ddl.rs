@@ -232,3 +232,137 @@ pub fn copy_in(target: &QualifiedName, columns: &[String]) -> String {
         column_list(columns.iter().map(String::as_str))
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use etl_connectors::postgres::{
+        ColumnDefinition, ConstraintDefinition, IndexDefinition, PartitionDefinition,
+        SequenceState,
+    };
+
+    use super::*;
+
+    fn def() -> TableDefinition {
+        let col = |name: &str, type_sql: &str, fill: ColumnFill, not_null: bool| ColumnDefinition {
+            name: name.into(),
+            type_sql: type_sql.into(),
+            not_null,
+            fill,
+            comment: None,
+        };
+        let src = QualifiedName::new("shop", "Items");
+        TableDefinition {
+            name: src.clone(),
+            columns: vec![
+                col("id", "bigint", ColumnFill::Identity { always: true }, true),
+                col("Note", "text", ColumnFill::Default("'x'::text".into()), false),
+                col("v", "vector(3)", ColumnFill::None, false),
+                col("n2", "integer", ColumnFill::Generated("(id * 2)".into()), false),
+                col("secret", "text", ColumnFill::None, false),
+            ],
+            partition_by: Some("LIST (id)".into()),
+            partitions: vec![PartitionDefinition {
+                name: QualifiedName::new("shop", "items_1"),
+                parent: Some(src),
+                bound: "FOR VALUES IN ('1')".into(),
+            }],
+            constraints: vec![
+                ConstraintDefinition {
+                    name: "items_owner_fk".into(),
+                    kind: ConstraintKind::ForeignKey,
+                    definition: "FOREIGN KEY (id) REFERENCES shop.owners(id) ON DELETE CASCADE".into(),
+                    references: Some(QualifiedName::new("shop", "owners")),
+                },
+                ConstraintDefinition {
+                    name: "items_check".into(),
+                    kind: ConstraintKind::Check,
+                    definition: "CHECK (id > 0)".into(),
+                    references: None,
+                },
+                ConstraintDefinition {
+                    name: "Items_pkey".into(),
+                    kind: ConstraintKind::PrimaryKey,
+                    definition: "PRIMARY KEY (id)".into(),
+                    references: None,
+                },
+            ],
+            indexes: vec![IndexDefinition {
+                name: "items_v".into(),
+                unique: false,
+                using: "USING hnsw (v vector_cosine_ops) WITH (m='8')".into(),
+                method: "hnsw".into(),
+            }],
+            sequences: vec![SequenceState {
+                column: "id".into(),
+                sequence: QualifiedName::new("shop", "Items_id_seq"),
+                last_value: 42,
+                is_called: true,
+                identity: true,
+            }],
+            types: vec![],
+            comment: Some("it's".into()),
+            left_out: vec![],
+        }
+    }
+
+    #[test]
+    fn pre_data_keeps_types_fills_and_partitions_under_the_target_name() {
+        let target = QualifiedName::new("archive", "items");
+        let sql = create_table(&def(), &target, &["secret".to_string()]);
+        assert_eq!(
+            sql[0],
+            "CREATE TABLE \"archive\".\"items\" (\n    \"id\" bigint GENERATED ALWAYS AS IDENTITY NOT NULL,\n    \"Note\" text DEFAULT 'x'::text,\n    \"v\" vector(3),\n    \"n2\" integer GENERATED ALWAYS AS ((id * 2)) STORED\n) PARTITION BY LIST (id)"
+        );
+        assert_eq!(
+            sql[1],
+            "CREATE TABLE \"archive\".\"items_1\" PARTITION OF \"archive\".\"items\" FOR VALUES IN ('1')"
+        );
+        assert!(create_sequences(&def()).is_empty(), "identity makes its own");
+    }
+
+    #[test]
+    fn post_data_orders_constraints_before_indexes_and_names_every_step() {
+        let target = QualifiedName::new("archive", "items");
+        let steps = post_data(&def(), &target, &[]);
+        let names: Vec<&str> = steps.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "constraint:Items_pkey",
+                "constraint:items_check",
+                "index:items_v",
+                "sequence:id",
+                "comment",
+                "analyze"
+            ]
+        );
+        assert_eq!(
+            steps[0].sql,
+            "ALTER TABLE \"archive\".\"items\" ADD CONSTRAINT \"Items_pkey\" PRIMARY KEY (id)"
+        );
+        assert_eq!(
+            steps[2].sql,
+            "CREATE INDEX \"items_v\" ON \"archive\".\"items\" USING hnsw (v vector_cosine_ops) WITH (m='8')"
+        );
+        assert!(steps[3].sql.contains("setval(pg_get_serial_sequence('\"archive\".\"items\"', 'id'), 42, true)"));
+        assert_eq!(steps[4].sql, "COMMENT ON TABLE \"archive\".\"items\" IS 'it''s'");
+        assert!(steps[0].builds_index && !steps[1].builds_index && steps[2].builds_index);
+    }
+
+    #[test]
+    fn foreign_keys_follow_renamed_tables_and_name_the_ones_left_out() {
+        let target = QualifiedName::new("archive", "items");
+        let renamed = QualifiedName::new("archive", "owners");
+        let (steps, outside) = foreign_keys(&def(), &target, &|r| {
+            (r.name == "owners").then(|| renamed.clone())
+        });
+        assert!(outside.is_empty());
+        assert_eq!(
+            steps[0].sql,
+            "ALTER TABLE \"archive\".\"items\" ADD CONSTRAINT \"items_owner_fk\" FOREIGN KEY (id) REFERENCES \"archive\".\"owners\"(id) ON DELETE CASCADE"
+        );
+        let (steps, outside) = foreign_keys(&def(), &target, &|_| None);
+        assert!(steps.is_empty());
+        assert_eq!(outside, ["items_owner_fk (references shop.owners)"]);
+    }
+}

@@ -128,6 +128,7 @@ async fn load_range(
         .await
         .map_err(|e| ConnectorError::from_pg(context("starting to load"), e))?;
     let mut copy = None;
+    let mut patches: Vec<(usize, u32)> = Vec::new();
     while let Some(msg) = rx.recv().await {
         match msg {
             Msg::Rows(batch) => {
@@ -138,6 +139,7 @@ async fn load_range(
                         .iter()
                         .map(|f| f.name().clone())
                         .collect();
+                    patches = element_types(&tx, &table, &columns).await?;
                     let sql = super::ddl::copy_in(&table, &columns);
                     let mut sink = Box::pin(
                         tx.copy_in::<_, bytes::Bytes>(sql.as_str())
@@ -150,7 +152,7 @@ async fn load_range(
                     copy = Some(sink);
                 }
                 if let Some(sink) = copy.as_mut() {
-                    sink.send(encode(&batch)?)
+                    sink.send(encode(&batch, &patches)?)
                         .await
                         .map_err(|e| ConnectorError::from_pg(context("copying into"), e))?;
                 }
@@ -185,8 +187,36 @@ async fn load_range(
     Ok(())
 }
 
-/// A batch of wire-format columns (`Binary`: each value a field's bytes) as binary COPY rows.
-fn encode(batch: &RecordBatch) -> Result<bytes::Bytes, PipelineError> {
+/// The array columns of `table` (by position in `columns`) whose element type is user-defined
+/// (an enum, a domain, pgvector's types), with the element type's OID on the target: an array's
+/// binary form names its element type by OID, which differs between databases, so those four
+/// bytes are rewritten on the way through.
+async fn element_types(
+    client: &impl tokio_postgres::GenericClient,
+    table: &QualifiedName,
+    columns: &[String],
+) -> Result<Vec<(usize, u32)>, PipelineError> {
+    let rows = client
+        .query(
+            "SELECT a.attname::text, t.typelem FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid \
+             WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped \
+               AND t.typcategory = 'A' AND t.typelem >= 16384",
+            &[&table.quoted()],
+        )
+        .await
+        .map_err(|e| ConnectorError::from_pg(format!("reading the array types of {table}"), e))?;
+    Ok(rows
+        .iter()
+        .filter_map(|r| {
+            let name: String = r.get(0);
+            Some((columns.iter().position(|c| *c == name)?, r.get::<_, u32>(1)))
+        })
+        .collect())
+}
+
+/// A batch of wire-format columns (`Binary`: each value a field's bytes) as binary COPY rows;
+/// `patches` gives the array columns whose element type OID is replaced by the target's.
+fn encode(batch: &RecordBatch, patches: &[(usize, u32)]) -> Result<bytes::Bytes, PipelineError> {
     let cols: Vec<_> = batch
         .columns()
         .iter()
@@ -207,13 +237,20 @@ fn encode(batch: &RecordBatch) -> Result<bytes::Bytes, PipelineError> {
     })?;
     for r in 0..rows {
         out.extend_from_slice(&fields.to_be_bytes());
-        for c in &cols {
+        for (i, c) in cols.iter().enumerate() {
             if c.is_null(r) {
                 out.extend_from_slice(&(-1i32).to_be_bytes());
             } else {
                 let v = c.value(r);
                 out.extend_from_slice(&(v.len() as i32).to_be_bytes());
+                let start = out.len();
                 out.extend_from_slice(v);
+                // ndim, has-nulls flag, element type OID: the OID is bytes 8..12.
+                if let Some((_, oid)) = patches.iter().find(|(col, _)| *col == i)
+                    && v.len() >= 12
+                {
+                    out[start + 8..start + 12].copy_from_slice(&oid.to_be_bytes());
+                }
             }
         }
     }
@@ -238,7 +275,7 @@ mod tests {
         let a = BinaryArray::from(vec![Some(&[0u8, 0, 0, 7][..]), None]);
         let b = BinaryArray::from(vec![Some(&b"hi"[..]), Some(&b""[..])]);
         let batch = RecordBatch::try_new(schema, vec![Arc::new(a), Arc::new(b)]).unwrap();
-        let out = encode(&batch).unwrap();
+        let out = encode(&batch, &[]).unwrap();
         let want: Vec<u8> = [
             &[0u8, 2][..],
             &[0, 0, 0, 4, 0, 0, 0, 7],
