@@ -334,6 +334,23 @@ fn a_postgres_target_refuses_bad_input_with_one_clear_message() {
     let run = etl(["run".as_ref(), m.as_os_str()]);
     assert!(!run.status.success());
     assert!(stderr(&run).contains("column `name` is integer on the target and text on the source"), "{}", stderr(&run));
+    // A user without the right to create tables (or the `etl` schema) there.
+    sql(
+        pg18_url(),
+        "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'etl_limited') THEN \
+           CREATE ROLE etl_limited LOGIN PASSWORD 'limited-pw'; END IF; END $$",
+    );
+    let limited = fresh_db_on(pg18_url(), "pgt_limited");
+    let limited = limited.replace("postgres:etl-test-pw@", "etl_limited:limited-pw@");
+    let m = one(&limited, "");
+    let plan = etl(["plan".as_ref(), m.as_os_str()]);
+    assert!(!plan.status.success());
+    let text = stdout(&plan);
+    assert!(text.contains("may not create tables in schema `public`"), "{text}");
+    assert!(text.contains("may not create the `etl` schema"), "{text}");
+    let run = etl(["run".as_ref(), m.as_os_str()]);
+    assert!(!run.status.success());
+    assert!(stderr(&run).contains("may not create tables in schema `public`"), "{}", stderr(&run));
     // Replace makes it the source's table.
     let m = one(&target, "  if_exists: replace\n");
     ok(&etl(["run".as_ref(), m.as_os_str()]), "run with replace");
@@ -434,4 +451,40 @@ fn tls_connects_source_and_target_and_refuses_a_wrong_ca_or_host_name() {
         &with(&by_name, &format!("sslmode=verify-ca&sslrootcert={}", ca.display())),
     );
     ok(&etl(["plan".as_ref(), m.as_os_str()]), "verify-ca by another name");
+}
+
+#[test]
+fn a_target_without_pgvector_is_a_required_fix_in_plan_and_run() {
+    // Debian's PostgreSQL 15 has no pgvector.
+    let out = Command::new("bash")
+        .arg(crate::support::repo_root().join("scripts/pg-test-server"))
+        .args(["start", "--owner-pid", &std::process::id().to_string()])
+        .env("ETL_PG_SERVER", "debian")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let server = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let source = fresh_db("pgt_novec_src");
+    sql(
+        &source,
+        "CREATE TABLE items (id int PRIMARY KEY, v vector(3), h halfvec(2)); \
+         INSERT INTO items VALUES (1, '[1,2,3]', '[1,2]');",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let m = write(
+        dir.path(),
+        "m.yaml",
+        &format!(
+            "version: 1\nsource:\n  postgres: {source}\ntarget:\n  postgres: {server}\ntables:\n  - source: public.items\n"
+        ),
+    );
+    let plan = etl(["plan".as_ref(), m.as_os_str()]);
+    assert!(!plan.status.success());
+    assert!(stdout(&plan).contains("has no pgvector, which columns v, h need"), "{}", stdout(&plan));
+    let run = etl(["run".as_ref(), m.as_os_str()]);
+    assert!(!run.status.success());
+    assert!(stderr(&run).contains("has no pgvector"), "{}", stderr(&run));
+    // Nothing was created on the target.
+    let tables = query_strings(&server, "SELECT count(*)::text FROM pg_tables WHERE tablename = 'items'");
+    assert_eq!(tables, vec![vec!["0".to_string()]]);
 }

@@ -193,6 +193,15 @@ impl PostgresTarget {
             .get::<_, bool>(0);
         let url = self.url.redacted().to_string();
         let in_run: Vec<QualifiedName> = tables.iter().map(|t| t.source.clone()).collect();
+        // The load's checkpoints live in an `etl` schema on the target.
+        let bookkeeping_ok = client
+            .query_one(
+                "SELECT to_regnamespace('etl') IS NOT NULL OR has_database_privilege(current_database(), 'CREATE')",
+                &[],
+            )
+            .await
+            .map_err(|e| etl_connectors::ConnectorError::from_pg("checking the target's rights", e))?
+            .get::<_, bool>(0);
         for (t, def) in tables.iter_mut().zip(defs) {
             let place = self.placement(&t.source);
             let target = &place.target;
@@ -248,6 +257,13 @@ impl PostgresTarget {
                 .get::<_, bool>(0);
             let existing = self.existing(&client, target).await?;
             let recorded = state::recorded(&client, target).await?;
+            if !bookkeeping_ok {
+                t.required_fixes.push(fix(
+                    None,
+                    format!("this user may not create the `etl` schema on {url}, where the load keeps its checkpoints"),
+                    "GRANT CREATE ON DATABASE to the target user, or create schema `etl` for it (CREATE SCHEMA etl AUTHORIZATION <user>)",
+                ));
+            }
             if !schema_ok && existing.is_none() {
                 t.required_fixes.push(fix(
                     None,
