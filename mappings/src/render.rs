@@ -14,7 +14,8 @@ pub struct InitOptions {
     pub source_key: String,
     /// Its value.
     pub source_value: String,
-    /// The engine directory.
+    /// The engine directory, or a Postgres target's URL (no password) when the plan keeps
+    /// Postgres types.
     pub target: String,
     /// Extra words for a column's comment, by `table → column` (e.g. how `etl init` read a
     /// dimension the catalog does not declare).
@@ -24,9 +25,15 @@ pub struct InitOptions {
 /// Renders `plan` as a mapping file.
 pub fn render_mapping(plan: &Plan, opts: &InitOptions) -> String {
     let mut out = String::new();
+    let into_postgres = plan.tables.iter().any(|t| t.keeps_postgres_types);
     let _ = writeln!(
         out,
-        "# Written by `etl init`. Every column is listed with the type the default rules chose;"
+        "{}",
+        if into_postgres {
+            "# Written by `etl init`. Every table keeps its Postgres columns, types and constraints;"
+        } else {
+            "# Written by `etl init`. Every column is listed with the type the default rules chose;"
+        }
     );
     let _ = writeln!(
         out,
@@ -49,7 +56,15 @@ pub fn render_mapping(plan: &Plan, opts: &InitOptions) -> String {
         yaml_str(&opts.source_value)
     );
     let _ = writeln!(out, "target:");
-    let _ = writeln!(out, "  engine: {}", yaml_str(&opts.target));
+    if into_postgres {
+        let _ = writeln!(out, "  postgres: {}", yaml_str(&opts.target));
+        let _ = writeln!(
+            out,
+            "  if_exists: fail     # fail | truncate | append | replace (tables may override it)"
+        );
+    } else {
+        let _ = writeln!(out, "  engine: {}", yaml_str(&opts.target));
+    }
     let _ = writeln!(out, "tables:");
     if plan.tables.is_empty() {
         let _ = writeln!(out, "  []");
@@ -96,6 +111,15 @@ fn render_table(out: &mut String, t: &TablePlan, opts: &InitOptions) {
         "  - source: {}",
         yaml_str(&t.source.display_for_mapping())
     );
+    if t.keeps_postgres_types {
+        // Into Postgres: the table keeps its columns, types and constraints.
+        let _ = writeln!(out, "    target: {}", yaml_str(&t.collection));
+        let _ = writeln!(out, "    # exclude: [column, ...]    # columns not to move");
+        if let Some(f) = &t.filter {
+            let _ = writeln!(out, "    where: {}", yaml_str(f));
+        }
+        return;
+    }
     let _ = writeln!(out, "    collection: {}", yaml_str(&t.collection));
     let auto = matches!(t.primary_key, PrimaryKey::Auto { .. });
     let _ = writeln!(out, "    auto_id: {auto}");

@@ -213,10 +213,21 @@ pub async fn init(req: &InitRequest) -> Result<String, PipelineError> {
             ("dump", abs.display().to_string(), catalog)
         }
     };
+    // `--target postgres://…` writes a Postgres target (its password left out, as the source's).
+    let into_postgres =
+        req.target.starts_with("postgres://") || req.target.starts_with("postgresql://");
+    let (target_key, target) = if into_postgres {
+        ("postgres", postgres::strip_password(&req.target))
+    } else {
+        ("engine", req.target.clone())
+    };
+    if into_postgres {
+        dims.clear(); // a Postgres target takes a vector column of any dimension as it is
+    }
     let stub = format!(
-        "version: 1\nsource:\n  {source_key}: '{}'\ntarget:\n  engine: '{}'\n",
+        "version: 1\nsource:\n  {source_key}: '{}'\ntarget:\n  {target_key}: '{}'\n",
         source_value.replace('\'', "''"),
-        req.target.replace('\'', "''")
+        target.replace('\'', "''")
     );
     let mut parsed = parse_mapping(&stub, "<init>", &|_| None)?;
     parsed.file.tables = req
@@ -279,7 +290,7 @@ pub async fn init(req: &InitRequest) -> Result<String, PipelineError> {
         &InitOptions {
             source_key: source_key.into(),
             source_value,
-            target: req.target.clone(),
+            target,
             column_notes,
         },
     ))

@@ -20,7 +20,8 @@ pub struct InitArgs {
     /// Only these tables (schema.table, comma-separated); default: every user table.
     #[arg(long, value_delimiter = ',')]
     pub tables: Vec<String>,
-    /// The engine directory to write into the mapping.
+    /// Where the mapping loads: an engine directory, or a Postgres-compatible database
+    /// (`postgres://…`: tables keep their Postgres types).
     #[arg(long, default_value = "./data")]
     pub target: String,
     /// Write the mapping here instead of stdout.

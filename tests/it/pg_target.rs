@@ -488,3 +488,55 @@ fn a_target_without_pgvector_is_a_required_fix_in_plan_and_run() {
     let tables = query_strings(&server, "SELECT count(*)::text FROM pg_tables WHERE tablename = 'items'");
     assert_eq!(tables, vec![vec!["0".to_string()]]);
 }
+
+#[test]
+fn etl_init_writes_a_postgres_mapping_that_plans_runs_and_verifies() {
+    let source = fresh_db("pgt_init_src");
+    sql(
+        &source,
+        "CREATE TABLE notes (id bigserial PRIMARY KEY, body text, embedding vector); \
+         INSERT INTO notes (body, embedding) SELECT 'n' || i, ('[' || i || ',2]')::vector \
+           FROM generate_series(1, 50) i;",
+    );
+    let target = fresh_db_on(pg18_url(), "pgt_init_dst");
+    let dir = tempfile::tempdir().unwrap();
+    let m = dir.path().join("m.yaml");
+    ok(
+        &etl([
+            "init".as_ref(),
+            "--source".as_ref(),
+            source.as_ref(),
+            "--tables".as_ref(),
+            "public.notes".as_ref(),
+            "--target".as_ref(),
+            target.as_ref(),
+            "-o".as_ref(),
+            m.as_os_str(),
+        ]),
+        "init",
+    );
+    let text = std::fs::read_to_string(&m).unwrap();
+    assert!(text.contains("  postgres: ") && text.contains("target: public.notes"), "{text}");
+    assert!(!text.contains("etl-test-pw"), "init wrote the password: {text}");
+    // The password comes from the environment, as the mapping's header says.
+    let with_pw = |args: &[&std::ffi::OsStr]| {
+        Command::new(env!("CARGO_BIN_EXE_etl"))
+            .args(args)
+            .env("PGPASSWORD", "etl-test-pw")
+            .output()
+            .unwrap()
+    };
+    ok(&with_pw(&["plan".as_ref(), m.as_os_str()]), "plan");
+    ok(&with_pw(&["run".as_ref(), m.as_os_str()]), "run");
+    let verify = ok(&with_pw(&["verify".as_ref(), m.as_os_str()]), "verify");
+    assert!(verify.contains("success: 50, missing: 0, mismatch: 0, extraneous: 0"), "{verify}");
+    // An untyped `vector` column and a bigserial keep their shape.
+    let cols = query_strings(
+        &target,
+        "SELECT format_type(atttypid, atttypmod) FROM pg_attribute \
+         WHERE attrelid = 'notes'::regclass AND attnum > 0 ORDER BY attnum",
+    );
+    assert_eq!(cols, vec![vec!["bigint".to_string()], vec!["text".to_string()], vec!["vector".to_string()]]);
+    let next = query_strings(&target, "SELECT nextval('notes_id_seq')::text");
+    assert_eq!(next, vec![vec!["51".to_string()]], "the sequence continues after the source's rows");
+}
