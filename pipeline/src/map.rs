@@ -44,6 +44,9 @@ pub enum RejectReason {
     /// NULL where the field cannot hold it, left out on purpose (`on_null: skip`): listed,
     /// counted as skipped, never a failure.
     NullSkipped,
+    /// The destination refused the row (a constraint of a table that was already there); the
+    /// message is the destination's.
+    Refused,
 }
 
 impl RejectReason {

@@ -32,8 +32,8 @@ use crate::report::{Phase, RunObserver, RunReport, Step, StepClock, TableReport}
 use crate::source::{Source, SourceScan};
 use crate::target::dry::DryRun;
 use crate::target::{
-    Feed, ImportOptions, OpenTable, RANGES_KEY, Target, TargetOptions, WriterMsg, WriterThread,
-    closed,
+    Feed, ImportOptions, OpenTable, RANGES_KEY, RejectRows, Target, TargetOptions, WriterMsg,
+    WriterThread, closed,
 };
 
 /// Options of `etl run`.
@@ -261,6 +261,36 @@ impl RunContext<'_> {
         let rejected = Arc::new(AtomicU64::new(0));
         let skipped = Arc::new(AtomicU64::new(0));
         let written = Arc::new(AtomicU64::new(0));
+        // One way rejected rows are recorded, from the mapper or refused by the destination.
+        let record: RejectRows = {
+            let (rejects, rejected, skipped) = (rejects.clone(), rejected.clone(), skipped.clone());
+            let (name, max_rejects, file) =
+                (name.clone(), tp.max_rejects, rejects_path.display().to_string());
+            Arc::new(move |range: &str, bad: Vec<Reject>| {
+                if bad.is_empty() {
+                    return Ok(());
+                }
+                let skips = bad.iter().filter(|r| r.reason.is_skip()).count() as u64;
+                let refused = bad.len() as u64 - skips;
+                skipped.fetch_add(skips, Ordering::Relaxed);
+                let total = rejected.fetch_add(refused, Ordering::Relaxed) + refused;
+                rejects
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .append(&name, range, &bad)?;
+                if total > max_rejects {
+                    return Err(PipelineError::TooManyRejects {
+                        table: name.clone(),
+                        rejected: total,
+                        max: max_rejects,
+                        file: file.clone(),
+                    });
+                }
+                Ok(())
+            })
+        };
+        let mut sink = sink;
+        sink.report_rejects_to(record.clone());
 
         // One writer thread per table: the engine is synchronous, and async targets block
         // on their runtime there, off the readers' threads.
@@ -272,9 +302,7 @@ impl RunContext<'_> {
             let scan = scan.clone();
             let tx = tx.clone();
             let mapper = mapper.clone();
-            let rejects = rejects.clone();
-            let rejected = rejected.clone();
-            let skipped = skipped.clone();
+            let record = record.clone();
             let written = written.clone();
             let stats = stats.clone();
             let observer = self.observer.clone();
@@ -282,8 +310,6 @@ impl RunContext<'_> {
             let table_rows = &table_rows;
             let clock = clock.clone();
             let part_key = key(p);
-            let max_rejects = tp.max_rejects;
-            let rejects_path = rejects_path.clone();
             async move {
                 let mut stream = scan.execute(p)?;
                 let mut part_rows = 0u64;
@@ -302,24 +328,7 @@ impl RunContext<'_> {
                         clock.time(Step::Map, || mapper.map(&batch))?
                     };
                     bad.extend(stats.take_bad_rows(p).into_iter().map(Reject::unreadable));
-                    if !bad.is_empty() {
-                        let skips = bad.iter().filter(|r| r.reason.is_skip()).count() as u64;
-                        let refused = bad.len() as u64 - skips;
-                        skipped.fetch_add(skips, Ordering::Relaxed);
-                        let total = rejected.fetch_add(refused, Ordering::Relaxed) + refused;
-                        rejects
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .append(&name, &part_key, &bad)?;
-                        if total > max_rejects {
-                            return Err(PipelineError::TooManyRejects {
-                                table: name.clone(),
-                                rejected: total,
-                                max: max_rejects,
-                                file: rejects_path.display().to_string(),
-                            });
-                        }
-                    }
+                    record(&part_key, bad)?;
                     written.fetch_add(mapped.num_rows() as u64, Ordering::Relaxed);
                     if mapped.num_rows() > 0 {
                         tx.send(WriterMsg::Write(part_key.clone(), mapped))

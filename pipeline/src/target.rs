@@ -239,7 +239,15 @@ pub trait TableSink: Send {
     fn commit(&mut self, range: &str, checkpoint: Checkpoint) -> Result<(), PipelineError>;
     /// After the last commit.
     fn close(self: Box<Self>) -> Result<(), PipelineError>;
+    /// Where rows the destination itself refuses go (the table's rejects file, counted against
+    /// its `max_rejects`); a sink that can refuse rows calls it before the range's commit.
+    fn report_rejects_to(&mut self, _to: RejectRows) {}
 }
+
+/// Records rejected rows of a range (see [`TableSink::report_rejects_to`]); fails once the
+/// table's `max_rejects` is passed.
+pub type RejectRows =
+    Arc<dyn Fn(&str, Vec<crate::map::Reject>) -> Result<(), PipelineError> + Send + Sync>;
 
 /// A collection read back for `etl verify`.
 #[async_trait]

@@ -334,6 +334,29 @@ fn a_postgres_target_refuses_bad_input_with_one_clear_message() {
     let run = etl(["run".as_ref(), m.as_os_str()]);
     assert!(!run.status.success());
     assert!(stderr(&run).contains("column `name` is integer on the target and text on the source"), "{}", stderr(&run));
+    // Under append the existing table's constraints stay: a row they refuse goes to the rejects
+    // file with the server's message (its key named), the rest is loaded.
+    sql(&source, "INSERT INTO items SELECT i, 'n' || i, '[1,1,1]' FROM generate_series(2, 40) i;");
+    sql(&target, "ALTER TABLE items ALTER COLUMN name TYPE text; DELETE FROM items; \
+                  INSERT INTO items VALUES (7, 'theirs', '[0,0,0]');");
+    let dir2 = tempfile::tempdir().unwrap();
+    let m = write(
+        dir2.path(),
+        "m.yaml",
+        &format!(
+            "version: 1\nsource:\n  postgres: {source}\ntarget:\n  postgres: {target}\n  if_exists: append\ntables:\n  - source: public.items\n    max_rejects: 1\n"
+        ),
+    );
+    let out = ok(&etl(["run".as_ref(), m.as_os_str()]), "run under append with a refused row");
+    assert!(out.contains("1 rejected"), "{out}");
+    let rejects = std::fs::read_to_string(dir2.path().join("_rejects/public.items.jsonl"))
+        .unwrap_or_else(|e| panic!("no rejects file ({e}): {out}"));
+    assert_eq!(rejects.lines().count(), 1, "{rejects}");
+    assert!(rejects.contains("duplicate key value violates unique constraint") && rejects.contains("(id)=(7)"), "{rejects}");
+    let rows = query_strings(&target, "SELECT count(*)::text FROM items");
+    assert_eq!(rows, vec![vec!["40".to_string()]], "39 new rows beside theirs");
+    let theirs = query_strings(&target, "SELECT name FROM items WHERE id = 7");
+    assert_eq!(theirs, vec![vec!["theirs".to_string()]]);
     // A user without the right to create tables (or the `etl` schema) there.
     sql(
         pg18_url(),

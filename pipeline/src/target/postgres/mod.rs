@@ -464,7 +464,7 @@ impl PostgresTarget {
                 exec(sql, "creating").await?;
             }
         }
-        state::start(client, target, &t.source).await?;
+        state::start(client, target, &t.source, create).await?;
         Ok(false)
     }
 }
@@ -534,12 +534,26 @@ impl Target for PostgresTarget {
         let target = self.placement(&table.source).target;
         let client = connect(&self.url).await?;
         let checkpoints = state::checkpoints(&client, &target).await?;
+        // A table with constraints during the load (one that was already there) can refuse
+        // rows: its sink loads batch by batch and sets refused rows aside.
+        let careful = client
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = to_regclass($1) \
+                                AND contype IN ('p', 'u', 'c', 'f', 'x')) \
+                     OR EXISTS (SELECT 1 FROM pg_index WHERE indrelid = to_regclass($1) AND indisunique) \
+                     OR EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = to_regclass($1) AND NOT tgisinternal)",
+                &[&target.quoted()],
+            )
+            .await
+            .map_err(|e| etl_connectors::ConnectorError::from_pg(format!("reading the constraints of {target}"), e))?
+            .get::<_, bool>(0);
         Ok(OpenTable {
             checkpoints,
             sink: Box::new(sink::PgSink::new(
                 tokio::runtime::Handle::current(),
                 self.url.clone(),
                 target,
+                careful,
             )),
         })
     }
@@ -559,8 +573,10 @@ impl Target for PostgresTarget {
         let done = state::steps_done(&client, &target).await?;
         let name = table.source.to_string();
         observer.phase(&name, crate::report::Phase::Indexing);
+        // A table that was there keeps its own definition: only ANALYZE after adding rows.
+        let created = state::created(&client, &target).await?;
         for step in ddl::post_data(def, &target, &table.excluded) {
-            if done.contains(&step.name) {
+            if done.contains(&step.name) || (!created && step.name != "analyze") {
                 continue;
             }
             let started = Instant::now();
@@ -598,6 +614,9 @@ impl Target for PostgresTarget {
                 continue;
             };
             let target = self.placement(source).target;
+            if !state::created(&client, &target).await? {
+                continue;
+            }
             let done = state::steps_done(&client, &target).await?;
             let (steps, _) = ddl::foreign_keys(def, &target, &|r| {
                 sources.contains(r).then(|| self.placement(r).target)

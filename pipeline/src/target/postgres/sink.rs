@@ -6,6 +6,11 @@
 //! The writer thread hands each range's batches to a task of its own on the runtime, so the
 //! target's backends parse and insert several ranges at once while the thread goes on; a
 //! commit waits for its range's task to finish the COPY, write the checkpoint and commit.
+//!
+//! Into a table that was already there (`append`, `truncate`, an empty table under `fail`),
+//! its constraints can refuse rows. Then each batch is its own COPY under a savepoint, and a
+//! refused batch is halved until the refused rows are alone: they go to the rejects file with
+//! the server's message, the rest is loaded.
 
 use std::collections::HashMap;
 
@@ -19,7 +24,8 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::error::PipelineError;
-use crate::target::{Checkpoint, TableSink, closed};
+use crate::map::{Reject, RejectReason};
+use crate::target::{Checkpoint, RejectRows, TableSink, closed};
 
 /// The binary COPY header: signature, flags, header extension length.
 const HEADER: &[u8] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
@@ -38,27 +44,40 @@ struct RangeLoad {
 
 /// A table's sink: one loading task per open range.
 pub(super) struct PgSink {
-    pub(super) handle: Handle,
-    pub(super) url: PgUrl,
-    pub(super) table: QualifiedName,
+    handle: Handle,
+    load: Load,
     ranges: HashMap<String, RangeLoad>,
 }
 
+/// What every range's task shares.
+#[derive(Clone)]
+struct Load {
+    url: PgUrl,
+    table: QualifiedName,
+    /// The table has constraints of its own during the load: batch by batch under savepoints.
+    careful: bool,
+    rejects: Option<RejectRows>,
+}
+
 impl PgSink {
-    pub(super) fn new(handle: Handle, url: PgUrl, table: QualifiedName) -> PgSink {
+    pub(super) fn new(handle: Handle, url: PgUrl, table: QualifiedName, careful: bool) -> PgSink {
         PgSink {
             handle,
-            url,
-            table,
+            load: Load {
+                url,
+                table,
+                careful,
+                rejects: None,
+            },
             ranges: HashMap::new(),
         }
     }
 
     fn range(&mut self, range: &str) -> &mut RangeLoad {
-        let (handle, url, table) = (&self.handle, &self.url, &self.table);
+        let (handle, load) = (&self.handle, &self.load);
         self.ranges.entry(range.to_string()).or_insert_with(|| {
             let (tx, rx) = mpsc::channel(2);
-            let task = handle.spawn(load_range(url.clone(), table.clone(), range.to_string(), rx));
+            let task = handle.spawn(load_range(load.clone(), range.to_string(), rx));
             RangeLoad { tx, task }
         })
     }
@@ -69,7 +88,7 @@ impl PgSink {
             Ok(Err(e)) => e,
             Ok(Ok(())) => closed(),
             Err(e) => PipelineError::Internal {
-                message: format!("loading {}: {e}", self.table),
+                message: format!("loading {}: {e}", self.load.table),
             },
         }
     }
@@ -111,36 +130,55 @@ impl TableSink for PgSink {
     fn close(self: Box<Self>) -> Result<(), PipelineError> {
         Ok(())
     }
+
+    fn report_rejects_to(&mut self, to: RejectRows) {
+        self.load.rejects = Some(to);
+    }
 }
 
-/// Loads one range: COPY started with its first batch, then the checkpoint, then COMMIT.
-/// A range dropped without a commit (a failed or cancelled run) rolls back.
+/// Loads one range: COPY started with its first batch (or, careful, one COPY per batch under a
+/// savepoint), then the rejects and the checkpoint, then COMMIT. A range dropped without a
+/// commit (a failed or cancelled run) rolls back.
 async fn load_range(
-    url: PgUrl,
-    table: QualifiedName,
+    load: Load,
     range: String,
     mut rx: mpsc::Receiver<Msg>,
 ) -> Result<(), PipelineError> {
+    let table = &load.table;
     let context = |what: &str| format!("{what} {table} (range {range})");
-    let mut client = connect(&url).await?;
+    let mut client = connect(&load.url).await?;
     let tx = client
         .transaction()
         .await
         .map_err(|e| ConnectorError::from_pg(context("starting to load"), e))?;
     let mut copy = None;
     let mut patches: Vec<(usize, u32)> = Vec::new();
+    let mut refused: Vec<Reject> = Vec::new();
     while let Some(msg) = rx.recv().await {
         match msg {
             Msg::Rows(batch) => {
+                let columns: Vec<String> = batch
+                    .schema()
+                    .fields()
+                    .iter()
+                    .map(|f| f.name().clone())
+                    .collect();
+                if load.careful {
+                    if patches.is_empty() {
+                        patches = element_types(&tx, table, &columns).await?;
+                    }
+                    let sql = super::ddl::copy_in(table, &columns);
+                    copy_refusing(&tx, &sql, &batch, &patches, &mut refused)
+                        .await
+                        .map_err(|e| match e {
+                            Refusing::Pg(e) => ConnectorError::from_pg(context("copying into"), e).into(),
+                            Refusing::Other(e) => e,
+                        })?;
+                    continue;
+                }
                 if copy.is_none() {
-                    let columns: Vec<String> = batch
-                        .schema()
-                        .fields()
-                        .iter()
-                        .map(|f| f.name().clone())
-                        .collect();
-                    patches = element_types(&tx, &table, &columns).await?;
-                    let sql = super::ddl::copy_in(&table, &columns);
+                    patches = element_types(&tx, table, &columns).await?;
+                    let sql = super::ddl::copy_in(table, &columns);
                     let mut sink = Box::pin(
                         tx.copy_in::<_, bytes::Bytes>(sql.as_str())
                             .await
@@ -168,7 +206,11 @@ async fn load_range(
                             .await
                             .map_err(|e| ConnectorError::from_pg(context("copying into"), e))?;
                     }
-                    super::state::save_checkpoint(&tx, &table, &checkpoint).await?;
+                    // Refused rows are on disk before the rows around them commit.
+                    if let Some(record) = &load.rejects {
+                        record(&range, std::mem::take(&mut refused))?;
+                    }
+                    super::state::save_checkpoint(&tx, table, &checkpoint).await?;
                     Ok::<(), PipelineError>(())
                 }
                 .await;
@@ -184,6 +226,75 @@ async fn load_range(
             }
         }
     }
+    Ok(())
+}
+
+/// COPYs `batch` under a savepoint; when the server refuses it, halves it until each refused
+/// row is alone, keeping every row the server takes and listing the others in `refused`.
+async fn copy_refusing(
+    tx: &tokio_postgres::Transaction<'_>,
+    sql: &str,
+    batch: &RecordBatch,
+    patches: &[(usize, u32)],
+    refused: &mut Vec<Reject>,
+) -> Result<(), Refusing> {
+    let mut pending = vec![batch.clone()];
+    while let Some(part) = pending.pop() {
+        let body = encode(&part, patches).map_err(Refusing::Other)?;
+        tx.batch_execute("SAVEPOINT etl_batch").await?;
+        match copy_once(tx, sql, body).await {
+            Ok(()) => tx.batch_execute("RELEASE SAVEPOINT etl_batch").await?,
+            Err(e) => {
+                let Some(db) = e.as_db_error() else {
+                    return Err(Refusing::Pg(e));
+                };
+                tx.batch_execute("ROLLBACK TO SAVEPOINT etl_batch; RELEASE SAVEPOINT etl_batch")
+                    .await?;
+                if part.num_rows() > 1 {
+                    let half = part.num_rows() / 2;
+                    pending.push(part.slice(half, part.num_rows() - half));
+                    pending.push(part.slice(0, half));
+                } else {
+                    refused.push(Reject {
+                        primary_key: serde_json::Value::Null,
+                        column: db.column().unwrap_or_default().to_string(),
+                        reason: RejectReason::Refused,
+                        value: serde_json::Value::Null,
+                        message: match db.detail() {
+                            Some(d) => format!("{} ({d})", db.message()),
+                            None => db.message().to_string(),
+                        },
+                    });
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Why a careful COPY stopped: the server (not a refused row), or anything else.
+enum Refusing {
+    Pg(tokio_postgres::Error),
+    Other(PipelineError),
+}
+
+impl From<tokio_postgres::Error> for Refusing {
+    fn from(e: tokio_postgres::Error) -> Self {
+        Refusing::Pg(e)
+    }
+}
+
+/// One COPY of encoded rows.
+async fn copy_once(
+    tx: &tokio_postgres::Transaction<'_>,
+    sql: &str,
+    body: bytes::Bytes,
+) -> Result<(), tokio_postgres::Error> {
+    let mut sink = Box::pin(tx.copy_in::<_, bytes::Bytes>(sql).await?);
+    sink.send(bytes::Bytes::from_static(HEADER)).await?;
+    sink.send(body).await?;
+    sink.send(bytes::Bytes::from_static(TRAILER)).await?;
+    sink.as_mut().finish().await?;
     Ok(())
 }
 

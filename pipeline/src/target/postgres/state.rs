@@ -18,7 +18,9 @@ pub(super) async fn ensure(client: &impl GenericClient) -> Result<(), PipelineEr
         .batch_execute(
             "CREATE SCHEMA IF NOT EXISTS etl; \
              CREATE TABLE IF NOT EXISTS etl.tables (target text PRIMARY KEY, source text NOT NULL, \
-               state text NOT NULL, started_at timestamptz NOT NULL DEFAULT now(), finished_at timestamptz); \
+               state text NOT NULL, started_at timestamptz NOT NULL DEFAULT now(), finished_at timestamptz, \
+               created boolean NOT NULL DEFAULT true); \
+             ALTER TABLE etl.tables ADD COLUMN IF NOT EXISTS created boolean NOT NULL DEFAULT true; \
              CREATE TABLE IF NOT EXISTS etl.checkpoints (target text NOT NULL, key text NOT NULL, \
                value jsonb NOT NULL, committed_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (target, key)); \
              CREATE TABLE IF NOT EXISTS etl.steps (target text NOT NULL, step text NOT NULL, \
@@ -66,18 +68,20 @@ pub(super) async fn recorded(
     })
 }
 
-/// Starts a table's record afresh (no checkpoints, no steps).
+/// Starts a table's record afresh (no checkpoints, no steps); `created`: this load created
+/// the table (its post-data is the source's), rather than adding to one that was there.
 pub(super) async fn start(
     client: &impl GenericClient,
     table: &QualifiedName,
     source: &QualifiedName,
+    created: bool,
 ) -> Result<(), PipelineError> {
     let t = table.to_string();
     forget(client, table).await?;
     client
         .execute(
-            "INSERT INTO etl.tables (target, source, state) VALUES ($1, $2, 'loading')",
-            &[&t, &source.to_string()],
+            "INSERT INTO etl.tables (target, source, state, created) VALUES ($1, $2, 'loading', $3)",
+            &[&t, &source.to_string(), &created],
         )
         .await
         .map_err(|e| ConnectorError::from_pg(format!("recording the load of {t}"), e))?;
@@ -101,6 +105,21 @@ pub(super) async fn forget(
             .map_err(|e| ConnectorError::from_pg(format!("clearing the load record of {t}"), e))?;
     }
     Ok(())
+}
+
+/// Whether this tool created the table (rather than loading into one that was there).
+pub(super) async fn created(
+    client: &impl GenericClient,
+    table: &QualifiedName,
+) -> Result<bool, PipelineError> {
+    let row = client
+        .query_opt(
+            "SELECT created FROM etl.tables WHERE target = $1",
+            &[&table.to_string()],
+        )
+        .await
+        .map_err(|e| ConnectorError::from_pg(format!("reading the load record of {table}"), e))?;
+    Ok(row.is_none_or(|r| r.get::<_, bool>(0)))
 }
 
 /// Marks a table's load finished.
