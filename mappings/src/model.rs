@@ -243,4 +243,11 @@ pub struct OptionsSpec {
     /// Most rows in one segment of the embedded engine (each segment gets its own graph).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_segment_rows: Option<u64>,
+    /// A Postgres target's `maintenance_work_mem` for its index builds (e.g. `2GB`: pgvector's
+    /// HNSW builds far faster when the graph fits).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub maintenance_work_mem: Option<String>,
+    /// A Postgres target's `max_parallel_maintenance_workers` for its index builds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_parallel_maintenance_workers: Option<u32>,
 }

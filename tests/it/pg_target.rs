@@ -94,7 +94,7 @@ fn mapping(dir: &Path, source: &str, target: &str, extra: &str) -> std::path::Pa
         dir,
         "mapping.yaml",
         &format!(
-            "version: 1\nsource:\n  postgres: {source}\ntarget:\n  postgres: {target}\n{extra}options:\n  parallelism: 2\ntables:\n{tables}"
+            "version: 1\nsource:\n  postgres: {source}\ntarget:\n  postgres: {target}\n{extra}options:\n  parallelism: 2\n  maintenance_work_mem: 256MB\n  max_parallel_maintenance_workers: 1\ntables:\n{tables}"
         ),
     )
 }
@@ -357,6 +357,18 @@ fn a_postgres_target_refuses_bad_input_with_one_clear_message() {
     assert_eq!(rows, vec![vec!["40".to_string()]], "39 new rows beside theirs");
     let theirs = query_strings(&target, "SELECT name FROM items WHERE id = 7");
     assert_eq!(theirs, vec![vec!["theirs".to_string()]]);
+    // Index build settings the server refuses are a required fix before anything is read.
+    let dir3 = tempfile::tempdir().unwrap();
+    let m = write(
+        dir3.path(),
+        "m.yaml",
+        &format!(
+            "version: 1\nsource:\n  postgres: {source}\ntarget:\n  postgres: {target}\n  if_exists: replace\noptions:\n  maintenance_work_mem: lots\ntables:\n  - source: public.items\n"
+        ),
+    );
+    let plan = etl(["plan".as_ref(), m.as_os_str()]);
+    assert!(!plan.status.success());
+    assert!(stdout(&plan).contains("the target refuses the index build settings"), "{}", stdout(&plan));
     // A user without the right to create tables (or the `etl` schema) there.
     sql(
         pg18_url(),

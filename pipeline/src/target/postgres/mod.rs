@@ -93,6 +93,24 @@ impl PostgresTarget {
         })
     }
 
+    /// `SET LOCAL` statements for index builds, from the mapping's options.
+    fn index_settings(&self) -> String {
+        let Some(o) = self.mapping.as_ref().map(|m| &m.file.options) else {
+            return String::new();
+        };
+        let mut out = String::new();
+        if let Some(m) = &o.maintenance_work_mem {
+            out.push_str(&format!(
+                "SET LOCAL maintenance_work_mem = {}; ",
+                etl_mappings::quote_literal(m)
+            ));
+        }
+        if let Some(n) = o.max_parallel_maintenance_workers {
+            out.push_str(&format!("SET LOCAL max_parallel_maintenance_workers = {n}; "));
+        }
+        out
+    }
+
     fn placement(&self, source: &QualifiedName) -> Placement {
         self.placements.get(source).cloned().unwrap_or_else(|| Placement {
             target: source.clone(),
@@ -193,6 +211,20 @@ impl PostgresTarget {
             .get::<_, bool>(0);
         let url = self.url.redacted().to_string();
         let in_run: Vec<QualifiedName> = tables.iter().map(|t| t.source.clone()).collect();
+        // The index builds' settings, tried (and rolled back) now rather than after the load.
+        let settings = self.index_settings();
+        let settings_error = if settings.is_empty() {
+            None
+        } else {
+            let tried = client
+                .batch_execute(&format!("BEGIN; {settings} ROLLBACK"))
+                .await;
+            let _ = client.batch_execute("ROLLBACK").await;
+            tried.err().map(|e| {
+                e.as_db_error()
+                    .map_or_else(|| e.to_string(), |d| d.message().to_string())
+            })
+        };
         // The load's checkpoints live in an `etl` schema on the target.
         let bookkeeping_ok = client
             .query_one(
@@ -257,6 +289,13 @@ impl PostgresTarget {
                 .get::<_, bool>(0);
             let existing = self.existing(&client, target).await?;
             let recorded = state::recorded(&client, target).await?;
+            if let Some(e) = &settings_error {
+                t.required_fixes.push(fix(
+                    None,
+                    format!("the target refuses the index build settings in `options:` ({}): {e}", settings.trim()),
+                    "give `maintenance_work_mem` as Postgres takes it (e.g. `2GB`) and `max_parallel_maintenance_workers` as a small whole number",
+                ));
+            }
             if !bookkeeping_ok {
                 t.required_fixes.push(fix(
                     None,
@@ -580,7 +619,7 @@ impl Target for PostgresTarget {
                 continue;
             }
             let started = Instant::now();
-            state::run_step(&mut client, &target, &step).await?;
+            state::run_step(&mut client, &target, &step, &self.index_settings()).await?;
             // After a step is done, as `kill -9` would come: the crash-safety tests.
             etl_engine::fault::crash_point("post-data");
             let secs = started.elapsed().as_secs_f64();
@@ -622,7 +661,7 @@ impl Target for PostgresTarget {
                 sources.contains(r).then(|| self.placement(r).target)
             });
             for step in steps.iter().filter(|s| !done.contains(&s.name)) {
-                state::run_step(&mut client, &target, step).await?;
+                state::run_step(&mut client, &target, step, "").await?;
             }
         }
         for source in &sources {

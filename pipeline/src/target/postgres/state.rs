@@ -197,17 +197,24 @@ pub(super) async fn steps_done(
         .collect())
 }
 
-/// Runs a post-data step and records it, in one transaction.
+/// Runs a post-data step and records it, in one transaction; `settings` (`SET LOCAL`
+/// statements) go first when the step builds an index.
 pub(super) async fn run_step(
     client: &mut tokio_postgres::Client,
     table: &QualifiedName,
     step: &super::ddl::Step,
+    settings: &str,
 ) -> Result<(), PipelineError> {
     let context = format!("{} on {table}", step.name);
     let tx = client
         .transaction()
         .await
         .map_err(|e| ConnectorError::from_pg(context.clone(), e))?;
+    if step.builds_index && !settings.is_empty() {
+        tx.batch_execute(settings)
+            .await
+            .map_err(|e| ConnectorError::from_pg(format!("{context} ({settings})"), e))?;
+    }
     tx.batch_execute(&step.sql)
         .await
         .map_err(|e| ConnectorError::from_pg(format!("{context} ({})", step.sql), e))?;
