@@ -411,21 +411,27 @@ chmod a+r ca.pem other.pem server.crt server.key
     assert!(out.status.success(), "openssl: {}", String::from_utf8_lossy(&out.stderr));
 }
 
+/// A server of Debian's PostgreSQL 15 for this test process, speaking TLS with the certificate
+/// in `ssl_dir` when given: the wheels' servers have no SSL compiled in (Debian's has no
+/// pgvector, which TLS does not need).
+fn debian_server(ssl_dir: Option<&Path>) -> String {
+    let mut cmd = Command::new("bash");
+    cmd.arg(crate::support::repo_root().join("scripts/pg-test-server"))
+        .args(["start", "--owner-pid", &std::process::id().to_string()])
+        .env("ETL_PG_SERVER", "debian");
+    if let Some(dir) = ssl_dir {
+        cmd.env("ETL_PG_SSL_DIR", dir);
+    }
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
 #[test]
 fn tls_connects_source_and_target_and_refuses_a_wrong_ca_or_host_name() {
     let certs = tempfile::tempdir().unwrap();
     make_certificates(certs.path());
-    let out = Command::new("bash")
-        .arg(crate::support::repo_root().join("scripts/pg-test-server"))
-        .args(["start", "--owner-pid", &std::process::id().to_string()])
-        // Debian's PostgreSQL 15: the wheels' servers have no SSL compiled in (nor has it
-        // pgvector, which TLS does not need).
-        .env("ETL_PG_SERVER", "debian")
-        .env("ETL_PG_SSL_DIR", certs.path())
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let server = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let server = debian_server(Some(certs.path()));
     sql(&server, "CREATE DATABASE tls_src");
     sql(&server, "CREATE DATABASE tls_dst");
     let (source, target) = (with_db(&server, "tls_src"), with_db(&server, "tls_dst"));
@@ -491,14 +497,7 @@ fn tls_connects_source_and_target_and_refuses_a_wrong_ca_or_host_name() {
 #[test]
 fn a_target_without_pgvector_is_a_required_fix_in_plan_and_run() {
     // Debian's PostgreSQL 15 has no pgvector.
-    let out = Command::new("bash")
-        .arg(crate::support::repo_root().join("scripts/pg-test-server"))
-        .args(["start", "--owner-pid", &std::process::id().to_string()])
-        .env("ETL_PG_SERVER", "debian")
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let server = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let server = debian_server(None);
     let source = fresh_db("pgt_novec_src");
     sql(
         &source,
