@@ -194,12 +194,18 @@ pub async fn init(req: &InitRequest) -> Result<String, PipelineError> {
         .map(|t| QualifiedName::parse(t))
         .collect::<Result<Vec<_>, MappingError>>()?;
     let mut dims: Vec<InferredDims> = Vec::new();
+    // `--target postgres://…` writes a Postgres target (its password left out, as the source's);
+    // it takes a vector column of any dimension as it is, so no dimension is inferred.
+    let into_postgres =
+        req.target.starts_with("postgres://") || req.target.starts_with("postgresql://");
     let (source_key, source_value, catalog) = match &req.source {
         InitSource::Postgres(url_text) => {
             let url = PgUrl::parse(url_text)?;
             let client = postgres::connect(&url).await?;
             let catalog = describe_for_plan(&client, &names).await?;
-            dims = infer_dims(&client, &catalog).await?;
+            if !into_postgres {
+                dims = infer_dims(&client, &catalog).await?;
+            }
             ("postgres", postgres::strip_password(url_text), catalog)
         }
         InitSource::Dump(path) => {
@@ -213,17 +219,11 @@ pub async fn init(req: &InitRequest) -> Result<String, PipelineError> {
             ("dump", abs.display().to_string(), catalog)
         }
     };
-    // `--target postgres://…` writes a Postgres target (its password left out, as the source's).
-    let into_postgres =
-        req.target.starts_with("postgres://") || req.target.starts_with("postgresql://");
     let (target_key, target) = if into_postgres {
         ("postgres", postgres::strip_password(&req.target))
     } else {
         ("engine", req.target.clone())
     };
-    if into_postgres {
-        dims.clear(); // a Postgres target takes a vector column of any dimension as it is
-    }
     let stub = format!(
         "version: 1\nsource:\n  {source_key}: '{}'\ntarget:\n  {target_key}: '{}'\n",
         source_value.replace('\'', "''"),

@@ -110,24 +110,7 @@ fn render_kept_columns(out: &mut String, t: &TablePlan) {
             ])
         })
         .collect();
-    let header = ["COLUMN", "POSTGRES TYPE (kept)", "NULLABLE"];
-    let mut widths = header.map(str::len);
-    for r in &rows {
-        for (w, c) in widths.iter_mut().zip(r.iter()) {
-            *w = (*w).max(c.chars().count());
-        }
-    }
-    for r in std::iter::once(header.map(String::from)).chain(rows) {
-        let _ = writeln!(
-            out,
-            "  {:<a$} {:<b$} {}",
-            r[0],
-            r[1],
-            r[2],
-            a = widths[0],
-            b = widths[1]
-        );
-    }
+    write_columns(out, ["COLUMN", "POSTGRES TYPE (kept)", "NULLABLE"], &rows);
 }
 
 /// Into a collection: each field with its source column and rule.
@@ -190,8 +173,13 @@ fn render_fields(out: &mut String, t: &TablePlan) {
             notes.join("; "),
         ]);
     }
+    write_columns(out, header, &rows);
+}
+
+/// A header and rows as aligned columns, indented two spaces (the last column unpadded).
+fn write_columns<const N: usize>(out: &mut String, header: [&str; N], rows: &[[String; N]]) {
     let mut widths = header.map(str::len);
-    for r in &rows {
+    for r in rows {
         for (w, c) in widths.iter_mut().zip(r.iter()) {
             *w = (*w).max(c.chars().count());
         }
@@ -208,7 +196,7 @@ fn render_fields(out: &mut String, t: &TablePlan) {
         s.trim_end().to_string()
     };
     let _ = writeln!(out, "{}", line(header.to_vec()));
-    for r in &rows {
+    for r in rows {
         let _ = writeln!(out, "{}", line(r.iter().map(String::as_str).collect()));
     }
 }

@@ -51,6 +51,8 @@ pub struct PostgresTarget {
     mapping: Option<ParsedMapping>,
     opts: TargetOptions,
     dialect: Dialect,
+    /// The target's `if_exists`, for tables that do not set their own.
+    default_if_exists: IfExists,
     placements: HashMap<QualifiedName, Placement>,
     /// Source definitions, read once (by `begin`, or by the checks).
     definitions: Mutex<HashMap<QualifiedName, Arc<TableDefinition>>>,
@@ -64,10 +66,9 @@ impl PostgresTarget {
         opts: &TargetOptions,
     ) -> Result<Self, PipelineError> {
         let mut placements = HashMap::new();
-        let mut dialect = Dialect::Postgres;
+        let dialect = mapping.and_then(|m| m.file.target.dialect).unwrap_or_default();
+        let default_if_exists = mapping.and_then(|m| m.file.target.if_exists).unwrap_or_default();
         if let Some(m) = mapping {
-            dialect = m.file.target.dialect.unwrap_or_default();
-            let default_if_exists = m.file.target.if_exists.unwrap_or_default();
             for t in &m.file.tables {
                 let source = QualifiedName::parse(&t.source)?;
                 let target = match &t.target {
@@ -88,6 +89,7 @@ impl PostgresTarget {
             mapping: mapping.cloned(),
             opts: opts.clone(),
             dialect,
+            default_if_exists,
             placements,
             definitions: Mutex::new(HashMap::new()),
         })
@@ -114,11 +116,7 @@ impl PostgresTarget {
     fn placement(&self, source: &QualifiedName) -> Placement {
         self.placements.get(source).cloned().unwrap_or_else(|| Placement {
             target: source.clone(),
-            if_exists: self
-                .mapping
-                .as_ref()
-                .and_then(|m| m.file.target.if_exists)
-                .unwrap_or_default(),
+            if_exists: self.default_if_exists,
         })
     }
 
@@ -198,17 +196,16 @@ impl PostgresTarget {
         let client = connect(&self.url).await?;
         let defs = self.definitions(tables).await?;
         let (vector, available) = extension_state(&client, "vector").await?;
-        let can_create_extension = client
-            .query_one(
-                "SELECT (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) \
-                    OR (coalesce((SELECT trusted FROM pg_available_extension_versions \
-                                  WHERE name = 'vector' AND version = (SELECT default_version FROM pg_available_extensions WHERE name = 'vector')), false) \
-                        AND has_database_privilege(current_database(), 'CREATE'))",
-                &[],
-            )
-            .await
-            .map_err(|e| etl_connectors::ConnectorError::from_pg("checking the target's rights", e))?
-            .get::<_, bool>(0);
+        let can_create_extension = ask(
+            &client,
+            "SELECT (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) \
+                OR (coalesce((SELECT trusted FROM pg_available_extension_versions \
+                              WHERE name = 'vector' AND version = (SELECT default_version FROM pg_available_extensions WHERE name = 'vector')), false) \
+                    AND has_database_privilege(current_database(), 'CREATE'))",
+            &[],
+            "checking the target's rights",
+        )
+        .await?;
         let url = self.url.redacted().to_string();
         let in_run: Vec<QualifiedName> = tables.iter().map(|t| t.source.clone()).collect();
         // The index builds' settings, tried (and rolled back) now rather than after the load.
@@ -226,30 +223,18 @@ impl PostgresTarget {
             })
         };
         // The load's checkpoints live in an `etl` schema on the target.
-        let bookkeeping_ok = client
-            .query_one(
-                "SELECT to_regnamespace('etl') IS NOT NULL OR has_database_privilege(current_database(), 'CREATE')",
-                &[],
-            )
-            .await
-            .map_err(|e| etl_connectors::ConnectorError::from_pg("checking the target's rights", e))?
-            .get::<_, bool>(0);
+        let bookkeeping_ok = ask(
+            &client,
+            "SELECT to_regnamespace('etl') IS NOT NULL OR has_database_privilege(current_database(), 'CREATE')",
+            &[],
+            "checking the target's rights",
+        )
+        .await?;
         for (t, def) in tables.iter_mut().zip(defs) {
             let place = self.placement(&t.source);
             let target = &place.target;
-            let uses = |prefix: &str| {
-                def.columns
-                    .iter()
-                    .filter(|c| !t.excluded.contains(&c.name))
-                    .filter(|c| c.type_sql.starts_with(prefix))
-                    .map(|c| c.name.clone())
-                    .collect::<Vec<_>>()
-            };
-            let vectors: Vec<String> = ["vector", "halfvec", "sparsevec"]
-                .iter()
-                .flat_map(|p| uses(p))
-                .collect();
-            let newer: Vec<String> = ["halfvec", "sparsevec"].iter().flat_map(|p| uses(p)).collect();
+            let vectors = pgvector_columns(&def, &t.excluded, &PGVECTOR_TYPES);
+            let newer = pgvector_columns(&def, &t.excluded, &PGVECTOR_TYPES[1..]);
             match (&vector, &available) {
                 (Some(v), _) if !newer.is_empty() && version_below(v, (0, 7)) => {
                     t.required_fixes.push(fix(
@@ -277,16 +262,15 @@ impl PostgresTarget {
                 )),
                 _ => {}
             }
-            let schema_ok = client
-                .query_one(
-                    "SELECT CASE WHEN n.oid IS NULL THEN has_database_privilege(current_database(), 'CREATE') \
-                                 ELSE has_schema_privilege(n.oid, 'CREATE') END \
-                     FROM (SELECT 1) x LEFT JOIN pg_namespace n ON n.nspname = $1",
-                    &[&target.schema],
-                )
-                .await
-                .map_err(|e| etl_connectors::ConnectorError::from_pg("checking the target's rights", e))?
-                .get::<_, bool>(0);
+            let schema_ok = ask(
+                &client,
+                "SELECT CASE WHEN n.oid IS NULL THEN has_database_privilege(current_database(), 'CREATE') \
+                             ELSE has_schema_privilege(n.oid, 'CREATE') END \
+                 FROM (SELECT 1) x LEFT JOIN pg_namespace n ON n.nspname = $1",
+                &[&target.schema],
+                "checking the target's rights",
+            )
+            .await?;
             let existing = self.existing(&client, target).await?;
             let recorded = state::recorded(&client, target).await?;
             if let Some(e) = &settings_error {
@@ -385,22 +369,23 @@ impl PostgresTarget {
         client: &tokio_postgres::Client,
         table: &QualifiedName,
     ) -> Result<Option<bool>, PipelineError> {
-        let found = client
-            .query_one("SELECT to_regclass($1) IS NOT NULL", &[&table.quoted()])
-            .await
-            .map_err(|e| etl_connectors::ConnectorError::from_pg(format!("looking up {table} on the target"), e))?
-            .get::<_, bool>(0);
+        let found = ask(
+            client,
+            "SELECT to_regclass($1) IS NOT NULL",
+            &[&table.quoted()],
+            format!("looking up {table} on the target"),
+        )
+        .await?;
         if !found {
             return Ok(None);
         }
-        let rows = client
-            .query_one(
-                &format!("SELECT EXISTS (SELECT 1 FROM {})", table.quoted()),
-                &[],
-            )
-            .await
-            .map_err(|e| etl_connectors::ConnectorError::from_pg(format!("reading {table} on the target"), e))?
-            .get::<_, bool>(0);
+        let rows = ask(
+            client,
+            &format!("SELECT EXISTS (SELECT 1 FROM {})", table.quoted()),
+            &[],
+            format!("reading {table} on the target"),
+        )
+        .await?;
         Ok(Some(rows))
     }
 
@@ -479,11 +464,13 @@ impl PostgresTarget {
             )
             .await?;
             for ty in &def.types {
-                let there = client
-                    .query_one("SELECT to_regtype($1) IS NOT NULL", &[&ty.name().quoted()])
-                    .await
-                    .map_err(|e| etl_connectors::ConnectorError::from_pg(ctx("looking up the types of"), e))?
-                    .get::<_, bool>(0);
+                let there = ask(
+                    client,
+                    "SELECT to_regtype($1) IS NOT NULL",
+                    &[&ty.name().quoted()],
+                    ctx("looking up the types of"),
+                )
+                .await?;
                 if !there {
                     exec(
                         format!(
@@ -506,6 +493,38 @@ impl PostgresTarget {
         state::start(client, target, &t.source, create).await?;
         Ok(false)
     }
+}
+
+/// pgvector's types; halfvec and sparsevec (after the first) came with 0.7.
+const PGVECTOR_TYPES: [&str; 3] = ["vector", "halfvec", "sparsevec"];
+
+/// The moved columns of `def` whose type is one of `types` (with or without a typmod or a
+/// schema), by name: what needs pgvector on the target.
+fn pgvector_columns(def: &TableDefinition, excluded: &[String], types: &[&str]) -> Vec<String> {
+    def.columns
+        .iter()
+        .filter(|c| !excluded.contains(&c.name))
+        .filter(|c| {
+            let name = strip_schema(&c.type_sql);
+            let name = name.split(['(', '[']).next().unwrap_or(name);
+            types.contains(&name)
+        })
+        .map(|c| c.name.clone())
+        .collect()
+}
+
+/// One boolean the target answers.
+async fn ask(
+    client: &tokio_postgres::Client,
+    sql: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    context: impl Into<String>,
+) -> Result<bool, PipelineError> {
+    Ok(client
+        .query_one(sql, params)
+        .await
+        .map_err(|e| etl_connectors::ConnectorError::from_pg(context, e))?
+        .get::<_, bool>(0))
 }
 
 /// `public.mood` and `mood` name the same type when comparing columns.
@@ -544,13 +563,10 @@ impl Target for PostgresTarget {
     async fn begin(&mut self, tables: &[TablePlan]) -> Result<Begun, PipelineError> {
         let client = connect(&self.url).await?;
         let defs = self.definitions(tables).await?;
-        let needs_vector = defs.iter().any(|d| {
-            d.columns.iter().any(|c| {
-                ["vector", "halfvec", "sparsevec"]
-                    .iter()
-                    .any(|p| c.type_sql.starts_with(p))
-            })
-        });
+        let needs_vector = tables
+            .iter()
+            .zip(&defs)
+            .any(|(t, d)| !pgvector_columns(d, &t.excluded, &PGVECTOR_TYPES).is_empty());
         if needs_vector {
             client
                 .batch_execute("CREATE EXTENSION IF NOT EXISTS vector")
@@ -575,17 +591,16 @@ impl Target for PostgresTarget {
         let checkpoints = state::checkpoints(&client, &target).await?;
         // A table with constraints during the load (one that was already there) can refuse
         // rows: its sink loads batch by batch and sets refused rows aside.
-        let careful = client
-            .query_one(
-                "SELECT EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = to_regclass($1) \
-                                AND contype IN ('p', 'u', 'c', 'f', 'x')) \
-                     OR EXISTS (SELECT 1 FROM pg_index WHERE indrelid = to_regclass($1) AND indisunique) \
-                     OR EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = to_regclass($1) AND NOT tgisinternal)",
-                &[&target.quoted()],
-            )
-            .await
-            .map_err(|e| etl_connectors::ConnectorError::from_pg(format!("reading the constraints of {target}"), e))?
-            .get::<_, bool>(0);
+        let careful = ask(
+            &client,
+            "SELECT EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = to_regclass($1) \
+                            AND contype IN ('p', 'u', 'c', 'f', 'x')) \
+                 OR EXISTS (SELECT 1 FROM pg_index WHERE indrelid = to_regclass($1) AND indisunique) \
+                 OR EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = to_regclass($1) AND NOT tgisinternal)",
+            &[&target.quoted()],
+            format!("reading the constraints of {target}"),
+        )
+        .await?;
         Ok(OpenTable {
             checkpoints,
             sink: Box::new(sink::PgSink::new(
@@ -614,12 +629,13 @@ impl Target for PostgresTarget {
         observer.phase(&name, crate::report::Phase::Indexing);
         // A table that was there keeps its own definition: only ANALYZE after adding rows.
         let created = state::created(&client, &target).await?;
+        let settings = self.index_settings();
         for step in ddl::post_data(def, &target, &table.excluded) {
             if done.contains(&step.name) || (!created && step.name != "analyze") {
                 continue;
             }
             let started = Instant::now();
-            state::run_step(&mut client, &target, &step, &self.index_settings()).await?;
+            state::run_step(&mut client, &target, &step, &settings).await?;
             // After a step is done, as `kill -9` would come: the crash-safety tests.
             etl_engine::fault::crash_point("post-data");
             let secs = started.elapsed().as_secs_f64();
@@ -713,5 +729,42 @@ mod tests {
         assert!(!version_below("0.8.6", (0, 7)));
         assert_eq!(strip_schema("public.mood"), "mood");
         assert_eq!(strip_schema("vector(3)"), "vector(3)");
+    }
+
+    #[test]
+    fn pgvector_columns_are_named_by_type_not_by_prefix() {
+        use etl_connectors::postgres::{ColumnDefinition, ColumnFill};
+        let col = |name: &str, type_sql: &str| ColumnDefinition {
+            name: name.into(),
+            type_sql: type_sql.into(),
+            not_null: false,
+            fill: ColumnFill::None,
+            comment: None,
+        };
+        let def = TableDefinition {
+            name: QualifiedName::new("public", "t"),
+            columns: vec![
+                col("v", "vector(3)"),
+                col("h", "public.halfvec(2)"),
+                col("s", "sparsevec"),
+                col("arr", "vector(3)[]"),
+                col("kind", "vector_kind"),
+                col("gone", "vector(3)"),
+            ],
+            partition_by: None,
+            partitions: vec![],
+            constraints: vec![],
+            indexes: vec![],
+            sequences: vec![],
+            types: vec![],
+            comment: None,
+            left_out: vec![],
+        };
+        let excluded = ["gone".to_string()];
+        assert_eq!(
+            pgvector_columns(&def, &excluded, &PGVECTOR_TYPES),
+            ["v", "h", "s", "arr"]
+        );
+        assert_eq!(pgvector_columns(&def, &excluded, &PGVECTOR_TYPES[1..]), ["h", "s"]);
     }
 }

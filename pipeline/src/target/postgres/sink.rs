@@ -151,48 +151,47 @@ async fn load_range(
         .transaction()
         .await
         .map_err(|e| ConnectorError::from_pg(context("starting to load"), e))?;
+    let copying = |e: tokio_postgres::Error| ConnectorError::from_pg(context("copying into"), e);
     let mut copy = None;
-    let mut patches: Vec<(usize, u32)> = Vec::new();
+    // The COPY statement and the array columns to patch, from the range's first batch (every
+    // batch of a range has the same columns).
+    let mut prepared: Option<(String, Vec<(usize, u32)>)> = None;
     let mut refused: Vec<Reject> = Vec::new();
     while let Some(msg) = rx.recv().await {
         match msg {
             Msg::Rows(batch) => {
-                let columns: Vec<String> = batch
-                    .schema()
-                    .fields()
-                    .iter()
-                    .map(|f| f.name().clone())
-                    .collect();
-                if load.careful {
-                    if patches.is_empty() {
-                        patches = element_types(&tx, table, &columns).await?;
+                let (sql, patches) = match &prepared {
+                    Some(p) => p,
+                    None => {
+                        let columns: Vec<String> = batch
+                            .schema()
+                            .fields()
+                            .iter()
+                            .map(|f| f.name().clone())
+                            .collect();
+                        let patches = element_types(&tx, table, &columns).await?;
+                        prepared.insert((super::ddl::copy_in(table, &columns), patches))
                     }
-                    let sql = super::ddl::copy_in(table, &columns);
-                    copy_refusing(&tx, &sql, &batch, &patches, &mut refused)
+                };
+                if load.careful {
+                    copy_refusing(&tx, sql, &batch, patches, &mut refused)
                         .await
                         .map_err(|e| match e {
-                            Refusing::Pg(e) => ConnectorError::from_pg(context("copying into"), e).into(),
+                            Refusing::Pg(e) => copying(e).into(),
                             Refusing::Other(e) => e,
                         })?;
                     continue;
                 }
                 if copy.is_none() {
-                    patches = element_types(&tx, table, &columns).await?;
-                    let sql = super::ddl::copy_in(table, &columns);
-                    let mut sink = Box::pin(
-                        tx.copy_in::<_, bytes::Bytes>(sql.as_str())
-                            .await
-                            .map_err(|e| ConnectorError::from_pg(context("copying into"), e))?,
-                    );
+                    let mut sink =
+                        Box::pin(tx.copy_in::<_, bytes::Bytes>(sql.as_str()).await.map_err(copying)?);
                     sink.send(bytes::Bytes::from_static(HEADER))
                         .await
-                        .map_err(|e| ConnectorError::from_pg(context("copying into"), e))?;
+                        .map_err(copying)?;
                     copy = Some(sink);
                 }
                 if let Some(sink) = copy.as_mut() {
-                    sink.send(encode(&batch, &patches)?)
-                        .await
-                        .map_err(|e| ConnectorError::from_pg(context("copying into"), e))?;
+                    sink.send(encode(&batch, patches)?).await.map_err(copying)?;
                 }
             }
             Msg::Commit(checkpoint, reply) => {
@@ -200,11 +199,8 @@ async fn load_range(
                     if let Some(mut sink) = copy.take() {
                         sink.send(bytes::Bytes::from_static(TRAILER))
                             .await
-                            .map_err(|e| ConnectorError::from_pg(context("copying into"), e))?;
-                        sink.as_mut()
-                            .finish()
-                            .await
-                            .map_err(|e| ConnectorError::from_pg(context("copying into"), e))?;
+                            .map_err(copying)?;
+                        sink.as_mut().finish().await.map_err(copying)?;
                     }
                     // Refused rows are on disk before the rows around them commit.
                     if let Some(record) = &load.rejects {
