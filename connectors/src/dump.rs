@@ -8,6 +8,7 @@ mod archive;
 mod copytext;
 mod custom;
 mod ddl;
+mod definition;
 mod insert;
 mod provider;
 mod sql;

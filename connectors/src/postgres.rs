@@ -17,12 +17,12 @@ pub use copy::{CopyDecoder, FrameError, Tid};
 pub use decode::{ColumnDecoder, ReadKind, SelectAs, read_kind, sparse_fields};
 pub use provider::{
     DEFAULT_BATCH_BYTES, DEFAULT_BATCH_ROWS, DEFAULT_MAX_RETRIES, PgScanExec, PgTableProvider,
-    ReadOptions,
+    ReadOptions, WIRE_TEXT,
 };
+pub use reader::{BadRow, BlockRange, ReadSpec, ReadStats, SnapshotSession, assign, copy_sql};
 pub use schema::{
     ColumnDefinition, ColumnFill, ConstraintDefinition, ConstraintKind, IndexDefinition,
     PartitionDefinition, SequenceState, TableDefinition, TypeDefinition, column_list,
     extension_state, table_definition,
 };
-pub use reader::{BadRow, BlockRange, ReadSpec, ReadStats, SnapshotSession, assign, copy_sql};
 pub use tokio_postgres::Client;

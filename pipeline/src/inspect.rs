@@ -16,6 +16,7 @@ use etl_mappings::{DataType, PgKind};
 
 use crate::error::PipelineError;
 use crate::source::{Source, beside, postgres_url};
+use crate::target::TargetOptions;
 
 /// Reads and parses a mapping file, taking `${VAR}`s from the process environment.
 pub fn load_mapping(path: &Path) -> Result<ParsedMapping, PipelineError> {
@@ -126,7 +127,11 @@ pub async fn plan(
     crate::checks::add_target_fixes(&mut plan);
     // What the target `etl run` would write to refuses and changes, by its own code.
     let route = crate::route::resolve(mapping, None)?;
-    crate::target::open(&route.writes(), Some(mapping), &Default::default())?
+    let opts = TargetOptions {
+        dump: source.dump(),
+        ..Default::default()
+    };
+    crate::target::open(&route.writes(), Some(mapping), &opts)?
         .check(&mut plan, recreate)
         .await?;
     Ok((source.label(), plan))

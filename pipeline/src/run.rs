@@ -93,6 +93,7 @@ pub async fn run(
         max_file_bytes: opts.max_file_bytes,
         max_segment_rows: plan.max_segment_rows,
         source: source.label(),
+        dump: source.dump(),
     };
     let mut target = crate::target::open(&route.writes(), Some(&mapping), &target_opts)?;
     if opts.dry_run {
@@ -264,8 +265,11 @@ impl RunContext<'_> {
         // One way rejected rows are recorded, from the mapper or refused by the destination.
         let record: RejectRows = {
             let (rejects, rejected, skipped) = (rejects.clone(), rejected.clone(), skipped.clone());
-            let (name, max_rejects, file) =
-                (name.clone(), tp.max_rejects, rejects_path.display().to_string());
+            let (name, max_rejects, file) = (
+                name.clone(),
+                tp.max_rejects,
+                rejects_path.display().to_string(),
+            );
             Arc::new(move |range: &str, bad: Vec<Reject>| {
                 if bad.is_empty() {
                     return Ok(());

@@ -37,6 +37,14 @@ impl Source {
         }
     }
 
+    /// The opened dump, when this source is one.
+    pub fn dump(&self) -> Option<Arc<DumpArchive>> {
+        match self {
+            Source::Dump(a) => Some(a.clone()),
+            _ => None,
+        }
+    }
+
     /// Opens a dump (scanning it on a blocking thread) and reports what it skipped.
     pub async fn open_dump(path: PathBuf) -> Result<Source, PipelineError> {
         let archive = tokio::task::spawn_blocking(move || DumpArchive::open(&path))

@@ -54,6 +54,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use datafusion::arrow::array::RecordBatch;
+use etl_connectors::dump::DumpArchive;
 use etl_engine::{CollectionSchema, Hit, SearchRequest};
 use etl_mappings::{ParsedMapping, Plan, TablePlan};
 use futures::future::BoxFuture;
@@ -83,6 +84,9 @@ pub struct TargetOptions {
     pub max_segment_rows: u64,
     /// What the run reads, as reports name it (passwords redacted).
     pub source: String,
+    /// The source dump, already opened, when the run reads one: a target that restores
+    /// definitions (a Postgres target) reads them from it.
+    pub dump: Option<Arc<DumpArchive>>,
 }
 
 /// What [`Target::begin`] found.

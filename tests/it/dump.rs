@@ -32,7 +32,7 @@ GRANT SELECT ON notes TO PUBLIC;
 CREATE VIEW note_count AS SELECT count(*) FROM notes;
 "#;
 
-fn pg_bin() -> PathBuf {
+pub(crate) fn pg_bin() -> PathBuf {
     let o = Command::new("bash")
         .arg(repo_root().join("scripts/pg-test-server"))
         .arg("bin")

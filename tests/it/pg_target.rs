@@ -86,6 +86,12 @@ const TABLES: [&str; 7] = [
 ];
 
 fn mapping(dir: &Path, source: &str, target: &str, extra: &str) -> std::path::PathBuf {
+    // A URL is a live source, anything else a dump.
+    let kind = if source.starts_with("postgres") {
+        "postgres"
+    } else {
+        "dump"
+    };
     let tables: String = TABLES
         .iter()
         .map(|t| format!("  - source: '{t}'\n"))
@@ -94,7 +100,7 @@ fn mapping(dir: &Path, source: &str, target: &str, extra: &str) -> std::path::Pa
         dir,
         "mapping.yaml",
         &format!(
-            "version: 1\nsource:\n  postgres: {source}\ntarget:\n  postgres: {target}\n{extra}options:\n  parallelism: 2\n  maintenance_work_mem: 256MB\n  max_parallel_maintenance_workers: 1\ntables:\n{tables}"
+            "version: 1\nsource:\n  {kind}: {source}\ntarget:\n  postgres: {target}\n{extra}options:\n  parallelism: 2\n  maintenance_work_mem: 256MB\n  max_parallel_maintenance_workers: 1\ntables:\n{tables}"
         ),
     )
 }
@@ -171,34 +177,111 @@ fn a_database_moves_into_postgres_16_and_18_with_its_catalog_and_verifies_clean(
         let run = ok(&etl(["run".as_ref(), m.as_os_str()]), "run");
         assert!(run.contains("total: "), "{label}: {run}");
         let verify = ok(&etl(["verify".as_ref(), m.as_os_str()]), "verify");
-        assert!(verify.contains("verified: 7 tables match"), "{label}: {verify}");
+        assert!(
+            verify.contains("verified: 7 tables match"),
+            "{label}: {verify}"
+        );
         assert!(verify.contains("shop.docs → shop.docs [ok, by primary key (id)]: truth rows seen: 3000, success: 3000"), "{label}: {verify}");
         assert_eq!(catalog(&target), want, "{label}: the catalog differs");
-        assert_eq!(exact_neighbours(&target), want_neighbours, "{label}: exact neighbours differ");
+        assert_eq!(
+            exact_neighbours(&target),
+            want_neighbours,
+            "{label}: exact neighbours differ"
+        );
         let rows = query_strings(&target, "SELECT count(*)::text FROM shop.parted_eu");
         assert_eq!(rows, vec![vec!["500".to_string()]], "{label}");
 
         // Verify can fail: one changed vector on the target is one mismatch naming the column.
         sql(&target, "UPDATE shop.docs SET emb = '[9,9,9]' WHERE id = 5");
         let bad = etl(["verify".as_ref(), m.as_os_str()]);
-        assert!(!bad.status.success(), "{label}: verify passed after a change");
+        assert!(
+            !bad.status.success(),
+            "{label}: verify passed after a change"
+        );
         let text = stdout(&bad);
         assert!(text.contains("mismatch: 1"), "{label}: {text}");
 
         // Running again is refused (the tables hold rows under if_exists: fail), by plan and
         // by run alike, until --restart replaces them.
         let again = etl(["plan".as_ref(), m.as_os_str()]);
-        assert!(!again.status.success(), "{label}: plan passed over loaded tables");
-        assert!(stdout(&again).contains("already exists on the target and holds rows"), "{}", stdout(&again));
+        assert!(
+            !again.status.success(),
+            "{label}: plan passed over loaded tables"
+        );
+        assert!(
+            stdout(&again).contains("already exists on the target and holds rows"),
+            "{}",
+            stdout(&again)
+        );
         let rerun = etl(["run".as_ref(), m.as_os_str()]);
         assert!(!rerun.status.success());
-        assert!(stderr(&rerun).contains("already exists on the target and holds rows"), "{}", stderr(&rerun));
-        ok(&etl(["run".as_ref(), m.as_os_str(), "--restart".as_ref()]), "run --restart");
-        ok(&etl(["verify".as_ref(), m.as_os_str()]), "verify after --restart");
+        assert!(
+            stderr(&rerun).contains("already exists on the target and holds rows"),
+            "{}",
+            stderr(&rerun)
+        );
+        ok(
+            &etl(["run".as_ref(), m.as_os_str(), "--restart".as_ref()]),
+            "run --restart",
+        );
+        ok(
+            &etl(["verify".as_ref(), m.as_os_str()]),
+            "verify after --restart",
+        );
     }
 }
 
 /// Runs etl with `args` and kills it (SIGKILL) once `ready` returns true (polled every 20 ms).
+#[test]
+fn a_dump_in_each_format_restores_into_postgres_without_pg_restore() {
+    let source = fresh_db("pgt_dsrc");
+    sql(&source, SOURCE);
+    let want = catalog(&source);
+    let want_neighbours = exact_neighbours(&source);
+    let dir = tempfile::tempdir().unwrap();
+    let pg_dump = crate::dump::pg_bin().join("pg_dump");
+    let formats = [
+        ("plain", "-Fp", "dump.sql"),
+        ("custom", "-Fc", "dump.custom"),
+        ("directory", "-Fd", "dumpdir"),
+    ];
+    for (i, (label, format, file)) in formats.into_iter().enumerate() {
+        let path = dir.path().join(file);
+        let o = Command::new(&pg_dump)
+            .args([format, "-f"])
+            .arg(&path)
+            .arg(&source)
+            .env("PGPASSWORD", crate::run::password(&source))
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "pg_dump {label}: {}", stderr(&o));
+        // Postgres 18 and 16 in turn: a restore across versions and within one.
+        let server = if i % 2 == 0 { pg18_url() } else { server_url() };
+        let target = fresh_db_on(server, "pgt_ddst");
+        let work = tempfile::tempdir().unwrap();
+        let m = mapping(work.path(), &path.display().to_string(), &target, "");
+        let plan = ok(&etl(["plan".as_ref(), m.as_os_str()]), "plan");
+        assert!(plan.contains("creates shop.docs"), "{label}: {plan}");
+        let run = ok(&etl(["run".as_ref(), m.as_os_str()]), "run");
+        assert!(run.contains("total: "), "{label}: {run}");
+        let verify = ok(&etl(["verify".as_ref(), m.as_os_str()]), "verify");
+        assert!(
+            verify.contains("verified: 7 tables match"),
+            "{label}: {verify}"
+        );
+        assert!(
+            verify.contains("truth rows seen: 3000, success: 3000"),
+            "{label}: {verify}"
+        );
+        assert_eq!(catalog(&target), want, "{label}: the catalog differs");
+        assert_eq!(
+            exact_neighbours(&target),
+            want_neighbours,
+            "{label}: exact neighbours differ"
+        );
+    }
+}
+
 fn kill_when(args: &[&str], ready: impl Fn() -> bool) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_etl"))
         .args(args)
@@ -257,10 +340,17 @@ fn a_killed_load_resumes_in_the_data_phase_and_in_post_data_without_doubles() {
                 != "0"
     };
     kill_when(&["run", m], committed);
-    let ranges = query_strings(&target, "SELECT value::text FROM etl.checkpoints WHERE key = 'ranges'");
-    let done = query_strings(&target, "SELECT count(*)::text FROM etl.checkpoints WHERE key LIKE 'range/%'");
+    let ranges = query_strings(
+        &target,
+        "SELECT value::text FROM etl.checkpoints WHERE key = 'ranges'",
+    );
+    let done = query_strings(
+        &target,
+        "SELECT count(*)::text FROM etl.checkpoints WHERE key LIKE 'range/%'",
+    );
     assert!(
-        ranges.len() == 1 && done[0][0].parse::<u64>().unwrap() < ranges[0][0].parse::<u64>().unwrap(),
+        ranges.len() == 1
+            && done[0][0].parse::<u64>().unwrap() < ranges[0][0].parse::<u64>().unwrap(),
         "killed after every range was in: {ranges:?} {done:?}"
     );
     // Post-data: the same command, crashing after its first post-data step.
@@ -271,20 +361,35 @@ fn a_killed_load_resumes_in_the_data_phase_and_in_post_data_without_doubles() {
         .unwrap();
     assert!(!crashed.status.success(), "the crash point did not fire");
     let steps = query_strings(&target, "SELECT step FROM etl.steps ORDER BY 1");
-    assert_eq!(steps, vec![vec!["constraint:big_pkey".to_string()]], "one post-data step done");
+    assert_eq!(
+        steps,
+        vec![vec!["constraint:big_pkey".to_string()]],
+        "one post-data step done"
+    );
     // The same command again: the primary key is not added twice (that would fail), the rest is.
     let out = ok(&etl(["run", m]), "run after the kills");
     assert!(out.contains("(resumed)"), "{out}");
-    let steps = query_strings(&target, "SELECT string_agg(step, ',' ORDER BY step) FROM etl.steps");
+    let steps = query_strings(
+        &target,
+        "SELECT string_agg(step, ',' ORDER BY step) FROM etl.steps",
+    );
     assert_eq!(
-        steps[0][0],
-        "analyze,constraint:big_pkey,index:big_body,index:big_v",
+        steps[0][0], "analyze,constraint:big_pkey,index:big_body,index:big_v",
         "every post-data step, once"
     );
-    let counts = query_strings(&target, "SELECT count(*)::text, count(DISTINCT id)::text FROM big");
-    assert_eq!(counts, vec![vec!["120000".to_string(), "120000".to_string()]]);
+    let counts = query_strings(
+        &target,
+        "SELECT count(*)::text, count(DISTINCT id)::text FROM big",
+    );
+    assert_eq!(
+        counts,
+        vec![vec!["120000".to_string(), "120000".to_string()]]
+    );
     let verify = ok(&etl(["verify", m]), "verify");
-    assert!(verify.contains("success: 120000, missing: 0, mismatch: 0, extraneous: 0"), "{verify}");
+    assert!(
+        verify.contains("success: 120000, missing: 0, mismatch: 0, extraneous: 0"),
+        "{verify}"
+    );
 }
 
 #[test]
@@ -322,23 +427,44 @@ fn a_postgres_target_refuses_bad_input_with_one_clear_message() {
     assert!(text.contains("authentication failed"), "{text}");
     assert!(!text.contains("sekrit"), "the password was echoed: {text}");
     // A non-empty table under if_exists: fail; a type clash under append.
-    sql(&target, "CREATE TABLE items (id int PRIMARY KEY, name int, v vector(3)); INSERT INTO items VALUES (7, 1, '[0,0,0]');");
+    sql(
+        &target,
+        "CREATE TABLE items (id int PRIMARY KEY, name int, v vector(3)); INSERT INTO items VALUES (7, 1, '[0,0,0]');",
+    );
     let m = one(&target, "");
     let plan = etl(["plan".as_ref(), m.as_os_str()]);
     assert!(!plan.status.success());
-    assert!(stdout(&plan).contains("public.items already exists on the target and holds rows"), "{}", stdout(&plan));
+    assert!(
+        stdout(&plan).contains("public.items already exists on the target and holds rows"),
+        "{}",
+        stdout(&plan)
+    );
     let m = one(&target, "  if_exists: append\n");
     let plan = etl(["plan".as_ref(), m.as_os_str()]);
     assert!(!plan.status.success());
-    assert!(stdout(&plan).contains("column `name` is integer on the target and text on the source"), "{}", stdout(&plan));
+    assert!(
+        stdout(&plan).contains("column `name` is integer on the target and text on the source"),
+        "{}",
+        stdout(&plan)
+    );
     let run = etl(["run".as_ref(), m.as_os_str()]);
     assert!(!run.status.success());
-    assert!(stderr(&run).contains("column `name` is integer on the target and text on the source"), "{}", stderr(&run));
+    assert!(
+        stderr(&run).contains("column `name` is integer on the target and text on the source"),
+        "{}",
+        stderr(&run)
+    );
     // Under append the existing table's constraints stay: a row they refuse goes to the rejects
     // file with the server's message (its key named), the rest is loaded.
-    sql(&source, "INSERT INTO items SELECT i, 'n' || i, '[1,1,1]' FROM generate_series(2, 40) i;");
-    sql(&target, "ALTER TABLE items ALTER COLUMN name TYPE text; DELETE FROM items; \
-                  INSERT INTO items VALUES (7, 'theirs', '[0,0,0]');");
+    sql(
+        &source,
+        "INSERT INTO items SELECT i, 'n' || i, '[1,1,1]' FROM generate_series(2, 40) i;",
+    );
+    sql(
+        &target,
+        "ALTER TABLE items ALTER COLUMN name TYPE text; DELETE FROM items; \
+                  INSERT INTO items VALUES (7, 'theirs', '[0,0,0]');",
+    );
     let dir2 = tempfile::tempdir().unwrap();
     let m = write(
         dir2.path(),
@@ -347,14 +473,25 @@ fn a_postgres_target_refuses_bad_input_with_one_clear_message() {
             "version: 1\nsource:\n  postgres: {source}\ntarget:\n  postgres: {target}\n  if_exists: append\ntables:\n  - source: public.items\n    max_rejects: 1\n"
         ),
     );
-    let out = ok(&etl(["run".as_ref(), m.as_os_str()]), "run under append with a refused row");
+    let out = ok(
+        &etl(["run".as_ref(), m.as_os_str()]),
+        "run under append with a refused row",
+    );
     assert!(out.contains("1 rejected"), "{out}");
     let rejects = std::fs::read_to_string(dir2.path().join("_rejects/public.items.jsonl"))
         .unwrap_or_else(|e| panic!("no rejects file ({e}): {out}"));
     assert_eq!(rejects.lines().count(), 1, "{rejects}");
-    assert!(rejects.contains("duplicate key value violates unique constraint") && rejects.contains("(id)=(7)"), "{rejects}");
+    assert!(
+        rejects.contains("duplicate key value violates unique constraint")
+            && rejects.contains("(id)=(7)"),
+        "{rejects}"
+    );
     let rows = query_strings(&target, "SELECT count(*)::text FROM items");
-    assert_eq!(rows, vec![vec!["40".to_string()]], "39 new rows beside theirs");
+    assert_eq!(
+        rows,
+        vec![vec!["40".to_string()]],
+        "39 new rows beside theirs"
+    );
     let theirs = query_strings(&target, "SELECT name FROM items WHERE id = 7");
     assert_eq!(theirs, vec![vec!["theirs".to_string()]]);
     // Index build settings the server refuses are a required fix before anything is read.
@@ -368,7 +505,11 @@ fn a_postgres_target_refuses_bad_input_with_one_clear_message() {
     );
     let plan = etl(["plan".as_ref(), m.as_os_str()]);
     assert!(!plan.status.success());
-    assert!(stdout(&plan).contains("the target refuses the index build settings"), "{}", stdout(&plan));
+    assert!(
+        stdout(&plan).contains("the target refuses the index build settings"),
+        "{}",
+        stdout(&plan)
+    );
     // A user without the right to create tables (or the `etl` schema) there.
     sql(
         pg18_url(),
@@ -381,15 +522,25 @@ fn a_postgres_target_refuses_bad_input_with_one_clear_message() {
     let plan = etl(["plan".as_ref(), m.as_os_str()]);
     assert!(!plan.status.success());
     let text = stdout(&plan);
-    assert!(text.contains("may not create tables in schema `public`"), "{text}");
+    assert!(
+        text.contains("may not create tables in schema `public`"),
+        "{text}"
+    );
     assert!(text.contains("may not create the `etl` schema"), "{text}");
     let run = etl(["run".as_ref(), m.as_os_str()]);
     assert!(!run.status.success());
-    assert!(stderr(&run).contains("may not create tables in schema `public`"), "{}", stderr(&run));
+    assert!(
+        stderr(&run).contains("may not create tables in schema `public`"),
+        "{}",
+        stderr(&run)
+    );
     // Replace makes it the source's table.
     let m = one(&target, "  if_exists: replace\n");
     ok(&etl(["run".as_ref(), m.as_os_str()]), "run with replace");
-    ok(&etl(["verify".as_ref(), m.as_os_str()]), "verify after replace");
+    ok(
+        &etl(["verify".as_ref(), m.as_os_str()]),
+        "verify after replace",
+    );
 }
 
 /// A test CA, a server certificate it signs for 127.0.0.1 (no host name), and a second CA that
@@ -408,7 +559,11 @@ chmod a+r ca.pem other.pem server.crt server.key
         .current_dir(dir)
         .output()
         .unwrap();
-    assert!(out.status.success(), "openssl: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "openssl: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// A server of Debian's PostgreSQL 15 for this test process, speaking TLS with the certificate
@@ -423,7 +578,11 @@ fn debian_server(ssl_dir: Option<&Path>) -> String {
         cmd.env("ETL_PG_SSL_DIR", dir);
     }
     let out = cmd.output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
@@ -455,7 +614,10 @@ fn tls_connects_source_and_target_and_refuses_a_wrong_ca_or_host_name() {
     };
     // verify-full with the test CA on the source, require on the target: the whole run.
     let m = mapping(
-        &with(&source, &format!("sslmode=verify-full&sslrootcert={}", ca.display())),
+        &with(
+            &source,
+            &format!("sslmode=verify-full&sslrootcert={}", ca.display()),
+        ),
         &with(&target, "sslmode=require"),
     );
     ok(&etl(["plan".as_ref(), m.as_os_str()]), "plan over TLS");
@@ -465,12 +627,21 @@ fn tls_connects_source_and_target_and_refuses_a_wrong_ca_or_host_name() {
     // And the other way round: verify-full on the target.
     let m = mapping(
         &with(&source, "sslmode=require"),
-        &with(&target, &format!("sslmode=verify-full&sslrootcert={}", ca.display())),
+        &with(
+            &target,
+            &format!("sslmode=verify-full&sslrootcert={}", ca.display()),
+        ),
     );
-    ok(&etl(["run".as_ref(), m.as_os_str()]), "run with verify-full on the target");
+    ok(
+        &etl(["run".as_ref(), m.as_os_str()]),
+        "run with verify-full on the target",
+    );
     // A CA that did not sign the server's certificate: refused, saying it is about TLS.
     let m = mapping(
-        &with(&source, &format!("sslmode=verify-full&sslrootcert={}", other.display())),
+        &with(
+            &source,
+            &format!("sslmode=verify-full&sslrootcert={}", other.display()),
+        ),
         &with(&target, "sslmode=require"),
     );
     let o = etl(["plan".as_ref(), m.as_os_str()]);
@@ -481,7 +652,10 @@ fn tls_connects_source_and_target_and_refuses_a_wrong_ca_or_host_name() {
     let by_name = target.replace("127.0.0.1", "localhost");
     let m = mapping(
         &with(&source, "sslmode=require"),
-        &with(&by_name, &format!("sslmode=verify-full&sslrootcert={}", ca.display())),
+        &with(
+            &by_name,
+            &format!("sslmode=verify-full&sslrootcert={}", ca.display()),
+        ),
     );
     let o = etl(["plan".as_ref(), m.as_os_str()]);
     assert!(!o.status.success(), "a wrong host name was accepted");
@@ -489,9 +663,15 @@ fn tls_connects_source_and_target_and_refuses_a_wrong_ca_or_host_name() {
     assert!(e.contains("TLS") && e.contains("not valid for name"), "{e}");
     let m = mapping(
         &with(&source, "sslmode=require"),
-        &with(&by_name, &format!("sslmode=verify-ca&sslrootcert={}", ca.display())),
+        &with(
+            &by_name,
+            &format!("sslmode=verify-ca&sslrootcert={}", ca.display()),
+        ),
     );
-    ok(&etl(["plan".as_ref(), m.as_os_str()]), "verify-ca by another name");
+    ok(
+        &etl(["plan".as_ref(), m.as_os_str()]),
+        "verify-ca by another name",
+    );
 }
 
 #[test]
@@ -514,12 +694,19 @@ fn a_target_without_pgvector_is_a_required_fix_in_plan_and_run() {
     );
     let plan = etl(["plan".as_ref(), m.as_os_str()]);
     assert!(!plan.status.success());
-    assert!(stdout(&plan).contains("has no pgvector, which columns v, h need"), "{}", stdout(&plan));
+    assert!(
+        stdout(&plan).contains("has no pgvector, which columns v, h need"),
+        "{}",
+        stdout(&plan)
+    );
     let run = etl(["run".as_ref(), m.as_os_str()]);
     assert!(!run.status.success());
     assert!(stderr(&run).contains("has no pgvector"), "{}", stderr(&run));
     // Nothing was created on the target.
-    let tables = query_strings(&server, "SELECT count(*)::text FROM pg_tables WHERE tablename = 'items'");
+    let tables = query_strings(
+        &server,
+        "SELECT count(*)::text FROM pg_tables WHERE tablename = 'items'",
+    );
     assert_eq!(tables, vec![vec!["0".to_string()]]);
 }
 
@@ -550,8 +737,14 @@ fn etl_init_writes_a_postgres_mapping_that_plans_runs_and_verifies() {
         "init",
     );
     let text = std::fs::read_to_string(&m).unwrap();
-    assert!(text.contains("  postgres: ") && text.contains("target: public.notes"), "{text}");
-    assert!(!text.contains("etl-test-pw"), "init wrote the password: {text}");
+    assert!(
+        text.contains("  postgres: ") && text.contains("target: public.notes"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("etl-test-pw"),
+        "init wrote the password: {text}"
+    );
     // The password comes from the environment, as the mapping's header says.
     let with_pw = |args: &[&std::ffi::OsStr]| {
         Command::new(env!("CARGO_BIN_EXE_etl"))
@@ -563,14 +756,28 @@ fn etl_init_writes_a_postgres_mapping_that_plans_runs_and_verifies() {
     ok(&with_pw(&["plan".as_ref(), m.as_os_str()]), "plan");
     ok(&with_pw(&["run".as_ref(), m.as_os_str()]), "run");
     let verify = ok(&with_pw(&["verify".as_ref(), m.as_os_str()]), "verify");
-    assert!(verify.contains("success: 50, missing: 0, mismatch: 0, extraneous: 0"), "{verify}");
+    assert!(
+        verify.contains("success: 50, missing: 0, mismatch: 0, extraneous: 0"),
+        "{verify}"
+    );
     // An untyped `vector` column and a bigserial keep their shape.
     let cols = query_strings(
         &target,
         "SELECT format_type(atttypid, atttypmod) FROM pg_attribute \
          WHERE attrelid = 'notes'::regclass AND attnum > 0 ORDER BY attnum",
     );
-    assert_eq!(cols, vec![vec!["bigint".to_string()], vec!["text".to_string()], vec!["vector".to_string()]]);
+    assert_eq!(
+        cols,
+        vec![
+            vec!["bigint".to_string()],
+            vec!["text".to_string()],
+            vec!["vector".to_string()]
+        ]
+    );
     let next = query_strings(&target, "SELECT nextval('notes_id_seq')::text");
-    assert_eq!(next, vec![vec!["51".to_string()]], "the sequence continues after the source's rows");
+    assert_eq!(
+        next,
+        vec![vec!["51".to_string()]],
+        "the sequence continues after the source's rows"
+    );
 }

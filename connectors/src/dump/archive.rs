@@ -17,9 +17,11 @@ use etl_mappings::{QualifiedName, SourceTable};
 
 use super::copytext::CopyLine;
 use super::ddl::{Ddl, Outcome};
+use super::definition::Definitions;
 use super::insert::{find_values, tuples};
 use super::sql::{Scanner, Statement, trim_newline};
 use crate::error::ConnectorError;
+use crate::postgres::TableDefinition;
 
 mod plain;
 
@@ -150,6 +152,10 @@ pub struct DumpArchive {
     ddl: Ddl,
     blocks: Vec<Block>,
     skipped: Skipped,
+    /// Every DDL statement in dump order, for [`DumpArchive::table_definition`].
+    statements: Vec<String>,
+    /// The definitions those statements make, read on first use.
+    definitions: std::sync::OnceLock<Definitions>,
     /// Where the custom archive's data section starts (for archives without offsets).
     data_start: u64,
     int_size: usize,
@@ -206,6 +212,8 @@ impl DumpArchive {
             ddl: Ddl::default(),
             blocks: Vec::new(),
             skipped: Skipped::new(),
+            statements: Vec::new(),
+            definitions: std::sync::OnceLock::new(),
             data_start: 0,
             int_size: 4,
         };
@@ -227,6 +235,8 @@ impl DumpArchive {
             ddl: Ddl::default(),
             blocks: Vec::new(),
             skipped: Skipped::new(),
+            statements: Vec::new(),
+            definitions: std::sync::OnceLock::new(),
             data_start,
             int_size,
         }
@@ -266,6 +276,25 @@ impl DumpArchive {
             .filter(|b| leaves.contains(&b.table))
             .cloned()
             .collect()
+    }
+
+    /// What `table` is made of, as the dump's DDL declares it (columns with defaults and
+    /// identity, constraints, indexes, partitions, sequences with their values, types,
+    /// comments): what a Postgres target restores.
+    pub fn table_definition(
+        &self,
+        table: &QualifiedName,
+    ) -> Result<TableDefinition, ConnectorError> {
+        self.definitions
+            .get_or_init(|| Definitions::read(self.statements.iter().map(String::as_str)))
+            .table_definition(table)
+            .ok_or_else(|| ConnectorError::TableNotFound {
+                table: table.to_string(),
+            })
+    }
+
+    pub(super) fn keep_statement(&mut self, text: String) {
+        self.statements.push(text);
     }
 
     pub(super) fn ddl_mut(&mut self) -> &mut Ddl {

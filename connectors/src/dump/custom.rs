@@ -292,8 +292,18 @@ fn load_entries(
 ) -> Result<(), ConnectorError> {
     let path = archive.path().to_path_buf();
     for e in entries {
+        if e.desc == "TABLE DATA" {
+            continue;
+        }
+        // Every definition is kept for a target that restores them (sequences, defaults,
+        // comments, foreign keys, ...); the catalog reads only the ones that shape tables.
+        if let Some(defn) = e.defn.as_deref() {
+            let mut sc = Scanner::new(defn.as_bytes(), 0, 0);
+            while let Ok(Some(st)) = sc.next_statement() {
+                archive.keep_statement(st.text);
+            }
+        }
         match e.desc.as_str() {
-            "TABLE DATA" => continue,
             "TABLE" | "TABLE ATTACH" | "CONSTRAINT" | "INDEX" | "TYPE" | "DOMAIN"
             | "INDEX ATTACH" => {}
             other => {

@@ -25,7 +25,7 @@ use super::archive::{At, Block, DumpArchive};
 use super::value::{TextField, encode};
 use crate::error::ConnectorError;
 use crate::postgres::{
-    BadRow, ColumnDecoder, ReadKind, ReadOptions, ReadStats, SelectAs, read_kind,
+    BadRow, ColumnDecoder, ReadKind, ReadOptions, ReadStats, SelectAs, WIRE_TEXT, read_kind,
 };
 
 /// How one column is read: its decoder kind and how its text becomes the decoder's input.
@@ -98,22 +98,45 @@ impl DumpTableProvider {
                 ),
             });
         }
-        let columns: Vec<Column> = table
+        let mut columns: Vec<Column> = table
             .columns
             .iter()
             .map(|c| column(&c.name, &c.pg_type.kind))
             .collect();
+        // For a target that speaks the wire format, each field as the binary COPY field the
+        // live source would send; a table with a type this reader has no exact binary form for
+        // keeps the dump's own COPY text instead (the schema says which).
+        let text = options.wire
+            && columns
+                .iter()
+                .any(|c| !matches!(c.field, TextField::Binary(_)));
+        if options.wire {
+            for c in &mut columns {
+                c.kind = ReadKind::Bytea;
+                if text {
+                    c.field = TextField::AsText;
+                }
+            }
+        }
         let fields: Vec<Field> = table
             .columns
             .iter()
             .zip(&columns)
             .map(|(c, col)| Field::new(&c.name, col.kind.arrow_type(), c.nullable))
             .collect();
+        let mut schema = Schema::new(fields);
+        if text {
+            schema = schema.with_metadata(
+                [(WIRE_TEXT.to_string(), "true".to_string())]
+                    .into_iter()
+                    .collect(),
+            );
+        }
         Ok(DumpTableProvider {
             archive,
             table: table.name.clone(),
             columns,
-            schema: Arc::new(Schema::new(fields)),
+            schema: Arc::new(schema),
             options,
             stats: Arc::new(ReadStats::default()),
         })

@@ -339,13 +339,21 @@ fn preview(s: &str) -> String {
 /// unquoted, others lower-cased), string literals (kept with their quotes), numbers, and single
 /// punctuation characters. `::` stays one token.
 pub fn tokens(s: &str) -> Vec<String> {
+    spans(s).into_iter().map(|(t, _)| t).collect()
+}
+
+/// [`tokens`] with where each one sits in `s` (a byte range), so a reader can take the text
+/// between two tokens as it was written (an expression, a type with its spacing).
+pub fn spans(s: &str) -> Vec<(String, std::ops::Range<usize>)> {
     let b = s.as_bytes();
-    let mut out = Vec::new();
+    let mut out: Vec<(String, std::ops::Range<usize>)> = Vec::new();
     let mut i = 0;
     while i < b.len() {
         let c = b[i];
+        let start = i;
         if c.is_ascii_whitespace() {
             i += 1;
+            continue;
         } else if c == b'"' {
             let mut v = String::from("\"");
             i += 1;
@@ -363,9 +371,8 @@ pub fn tokens(s: &str) -> Vec<String> {
                 v.push_str(&s[i..(i + ch_len).min(b.len())]);
                 i += ch_len;
             }
-            out.push(v);
+            out.push((v, start..i));
         } else if c == b'\'' {
-            let start = i;
             i += 1;
             while i < b.len() {
                 if b[i] == b'\'' {
@@ -378,21 +385,23 @@ pub fn tokens(s: &str) -> Vec<String> {
                 }
                 i += 1;
             }
-            out.push(s[start..i].to_string());
+            out.push((s[start..i].to_string(), start..i));
         } else if c.is_ascii_alphanumeric() || c == b'_' || c >= 0x80 {
-            let start = i;
             while i < b.len()
                 && (b[i].is_ascii_alphanumeric() || b[i] == b'_' || b[i] == b'$' || b[i] >= 0x80)
             {
                 i += 1;
             }
-            out.push(s[start..i].to_lowercase());
+            out.push((s[start..i].to_lowercase(), start..i));
         } else if c == b':' && b.get(i + 1) == Some(&b':') {
-            out.push("::".into());
+            out.push(("::".into(), start..i + 2));
             i += 2;
         } else {
             let ch_len = utf8_len(c);
-            out.push(s[i..(i + ch_len).min(b.len())].to_string());
+            out.push((
+                s[i..(i + ch_len).min(b.len())].to_string(),
+                start..(i + ch_len).min(b.len()),
+            ));
             i += ch_len;
         }
     }

@@ -95,8 +95,8 @@ fn make_tls(url: &PgUrl, mode: TlsMode) -> Result<MakeRustlsConnect, ConnectorEr
                 let certs = CertificateDer::pem_file_iter(path)
                     .map_err(|e| tls_err(format!("sslrootcert {}: {e}", path.display())))?;
                 for cert in certs {
-                    let cert = cert
-                        .map_err(|e| tls_err(format!("sslrootcert {}: {e}", path.display())))?;
+                    let cert =
+                        cert.map_err(|e| tls_err(format!("sslrootcert {}: {e}", path.display())))?;
                     roots
                         .add(cert)
                         .map_err(|e| tls_err(format!("sslrootcert {}: {e}", path.display())))?;

@@ -78,6 +78,11 @@ impl Default for ReadOptions {
     }
 }
 
+/// Schema metadata of a wire-format scan (`ReadOptions::wire`) whose fields are COPY *text*
+/// (unescaped), not binary: a dump's own text, for a table with a type that has no exact
+/// binary form here. The target then COPYs in text format.
+pub const WIRE_TEXT: &str = "etl.wire_text";
+
 /// A Postgres table that DataFusion can scan.
 #[derive(Debug)]
 pub struct PgTableProvider {

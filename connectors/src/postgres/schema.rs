@@ -386,7 +386,11 @@ pub async fn table_definition(
         )
         .await
         .map_err(query_err(ctx("triggers, rules and policies")))?;
-    for (i, what) in [(0, "trigger(s)"), (1, "rule(s)"), (2, "row-level security policies")] {
+    for (i, what) in [
+        (0, "trigger(s)"),
+        (1, "rule(s)"),
+        (2, "row-level security policies"),
+    ] {
         let n: i64 = extras.get(i);
         if n > 0 {
             left_out.push(format!("{n} {what}"));

@@ -11,8 +11,8 @@ use etl_mappings::{Plan, TablePlan};
 use futures::future::BoxFuture;
 
 use super::{
-    Feed,
-    Admin, Answer, Begun, Checkpoint, CollectionReader, ImportOptions, OpenTable, TableSink, Target,
+    Admin, Answer, Begun, Checkpoint, CollectionReader, Feed, ImportOptions, OpenTable, TableSink,
+    Target,
 };
 use crate::error::PipelineError;
 use crate::report::{RunObserver, RunReport};

@@ -35,6 +35,9 @@ impl DumpArchive {
             if !continues_inserts {
                 self.close_inserts(inserts.take(), st.offset);
             }
+            if matches!(outcome, Outcome::Used | Outcome::Skipped(_)) {
+                self.statements.push(st.text.clone());
+            }
             match outcome {
                 Outcome::Used => {}
                 Outcome::Skipped(kind) => self.count_skipped(kind),

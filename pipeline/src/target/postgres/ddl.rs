@@ -20,7 +20,11 @@ pub struct Step {
 
 /// `CREATE TABLE` for `target` with the columns that are copied or computed (`excluded`
 /// columns left out), without constraints other than `NOT NULL`, plus its partitions.
-pub fn create_table(def: &TableDefinition, target: &QualifiedName, excluded: &[String]) -> Vec<String> {
+pub fn create_table(
+    def: &TableDefinition,
+    target: &QualifiedName,
+    excluded: &[String],
+) -> Vec<String> {
     let mut cols = Vec::with_capacity(def.columns.len());
     for c in def.columns.iter().filter(|c| !excluded.contains(&c.name)) {
         let mut s = format!("{} {}", quote_ident(&c.name), c.type_sql);
@@ -42,7 +46,11 @@ pub fn create_table(def: &TableDefinition, target: &QualifiedName, excluded: &[S
         }
         cols.push(s);
     }
-    let mut sql = format!("CREATE TABLE {} (\n    {}\n)", target.quoted(), cols.join(",\n    "));
+    let mut sql = format!(
+        "CREATE TABLE {} (\n    {}\n)",
+        target.quoted(),
+        cols.join(",\n    ")
+    );
     if let Some(p) = &def.partition_by {
         sql.push_str(" PARTITION BY ");
         sql.push_str(p);
@@ -135,10 +143,7 @@ pub fn post_data(def: &TableDefinition, target: &QualifiedName, excluded: &[Stri
         } else {
             quote_literal(&s.sequence.quoted())
         };
-        let mut sql = format!(
-            "SELECT setval({seq}, {}, {})",
-            s.last_value, s.is_called
-        );
+        let mut sql = format!("SELECT setval({seq}, {}, {})", s.last_value, s.is_called);
         if !s.identity {
             sql = format!(
                 "ALTER SEQUENCE {} OWNED BY {t}.{}; {sql}",
@@ -224,20 +229,20 @@ pub fn foreign_keys(
     (steps, outside)
 }
 
-/// `COPY target (columns) FROM STDIN (FORMAT binary)`.
-pub fn copy_in(target: &QualifiedName, columns: &[String]) -> String {
+/// `COPY target (columns) FROM STDIN`, in binary format or (`text`) in text format.
+pub fn copy_in(target: &QualifiedName, columns: &[String], text: bool) -> String {
     format!(
-        "COPY {} ({}) FROM STDIN (FORMAT binary)",
+        "COPY {} ({}) FROM STDIN{}",
         target.quoted(),
-        column_list(columns.iter().map(String::as_str))
+        column_list(columns.iter().map(String::as_str)),
+        if text { "" } else { " (FORMAT binary)" }
     )
 }
 
 #[cfg(test)]
 mod tests {
     use etl_connectors::postgres::{
-        ColumnDefinition, ConstraintDefinition, IndexDefinition, PartitionDefinition,
-        SequenceState,
+        ColumnDefinition, ConstraintDefinition, IndexDefinition, PartitionDefinition, SequenceState,
     };
 
     use super::*;
@@ -255,9 +260,19 @@ mod tests {
             name: src.clone(),
             columns: vec![
                 col("id", "bigint", ColumnFill::Identity { always: true }, true),
-                col("Note", "text", ColumnFill::Default("'x'::text".into()), false),
+                col(
+                    "Note",
+                    "text",
+                    ColumnFill::Default("'x'::text".into()),
+                    false,
+                ),
                 col("v", "vector(3)", ColumnFill::None, false),
-                col("n2", "integer", ColumnFill::Generated("(id * 2)".into()), false),
+                col(
+                    "n2",
+                    "integer",
+                    ColumnFill::Generated("(id * 2)".into()),
+                    false,
+                ),
                 col("secret", "text", ColumnFill::None, false),
             ],
             partition_by: Some("LIST (id)".into()),
@@ -270,7 +285,8 @@ mod tests {
                 ConstraintDefinition {
                     name: "items_owner_fk".into(),
                     kind: ConstraintKind::ForeignKey,
-                    definition: "FOREIGN KEY (id) REFERENCES shop.owners(id) ON DELETE CASCADE".into(),
+                    definition: "FOREIGN KEY (id) REFERENCES shop.owners(id) ON DELETE CASCADE"
+                        .into(),
                     references: Some(QualifiedName::new("shop", "owners")),
                 },
                 ConstraintDefinition {
@@ -317,7 +333,10 @@ mod tests {
             sql[1],
             "CREATE TABLE \"archive\".\"items_1\" PARTITION OF \"archive\".\"items\" FOR VALUES IN ('1')"
         );
-        assert!(create_sequences(&def()).is_empty(), "identity makes its own");
+        assert!(
+            create_sequences(&def()).is_empty(),
+            "identity makes its own"
+        );
     }
 
     #[test]
@@ -344,8 +363,15 @@ mod tests {
             steps[2].sql,
             "CREATE INDEX \"items_v\" ON \"archive\".\"items\" USING hnsw (v vector_cosine_ops) WITH (m='8')"
         );
-        assert!(steps[3].sql.contains("setval(pg_get_serial_sequence('\"archive\".\"items\"', 'id'), 42, true)"));
-        assert_eq!(steps[4].sql, "COMMENT ON TABLE \"archive\".\"items\" IS 'it''s'");
+        assert!(
+            steps[3].sql.contains(
+                "setval(pg_get_serial_sequence('\"archive\".\"items\"', 'id'), 42, true)"
+            )
+        );
+        assert_eq!(
+            steps[4].sql,
+            "COMMENT ON TABLE \"archive\".\"items\" IS 'it''s'"
+        );
         assert!(steps[0].builds_index && !steps[1].builds_index && steps[2].builds_index);
     }
 

@@ -27,7 +27,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use async_trait::async_trait;
-use etl_connectors::postgres::{PgUrl, TableDefinition, connect, extension_state, table_definition};
+use etl_connectors::dump::DumpArchive;
+use etl_connectors::postgres::{
+    PgUrl, TableDefinition, connect, extension_state, table_definition,
+};
 use etl_engine::{CollectionSchema, Hit, SearchRequest};
 use etl_mappings::{Dialect, Finding, IfExists, ParsedMapping, Plan, QualifiedName, TablePlan};
 use tokio::sync::Mutex;
@@ -37,6 +40,14 @@ use crate::report::{RunObserver, RunReport, TableReport};
 use crate::target::{
     Admin, Answer, Begun, CollectionReader, Feed, OpenTable, Target, TargetOptions,
 };
+
+/// Where the source's table definitions are read.
+enum Definer {
+    /// A live server's catalog.
+    Live(PgUrl),
+    /// A dump's DDL.
+    Dump(Arc<DumpArchive>),
+}
 
 /// Where a source table goes and what to do if it is there.
 #[derive(Debug, Clone)]
@@ -66,8 +77,12 @@ impl PostgresTarget {
         opts: &TargetOptions,
     ) -> Result<Self, PipelineError> {
         let mut placements = HashMap::new();
-        let dialect = mapping.and_then(|m| m.file.target.dialect).unwrap_or_default();
-        let default_if_exists = mapping.and_then(|m| m.file.target.if_exists).unwrap_or_default();
+        let dialect = mapping
+            .and_then(|m| m.file.target.dialect)
+            .unwrap_or_default();
+        let default_if_exists = mapping
+            .and_then(|m| m.file.target.if_exists)
+            .unwrap_or_default();
         if let Some(m) = mapping {
             for t in &m.file.tables {
                 let source = QualifiedName::parse(&t.source)?;
@@ -108,22 +123,32 @@ impl PostgresTarget {
             ));
         }
         if let Some(n) = o.max_parallel_maintenance_workers {
-            out.push_str(&format!("SET LOCAL max_parallel_maintenance_workers = {n}; "));
+            out.push_str(&format!(
+                "SET LOCAL max_parallel_maintenance_workers = {n}; "
+            ));
         }
         out
     }
 
     fn placement(&self, source: &QualifiedName) -> Placement {
-        self.placements.get(source).cloned().unwrap_or_else(|| Placement {
-            target: source.clone(),
-            if_exists: self.default_if_exists,
-        })
+        self.placements
+            .get(source)
+            .cloned()
+            .unwrap_or_else(|| Placement {
+                target: source.clone(),
+                if_exists: self.default_if_exists,
+            })
     }
 
-    fn source_url(&self) -> Result<Option<PgUrl>, PipelineError> {
+    /// Where the source's table definitions come from: the live source's catalog or the
+    /// dump's DDL (`None`: files, which carry no definitions).
+    fn definer(&self) -> Result<Option<Definer>, PipelineError> {
+        if let Some(dump) = &self.opts.dump {
+            return Ok(Some(Definer::Dump(dump.clone())));
+        }
         match &self.mapping {
             Some(m) if m.file.source.postgres.is_some() => {
-                Ok(Some(crate::source::postgres_url(m)?))
+                Ok(Some(Definer::Live(crate::source::postgres_url(m)?)))
             }
             _ => Ok(None),
         }
@@ -139,13 +164,22 @@ impl PostgresTarget {
             .iter()
             .filter(|t| !cache.contains_key(&t.source))
             .collect();
-        if !missing.is_empty()
-            && let Some(url) = self.source_url()?
-        {
-            let client = connect(&url).await?;
-            for t in missing {
-                let def = table_definition(&client, &t.source).await?;
-                cache.insert(t.source.clone(), Arc::new(def));
+        if !missing.is_empty() {
+            match self.definer()? {
+                Some(Definer::Live(url)) => {
+                    let client = connect(&url).await?;
+                    for t in missing {
+                        let def = table_definition(&client, &t.source).await?;
+                        cache.insert(t.source.clone(), Arc::new(def));
+                    }
+                }
+                Some(Definer::Dump(dump)) => {
+                    for t in missing {
+                        let def = dump.table_definition(&t.source)?;
+                        cache.insert(t.source.clone(), Arc::new(def));
+                    }
+                }
+                None => {}
             }
         }
         tables
@@ -173,12 +207,12 @@ impl PostgresTarget {
             message,
             fix: Some(fix.to_string()),
         };
-        if self.source_url()?.is_none() {
+        if self.definer()?.is_none() {
             for t in tables.iter_mut() {
                 t.required_fixes.push(fix(
                     None,
-                    "a Postgres target is loaded from a live Postgres source for now; dumps, CSV and Parquet into Postgres are not built yet".into(),
-                    "use `source: { postgres: URL }` (restore the dump into a scratch server first)",
+                    "a Postgres target is loaded from a live Postgres source or a pg_dump file; CSV and Parquet into Postgres are not built yet".into(),
+                    "use `source: { postgres: URL }` or `source: { dump: FILE }`",
                 ));
             }
             return Ok(());
@@ -404,18 +438,30 @@ impl PostgresTarget {
                 &[&table.quoted()],
             )
             .await
-            .map_err(|e| etl_connectors::ConnectorError::from_pg(format!("reading the columns of {table} on the target"), e))?;
-        let there: HashMap<String, String> = rows.into_iter().map(|r| (r.get(0), r.get(1))).collect();
+            .map_err(|e| {
+                etl_connectors::ConnectorError::from_pg(
+                    format!("reading the columns of {table} on the target"),
+                    e,
+                )
+            })?;
+        let there: HashMap<String, String> =
+            rows.into_iter().map(|r| (r.get(0), r.get(1))).collect();
         let mut out = Vec::new();
         for c in def.columns.iter().filter(|c| !excluded.contains(&c.name)) {
             if matches!(c.fill, etl_connectors::postgres::ColumnFill::Generated(_)) {
                 continue;
             }
             match there.get(&c.name) {
-                None => out.push((c.name.clone(), format!("{table} on the target has no column `{}`", c.name))),
+                None => out.push((
+                    c.name.clone(),
+                    format!("{table} on the target has no column `{}`", c.name),
+                )),
                 Some(t) if strip_schema(t) != strip_schema(&c.type_sql) => out.push((
                     c.name.clone(),
-                    format!("column `{}` is {t} on the target and {} on the source", c.name, c.type_sql),
+                    format!(
+                        "column `{}` is {t} on the target and {} on the source",
+                        c.name, c.type_sql
+                    ),
                 )),
                 Some(_) => {}
             }
@@ -435,10 +481,9 @@ impl PostgresTarget {
         let target = &place.target;
         let ctx = |what: &str| format!("{what} {target} on the target");
         let exec = |sql: String, what: &'static str| async move {
-            client
-                .batch_execute(&sql)
-                .await
-                .map_err(|e| etl_connectors::ConnectorError::from_pg(format!("{} ({sql})", ctx(what)), e))
+            client.batch_execute(&sql).await.map_err(|e| {
+                etl_connectors::ConnectorError::from_pg(format!("{} ({sql})", ctx(what)), e)
+            })
         };
         let recorded = state::recorded(client, target).await?;
         let existing = self.existing(client, target).await?;
@@ -448,7 +493,11 @@ impl PostgresTarget {
         let create = match existing {
             None => true,
             Some(_) if self.opts.restart || place.if_exists == IfExists::Replace => {
-                exec(format!("DROP TABLE {} CASCADE", target.quoted()), "dropping").await?;
+                exec(
+                    format!("DROP TABLE {} CASCADE", target.quoted()),
+                    "dropping",
+                )
+                .await?;
                 true
             }
             Some(_) if place.if_exists == IfExists::Truncate => {
@@ -459,7 +508,10 @@ impl PostgresTarget {
         };
         if create {
             exec(
-                format!("CREATE SCHEMA IF NOT EXISTS {}", etl_mappings::quote_ident(&target.schema)),
+                format!(
+                    "CREATE SCHEMA IF NOT EXISTS {}",
+                    etl_mappings::quote_ident(&target.schema)
+                ),
                 "creating the schema of",
             )
             .await?;
@@ -571,7 +623,9 @@ impl Target for PostgresTarget {
             client
                 .batch_execute("CREATE EXTENSION IF NOT EXISTS vector")
                 .await
-                .map_err(|e| etl_connectors::ConnectorError::from_pg("creating pgvector on the target", e))?;
+                .map_err(|e| {
+                    etl_connectors::ConnectorError::from_pg("creating pgvector on the target", e)
+                })?;
         }
         state::ensure(&client).await?;
         let mut resumed = false;
@@ -765,6 +819,9 @@ mod tests {
             pgvector_columns(&def, &excluded, &PGVECTOR_TYPES),
             ["v", "h", "s", "arr"]
         );
-        assert_eq!(pgvector_columns(&def, &excluded, &PGVECTOR_TYPES[1..]), ["h", "s"]);
+        assert_eq!(
+            pgvector_columns(&def, &excluded, &PGVECTOR_TYPES[1..]),
+            ["h", "s"]
+        );
     }
 }

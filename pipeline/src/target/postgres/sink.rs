@@ -14,9 +14,9 @@
 
 use std::collections::HashMap;
 
-use datafusion::arrow::array::{Array, AsArray, RecordBatch};
+use datafusion::arrow::array::{Array, AsArray, BinaryArray, RecordBatch};
 use etl_connectors::ConnectorError;
-use etl_connectors::postgres::{PgUrl, connect};
+use etl_connectors::postgres::{PgUrl, WIRE_TEXT, connect};
 use etl_mappings::QualifiedName;
 use futures::SinkExt;
 use tokio::runtime::Handle;
@@ -153,28 +153,32 @@ async fn load_range(
         .map_err(|e| ConnectorError::from_pg(context("starting to load"), e))?;
     let copying = |e: tokio_postgres::Error| ConnectorError::from_pg(context("copying into"), e);
     let mut copy = None;
-    // The COPY statement and the array columns to patch, from the range's first batch (every
-    // batch of a range has the same columns).
-    let mut prepared: Option<(String, Vec<(usize, u32)>)> = None;
+    // The COPY statement and the framing (the array columns to patch), from the range's first
+    // batch (every batch of a range has the same columns).
+    let mut prepared: Option<(String, Framing)> = None;
     let mut refused: Vec<Reject> = Vec::new();
     while let Some(msg) = rx.recv().await {
         match msg {
             Msg::Rows(batch) => {
-                let (sql, patches) = match &prepared {
+                let (sql, framing) = match &prepared {
                     Some(p) => p,
                     None => {
-                        let columns: Vec<String> = batch
-                            .schema()
-                            .fields()
-                            .iter()
-                            .map(|f| f.name().clone())
-                            .collect();
-                        let patches = element_types(&tx, table, &columns).await?;
-                        prepared.insert((super::ddl::copy_in(table, &columns), patches))
+                        let schema = batch.schema();
+                        let columns: Vec<String> =
+                            schema.fields().iter().map(|f| f.name().clone()).collect();
+                        let (framing, text) = if schema.metadata().contains_key(WIRE_TEXT) {
+                            (Framing::Text, true)
+                        } else {
+                            (
+                                Framing::Binary(element_types(&tx, table, &columns).await?),
+                                false,
+                            )
+                        };
+                        prepared.insert((super::ddl::copy_in(table, &columns, text), framing))
                     }
                 };
                 if load.careful {
-                    copy_refusing(&tx, sql, &batch, patches, &mut refused)
+                    copy_refusing(&tx, sql, &batch, framing, &mut refused)
                         .await
                         .map_err(|e| match e {
                             Refusing::Pg(e) => copying(e).into(),
@@ -183,23 +187,28 @@ async fn load_range(
                     continue;
                 }
                 if copy.is_none() {
-                    let mut sink =
-                        Box::pin(tx.copy_in::<_, bytes::Bytes>(sql.as_str()).await.map_err(copying)?);
-                    sink.send(bytes::Bytes::from_static(HEADER))
-                        .await
-                        .map_err(copying)?;
+                    let mut sink = Box::pin(
+                        tx.copy_in::<_, bytes::Bytes>(sql.as_str())
+                            .await
+                            .map_err(copying)?,
+                    );
+                    if let Some(header) = framing.header() {
+                        sink.send(header).await.map_err(copying)?;
+                    }
                     copy = Some(sink);
                 }
                 if let Some(sink) = copy.as_mut() {
-                    sink.send(encode(&batch, patches)?).await.map_err(copying)?;
+                    sink.send(framing.encode(&batch)?).await.map_err(copying)?;
                 }
             }
             Msg::Commit(checkpoint, reply) => {
                 let done = async {
                     if let Some(mut sink) = copy.take() {
-                        sink.send(bytes::Bytes::from_static(TRAILER))
-                            .await
-                            .map_err(copying)?;
+                        if let Some((_, framing)) = &prepared
+                            && let Some(trailer) = framing.trailer()
+                        {
+                            sink.send(trailer).await.map_err(copying)?;
+                        }
                         sink.as_mut().finish().await.map_err(copying)?;
                     }
                     // Refused rows are on disk before the rows around them commit.
@@ -231,14 +240,14 @@ async fn copy_refusing(
     tx: &tokio_postgres::Transaction<'_>,
     sql: &str,
     batch: &RecordBatch,
-    patches: &[(usize, u32)],
+    framing: &Framing,
     refused: &mut Vec<Reject>,
 ) -> Result<(), Refusing> {
     let mut pending = vec![batch.clone()];
     while let Some(part) = pending.pop() {
-        let body = encode(&part, patches).map_err(Refusing::Other)?;
+        let body = framing.encode(&part).map_err(Refusing::Other)?;
         tx.batch_execute("SAVEPOINT etl_batch").await?;
-        match copy_once(tx, sql, body).await {
+        match copy_once(tx, sql, framing, body).await {
             Ok(()) => tx.batch_execute("RELEASE SAVEPOINT etl_batch").await?,
             Err(e) => {
                 let Some(db) = e.as_db_error() else {
@@ -284,19 +293,25 @@ impl From<tokio_postgres::Error> for Refusing {
 async fn copy_once(
     tx: &tokio_postgres::Transaction<'_>,
     sql: &str,
+    framing: &Framing,
     body: bytes::Bytes,
 ) -> Result<(), tokio_postgres::Error> {
     let mut sink = Box::pin(tx.copy_in::<_, bytes::Bytes>(sql).await?);
-    sink.send(bytes::Bytes::from_static(HEADER)).await?;
+    if let Some(header) = framing.header() {
+        sink.send(header).await?;
+    }
     sink.send(body).await?;
-    sink.send(bytes::Bytes::from_static(TRAILER)).await?;
+    if let Some(trailer) = framing.trailer() {
+        sink.send(trailer).await?;
+    }
     sink.as_mut().finish().await?;
     Ok(())
 }
 
-/// The array columns of `table` (by position in `columns`) whose element type is user-defined
-/// (an enum, a domain, pgvector's types), with the element type's OID on the target: an array's
-/// binary form names its element type by OID, which differs between databases, so those four
+/// The array columns of `table` (by position in `columns`) with their element type's OID on
+/// the target: an array's binary form names its element type by OID, which differs between
+/// databases for user-defined types (enums, domains, pgvector's), and which a dump's text,
+/// encoded here, can only guess for built-in ones (`varchar[]` read as `text[]`); those four
 /// bytes are rewritten on the way through.
 async fn element_types(
     client: &impl tokio_postgres::GenericClient,
@@ -307,7 +322,7 @@ async fn element_types(
         .query(
             "SELECT a.attname::text, t.typelem FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid \
              WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped \
-               AND t.typcategory = 'A' AND t.typelem >= 16384",
+               AND t.typcategory = 'A'",
             &[&table.quoted()],
         )
         .await
@@ -321,21 +336,84 @@ async fn element_types(
         .collect())
 }
 
-/// A batch of wire-format columns (`Binary`: each value a field's bytes) as binary COPY rows;
-/// `patches` gives the array columns whose element type OID is replaced by the target's.
-fn encode(batch: &RecordBatch, patches: &[(usize, u32)]) -> Result<bytes::Bytes, PipelineError> {
-    let cols: Vec<_> = batch
+/// How rows are framed for COPY.
+enum Framing {
+    /// Postgres' binary format; the array columns (by position) whose element type OID is
+    /// replaced by the target's.
+    Binary(Vec<(usize, u32)>),
+    /// The text format (a dump's own text, for tables with types that have no binary form
+    /// here).
+    Text,
+}
+
+impl Framing {
+    fn header(&self) -> Option<bytes::Bytes> {
+        matches!(self, Framing::Binary(_)).then(|| bytes::Bytes::from_static(HEADER))
+    }
+
+    fn trailer(&self) -> Option<bytes::Bytes> {
+        matches!(self, Framing::Binary(_)).then(|| bytes::Bytes::from_static(TRAILER))
+    }
+
+    fn encode(&self, batch: &RecordBatch) -> Result<bytes::Bytes, PipelineError> {
+        match self {
+            Framing::Binary(patches) => encode(batch, patches),
+            Framing::Text => encode_text(batch),
+        }
+    }
+}
+
+/// A batch's columns as wire fields (`Binary`: each value a field's bytes).
+fn wire_columns(batch: &RecordBatch) -> Result<Vec<&BinaryArray>, PipelineError> {
+    batch
         .columns()
         .iter()
         .map(|c| {
-            c.as_binary_opt::<i32>().ok_or_else(|| PipelineError::Internal {
-                message: format!(
-                    "a Postgres target takes wire-format columns, got {}",
-                    c.data_type()
-                ),
-            })
+            c.as_binary_opt::<i32>()
+                .ok_or_else(|| PipelineError::Internal {
+                    message: format!(
+                        "a Postgres target takes wire-format columns, got {}",
+                        c.data_type()
+                    ),
+                })
         })
-        .collect::<Result<_, _>>()?;
+        .collect()
+}
+
+/// A batch of text fields as COPY text rows: tab-separated, `\N` for NULL, with backslash,
+/// tab, newline and carriage return escaped.
+fn encode_text(batch: &RecordBatch) -> Result<bytes::Bytes, PipelineError> {
+    let cols = wire_columns(batch)?;
+    let payload: usize = cols.iter().map(|c| c.values().len()).sum();
+    let mut out = Vec::with_capacity(payload + payload / 16 + batch.num_rows() * (cols.len() + 1));
+    for r in 0..batch.num_rows() {
+        for (i, c) in cols.iter().enumerate() {
+            if i > 0 {
+                out.push(b'\t');
+            }
+            if c.is_null(r) {
+                out.extend_from_slice(b"\\N");
+                continue;
+            }
+            for &b in c.value(r) {
+                match b {
+                    b'\\' => out.extend_from_slice(b"\\\\"),
+                    b'\t' => out.extend_from_slice(b"\\t"),
+                    b'\n' => out.extend_from_slice(b"\\n"),
+                    b'\r' => out.extend_from_slice(b"\\r"),
+                    _ => out.push(b),
+                }
+            }
+        }
+        out.push(b'\n');
+    }
+    Ok(bytes::Bytes::from(out))
+}
+
+/// A batch of wire-format columns as binary COPY rows; `patches` gives the array columns whose
+/// element type OID is replaced by the target's.
+fn encode(batch: &RecordBatch, patches: &[(usize, u32)]) -> Result<bytes::Bytes, PipelineError> {
+    let cols = wire_columns(batch)?;
     let rows = batch.num_rows();
     let payload: usize = cols.iter().map(|c| c.values().len()).sum();
     let mut out = Vec::with_capacity(payload + rows * (2 + 4 * cols.len()));
@@ -368,7 +446,6 @@ fn encode(batch: &RecordBatch, patches: &[(usize, u32)]) -> Result<bytes::Bytes,
 mod tests {
     use std::sync::Arc;
 
-    use datafusion::arrow::array::BinaryArray;
     use datafusion::arrow::datatypes::{DataType, Field, Schema};
 
     use super::*;
@@ -394,5 +471,18 @@ mod tests {
         .concat();
         assert_eq!(&out[..], &want[..]);
         assert_eq!(HEADER.len(), 19);
+    }
+
+    #[test]
+    fn text_rows_escape_what_copy_text_treats_specially() {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("a", DataType::Binary, true),
+            Field::new("b", DataType::Binary, true),
+        ]));
+        let a = BinaryArray::from(vec![Some(&b"x\ty\\z"[..]), None]);
+        let b = BinaryArray::from(vec![Some(&b"l1\nl2\r"[..]), Some(&b"\\N"[..])]);
+        let batch = RecordBatch::try_new(schema, vec![Arc::new(a), Arc::new(b)]).unwrap();
+        let out = encode_text(&batch).unwrap();
+        assert_eq!(&out[..], &b"x\\ty\\\\z\tl1\\nl2\\r\n\\N\t\\\\N\n"[..]);
     }
 }
