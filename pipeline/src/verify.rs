@@ -17,7 +17,6 @@
 //! source, not the target), mismatch (in both, different) and extraneous (in the target only).
 
 use std::collections::{BTreeSet, HashMap, HashSet};
-use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -31,6 +30,7 @@ use etl_engine::convert::to_json;
 use etl_engine::{CollectionSchema, FieldType};
 use etl_mappings::{PrimaryKey, TablePlan, build_plan};
 use futures::StreamExt;
+use futures::future::BoxFuture;
 use serde_json::Value;
 
 use crate::error::PipelineError;
@@ -43,11 +43,13 @@ use crate::target::CollectionReader;
 
 mod report;
 mod rows;
+mod spill;
 pub use report::{
     ColumnDifference, Counts, Difference, DifferenceKind, TableVerify, VerifyObserver,
     VerifyOptions, VerifyReport,
 };
 use rows::{arrow_err, canonical_json, fingerprint, internal, same_value};
+use spill::Spill;
 
 /// Verifies the tables of a mapping file.
 pub async fn verify(
@@ -93,16 +95,17 @@ pub async fn verify(
             .await?;
         let tp = &tp;
         let verifier = TableVerifier::new(tp, reader, opts.max_differences, plan.parallelism)?;
-        let scan = SourceScan::open(
-            &source_conn,
-            source,
-            read,
-            &verifier.mapper.source_columns(),
-            None,
-        )
-        .await?;
+        let columns = verifier.mapper.source_columns();
+        let scan = SourceScan::open(&source_conn, source, read.clone(), &columns, None).await?;
+        // The source read again, only when differences are to be shown.
+        let (conn, table) = (source_conn.clone(), source.clone());
+        let rescan: Rescan = Box::new(move || {
+            let (conn, table, read, columns) =
+                (conn.clone(), table.clone(), read.clone(), columns.clone());
+            Box::pin(async move { SourceScan::open(&conn, &table, read, &columns, None).await })
+        });
         observer.table_started(&tp.source.to_string(), tp.estimated_rows);
-        let result = verifier.run(scan, observer.clone()).await?;
+        let result = verifier.run(scan, rescan, observer.clone()).await?;
         observer.table_finished(&result);
         out.push(result);
     }
@@ -158,16 +161,34 @@ struct Entry {
     seen: u32,
 }
 
-const SHARDS: usize = 64;
+/// Opens the source's scan again.
+type Rescan = Box<dyn Fn() -> BoxFuture<'static, Result<SourceScan, PipelineError>> + Send + Sync>;
 
-type Shard = Mutex<HashMap<Box<[u8]>, Entry>>;
-
-/// Source rows kept to describe a difference.
+/// What the bucket-by-bucket comparison found: counts, and the keys of the differences to
+/// show (at most `max_differences` of each kind, the smallest keys).
 #[derive(Default)]
-struct Kept {
-    mismatched: Vec<(Box<[u8]>, RecordBatch)>,
-    missing: Vec<Difference>,
+struct Paired {
+    success: u64,
+    mismatch: u64,
+    missing: u64,
+    extraneous: u64,
     duplicates: u64,
+    mismatched: BTreeSet<Box<[u8]>>,
+    absent: BTreeSet<Box<[u8]>>,
+    /// Of `absent`, the keys the target has (once, for a source key seen twice).
+    duplicated: BTreeSet<Box<[u8]>>,
+    unclaimed: BTreeSet<Box<[u8]>>,
+}
+
+/// Adds `key` to `set`, keeping only the `max` smallest.
+fn keep_smallest(set: &mut BTreeSet<Box<[u8]>>, key: &[u8], max: usize) {
+    if max == 0 || set.len() >= max && set.last().is_some_and(|l| **l <= *key) {
+        return;
+    }
+    set.insert(Box::from(key));
+    if set.len() > max {
+        set.pop_last();
+    }
 }
 
 struct TableVerifier {
@@ -183,7 +204,8 @@ struct TableVerifier {
     keying: Keying,
     rows: RowConverter,
     keys: Option<RowConverter>,
-    shards: Vec<Shard>,
+    /// Spill buckets per side.
+    buckets: usize,
     max_differences: usize,
     parallelism: usize,
 }
@@ -254,7 +276,7 @@ impl TableVerifier {
             keying,
             rows,
             keys,
-            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            buckets: spill::bucket_count(tp.estimated_rows),
             max_differences,
             parallelism: parallelism.max(1),
         })
@@ -282,28 +304,32 @@ impl TableVerifier {
     async fn run(
         self,
         scan: SourceScan,
+        rescan: Rescan,
         observer: Arc<dyn VerifyObserver>,
     ) -> Result<TableVerify, PipelineError> {
         let name = self.plan.source.to_string();
         let started = Instant::now();
         let me = Arc::new(self);
-        // 1. The collection, into the sharded map.
+        let dir = tempfile::tempdir().map_err(|e| internal(format!("verify's spill directory: {e}")))?;
+        // 1. The collection, into its bucket files.
         let mut extraneous = 0u64;
+        let target = Arc::new(Spill::create(dir.path(), "target", me.buckets)?);
         if let Some(reader) = &me.reader {
-            let index = me.clone();
+            let (index, spill) = (me.clone(), target.clone());
             let read = reader
                 .scan(
                     me.parallelism,
-                    Arc::new(move |batch| index.index_batch(batch).map(|()| false)),
+                    Arc::new(move |batch| index.index_batch(batch, &spill).map(|()| false)),
                 )
                 .await?;
             extraneous += reader.surplus(read).await?;
         }
-        // 2. The source, probing the map.
-        let kept = Arc::new(Mutex::new(Kept::default()));
+        let target = target.finish()?;
+        // 2. The source, mapped, into its own.
+        let source = Arc::new(Spill::create(dir.path(), "source", me.buckets)?);
+        let notes = Arc::new(Mutex::new(Vec::new()));
         let parts = futures::stream::iter((0..scan.partitions()).map(|p| {
-            let me = me.clone();
-            let kept = kept.clone();
+            let (me, notes, spill) = (me.clone(), notes.clone(), source.clone());
             let stream = scan.execute(p);
             let (observer, stats, name) = (observer.clone(), scan.stats.clone(), name.clone());
             async move {
@@ -311,15 +337,15 @@ impl TableVerifier {
                 let mut counts = Counts::default();
                 while let Some(batch) = stream.next().await {
                     let batch = batch.map_err(PipelineError::from_datafusion)?;
-                    me.probe(&batch, &mut counts, &kept)?;
+                    me.probe(&batch, &mut counts, &notes, &spill)?;
                     // Dump rows the reader set aside were rejected by the run too: missing.
                     let unreadable = stats.take_bad_rows(p);
                     counts.truth_rows_seen += unreadable.len() as u64;
                     counts.missing += unreadable.len() as u64;
-                    let mut k = kept.lock().unwrap_or_else(|e| e.into_inner());
+                    let mut n = notes.lock().unwrap_or_else(|e| e.into_inner());
                     for b in unreadable {
-                        if k.missing.len() < me.max_differences {
-                            k.missing.push(Difference {
+                        if n.len() < me.max_differences {
+                            n.push(Difference {
                                 kind: DifferenceKind::Missing,
                                 key: serde_json::Value::Null,
                                 columns: Vec::new(),
@@ -342,27 +368,21 @@ impl TableVerifier {
         for p in parts {
             let p = p?;
             counts.truth_rows_seen += p.truth_rows_seen;
-            counts.success += p.success;
             counts.missing += p.missing;
-            counts.mismatch += p.mismatch;
         }
-        // 3. Target rows no source row claimed.
-        let mut unclaimed: BTreeSet<Box<[u8]>> = BTreeSet::new();
-        for shard in &me.shards {
-            let shard = shard.lock().unwrap_or_else(|e| e.into_inner());
-            for (k, e) in shard.iter() {
-                if e.seen < e.count {
-                    extraneous += u64::from(e.count - e.seen);
-                    unclaimed.insert(k.clone());
-                    if unclaimed.len() > me.max_differences {
-                        unclaimed.pop_last();
-                    }
-                }
-            }
-        }
-        counts.extraneous = extraneous;
-        let kept = std::mem::take(&mut *kept.lock().unwrap_or_else(|e| e.into_inner()));
-        let differences = me.describe(kept, unclaimed).await?;
+        let source = source.finish()?;
+        // 3. Bucket by bucket: the target's entries in memory, the source's records probing them.
+        let pairing = me.clone();
+        let paired = tokio::task::spawn_blocking(move || pairing.pair(&target, &source))
+            .await
+            .map_err(|e| internal(e.to_string()))??;
+        drop(dir);
+        counts.success = paired.success;
+        counts.mismatch = paired.mismatch;
+        counts.missing += paired.missing;
+        counts.extraneous = extraneous + paired.extraneous;
+        let notes = std::mem::take(&mut *notes.lock().unwrap_or_else(|e| e.into_inner()));
+        let differences = me.describe(notes, paired, rescan).await?;
         Ok(TableVerify {
             table: me.plan.source.to_string(),
             collection: me.plan.collection.clone(),
@@ -371,6 +391,55 @@ impl TableVerifier {
             differences,
             seconds: started.elapsed().as_secs_f64(),
         })
+    }
+
+    /// Pairs the two sides' bucket files, one bucket at a time.
+    fn pair(
+        &self,
+        target: &[std::path::PathBuf],
+        source: &[std::path::PathBuf],
+    ) -> Result<Paired, PipelineError> {
+        let max = self.max_differences;
+        let mut out = Paired::default();
+        let mut map: HashMap<Box<[u8]>, Entry> = HashMap::new();
+        for (t, s) in target.iter().zip(source) {
+            map.clear();
+            spill::read_bucket(t, |key, fingerprint| {
+                map.entry(Box::from(key))
+                    .or_insert(Entry {
+                        fingerprint,
+                        count: 0,
+                        seen: 0,
+                    })
+                    .count += 1;
+            })?;
+            spill::read_bucket(s, |key, fingerprint| match map.get_mut(key) {
+                Some(e) if e.seen < e.count => {
+                    e.seen += 1;
+                    if e.fingerprint == fingerprint {
+                        out.success += 1;
+                    } else {
+                        out.mismatch += 1;
+                        keep_smallest(&mut out.mismatched, key, max);
+                    }
+                }
+                found => {
+                    out.missing += 1;
+                    if found.is_some() {
+                        out.duplicates += 1;
+                        keep_smallest(&mut out.duplicated, key, max);
+                    }
+                    keep_smallest(&mut out.absent, key, max);
+                }
+            })?;
+            for (key, e) in &map {
+                if e.seen < e.count {
+                    out.extraneous += u64::from(e.count - e.seen);
+                    keep_smallest(&mut out.unclaimed, key, max);
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// The compared columns of a collection batch (projected in compare order), cast to the
@@ -417,36 +486,29 @@ impl TableVerifier {
         }
     }
 
-    fn shard(&self, key: &[u8]) -> &Shard {
-        let mut h = DefaultHasher::new();
-        key.hash(&mut h);
-        &self.shards[(h.finish() as usize) % SHARDS]
+    /// Spills a batch of collection rows (compared columns in order).
+    fn index_batch(&self, batch: &RecordBatch, spill: &Spill) -> Result<(), PipelineError> {
+        self.spill_rows(batch, spill)
     }
 
-    /// Adds a batch of collection rows (compared columns in order) to the map.
-    fn index_batch(&self, batch: &RecordBatch) -> Result<(), PipelineError> {
+    /// Each row's key and fingerprint into `spill`.
+    fn spill_rows(&self, batch: &RecordBatch, spill: &Spill) -> Result<(), PipelineError> {
         let cols = self.compared(batch)?;
         let (rows, keys) = self.encode(&cols)?;
         for r in 0..batch.num_rows() {
             let fp = fingerprint(rows.row(r).as_ref());
-            let key = Self::map_key(keys.as_ref(), fp, r);
-            let mut shard = self.shard(&key).lock().unwrap_or_else(|e| e.into_inner());
-            let e = shard.entry(key).or_insert(Entry {
-                fingerprint: fp,
-                count: 0,
-                seen: 0,
-            });
-            e.count += 1;
+            spill.push(&Self::map_key(keys.as_ref(), fp, r), fp)?;
         }
         Ok(())
     }
 
-    /// Maps a source batch and pairs each row with the collection's.
+    /// Maps a source batch and spills its rows; rows the mapping rejects are missing.
     fn probe(
         &self,
         batch: &RecordBatch,
         counts: &mut Counts,
-        kept: &Mutex<Kept>,
+        notes: &Mutex<Vec<Difference>>,
+        spill: &Spill,
     ) -> Result<(), PipelineError> {
         counts.truth_rows_seen += batch.num_rows() as u64;
         let (mapped, rejects) = self.mapper.map(batch)?;
@@ -461,10 +523,10 @@ impl TableVerifier {
             .collect();
         if !rejects.is_empty() {
             counts.missing += rejects.len() as u64;
-            let mut k = kept.lock().unwrap_or_else(|e| e.into_inner());
+            let mut n = notes.lock().unwrap_or_else(|e| e.into_inner());
             for r in rejects {
-                if k.missing.len() < self.max_differences {
-                    k.missing.push(Difference {
+                if n.len() < self.max_differences {
+                    n.push(Difference {
                         kind: DifferenceKind::Missing,
                         key: r.primary_key.clone(),
                         columns: Vec::new(),
@@ -476,55 +538,7 @@ impl TableVerifier {
                 }
             }
         }
-        let cols = self.compared(&mapped)?;
-        let (rows, keys) = self.encode(&cols)?;
-        for r in 0..mapped.num_rows() {
-            let fp = fingerprint(rows.row(r).as_ref());
-            let key = Self::map_key(keys.as_ref(), fp, r);
-            let outcome = {
-                let mut shard = self.shard(&key).lock().unwrap_or_else(|e| e.into_inner());
-                match shard.get_mut(&key) {
-                    Some(e) if e.seen < e.count => {
-                        e.seen += 1;
-                        if keys.is_none() || e.fingerprint == fp {
-                            Outcome::Success
-                        } else {
-                            Outcome::Mismatch
-                        }
-                    }
-                    Some(_) => Outcome::Duplicate,
-                    None => Outcome::Missing,
-                }
-            };
-            match outcome {
-                Outcome::Success => counts.success += 1,
-                Outcome::Mismatch => {
-                    counts.mismatch += 1;
-                    let mut k = kept.lock().unwrap_or_else(|e| e.into_inner());
-                    if k.mismatched.len() < self.max_differences {
-                        k.mismatched.push((key, mapped.slice(r, 1)));
-                    }
-                }
-                Outcome::Missing | Outcome::Duplicate => {
-                    counts.missing += 1;
-                    let mut k = kept.lock().unwrap_or_else(|e| e.into_inner());
-                    if matches!(outcome, Outcome::Duplicate) {
-                        k.duplicates += 1;
-                    }
-                    if k.missing.len() < self.max_differences {
-                        let note = matches!(outcome, Outcome::Duplicate)
-                            .then(|| "the key appears more than once in the source".to_string());
-                        k.missing.push(Difference {
-                            kind: DifferenceKind::Missing,
-                            key: self.display_key(&cols, r),
-                            columns: Vec::new(),
-                            note,
-                        });
-                    }
-                }
-            }
-        }
-        Ok(())
+        self.spill_rows(&mapped, spill)
     }
 
     /// A row's key as JSON: one value, an object of key columns, or (no key) the row's
@@ -557,20 +571,25 @@ impl TableVerifier {
         self.schema.field(&self.columns[i]).map(|f| f.data_type)
     }
 
-    /// Finds the collection rows behind the differences to show, and lists the columns that
-    /// differ.
+    /// Finds the rows behind the differences to show (a second, filtered read of each side)
+    /// and lists the columns that differ.
     async fn describe(
         self: &Arc<Self>,
-        kept: Kept,
-        unclaimed: BTreeSet<Box<[u8]>>,
+        notes: Vec<Difference>,
+        paired: Paired,
+        rescan: Rescan,
     ) -> Result<Vec<Difference>, PipelineError> {
-        let wanted: HashSet<Box<[u8]>> = kept
-            .mismatched
-            .iter()
-            .map(|(k, _)| k.clone())
-            .chain(unclaimed.iter().cloned())
-            .collect();
-        let found: HashMap<Box<[u8]>, RecordBatch> = match (&self.reader, wanted.is_empty()) {
+        let Paired {
+            mismatched,
+            absent,
+            duplicated,
+            unclaimed,
+            duplicates,
+            ..
+        } = paired;
+        let in_target: HashSet<Box<[u8]>> =
+            mismatched.iter().chain(&unclaimed).cloned().collect();
+        let found: HashMap<Box<[u8]>, RecordBatch> = match (&self.reader, in_target.is_empty()) {
             (Some(reader), false) => {
                 let found = Arc::new(Mutex::new(HashMap::new()));
                 let (me, into) = (self.clone(), found.clone());
@@ -579,7 +598,7 @@ impl TableVerifier {
                         self.parallelism,
                         Arc::new(move |batch| {
                             let mut into = into.lock().unwrap_or_else(|e| e.into_inner());
-                            me.find_rows(batch, &wanted, &mut into)
+                            me.find_rows(batch, &in_target, &mut into)
                         }),
                     )
                     .await?;
@@ -587,12 +606,34 @@ impl TableVerifier {
             }
             _ => HashMap::new(),
         };
-        let mut out = kept.missing;
+        let in_source: HashSet<Box<[u8]>> = mismatched.iter().chain(&absent).cloned().collect();
+        let from_source = if in_source.is_empty() {
+            HashMap::new()
+        } else {
+            self.find_source_rows(rescan().await?, &in_source).await?
+        };
+        let mut out = notes;
+        for key in &absent {
+            let key_value = match from_source.get(key) {
+                Some(row) => self.display_key(&self.compared(row)?, 0),
+                None => self.parse_key(key),
+            };
+            out.push(Difference {
+                kind: DifferenceKind::Missing,
+                key: key_value,
+                columns: Vec::new(),
+                note: duplicated
+                    .contains(key)
+                    .then(|| "the key appears more than once in the source".to_string()),
+            });
+        }
         out.sort_by_key(|d| d.key.to_string());
-        let mut mismatched = kept.mismatched;
-        mismatched.sort_by(|a, b| a.0.cmp(&b.0));
-        for (key, source_row) in mismatched {
-            let source_cols = self.compared(&source_row)?;
+        out.truncate(self.max_differences);
+        for key in mismatched {
+            let Some(source_row) = from_source.get(&key) else {
+                continue;
+            };
+            let source_cols = self.compared(source_row)?;
             let mut d = Difference {
                 kind: DifferenceKind::Mismatch,
                 key: self.display_key(&source_cols, 0),
@@ -618,30 +659,9 @@ impl TableVerifier {
             out.push(d);
         }
         for key in unclaimed {
-            let key_value = match (found.get(&key), &self.keys) {
-                (Some(row), _) => self.display_key(&self.compared(row)?, 0),
-                (None, Some(conv)) => {
-                    let parser = conv.parser();
-                    let parsed = parser.parse(&key);
-                    match (conv.convert_rows([parsed]), &self.keying) {
-                        (Ok(arrays), _) if arrays.len() == 1 => {
-                            to_json(arrays[0].as_ref(), 0, None)
-                        }
-                        (Ok(arrays), Keying::Columns(idx)) => Value::Object(
-                            idx.iter()
-                                .zip(&arrays)
-                                .map(|(i, a)| {
-                                    (
-                                        self.columns[*i].clone(),
-                                        to_json(a.as_ref(), 0, self.field_type(*i)),
-                                    )
-                                })
-                                .collect(),
-                        ),
-                        _ => Value::Null,
-                    }
-                }
-                (None, None) => Value::Null,
+            let key_value = match found.get(&key) {
+                Some(row) => self.display_key(&self.compared(row)?, 0),
+                None => self.parse_key(&key),
             };
             out.push(Difference {
                 kind: DifferenceKind::Extraneous,
@@ -650,10 +670,57 @@ impl TableVerifier {
                 note: None,
             });
         }
-        if kept.duplicates > 0 {
-            tracing::warn!(table = %self.plan.source, duplicates = kept.duplicates, "source keys seen more than once");
+        if duplicates > 0 {
+            tracing::warn!(table = %self.plan.source, duplicates, "source keys seen more than once");
         }
         Ok(out)
+    }
+
+    /// The source rows (mapped, as stored) whose map keys are in `wanted`.
+    async fn find_source_rows(
+        self: &Arc<Self>,
+        scan: SourceScan,
+        wanted: &HashSet<Box<[u8]>>,
+    ) -> Result<HashMap<Box<[u8]>, RecordBatch>, PipelineError> {
+        let mut found = HashMap::new();
+        for p in 0..scan.partitions() {
+            let mut stream = scan.execute(p)?;
+            while let Some(batch) = stream.next().await {
+                let batch = batch.map_err(PipelineError::from_datafusion)?;
+                let (mapped, _) = self.mapper.map(&batch)?;
+                let mapped = match &self.reader {
+                    Some(r) => r.as_stored(mapped)?,
+                    None => mapped,
+                };
+                if self.find_rows(&mapped, wanted, &mut found)? {
+                    return Ok(found);
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    /// A key's value as JSON from its bytes (a row-hash key has none to show).
+    fn parse_key(&self, key: &[u8]) -> Value {
+        let (Some(conv), Keying::Columns(idx)) = (&self.keys, &self.keying) else {
+            return Value::Null;
+        };
+        let parser = conv.parser();
+        match conv.convert_rows([parser.parse(key)]) {
+            Ok(arrays) if arrays.len() == 1 => to_json(arrays[0].as_ref(), 0, None),
+            Ok(arrays) => Value::Object(
+                idx.iter()
+                    .zip(&arrays)
+                    .map(|(i, a)| {
+                        (
+                            self.columns[*i].clone(),
+                            to_json(a.as_ref(), 0, self.field_type(*i)),
+                        )
+                    })
+                    .collect(),
+            ),
+            Err(_) => Value::Null,
+        }
     }
 
     /// Adds the rows of `batch` whose map keys are in `wanted` to `found`, one single-row
@@ -680,11 +747,4 @@ impl TableVerifier {
         }
         Ok(found.len() == wanted.len())
     }
-}
-
-enum Outcome {
-    Success,
-    Mismatch,
-    Missing,
-    Duplicate,
 }

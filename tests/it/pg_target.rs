@@ -282,6 +282,50 @@ fn a_dump_in_each_format_restores_into_postgres_without_pg_restore() {
     }
 }
 
+/// The CockroachDB dialect's plan for the test database, against a golden file: the converted
+/// DDL, the post-data statements, the `IMPORT INTO` statements and every required fix and
+/// suggestion by name. `ETL_BLESS=1` rewrites the golden file (to be read before committing).
+#[test]
+fn the_cockroachdb_dialect_converts_the_test_database_as_the_golden_file_says() {
+    let source = fresh_db("pgt_crdb");
+    sql(&source, SOURCE);
+    let dir = tempfile::tempdir().unwrap();
+    let m = mapping(
+        dir.path(),
+        &source,
+        "postgres://root@127.0.0.1:26257/shop",
+        "  dialect: cockroachdb\n",
+    );
+    let o = etl(["plan".as_ref(), m.as_os_str(), "--format".as_ref(), "json".as_ref()]);
+    assert_eq!(o.status.code(), Some(1), "{}\n{}", stdout(&o), stderr(&o));
+    let plan: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let mut got = String::new();
+    for t in plan["tables"].as_array().unwrap() {
+        got.push_str(&format!("== {}\n", t["source"].as_str().unwrap()));
+        for (kind, key) in [("required fix", "required_fixes"), ("suggestion", "suggestions")] {
+            for f in t[key].as_array().unwrap() {
+                let column = f["column"].as_str().map(|c| format!(" [{c}]")).unwrap_or_default();
+                got.push_str(&format!("{kind}{column}: {}\n", f["message"].as_str().unwrap()));
+                if let Some(fix) = f["fix"].as_str().filter(|f| *f != "nothing to do") {
+                    got.push_str(&format!("  fix: {fix}\n"));
+                }
+            }
+        }
+        got.push('\n');
+    }
+    let golden = crate::support::repo_root().join("tests/golden/cockroachdb-plan.txt");
+    if std::env::var_os("ETL_BLESS").is_some() {
+        std::fs::create_dir_all(golden.parent().unwrap()).unwrap();
+        std::fs::write(&golden, &got).unwrap();
+    }
+    let want = std::fs::read_to_string(&golden).unwrap_or_default();
+    assert_eq!(got, want, "the conversion differs from {}", golden.display());
+    // `etl run` refuses what the plan refuses.
+    let run = etl(["run".as_ref(), m.as_os_str()]);
+    assert!(!run.status.success());
+    assert!(stderr(&run).contains("loading into CockroachDB is not built yet"), "{}", stderr(&run));
+}
+
 fn kill_when(args: &[&str], ready: impl Fn() -> bool) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_etl"))
         .args(args)

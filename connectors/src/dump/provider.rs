@@ -187,6 +187,7 @@ impl TableProvider for DumpTableProvider {
                     columns: columns.clone(),
                     schema: schema.clone(),
                     batch_rows: self.options.batch_rows.max(1),
+                    batch_bytes: self.options.batch_bytes.max(1),
                     limit,
                     stats: self.stats.clone(),
                     depth: self.options.channel_depth.max(1),
@@ -203,6 +204,7 @@ impl TableProvider for DumpTableProvider {
                 columns,
                 schema: schema.clone(),
                 batch_rows: 1,
+                batch_bytes: 1,
                 limit,
                 stats: self.stats.clone(),
                 depth: 1,
@@ -224,6 +226,8 @@ struct BlockStream {
     columns: Vec<Column>,
     schema: SchemaRef,
     batch_rows: usize,
+    /// A batch ends at this many bytes of text, too: memory follows the data's width.
+    batch_bytes: usize,
     limit: Option<usize>,
     stats: Arc<ReadStats>,
     depth: usize,
@@ -240,7 +244,7 @@ impl PartitionStream for BlockStream {
         let block = self.block.clone();
         let columns = self.columns.clone();
         let schema = self.schema.clone();
-        let batch_rows = self.batch_rows;
+        let (batch_rows, batch_bytes) = (self.batch_rows, self.batch_bytes);
         let limit = self.limit;
         let stats = self.stats.clone();
         let bad = BadRows {
@@ -249,7 +253,15 @@ impl PartitionStream for BlockStream {
         };
         tokio::task::spawn_blocking(move || {
             let result = read_block(
-                &archive, &block, &columns, &schema, batch_rows, limit, &stats, &bad, &tx,
+                &archive,
+                &block,
+                &columns,
+                &schema,
+                (batch_rows, batch_bytes),
+                limit,
+                &stats,
+                &bad,
+                &tx,
             );
             if let Err(e) = result {
                 let _ = tx.blocking_send(Err(e));
@@ -280,7 +292,7 @@ fn read_block(
     block: &Block,
     columns: &[Column],
     schema: &SchemaRef,
-    batch_rows: usize,
+    (batch_rows, batch_bytes): (usize, usize),
     limit: Option<usize>,
     stats: &ReadStats,
     bad: &BadRows,
@@ -401,7 +413,7 @@ fn read_block(
         }
         pending += 1;
         emitted += 1;
-        if pending >= batch_rows {
+        if pending >= batch_rows || bytes >= batch_bytes as u64 {
             stats
                 .rows
                 .fetch_add((pending - dropped.len()) as u64, Ordering::Relaxed);

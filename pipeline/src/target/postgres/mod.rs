@@ -16,6 +16,7 @@
 //! Every refusal comes from [`PostgresTarget::findings`], which `etl plan` shows and `etl run`
 //! refuses with before reading anything.
 
+mod cockroach;
 mod ddl;
 mod read;
 mod sink;
@@ -218,14 +219,7 @@ impl PostgresTarget {
             return Ok(());
         }
         if self.dialect == Dialect::Cockroachdb {
-            for t in tables.iter_mut() {
-                t.required_fixes.push(fix(
-                    None,
-                    "the CockroachDB dialect is not built yet".into(),
-                    "use `dialect: postgres` for a PostgreSQL-compatible target",
-                ));
-            }
-            return Ok(());
+            return self.cockroach_findings(tables).await;
         }
         let client = connect(&self.url).await?;
         let defs = self.definitions(tables).await?;
@@ -393,6 +387,55 @@ impl PostgresTarget {
                     "create them on the target after the run if they are needed",
                 ));
             }
+        }
+        Ok(())
+    }
+
+    /// The CockroachDB dialect's plan: each table converted (the DDL, the post-data steps, the
+    /// `IMPORT INTO` statement for a staged load), with what does not convert as required
+    /// fixes. Loading into CockroachDB is not built, and says so.
+    async fn cockroach_findings(&self, tables: &mut [TablePlan]) -> Result<(), PipelineError> {
+        let defs = self.definitions(tables).await?;
+        let in_run: Vec<QualifiedName> = tables.iter().map(|t| t.source.clone()).collect();
+        let note = |message: String| Finding {
+            column: None,
+            message,
+            fix: Some("nothing to do".into()),
+        };
+        for (t, def) in tables.iter_mut().zip(defs) {
+            let target = self.placement(&t.source).target;
+            let c = cockroach::convert(&def, &target, &t.excluded, &|r| {
+                in_run.contains(r).then(|| self.placement(r).target)
+            });
+            t.required_fixes.extend(c.required_fixes);
+            t.required_fixes.push(Finding {
+                column: None,
+                message: "loading into CockroachDB is not built yet (the conversion is tested against CockroachDB's documented rules, not a live cluster)".into(),
+                fix: Some("run the statements this plan shows on the cluster and load with IMPORT INTO, or use `dialect: postgres` for a PostgreSQL target".into()),
+            });
+            t.suggestions.push(note(format!("creates {target}: {}", c.pre_data.join("; "))));
+            t.suggestions.extend(c.suggestions);
+            let after: Vec<String> = c
+                .post_data
+                .iter()
+                .chain(&c.foreign_keys)
+                .map(|s| s.sql.clone())
+                .collect();
+            t.suggestions.push(note(format!("after the load: {}", after.join("; "))));
+            let columns: Vec<String> = def
+                .columns
+                .iter()
+                .filter(|c| {
+                    !t.excluded.contains(&c.name)
+                        && !matches!(c.fill, etl_connectors::postgres::ColumnFill::Generated(_))
+                })
+                .map(|c| c.name.clone())
+                .collect();
+            let file = format!("<stage URL>/{}/part-00000.csv", target);
+            t.suggestions.push(note(format!(
+                "a large load from CSV files on cloud storage (one URL per file): {}",
+                cockroach::import_into(&target, &columns, &[file])
+            )));
         }
         Ok(())
     }
