@@ -310,7 +310,8 @@ impl TableVerifier {
         let name = self.plan.source.to_string();
         let started = Instant::now();
         let me = Arc::new(self);
-        let dir = tempfile::tempdir().map_err(|e| internal(format!("verify's spill directory: {e}")))?;
+        let dir =
+            tempfile::tempdir().map_err(|e| internal(format!("verify's spill directory: {e}")))?;
         // 1. The collection, into its bucket files.
         let mut extraneous = 0u64;
         let target = Arc::new(Spill::create(dir.path(), "target", me.buckets)?);
@@ -587,8 +588,7 @@ impl TableVerifier {
             duplicates,
             ..
         } = paired;
-        let in_target: HashSet<Box<[u8]>> =
-            mismatched.iter().chain(&unclaimed).cloned().collect();
+        let in_target: HashSet<Box<[u8]>> = mismatched.iter().chain(&unclaimed).cloned().collect();
         let found: HashMap<Box<[u8]>, RecordBatch> = match (&self.reader, in_target.is_empty()) {
             (Some(reader), false) => {
                 let found = Arc::new(Mutex::new(HashMap::new()));

@@ -296,16 +296,30 @@ fn the_cockroachdb_dialect_converts_the_test_database_as_the_golden_file_says() 
         "postgres://root@127.0.0.1:26257/shop",
         "  dialect: cockroachdb\n",
     );
-    let o = etl(["plan".as_ref(), m.as_os_str(), "--format".as_ref(), "json".as_ref()]);
+    let o = etl([
+        "plan".as_ref(),
+        m.as_os_str(),
+        "--format".as_ref(),
+        "json".as_ref(),
+    ]);
     assert_eq!(o.status.code(), Some(1), "{}\n{}", stdout(&o), stderr(&o));
     let plan: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
     let mut got = String::new();
     for t in plan["tables"].as_array().unwrap() {
         got.push_str(&format!("== {}\n", t["source"].as_str().unwrap()));
-        for (kind, key) in [("required fix", "required_fixes"), ("suggestion", "suggestions")] {
+        for (kind, key) in [
+            ("required fix", "required_fixes"),
+            ("suggestion", "suggestions"),
+        ] {
             for f in t[key].as_array().unwrap() {
-                let column = f["column"].as_str().map(|c| format!(" [{c}]")).unwrap_or_default();
-                got.push_str(&format!("{kind}{column}: {}\n", f["message"].as_str().unwrap()));
+                let column = f["column"]
+                    .as_str()
+                    .map(|c| format!(" [{c}]"))
+                    .unwrap_or_default();
+                got.push_str(&format!(
+                    "{kind}{column}: {}\n",
+                    f["message"].as_str().unwrap()
+                ));
                 if let Some(fix) = f["fix"].as_str().filter(|f| *f != "nothing to do") {
                     got.push_str(&format!("  fix: {fix}\n"));
                 }
@@ -319,11 +333,112 @@ fn the_cockroachdb_dialect_converts_the_test_database_as_the_golden_file_says() 
         std::fs::write(&golden, &got).unwrap();
     }
     let want = std::fs::read_to_string(&golden).unwrap_or_default();
-    assert_eq!(got, want, "the conversion differs from {}", golden.display());
+    assert_eq!(
+        got,
+        want,
+        "the conversion differs from {}",
+        golden.display()
+    );
     // `etl run` refuses what the plan refuses.
     let run = etl(["run".as_ref(), m.as_os_str()]);
     assert!(!run.status.success());
-    assert!(stderr(&run).contains("loading into CockroachDB is not built yet"), "{}", stderr(&run));
+    assert!(
+        stderr(&run).contains("loading into CockroachDB is not built yet"),
+        "{}",
+        stderr(&run)
+    );
+}
+
+/// Runs etl, sampling its peak resident memory (`VmHWM`) until it exits: (output, MiB).
+fn etl_peak_rss(args: &[&std::ffi::OsStr]) -> (Output, u64) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_etl"))
+        .args(args)
+        .env_remove("PGPASSWORD")
+        .env("PGPASSFILE", "/nonexistent")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let status = format!("/proc/{}/status", child.id());
+    let mut peak_kb = 0u64;
+    // Pipes drained by threads, so a full pipe never stalls the child.
+    let mut out = child.stdout.take().unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let out_t = std::thread::spawn(move || {
+        let mut b = Vec::new();
+        std::io::Read::read_to_end(&mut out, &mut b).unwrap();
+        b
+    });
+    let err_t = std::thread::spawn(move || {
+        let mut b = Vec::new();
+        std::io::Read::read_to_end(&mut err, &mut b).unwrap();
+        b
+    });
+    loop {
+        if let Ok(text) = std::fs::read_to_string(&status)
+            && let Some(kb) = text
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        {
+            peak_kb = peak_kb.max(kb);
+        }
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let status = child.wait().unwrap();
+    let output = Output {
+        status,
+        stdout: out_t.join().unwrap(),
+        stderr: err_t.join().unwrap(),
+    };
+    (output, peak_kb / 1024)
+}
+
+/// `etl verify` of a 5M-row table pairs both sides in bounded memory: under 300 MB peak, with
+/// every row seen and one changed row found.
+#[test]
+fn verify_of_a_five_million_row_table_stays_under_300_mb() {
+    const ROWS: u64 = 5_000_000;
+    let make = format!(
+        "CREATE TABLE big (id bigint PRIMARY KEY, n int, t text, v vector(4));
+         INSERT INTO big SELECT i, i % 1000, 'row ' || i,
+           ('[' || (i % 97) || ',' || (i % 89) || ',1,' || (i % 7) || ']')::vector
+         FROM generate_series(1, {ROWS}) i;"
+    );
+    let source = fresh_db("pgt_big_src");
+    sql(&source, &make);
+    let target = fresh_db_on(pg18_url(), "pgt_big_dst");
+    sql(&target, &make);
+    sql(&target, "UPDATE big SET t = 'changed' WHERE id = 4321987");
+    sql(&source, "ANALYZE big");
+    let dir = tempfile::tempdir().unwrap();
+    let m = write(
+        dir.path(),
+        "mapping.yaml",
+        &format!(
+            "version: 1\nsource:\n  postgres: {source}\ntarget:\n  postgres: {target}\noptions:\n  parallelism: 2\ntables:\n  - source: public.big\n"
+        ),
+    );
+    let (o, peak) = etl_peak_rss(&["verify".as_ref(), m.as_os_str()]);
+    let text = stdout(&o);
+    assert!(
+        !o.status.success(),
+        "a changed row must fail verify: {text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "truth rows seen: {ROWS}, success: {}, missing: 0, mismatch: 1, extraneous: 0",
+            ROWS - 1
+        )),
+        "{text}\n{}",
+        stderr(&o)
+    );
+    assert!(text.contains("4321987"), "the changed row is named: {text}");
+    assert!(peak < 300, "etl verify peaked at {peak} MB on {ROWS} rows");
+    eprintln!("verify of {ROWS} rows: peak RSS {peak} MB");
 }
 
 fn kill_when(args: &[&str], ready: impl Fn() -> bool) {

@@ -123,7 +123,10 @@ pub fn convert(
     }
     let key_columns = primary_key_columns(def);
     for s in def.sequences.iter().filter(|s| !s.identity) {
-        c.pre_data.push(format!("CREATE SEQUENCE IF NOT EXISTS {}", s.sequence.quoted()));
+        c.pre_data.push(format!(
+            "CREATE SEQUENCE IF NOT EXISTS {}",
+            s.sequence.quoted()
+        ));
     }
 
     // Columns.
@@ -169,9 +172,11 @@ pub fn convert(
             base: dbase,
             not_null: dnn,
             checks: dchecks,
-        }) = def.types.iter().find(|ty| {
-            matches!(ty, TypeDefinition::Domain { name, .. } if name.name == base)
-        }) {
+        }) = def
+            .types
+            .iter()
+            .find(|ty| matches!(ty, TypeDefinition::Domain { name, .. } if name.name == base))
+        {
             type_sql = format!("{dbase}{}", "[]".repeat(array_dims(&col.type_sql)));
             not_null |= *dnn;
             for (i, check) in dchecks.iter().enumerate() {
@@ -179,7 +184,12 @@ pub fn convert(
                     .find("CHECK")
                     .map_or(check.as_str(), |at| &check[at..]);
                 checks.push((
-                    format!("{}_{}_check{}", target.name, name, if i > 0 { format!("{i}") } else { String::new() }),
+                    format!(
+                        "{}_{}_check{}",
+                        target.name,
+                        name,
+                        if i > 0 { format!("{i}") } else { String::new() }
+                    ),
                     replace_value(body, &quote_ident(name)),
                 ));
             }
@@ -198,11 +208,17 @@ pub fn convert(
         } else if !SAME.contains(&base)
             && !enum_names.contains(&base)
             && base != "vector"
-            && !matches!(base, "halfvec" | "sparsevec" | "bit" | "bit varying" | "varbit")
+            && !matches!(
+                base,
+                "halfvec" | "sparsevec" | "bit" | "bit varying" | "varbit"
+            )
         {
             c.required_fixes.push(finding(
                 Some(name),
-                format!("column `{name}` has type {}, which CockroachDB may not have", col.type_sql),
+                format!(
+                    "column `{name}` has type {}, which CockroachDB may not have",
+                    col.type_sql
+                ),
                 "`exclude:` the column, or change its type on the source to one CockroachDB has",
             ));
         }
@@ -251,7 +267,11 @@ pub fn convert(
         .iter()
         .filter(|k| k.kind == ConstraintKind::PrimaryKey)
     {
-        cols.push(format!("CONSTRAINT {} {}", quote_ident(&k.name), k.definition));
+        cols.push(format!(
+            "CONSTRAINT {} {}",
+            quote_ident(&k.name),
+            k.definition
+        ));
     }
     if key_columns.is_empty() {
         c.suggestions.push(finding(
@@ -281,28 +301,43 @@ pub fn convert(
     let mut constraints: Vec<_> = def
         .constraints
         .iter()
-        .filter(|k| !matches!(k.kind, ConstraintKind::PrimaryKey | ConstraintKind::ForeignKey))
+        .filter(|k| {
+            !matches!(
+                k.kind,
+                ConstraintKind::PrimaryKey | ConstraintKind::ForeignKey
+            )
+        })
         .collect();
     constraints.sort_by_key(|k| k.kind);
     for k in constraints {
         if k.kind == ConstraintKind::Exclusion {
             c.required_fixes.push(finding(
                 None,
-                format!("exclusion constraint {} ({}) has no CockroachDB form", k.name, k.definition),
+                format!(
+                    "exclusion constraint {} ({}) has no CockroachDB form",
+                    k.name, k.definition
+                ),
                 "drop it from the source, or enforce it in the application",
             ));
             continue;
         }
         c.post_data.push(Step {
             name: format!("constraint:{}", k.name),
-            sql: format!("ALTER TABLE {t} ADD CONSTRAINT {} {}", quote_ident(&k.name), k.definition),
+            sql: format!(
+                "ALTER TABLE {t} ADD CONSTRAINT {} {}",
+                quote_ident(&k.name),
+                k.definition
+            ),
             builds_index: k.kind == ConstraintKind::Unique,
         });
     }
     for (name, check) in checks {
         c.post_data.push(Step {
             name: format!("constraint:{name}"),
-            sql: format!("ALTER TABLE {t} ADD CONSTRAINT {} {check}", quote_ident(&name)),
+            sql: format!(
+                "ALTER TABLE {t} ADD CONSTRAINT {} {check}",
+                quote_ident(&name)
+            ),
             builds_index: false,
         });
     }
@@ -379,7 +414,11 @@ pub fn convert(
             continue;
         }
         let seq = if s.identity {
-            format!("pg_get_serial_sequence({}, {})", quote_literal(&t), quote_literal(&s.column))
+            format!(
+                "pg_get_serial_sequence({}, {})",
+                quote_literal(&t),
+                quote_literal(&s.column)
+            )
         } else {
             quote_literal(&s.sequence.quoted())
         };
@@ -400,7 +439,11 @@ pub fn convert(
         if let Some(text) = &col.comment {
             c.post_data.push(Step {
                 name: format!("comment:{}", col.name),
-                sql: format!("COMMENT ON COLUMN {t}.{} IS {}", quote_ident(&col.name), quote_literal(text)),
+                sql: format!(
+                    "COMMENT ON COLUMN {t}.{} IS {}",
+                    quote_ident(&col.name),
+                    quote_literal(text)
+                ),
                 builds_index: false,
             });
         }
@@ -491,7 +534,10 @@ fn vector_index_sql(name: &str, table: &str, columns: &str) -> Result<String, St
         .next()
         .map(|o| o.rsplit('.').next().unwrap_or(o).to_string())
         .unwrap_or_else(|| "vector_l2_ops".into());
-    if !matches!(opclass.as_str(), "vector_l2_ops" | "vector_cosine_ops" | "vector_ip_ops") {
+    if !matches!(
+        opclass.as_str(),
+        "vector_l2_ops" | "vector_cosine_ops" | "vector_ip_ops"
+    ) {
         return Err(opclass);
     }
     Ok(format!(
@@ -506,8 +552,16 @@ pub fn import_into(target: &QualifiedName, columns: &[String], files: &[String])
     format!(
         "IMPORT INTO {} ({}) CSV DATA ({}) WITH skip = '1', nullif = '\\N'",
         target.quoted(),
-        columns.iter().map(|c| quote_ident(c)).collect::<Vec<_>>().join(", "),
-        files.iter().map(|f| quote_literal(f)).collect::<Vec<_>>().join(", ")
+        columns
+            .iter()
+            .map(|c| quote_ident(c))
+            .collect::<Vec<_>>()
+            .join(", "),
+        files
+            .iter()
+            .map(|f| quote_literal(f))
+            .collect::<Vec<_>>()
+            .join(", ")
     )
 }
 
@@ -521,12 +575,19 @@ mod tests {
         assert_eq!(base_name("shop.mood[]"), "mood");
         assert_eq!(array_dims("integer[][]"), 2);
         assert_eq!(
-            replace_value("CHECK ((VALUE >= (0)::numeric AND VALUES_X > 1))", "\"price\""),
+            replace_value(
+                "CHECK ((VALUE >= (0)::numeric AND VALUES_X > 1))",
+                "\"price\""
+            ),
             "CHECK ((\"price\" >= (0)::numeric AND VALUES_X > 1))"
         );
         assert_eq!(strip_opclass_ops("(meta jsonb_path_ops)"), "(meta)");
         assert_eq!(
-            vector_index_sql("i", "\"s\".\"t\"", "(emb public.vector_cosine_ops) WITH (m='8')"),
+            vector_index_sql(
+                "i",
+                "\"s\".\"t\"",
+                "(emb public.vector_cosine_ops) WITH (m='8')"
+            ),
             Ok("CREATE VECTOR INDEX \"i\" ON \"s\".\"t\" (emb vector_cosine_ops)".to_string())
         );
         assert_eq!(

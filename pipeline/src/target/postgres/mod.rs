@@ -413,7 +413,8 @@ impl PostgresTarget {
                 message: "loading into CockroachDB is not built yet (the conversion is tested against CockroachDB's documented rules, not a live cluster)".into(),
                 fix: Some("run the statements this plan shows on the cluster and load with IMPORT INTO, or use `dialect: postgres` for a PostgreSQL target".into()),
             });
-            t.suggestions.push(note(format!("creates {target}: {}", c.pre_data.join("; "))));
+            t.suggestions
+                .push(note(format!("creates {target}: {}", c.pre_data.join("; "))));
             t.suggestions.extend(c.suggestions);
             let after: Vec<String> = c
                 .post_data
@@ -421,7 +422,8 @@ impl PostgresTarget {
                 .chain(&c.foreign_keys)
                 .map(|s| s.sql.clone())
                 .collect();
-            t.suggestions.push(note(format!("after the load: {}", after.join("; "))));
+            t.suggestions
+                .push(note(format!("after the load: {}", after.join("; "))));
             let columns: Vec<String> = def
                 .columns
                 .iter()
