@@ -55,6 +55,18 @@ pub(crate) async fn add_source_fixes(
     count_other_dims: bool,
 ) -> Result<(), crate::error::PipelineError> {
     use etl_mappings::PgKind;
+    // A `where:` is sent to a live server; dumps and files are read whole.
+    if mapping.file.source.postgres.is_none() {
+        for t in plan.tables.iter_mut() {
+            if let Some(f) = &t.filter {
+                t.required_fixes.push(Finding {
+                    column: None,
+                    message: format!("`where: {f}` needs a live Postgres source; a dump or a file is read whole"),
+                    fix: Some("remove `where:` (filter on the target after the load), or read from the live database".into()),
+                });
+            }
+        }
+    }
     // A Postgres target takes a column of any dimension as it is.
     if mapping.file.source.postgres.is_none() || mapping.file.target.postgres.is_some() {
         return Ok(());

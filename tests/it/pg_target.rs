@@ -245,7 +245,7 @@ fn a_dump_in_each_format_restores_into_postgres_without_pg_restore() {
         ("custom", "-Fc", "dump.custom"),
         ("directory", "-Fd", "dumpdir"),
     ];
-    for (i, (label, format, file)) in formats.into_iter().enumerate() {
+    for (label, format, file) in formats {
         let path = dir.path().join(file);
         let o = Command::new(&pg_dump)
             .args([format, "-f"])
@@ -255,31 +255,51 @@ fn a_dump_in_each_format_restores_into_postgres_without_pg_restore() {
             .output()
             .unwrap();
         assert!(o.status.success(), "pg_dump {label}: {}", stderr(&o));
-        // Postgres 18 and 16 in turn: a restore across versions and within one.
-        let server = if i % 2 == 0 { pg18_url() } else { server_url() };
-        let target = fresh_db_on(server, "pgt_ddst");
-        let work = tempfile::tempdir().unwrap();
-        let m = mapping(work.path(), &path.display().to_string(), &target, "");
-        let plan = ok(&etl(["plan".as_ref(), m.as_os_str()]), "plan");
-        assert!(plan.contains("creates shop.docs"), "{label}: {plan}");
-        let run = ok(&etl(["run".as_ref(), m.as_os_str()]), "run");
-        assert!(run.contains("total: "), "{label}: {run}");
-        let verify = ok(&etl(["verify".as_ref(), m.as_os_str()]), "verify");
-        assert!(
-            verify.contains("verified: 7 tables match"),
-            "{label}: {verify}"
-        );
-        assert!(
-            verify.contains("truth rows seen: 3000, success: 3000"),
-            "{label}: {verify}"
-        );
-        assert_eq!(catalog(&target), want, "{label}: the catalog differs");
-        assert_eq!(
-            exact_neighbours(&target),
-            want_neighbours,
-            "{label}: exact neighbours differ"
-        );
+        // Into Postgres 18 (across versions) and 16 (within one).
+        for (version, server) in [("18", pg18_url()), ("16", server_url())] {
+            let label = format!("{label} dump into Postgres {version}");
+            let target = fresh_db_on(server, "pgt_ddst");
+            let work = tempfile::tempdir().unwrap();
+            let m = mapping(work.path(), &path.display().to_string(), &target, "");
+            let plan = ok(&etl(["plan".as_ref(), m.as_os_str()]), "plan");
+            assert!(plan.contains("creates shop.docs"), "{label}: {plan}");
+            let run = ok(&etl(["run".as_ref(), m.as_os_str()]), "run");
+            assert!(run.contains("total: "), "{label}: {run}");
+            let verify = ok(&etl(["verify".as_ref(), m.as_os_str()]), "verify");
+            assert!(
+                verify.contains("verified: 7 tables match"),
+                "{label}: {verify}"
+            );
+            assert!(
+                verify.contains("truth rows seen: 3000, success: 3000"),
+                "{label}: {verify}"
+            );
+            assert_eq!(catalog(&target), want, "{label}: the catalog differs");
+            assert_eq!(
+                exact_neighbours(&target),
+                want_neighbours,
+                "{label}: exact neighbours differ"
+            );
+        }
     }
+    // A `where:` needs a live server: plan says so (and run refuses the same way).
+    let work = tempfile::tempdir().unwrap();
+    let m = write(
+        work.path(),
+        "mapping.yaml",
+        &format!(
+            "version: 1\nsource:\n  dump: {}\ntarget:\n  postgres: {}\ntables:\n  - source: shop.docs\n    where: \"id < 10\"\n",
+            dir.path().join("dump.sql").display(),
+            fresh_db_on(pg18_url(), "pgt_ddst")
+        ),
+    );
+    let plan = etl(["plan".as_ref(), m.as_os_str()]);
+    assert_eq!(plan.status.code(), Some(1), "{}", stdout(&plan));
+    assert!(
+        stdout(&plan).contains("`where: id < 10` needs a live Postgres source"),
+        "{}",
+        stdout(&plan)
+    );
 }
 
 /// The CockroachDB dialect's plan for the test database, against a golden file: the converted

@@ -35,6 +35,8 @@ pub struct Converted {
     pub required_fixes: Vec<Finding>,
     /// What is converted, and how.
     pub suggestions: Vec<Finding>,
+    /// Foreign keys to tables outside the run, left out.
+    pub left_out: Vec<String>,
 }
 
 fn finding(column: Option<&str>, message: String, fix: &str) -> Finding {
@@ -409,66 +411,11 @@ pub fn convert(
             "set both before the post-data steps",
         ));
     }
-    for s in &def.sequences {
-        if excluded.contains(&s.column) {
-            continue;
-        }
-        let seq = if s.identity {
-            format!(
-                "pg_get_serial_sequence({}, {})",
-                quote_literal(&t),
-                quote_literal(&s.column)
-            )
-        } else {
-            quote_literal(&s.sequence.quoted())
-        };
-        c.post_data.push(Step {
-            name: format!("sequence:{}", s.column),
-            sql: format!("SELECT setval({seq}, {}, {})", s.last_value, s.is_called),
-            builds_index: false,
-        });
-    }
-    if let Some(text) = &def.comment {
-        c.post_data.push(Step {
-            name: "comment".into(),
-            sql: format!("COMMENT ON TABLE {t} IS {}", quote_literal(text)),
-            builds_index: false,
-        });
-    }
-    for col in def.columns.iter().filter(|c| !excluded.contains(&c.name)) {
-        if let Some(text) = &col.comment {
-            c.post_data.push(Step {
-                name: format!("comment:{}", col.name),
-                sql: format!(
-                    "COMMENT ON COLUMN {t}.{} IS {}",
-                    quote_ident(&col.name),
-                    quote_literal(text)
-                ),
-                builds_index: false,
-            });
-        }
-    }
-    c.post_data.push(Step {
-        name: "analyze".into(),
-        sql: format!("ANALYZE {t}"),
-        builds_index: false,
-    });
+    c.post_data
+        .extend(super::ddl::closing_steps(def, target, excluded));
     let (fks, outside) = super::ddl::foreign_keys(def, target, rename);
     c.foreign_keys = fks;
-    for k in outside {
-        c.suggestions.push(finding(
-            None,
-            format!("foreign key {k} is left out: that table is not in this run"),
-            "add the referenced table to the mapping to keep the key",
-        ));
-    }
-    for what in &def.left_out {
-        c.suggestions.push(finding(
-            None,
-            format!("{what} on the source are not copied"),
-            "create them on CockroachDB after the run if they are needed",
-        ));
-    }
+    c.left_out = outside;
     c
 }
 

@@ -130,6 +130,19 @@ pub fn post_data(def: &TableDefinition, target: &QualifiedName, excluded: &[Stri
             builds_index: true,
         });
     }
+    out.extend(closing_steps(def, target, excluded));
+    out
+}
+
+/// The last post-data steps of a table, the same in every dialect: sequence values (serials
+/// owned by their column), comments, `ANALYZE`.
+pub fn closing_steps(
+    def: &TableDefinition,
+    target: &QualifiedName,
+    excluded: &[String],
+) -> Vec<Step> {
+    let t = target.quoted();
+    let mut out = Vec::new();
     for s in &def.sequences {
         if excluded.contains(&s.column) {
             continue;

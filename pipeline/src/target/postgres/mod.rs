@@ -373,20 +373,7 @@ impl PostgresTarget {
             let (_, outside) = ddl::foreign_keys(&def, target, &|r| {
                 in_run.contains(r).then(|| self.placement(r).target)
             });
-            for k in outside {
-                t.suggestions.push(fix(
-                    None,
-                    format!("foreign key {k} is left out: that table is not in this run"),
-                    "add the referenced table to the mapping to keep the key",
-                ));
-            }
-            for what in &def.left_out {
-                t.suggestions.push(fix(
-                    None,
-                    format!("{what} on the source are not copied"),
-                    "create them on the target after the run if they are needed",
-                ));
-            }
+            t.suggestions.extend(not_copied(&def, outside));
         }
         Ok(())
     }
@@ -424,6 +411,7 @@ impl PostgresTarget {
                 .collect();
             t.suggestions
                 .push(note(format!("after the load: {}", after.join("; "))));
+            t.suggestions.extend(not_copied(&def, c.left_out));
             let columns: Vec<String> = def
                 .columns
                 .iter()
@@ -608,6 +596,32 @@ fn pgvector_columns(def: &TableDefinition, excluded: &[String], types: &[&str]) 
         })
         .map(|c| c.name.clone())
         .collect()
+}
+
+/// What `etl plan` says the target will not get: foreign keys to tables outside the run
+/// (`outside`), and the source's triggers, rules and policies.
+fn not_copied(def: &TableDefinition, outside: Vec<String>) -> Vec<Finding> {
+    let note = |message: String, fix: &str| Finding {
+        column: None,
+        message,
+        fix: Some(fix.to_string()),
+    };
+    let mut out: Vec<Finding> = outside
+        .into_iter()
+        .map(|k| {
+            note(
+                format!("foreign key {k} is left out: that table is not in this run"),
+                "add the referenced table to the mapping to keep the key",
+            )
+        })
+        .collect();
+    for what in &def.left_out {
+        out.push(note(
+            format!("{what} on the source are not copied"),
+            "create them on the target after the run if they are needed",
+        ));
+    }
+    out
 }
 
 /// One boolean the target answers.
