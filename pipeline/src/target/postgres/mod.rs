@@ -45,7 +45,7 @@ use crate::target::{
 /// Where the source's table definitions are read.
 enum Definer {
     /// A live server's catalog.
-    Live(PgUrl),
+    Live(Box<PgUrl>),
     /// A dump's DDL.
     Dump(Arc<DumpArchive>),
 }
@@ -148,9 +148,9 @@ impl PostgresTarget {
             return Ok(Some(Definer::Dump(dump.clone())));
         }
         match &self.mapping {
-            Some(m) if m.file.source.postgres.is_some() => {
-                Ok(Some(Definer::Live(crate::source::postgres_url(m)?)))
-            }
+            Some(m) if m.file.source.postgres.is_some() => Ok(Some(Definer::Live(Box::new(
+                crate::source::postgres_url(m)?,
+            )))),
             _ => Ok(None),
         }
     }
