@@ -165,6 +165,8 @@ pub fn resolve(mapping: &ParsedMapping, stage_to: Option<&str>) -> Result<Route,
 pub enum TargetUrl {
     /// `milvus://host:port` (or `http(s)://`): a Milvus server.
     Milvus(String),
+    /// `postgres://…` (or `postgresql://`): a Postgres-compatible database.
+    Postgres(String),
     /// Anything else: the embedded engine's directory.
     Engine(PathBuf),
 }
@@ -180,6 +182,9 @@ impl TargetUrl {
             {
                 TargetUrl::Milvus(s.to_string())
             }
+            Some(s) if s.starts_with("postgres://") || s.starts_with("postgresql://") => {
+                TargetUrl::Postgres(s.to_string())
+            }
             _ => TargetUrl::Engine(text.to_path_buf()),
         }
     }
@@ -188,6 +193,7 @@ impl TargetUrl {
     pub fn destination(&self) -> Destination {
         match self {
             TargetUrl::Milvus(url) => Destination::Milvus(url.clone()),
+            TargetUrl::Postgres(url) => Destination::Postgres(url.clone()),
             TargetUrl::Engine(dir) => Destination::Engine(dir.clone()),
         }
     }

@@ -223,6 +223,8 @@ pub enum Admin {
     Release(String),
     /// Delete a collection.
     Drop(String),
+    /// The loads recorded there (`etl jobs list`).
+    Jobs,
 }
 
 /// What an `etl collections` command prints, in each `--format`.

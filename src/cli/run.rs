@@ -8,7 +8,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use etl_pipeline::{Phase, RunObserver, RunOptions, RunReport, TableReport};
+use etl_pipeline::route::TargetUrl;
+use etl_pipeline::{Admin, Phase, RunObserver, RunOptions, RunReport, TableReport};
 
 use super::progress::TableBars;
 use super::{Format, out};
@@ -266,9 +267,10 @@ pub struct JobsArgs {
 /// Job commands.
 #[derive(Debug, clap::Subcommand)]
 pub enum JobsCommand {
-    /// List the runs recorded in a target directory.
+    /// List the runs recorded in a target directory, or the table loads recorded on a
+    /// Postgres target (its `etl` schema).
     List {
-        /// The engine's target directory.
+        /// The engine's target directory, or a Postgres target (`postgres://…`).
         #[arg(long)]
         target: PathBuf,
         /// Output format.
@@ -291,26 +293,13 @@ pub enum JobsCommand {
 pub fn jobs(a: JobsArgs) -> anyhow::Result<ExitCode> {
     match a.what {
         JobsCommand::List { target, format } => {
-            let jobs = etl_pipeline::list_jobs(&target)?;
-            match format {
-                Format::Json => out(&format!("{}\n", serde_json::to_string_pretty(&jobs)?))?,
-                Format::Table => {
-                    let mut s = format!(
-                        "{:<24} {:<12} {:>12}  {}\n",
-                        "job", "state", "started", "mapping"
-                    );
-                    for j in &jobs {
-                        s.push_str(&format!(
-                            "{:<24} {:<12} {:>12}  {}\n",
-                            j.id,
-                            format!("{:?}", j.state),
-                            j.started_at,
-                            j.mapping
-                        ));
-                    }
-                    out(&s)?;
-                }
-            }
+            let target = TargetUrl::parse(&target);
+            let answer =
+                super::block_on(async { etl_pipeline::administer(&target, &Admin::Jobs).await })?;
+            out(match format {
+                Format::Json => &answer.json,
+                Format::Table => &answer.table,
+            })?;
         }
         JobsCommand::Show { id, target, format } => {
             let j = etl_pipeline::show_job(&target, &id)?;

@@ -532,6 +532,19 @@ fn a_killed_load_resumes_in_the_data_phase_and_in_post_data_without_doubles() {
             && done[0][0].parse::<u64>().unwrap() < ranges[0][0].parse::<u64>().unwrap(),
         "killed after every range was in: {ranges:?} {done:?}"
     );
+    // `etl jobs list` reads the load's record on the target: unfinished, some ranges in.
+    let jobs = ok(
+        &etl(["jobs", "list", "--target", &target, "--format", "json"]),
+        "jobs list",
+    );
+    let jobs: serde_json::Value = serde_json::from_str(&jobs).unwrap();
+    assert_eq!(jobs[0]["target"], "public.big", "{jobs}");
+    assert_eq!(jobs[0]["state"], "loading", "{jobs}");
+    assert_eq!(
+        jobs[0]["committed_ranges"].to_string(),
+        done[0][0],
+        "{jobs}"
+    );
     // Post-data: the same command, crashing after its first post-data step.
     let crashed = Command::new(env!("CARGO_BIN_EXE_etl"))
         .args(["run", m])
@@ -569,6 +582,12 @@ fn a_killed_load_resumes_in_the_data_phase_and_in_post_data_without_doubles() {
         verify.contains("success: 120000, missing: 0, mismatch: 0, extraneous: 0"),
         "{verify}"
     );
+    let jobs = ok(&etl(["jobs", "list", "--target", &target]), "jobs list");
+    let line = jobs
+        .lines()
+        .find(|l| l.starts_with("public.big"))
+        .unwrap_or_default();
+    assert!(line.contains(" done ") && line.contains(" 4 "), "{jobs}");
 }
 
 #[test]

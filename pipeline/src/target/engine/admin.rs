@@ -19,6 +19,27 @@ fn internal(e: serde_json::Error) -> PipelineError {
 /// Answers `command` on the engine at `dir` (which must exist).
 pub(super) fn administer(dir: &Path, command: &Admin) -> Result<Answer, PipelineError> {
     Ok(match command {
+        Admin::Jobs => {
+            let jobs = super::job::list_jobs(dir)?;
+            let json = format!(
+                "{}\n",
+                serde_json::to_string_pretty(&jobs).map_err(internal)?
+            );
+            let mut table = format!(
+                "{:<24} {:<12} {:>12}  {}\n",
+                "job", "state", "started", "mapping"
+            );
+            for j in &jobs {
+                table.push_str(&format!(
+                    "{:<24} {:<12} {:>12}  {}\n",
+                    j.id,
+                    format!("{:?}", j.state),
+                    j.started_at,
+                    j.mapping
+                ));
+            }
+            Answer { json, table }
+        }
         Admin::List => {
             let db = Database::open_existing(dir)?;
             let mut rows = Vec::new();

@@ -20,6 +20,13 @@ pub(super) async fn administer(
         table: text,
     };
     Ok(match command {
+        Admin::Jobs => {
+            return Err(PipelineError::Usage {
+                message: format!(
+                    "{url} keeps no load records of its own: a run into Milvus records its job in the engine directory or stage it went through"
+                ),
+            });
+        }
         Admin::List => {
             let names = client.list_collections().await?;
             Answer {

@@ -824,10 +824,16 @@ impl Target for PostgresTarget {
         })
     }
 
-    async fn administer(&self, _command: &Admin) -> Result<Answer, PipelineError> {
-        Err(PipelineError::Usage {
-            message: "`etl collections` manages collections; a Postgres target's tables are managed with SQL".into(),
-        })
+    async fn administer(&self, command: &Admin) -> Result<Answer, PipelineError> {
+        match command {
+            Admin::Jobs => {
+                let client = connect(&self.url).await?;
+                state::loads(&client).await
+            }
+            _ => Err(PipelineError::Usage {
+                message: "`etl collections` manages collections; a Postgres target's tables are managed with SQL".into(),
+            }),
+        }
     }
 }
 

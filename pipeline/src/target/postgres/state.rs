@@ -10,7 +10,7 @@ use etl_mappings::QualifiedName;
 use tokio_postgres::GenericClient;
 
 use crate::error::PipelineError;
-use crate::target::Checkpoint;
+use crate::target::{Answer, Checkpoint};
 
 /// Creates the bookkeeping schema when missing.
 pub(super) async fn ensure(client: &impl GenericClient) -> Result<(), PipelineError> {
@@ -228,4 +228,65 @@ pub(super) async fn run_step(
         .await
         .map_err(|e| ConnectorError::from_pg(context, e))?;
     Ok(())
+}
+
+/// The loads recorded on the target (`etl jobs list --target postgres://…`): per table, its
+/// source, state, committed ranges and post-data steps done, and when it started and finished.
+pub(super) async fn loads(client: &impl GenericClient) -> Result<Answer, PipelineError> {
+    let exists = client
+        .query_one("SELECT to_regclass('etl.tables') IS NOT NULL", &[])
+        .await
+        .map_err(|e| ConnectorError::from_pg("reading the etl schema on the target", e))?;
+    let rows = if exists.get::<_, bool>(0) {
+        client
+            .query(
+                "SELECT t.target, t.source, t.state, \
+                        to_char(t.started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), \
+                        to_char(t.finished_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), \
+                        (SELECT count(*) FROM etl.checkpoints c WHERE c.target = t.target AND c.key <> 'ranges'), \
+                        (SELECT count(*) FROM etl.steps s WHERE s.target = t.target) \
+                 FROM etl.tables t ORDER BY t.started_at, t.target",
+                &[],
+            )
+            .await
+            .map_err(|e| ConnectorError::from_pg("reading the load records on the target", e))?
+    } else {
+        Vec::new()
+    };
+    let loads: Vec<serde_json::Value> = rows
+        .iter()
+        .map(|r| {
+            serde_json::json!({
+                "target": r.get::<_, String>(0),
+                "source": r.get::<_, String>(1),
+                "state": r.get::<_, String>(2),
+                "started_at": r.get::<_, Option<String>>(3),
+                "finished_at": r.get::<_, Option<String>>(4),
+                "committed_ranges": r.get::<_, i64>(5),
+                "steps_done": r.get::<_, i64>(6),
+            })
+        })
+        .collect();
+    let mut table = format!(
+        "{:<32} {:<10} {:>7} {:>6}  {:<20}  {}\n",
+        "table", "state", "ranges", "steps", "started", "source"
+    );
+    for l in &loads {
+        table.push_str(&format!(
+            "{:<32} {:<10} {:>7} {:>6}  {:<20}  {}\n",
+            l["target"].as_str().unwrap_or_default(),
+            l["state"].as_str().unwrap_or_default(),
+            l["committed_ranges"],
+            l["steps_done"],
+            l["started_at"].as_str().unwrap_or_default(),
+            l["source"].as_str().unwrap_or_default(),
+        ));
+    }
+    let json = serde_json::to_string_pretty(&loads).map_err(|e| PipelineError::Internal {
+        message: e.to_string(),
+    })?;
+    Ok(Answer {
+        json: format!("{json}\n"),
+        table,
+    })
 }
