@@ -5,13 +5,15 @@
 //! numeric by its mapping rule and text byte for byte. Rows are encoded with arrow's row
 //! format and fingerprinted (128 bits).
 //!
-//! The collection is read first, segment by segment in parallel, into a map from key to
-//! fingerprint split into shards; then the source is read in parallel ranges on one snapshot,
-//! each row probing its shard. Memory is one small entry per target row (the key's bytes and
-//! a fingerprint), never the rows themselves. Rows are keyed by the primary key; in an
-//! auto-ID collection by the source's key columns kept as fields; with no key at all by the
-//! whole row's fingerprint (a multiset), where a changed row counts as one missing and one
-//! extraneous row. The few differing rows shown are found again with a second, filtered scan.
+//! The collection is read first, segment by segment in parallel, then the source in parallel
+//! ranges on one snapshot; each side's rows become (key, fingerprint) records in bucket files
+//! split by a hash of the key ([`spill`]), and the buckets are paired one at a time: memory is
+//! one bucket's target entries, whatever the table size (a grace hash join; nothing needs
+//! either side sorted, so every target can be read in its own order). Rows are keyed by the
+//! primary key; in an auto-ID collection by the source's key columns kept as fields; with no
+//! key at all by the whole row's fingerprint (a multiset), where a changed row counts as one
+//! missing and one extraneous row. The few differing rows shown are found again with a second,
+//! filtered read of each side.
 //!
 //! The counters are MOLT Verify's: truth rows seen (source rows), success, missing (in the
 //! source, not the target), mismatch (in both, different) and extraneous (in the target only).
@@ -320,7 +322,7 @@ impl TableVerifier {
             let read = reader
                 .scan(
                     me.parallelism,
-                    Arc::new(move |batch| index.index_batch(batch, &spill).map(|()| false)),
+                    Arc::new(move |batch| index.spill_rows(batch, &spill).map(|()| false)),
                 )
                 .await?;
             extraneous += reader.surplus(read).await?;
@@ -485,11 +487,6 @@ impl TableVerifier {
             Some(k) => Box::from(k.row(r).as_ref()),
             None => Box::from(fingerprint.to_le_bytes().as_slice()),
         }
-    }
-
-    /// Spills a batch of collection rows (compared columns in order).
-    fn index_batch(&self, batch: &RecordBatch, spill: &Spill) -> Result<(), PipelineError> {
-        self.spill_rows(batch, spill)
     }
 
     /// Each row's key and fingerprint into `spill`.

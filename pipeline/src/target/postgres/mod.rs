@@ -10,8 +10,9 @@
 //!   field bytes untouched, each range committed with its checkpoint row.
 //! - **Post-data** ([`Target::finish_table`], then foreign keys in [`Target::end`]):
 //!   constraints, indexes (pgvector's HNSW and IVFFlat with their operator classes and
-//!   `WITH` options), sequence values, comments and `ANALYZE`, each a step recorded in the
-//!   `etl` schema ([`state`]) so a resumed run does not redo it.
+//!   `WITH` options; a table's index builds run together, as pg_restore -j runs them), sequence
+//!   values, comments and `ANALYZE`, each a step recorded in the `etl` schema ([`state`]) so a
+//!   resumed run does not redo it.
 //!
 //! Every refusal comes from [`PostgresTarget::findings`], which `etl plan` shows and `etl run`
 //! refuses with before reading anything.
@@ -34,6 +35,7 @@ use etl_connectors::postgres::{
 };
 use etl_engine::{CollectionSchema, Hit, SearchRequest};
 use etl_mappings::{Dialect, Finding, IfExists, ParsedMapping, Plan, QualifiedName, TablePlan};
+use futures::StreamExt;
 use tokio::sync::Mutex;
 
 use crate::error::PipelineError;
@@ -430,6 +432,29 @@ impl PostgresTarget {
         Ok(())
     }
 
+    /// Runs one post-data step and adds its time to the report's phases.
+    async fn timed_step(
+        &self,
+        client: &mut tokio_postgres::Client,
+        target: &QualifiedName,
+        step: &ddl::Step,
+        settings: &str,
+        report: &mut TableReport,
+    ) -> Result<(), PipelineError> {
+        let started = Instant::now();
+        state::run_step(client, target, step, settings).await?;
+        // After a step is done, as `kill -9` would come: the crash-safety tests.
+        etl_engine::fault::crash_point("post-data");
+        let secs = started.elapsed().as_secs_f64();
+        if step.builds_index {
+            report.phases.index += secs;
+            report.index_seconds += secs;
+        } else {
+            report.phases.load += secs;
+        }
+        Ok(())
+    }
+
     /// Whether `table` exists on the target (`Some(holds rows)`).
     async fn existing(
         &self,
@@ -743,21 +768,53 @@ impl Target for PostgresTarget {
         // A table that was there keeps its own definition: only ANALYZE after adding rows.
         let created = state::created(&client, &target).await?;
         let settings = self.index_settings();
-        for step in ddl::post_data(def, &target, &table.excluded) {
-            if done.contains(&step.name) || (!created && step.name != "analyze") {
-                continue;
+        let steps: Vec<ddl::Step> = ddl::post_data(def, &target, &table.excluded)
+            .into_iter()
+            .filter(|s| !done.contains(&s.name) && (created || s.name == "analyze"))
+            .collect();
+        // As pg_restore -j does: constraints first, one at a time (ALTER TABLE locks the table
+        // whole), then the plain index builds together (their SHARE locks do not conflict),
+        // each on its own connection, then sequences, comments and ANALYZE.
+        let (constraints, rest): (Vec<_>, Vec<_>) = steps
+            .into_iter()
+            .partition(|s| s.name.starts_with("constraint:"));
+        let (indexes, rest): (Vec<_>, Vec<_>) =
+            rest.into_iter().partition(|s| s.name.starts_with("index:"));
+        for step in &constraints {
+            self.timed_step(&mut client, &target, step, &settings, report)
+                .await?;
+        }
+        let at_once = self
+            .mapping
+            .as_ref()
+            .and_then(|m| m.file.options.parallelism)
+            .unwrap_or(2)
+            .max(1);
+        let started = Instant::now();
+        let any_index = !indexes.is_empty();
+        // Owned per build: each future stands alone on the runtime.
+        let builds = indexes.into_iter().map(|step| {
+            let (url, target, settings) = (self.url.clone(), target.clone(), settings.clone());
+            async move {
+                let mut client = connect(&url).await?;
+                state::run_step(&mut client, &target, &step, &settings).await?;
+                etl_engine::fault::crash_point("post-data");
+                Ok::<(), PipelineError>(())
             }
-            let started = Instant::now();
-            state::run_step(&mut client, &target, &step, &settings).await?;
-            // After a step is done, as `kill -9` would come: the crash-safety tests.
-            etl_engine::fault::crash_point("post-data");
+        });
+        let built: Vec<Result<(), PipelineError>> = futures::stream::iter(builds)
+            .buffer_unordered(at_once)
+            .collect()
+            .await;
+        built.into_iter().collect::<Result<Vec<()>, _>>()?;
+        if any_index {
             let secs = started.elapsed().as_secs_f64();
-            if step.builds_index {
-                report.phases.index += secs;
-                report.index_seconds += secs;
-            } else {
-                report.phases.load += secs;
-            }
+            report.phases.index += secs;
+            report.index_seconds += secs;
+        }
+        for step in &rest {
+            self.timed_step(&mut client, &target, step, &settings, report)
+                .await?;
         }
         Ok(())
     }
