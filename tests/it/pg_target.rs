@@ -162,6 +162,38 @@ fn exact_neighbours(url: &str) -> Vec<Vec<String>> {
     )
 }
 
+/// Plans and runs mapping `m` into `target`, then checks what a restore must reproduce: every
+/// table verified clean, the catalog and pgvector's exact neighbours as the source has them.
+fn restores_whole(
+    label: &str,
+    m: &Path,
+    target: &str,
+    want: &[Vec<String>],
+    want_neighbours: &[Vec<String>],
+) {
+    let plan = ok(&etl(["plan".as_ref(), m.as_os_str()]), "plan");
+    assert!(plan.contains("creates shop.docs"), "{label}: {plan}");
+    let run = ok(&etl(["run".as_ref(), m.as_os_str()]), "run");
+    assert!(run.contains("total: "), "{label}: {run}");
+    let verify = ok(&etl(["verify".as_ref(), m.as_os_str()]), "verify");
+    assert!(
+        verify.contains("verified: 7 tables match"),
+        "{label}: {verify}"
+    );
+    assert!(
+        verify.contains(
+            "shop.docs → shop.docs [ok, by primary key (id)]: truth rows seen: 3000, success: 3000"
+        ),
+        "{label}: {verify}"
+    );
+    assert_eq!(catalog(target), want, "{label}: the catalog differs");
+    assert_eq!(
+        exact_neighbours(target),
+        want_neighbours,
+        "{label}: exact neighbours differ"
+    );
+}
+
 #[test]
 fn a_database_moves_into_postgres_16_and_18_with_its_catalog_and_verifies_clean() {
     let source = fresh_db("pgt_src");
@@ -172,22 +204,7 @@ fn a_database_moves_into_postgres_16_and_18_with_its_catalog_and_verifies_clean(
         let target = fresh_db_on(server, "pgt_dst");
         let dir = tempfile::tempdir().unwrap();
         let m = mapping(dir.path(), &source, &target, "");
-        let plan = ok(&etl(["plan".as_ref(), m.as_os_str()]), "plan");
-        assert!(plan.contains("creates shop.docs"), "{label}: {plan}");
-        let run = ok(&etl(["run".as_ref(), m.as_os_str()]), "run");
-        assert!(run.contains("total: "), "{label}: {run}");
-        let verify = ok(&etl(["verify".as_ref(), m.as_os_str()]), "verify");
-        assert!(
-            verify.contains("verified: 7 tables match"),
-            "{label}: {verify}"
-        );
-        assert!(verify.contains("shop.docs → shop.docs [ok, by primary key (id)]: truth rows seen: 3000, success: 3000"), "{label}: {verify}");
-        assert_eq!(catalog(&target), want, "{label}: the catalog differs");
-        assert_eq!(
-            exact_neighbours(&target),
-            want_neighbours,
-            "{label}: exact neighbours differ"
-        );
+        restores_whole(label, &m, &target, &want, &want_neighbours);
         let rows = query_strings(&target, "SELECT count(*)::text FROM shop.parted_eu");
         assert_eq!(rows, vec![vec!["500".to_string()]], "{label}");
 
@@ -244,6 +261,7 @@ fn a_dump_in_each_format_restores_into_postgres_without_pg_restore() {
         ("plain", "-Fp", "dump.sql"),
         ("custom", "-Fc", "dump.custom"),
         ("directory", "-Fd", "dumpdir"),
+        ("tar", "-Ft", "dump.tar"),
     ];
     for (label, format, file) in formats {
         let path = dir.path().join(file);
@@ -261,25 +279,7 @@ fn a_dump_in_each_format_restores_into_postgres_without_pg_restore() {
             let target = fresh_db_on(server, "pgt_ddst");
             let work = tempfile::tempdir().unwrap();
             let m = mapping(work.path(), &path.display().to_string(), &target, "");
-            let plan = ok(&etl(["plan".as_ref(), m.as_os_str()]), "plan");
-            assert!(plan.contains("creates shop.docs"), "{label}: {plan}");
-            let run = ok(&etl(["run".as_ref(), m.as_os_str()]), "run");
-            assert!(run.contains("total: "), "{label}: {run}");
-            let verify = ok(&etl(["verify".as_ref(), m.as_os_str()]), "verify");
-            assert!(
-                verify.contains("verified: 7 tables match"),
-                "{label}: {verify}"
-            );
-            assert!(
-                verify.contains("truth rows seen: 3000, success: 3000"),
-                "{label}: {verify}"
-            );
-            assert_eq!(catalog(&target), want, "{label}: the catalog differs");
-            assert_eq!(
-                exact_neighbours(&target),
-                want_neighbours,
-                "{label}: exact neighbours differ"
-            );
+            restores_whole(&label, &m, &target, &want, &want_neighbours);
         }
     }
     // A `where:` needs a live server: plan says so (and run refuses the same way).
