@@ -4,6 +4,9 @@
 //! following lines are data up to `\.`, handed back as one block without being lexed.
 
 use std::io::BufRead;
+use std::ops::Range;
+
+use etl_mappings::QualifiedName;
 
 /// A statement and where it starts.
 #[derive(Debug, Clone)]
@@ -420,6 +423,118 @@ fn utf8_len(first: u8) -> usize {
 /// An identifier token as a name: quoted tokens keep their case (the leading `"` marks them).
 pub fn ident(tok: &str) -> String {
     tok.strip_prefix('"').unwrap_or(tok).to_string()
+}
+
+/// One statement, tokenized with each token's place in the text.
+pub(super) struct Stmt<'a> {
+    pub(super) text: &'a str,
+    pub(super) toks: Vec<(String, Range<usize>)>,
+}
+
+impl<'a> Stmt<'a> {
+    pub(super) fn new(text: &'a str) -> Self {
+        let text = text.trim().trim_end_matches(';').trim_end();
+        Stmt {
+            text,
+            toks: spans(text),
+        }
+    }
+
+    pub(super) fn w(&self, i: usize) -> &str {
+        self.toks.get(i).map_or("", |t| t.0.as_str())
+    }
+
+    pub(super) fn is(&self, i: usize, words: &[&str]) -> bool {
+        words.iter().enumerate().all(|(k, w)| self.w(i + k) == *w)
+    }
+
+    /// A possibly schema-qualified name at `*i` (unqualified: `public`).
+    pub(super) fn qname(&self, i: &mut usize) -> Option<QualifiedName> {
+        let first = ident(&self.toks.get(*i)?.0);
+        *i += 1;
+        if self.w(*i) == "." {
+            let second = ident(&self.toks.get(*i + 1)?.0);
+            *i += 2;
+            Some(QualifiedName::new(first, second))
+        } else {
+            Some(QualifiedName::new("public", first))
+        }
+    }
+
+    /// The text of tokens `from..to` as written.
+    pub(super) fn slice(&self, from: usize, to: usize) -> String {
+        match (
+            self.toks.get(from),
+            to.checked_sub(1).and_then(|t| self.toks.get(t)),
+        ) {
+            (Some(a), Some(b)) if from < to => self.text[a.1.start..b.1.end].trim().to_string(),
+            _ => String::new(),
+        }
+    }
+
+    /// The text from token `from` to the end.
+    pub(super) fn rest(&self, from: usize) -> String {
+        self.slice(from, self.toks.len())
+    }
+
+    /// The index of the `)` closing the `(` at `open`.
+    pub(super) fn closing(&self, open: usize) -> Option<usize> {
+        let mut depth = 0;
+        for (j, (t, _)) in self.toks.iter().enumerate().skip(open) {
+            match t.as_str() {
+                "(" => depth += 1,
+                ")" => {
+                    depth -= 1;
+                    if depth == 0 {
+                        return Some(j);
+                    }
+                }
+                _ => {}
+            }
+        }
+        None
+    }
+
+    /// Token ranges of the comma-separated items in `from..to`, split at depth 0.
+    pub(super) fn items(&self, from: usize, to: usize) -> Vec<Range<usize>> {
+        let mut out = Vec::new();
+        let (mut depth, mut start) = (0i32, from);
+        for j in from..to {
+            match self.w(j) {
+                "(" | "[" => depth += 1,
+                ")" | "]" => depth -= 1,
+                "," if depth == 0 => {
+                    out.push(start..j);
+                    start = j + 1;
+                }
+                _ => {}
+            }
+        }
+        if start < to {
+            out.push(start..to);
+        }
+        out
+    }
+
+    /// The first token in `from..to` at depth 0 that is one of `words`.
+    pub(super) fn find(&self, from: usize, to: usize, words: &[&str]) -> Option<usize> {
+        let mut depth = 0i32;
+        for j in from..to {
+            match self.w(j) {
+                "(" | "[" => depth += 1,
+                ")" | "]" => depth -= 1,
+                w if depth == 0 && words.contains(&w) => return Some(j),
+                _ => {}
+            }
+        }
+        None
+    }
+}
+
+/// A string literal's value (`'it''s'` → `it's`).
+pub(super) fn literal(tok: &str) -> Option<String> {
+    let inner = tok.strip_prefix('\'')?.strip_suffix('\'')?;
+    Some(inner.replace("''", "'"))
 }
 
 #[cfg(test)]
