@@ -11,7 +11,7 @@ use etl_mappings::{
     metric_of_opclass,
 };
 
-use super::sql::{ident, tokens};
+use super::sql::{TYPE_END_WORDS, ident, tokens};
 
 /// What one statement was.
 #[derive(Debug, Clone, PartialEq)]
@@ -80,20 +80,7 @@ fn type_key(name: &QualifiedName) -> String {
 
 /// The index of the `)` closing the `(` at `open`.
 fn closing(toks: &[String], open: usize) -> Option<usize> {
-    let mut depth = 0;
-    for (j, t) in toks.iter().enumerate().skip(open) {
-        match t.as_str() {
-            "(" => depth += 1,
-            ")" => {
-                depth -= 1;
-                if depth == 0 {
-                    return Some(j);
-                }
-            }
-            _ => {}
-        }
-    }
-    None
+    super::sql::closing(toks.iter().map(String::as_str), open)
 }
 
 /// Splits `toks[from..to]` at top-level commas.
@@ -672,12 +659,7 @@ fn type_end(toks: &[String], start: usize) -> usize {
         match t.as_str() {
             "(" | "[" => depth += 1,
             ")" | "]" => depth -= 1,
-            "collate" | "default" | "not" | "null" | "constraint" | "generated" | "check"
-            | "references" | "primary" | "unique" | "compression" | "storage"
-                if depth == 0 =>
-            {
-                return j;
-            }
+            w if depth == 0 && TYPE_END_WORDS.contains(&w) => return j,
             _ => {}
         }
     }

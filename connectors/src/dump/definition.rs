@@ -16,27 +16,11 @@ use std::ops::Range;
 
 use etl_mappings::QualifiedName;
 
-use super::sql::{Stmt, ident, literal};
+use super::sql::{Stmt, TYPE_END_WORDS, ident, literal};
 use crate::postgres::{
     ColumnDefinition, ColumnFill, ConstraintDefinition, ConstraintKind, IndexDefinition,
     PartitionDefinition, SequenceState, TableDefinition, TypeDefinition,
 };
-
-/// Words that end a column's type (or a default's expression) in `CREATE TABLE`.
-const COLUMN_WORDS: [&str; 12] = [
-    "collate",
-    "default",
-    "not",
-    "null",
-    "constraint",
-    "generated",
-    "check",
-    "references",
-    "primary",
-    "unique",
-    "compression",
-    "storage",
-];
 
 /// What the dump says about one table.
 #[derive(Debug, Default)]
@@ -191,7 +175,7 @@ impl Definitions {
         }
         let name = ident(s.w(first));
         let type_end = s
-            .find(first + 1, item.end, &COLUMN_WORDS)
+            .find(first + 1, item.end, &TYPE_END_WORDS)
             .unwrap_or(item.end);
         let mut column = ColumnDefinition {
             name,

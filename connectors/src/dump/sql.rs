@@ -420,6 +420,41 @@ fn utf8_len(first: u8) -> usize {
     }
 }
 
+/// Words that end a column's type in `CREATE TABLE` (outside parentheses): its constraints,
+/// default, collation, storage.
+pub const TYPE_END_WORDS: [&str; 12] = [
+    "collate",
+    "default",
+    "not",
+    "null",
+    "constraint",
+    "generated",
+    "check",
+    "references",
+    "primary",
+    "unique",
+    "compression",
+    "storage",
+];
+
+/// The index of the `)` closing the `(` at position `open` of `toks`.
+pub fn closing<'a>(toks: impl IntoIterator<Item = &'a str>, open: usize) -> Option<usize> {
+    let mut depth = 0;
+    for (j, t) in toks.into_iter().enumerate().skip(open) {
+        match t {
+            "(" => depth += 1,
+            ")" => {
+                depth -= 1;
+                if depth == 0 {
+                    return Some(j);
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
 /// An identifier token as a name: quoted tokens keep their case (the leading `"` marks them).
 pub fn ident(tok: &str) -> String {
     tok.strip_prefix('"').unwrap_or(tok).to_string()
@@ -479,20 +514,7 @@ impl<'a> Stmt<'a> {
 
     /// The index of the `)` closing the `(` at `open`.
     pub(super) fn closing(&self, open: usize) -> Option<usize> {
-        let mut depth = 0;
-        for (j, (t, _)) in self.toks.iter().enumerate().skip(open) {
-            match t.as_str() {
-                "(" => depth += 1,
-                ")" => {
-                    depth -= 1;
-                    if depth == 0 {
-                        return Some(j);
-                    }
-                }
-                _ => {}
-            }
-        }
-        None
+        closing(self.toks.iter().map(|t| t.0.as_str()), open)
     }
 
     /// Token ranges of the comma-separated items in `from..to`, split at depth 0.
