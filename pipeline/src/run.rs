@@ -87,6 +87,15 @@ pub async fn run(
         },
     )
     .await?;
+    // A stage imported by the same command tells the import each file as it finishes it.
+    let import_after = route.import_after().filter(|_| !opts.dry_run);
+    let (follow, staged) = match import_after {
+        Some(_) => {
+            let (tx, rx) = crate::target::stage::follow::channel();
+            (Some(tx), Some(rx))
+        }
+        None => (None, None),
+    };
     let target_opts = TargetOptions {
         restart: opts.restart,
         some_tables: opts.tables.is_some(),
@@ -94,46 +103,79 @@ pub async fn run(
         max_segment_rows: plan.max_segment_rows,
         source: source.label(),
         dump: source.dump(),
+        follow,
     };
     let mut target = crate::target::open(&route.writes(), Some(&mapping), &target_opts)?;
     if opts.dry_run {
         target = Box::new(DryRun(target));
     }
-    target.fit(&mut tables).await?;
-    let begun = target.begin(&tables).await?;
     let ctx = RunContext {
         source,
-        target: target.as_ref(),
+        target,
         parallelism: plan.parallelism,
         batch_size: plan.batch_size,
         catalog,
         opts: opts.clone(),
         observer: observer.clone(),
     };
-    let outcome = tokio::select! {
-        r = ctx.run_all(&tables) => r,
-        () = cancel.clone() => Err(PipelineError::Cancelled),
+    let (Some((stage, into)), Some(staged)) = (import_after, staged) else {
+        return ctx.write(&mut tables, started, cancel).await;
     };
-    drop(ctx);
-    let mut outcome = outcome.map(|tables| RunReport {
-        resumed: begun.resumed,
-        ..RunReport::of(tables, started.elapsed().as_secs_f64())
-    });
-    target.end(outcome.as_mut().map_err(|e| &*e)).await?;
-    let staged = outcome?;
-    let Some((stage, into)) = route.import_after().filter(|_| !opts.dry_run) else {
-        return Ok(staged);
-    };
-    // The second half of a load that crosses machines: the stage into its destination.
+    // The second half of a load that crosses machines: the stage into its destination, file by
+    // file while the stage is written where the destination can (the import's failure stops
+    // the stage).
     let import = ImportOptions {
         collections: None,
         parallelism: opts.parallelism,
         recreate: opts.restart,
         replace_own: true,
     };
-    let mut report = crate::target::open(into, Some(&mapping), &target_opts)?
-        .import(stage, &import, observer, cancel.boxed())
-        .await?;
+    let importer = crate::target::open(
+        into,
+        Some(&mapping),
+        &TargetOptions {
+            follow: None,
+            ..target_opts.clone()
+        },
+    )?;
+    drop(target_opts);
+    let (failed, import_failed) = oneshot::channel::<()>();
+    let importing = async {
+        let r = importer
+            .import_following(
+                stage,
+                staged,
+                &import,
+                observer.clone(),
+                cancel.clone().boxed(),
+            )
+            .await;
+        if r.is_err() {
+            let _ = failed.send(());
+        }
+        r
+    };
+    let stage_cancel = {
+        let cancel = cancel.clone();
+        async move {
+            tokio::select! {
+                () = cancel => {}
+                Ok(()) = import_failed => {}
+            }
+        }
+    }
+    .boxed()
+    .shared();
+    // The context (and the stage's end of the events) is dropped when the stage ends: an
+    // import still waiting then learns the stage stopped.
+    let staging = ctx.write(&mut tables, started, stage_cancel);
+    let (staged, imported) = tokio::join!(staging, importing);
+    // The import's own error explains more than the stage's cancellation it caused.
+    let (staged, mut report) = match (staged, imported) {
+        (_, Err(e)) if !matches!(e, PipelineError::Cancelled) => return Err(e),
+        (Err(e), _) | (Ok(_), Err(e)) => return Err(e),
+        (Ok(staged), Ok(report)) => (staged, report),
+    };
     report.stage = staged.stage;
     report.totals.rows_read = staged.totals.rows_read;
     report.totals.rows_rejected = staged.totals.rows_rejected;
@@ -141,9 +183,9 @@ pub async fn run(
 }
 
 /// What the tables of a run share.
-struct RunContext<'a> {
+struct RunContext {
     source: Source,
-    target: &'a dyn Target,
+    target: Box<dyn Target>,
     parallelism: usize,
     batch_size: usize,
     catalog: Vec<SourceTable>,
@@ -151,7 +193,28 @@ struct RunContext<'a> {
     observer: Arc<dyn RunObserver>,
 }
 
-impl RunContext<'_> {
+impl RunContext {
+    /// The writing half of a run: fit, begin, the tables, end.
+    async fn write(
+        mut self,
+        tables: &mut [TablePlan],
+        started: Instant,
+        cancel: impl Future<Output = ()>,
+    ) -> Result<RunReport, PipelineError> {
+        self.target.fit(tables).await?;
+        let begun = self.target.begin(tables).await?;
+        let outcome = tokio::select! {
+            r = self.run_all(tables) => r,
+            () = cancel => Err(PipelineError::Cancelled),
+        };
+        let mut outcome = outcome.map(|tables| RunReport {
+            resumed: begun.resumed,
+            ..RunReport::of(tables, started.elapsed().as_secs_f64())
+        });
+        self.target.end(outcome.as_mut().map_err(|e| &*e)).await?;
+        outcome
+    }
+
     /// Runs `tables`, several at a time.
     pub(crate) async fn run_all(
         &self,

@@ -87,6 +87,9 @@ pub struct TargetOptions {
     /// The source dump, already opened, when the run reads one: a target that restores
     /// definitions (a Postgres target) reads them from it.
     pub dump: Option<Arc<DumpArchive>>,
+    /// A stage tells the import that follows it in the same command what it has written
+    /// ([`stage::follow`]).
+    pub follow: Option<stage::follow::StagedTx>,
 }
 
 /// What [`Target::begin`] found.
@@ -197,6 +200,22 @@ pub trait Target: Send + Sync {
                 "{stage}: a stage is imported into the engine or Milvus, not into this destination"
             ),
         })
+    }
+
+    /// The import that follows a stage in the same command (`target: { stage, … }`), told what
+    /// the stage writes as it writes it (`staged`). By default it waits until the stage is
+    /// complete and imports it whole; a destination that can load a file at a time overrides
+    /// this to import each file as soon as it is complete and checked.
+    async fn import_following(
+        &self,
+        stage: &str,
+        mut staged: stage::follow::StagedRx,
+        opts: &ImportOptions,
+        observer: Arc<dyn RunObserver>,
+        cancel: BoxFuture<'static, ()>,
+    ) -> Result<RunReport, PipelineError> {
+        stage::follow::until_done(stage, &mut staged).await?;
+        self.import(stage, opts, observer, cancel).await
     }
 
     /// `etl search`: the nearest rows of a collection.

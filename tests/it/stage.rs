@@ -513,3 +513,105 @@ fn a_killed_stage_and_import_command_finishes_with_every_row_once() {
     assert_eq!(code, Some(0), "verify after the resumed command: {v}");
     assert_eq!(v["tables"][0]["success"], N, "{v}");
 }
+
+/// `target: { stage, engine }` imports each staged file as soon as the stage has finished it:
+/// the first table is in the engine (committed under the stage's id) while the stage is still
+/// writing the second, so the stage's manifest does not exist yet; and the stage's id in the
+/// engine is the manifest's, so a later `etl import` of the stage finds everything in.
+#[test]
+fn the_combined_command_imports_a_table_while_the_stage_writes_the_next() {
+    const BIG: u64 = 300_000;
+    let url = fresh_db("stage_engine_overlap");
+    sql(
+        &url,
+        &format!(
+            "CREATE TABLE a_small (id bigint PRIMARY KEY, v vector(8));
+             INSERT INTO a_small SELECT i, array_fill(i::real, ARRAY[8])::vector FROM generate_series(1, 1000) i;
+             CREATE TABLE b_big (id bigint PRIMARY KEY, v vector(32));
+             INSERT INTO b_big SELECT i, array_fill((i % 97)::real, ARRAY[32])::vector FROM generate_series(1, {BIG}) i;
+             ANALYZE;"
+        ),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let engine = dir.path().join("engine");
+    let stage_dir = dir.path().join("stage");
+    let mapping = write(
+        dir.path(),
+        "m.yaml",
+        &format!(
+            "version: 1\nsource:\n  postgres: '{url}'\ntarget:\n  engine: '{}'\n  stage: 'file://{}'\ntables:\n  - source: public.a_small\n    fields:\n      - source: v\n        index: {{ type: FLAT, metric: L2 }}\n  - source: public.b_big\n    fields:\n      - source: v\n        index: {{ type: FLAT, metric: L2 }}\noptions:\n  batch_size: 2000\n  parallelism: 1\n",
+            engine.display(),
+            stage_dir.display()
+        ),
+    );
+    let args = [
+        "run",
+        mapping.to_str().unwrap(),
+        "--quiet",
+        "--format",
+        "json",
+    ];
+    let child = command(&url, &args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let small = engine.join("a_small").join("manifest.json");
+    let committed = || {
+        std::fs::read_to_string(&small)
+            .ok()
+            .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+            .and_then(|m| {
+                m["checkpoints"].as_object().and_then(|c| {
+                    c.keys()
+                        .find_map(|k| k.strip_prefix("stage/").map(|k| k.to_string()))
+                })
+            })
+    };
+    wait_for(120, "the small table's staged file imported", || {
+        committed().is_some()
+    });
+    assert!(
+        !stage_dir.join("manifest.json").exists(),
+        "the first table was imported only after the whole stage was written"
+    );
+    let key = committed().unwrap();
+    let out = child.wait_with_output().unwrap();
+    let done = ok(&out, "the combined command");
+    let manifest: Value =
+        serde_json::from_str(&std::fs::read_to_string(stage_dir.join("manifest.json")).unwrap())
+            .unwrap();
+    let stage_id = manifest["stage_id"].as_str().unwrap();
+    assert!(key.starts_with(&format!("{stage_id}/")), "{key} vs {stage_id}");
+    assert_eq!(done["stage"]["stage_id"], stage_id, "{done}");
+    let rows: Vec<u64> = done["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["collection_rows"].as_u64().unwrap())
+        .collect();
+    assert_eq!(rows, vec![1000, BIG], "{done}");
+    assert_eq!(done["totals"]["rows_read"], 1000 + BIG, "{done}");
+    // Importing the same stage again finds every file in.
+    let again = ok(
+        &etl_env(
+            &url,
+            &[
+                "import",
+                "--from",
+                &format!("file://{}", stage_dir.display()),
+                "--target",
+                engine.to_str().unwrap(),
+                "--format",
+                "json",
+            ],
+        ),
+        "a second import of the stage",
+    );
+    for t in again["tables"].as_array().unwrap() {
+        assert_eq!(t["rows_written"], 0, "{again}");
+        assert_eq!(t["ranges_resumed"], t["ranges"], "{again}");
+    }
+    let (code, v) = verify_json(&url, &mapping);
+    assert_eq!(code, Some(0), "verify after the combined command: {v}");
+}

@@ -5,7 +5,7 @@
 //! idempotency key gives its bulk import) and importing a stage twice changes nothing. Then the
 //! indexes are built and the collection loaded, as after `etl run`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -16,6 +16,7 @@ use etl_connectors::store::Store;
 use etl_engine::Database;
 use futures::StreamExt;
 use futures::future::BoxFuture;
+use futures::stream::FuturesUnordered;
 use tokio::sync::{mpsc, oneshot};
 
 use super::job::Job;
@@ -23,6 +24,7 @@ use super::{EngineSink, index_and_load};
 use crate::error::PipelineError;
 use crate::report::{Phase, RunObserver, RunReport, Step, StepClock, TableReport};
 use crate::target::stage::fetch::{choose, download, read_manifest};
+use crate::target::stage::follow::{Staged, StagedRx, unfinished};
 use crate::target::stage::layout::from_milvus;
 use crate::target::stage::manifest::{StagedCollection, StagedFile};
 use crate::target::{ImportOptions, WriterMsg, WriterThread, closed};
@@ -35,176 +37,304 @@ pub(super) async fn import(
     observer: Arc<dyn RunObserver>,
     cancel: BoxFuture<'static, ()>,
 ) -> Result<RunReport, PipelineError> {
-    let started = Instant::now();
     let store = Store::open(url)?;
     let manifest = read_manifest(&store).await?;
     let chosen = choose(&manifest, opts.collections.as_deref())?;
-    let db = Database::open(target)?;
-    let job_key = Path::new(&format!("{url}#{}", manifest.stage_id)).to_path_buf();
-    let (mut job, resumed) = Job::start(target, &job_key, false)?;
-    let tmp = target.join("_import");
-    fs_err::create_dir_all(&tmp)?;
-    let parallelism = opts.parallelism.unwrap_or(2).max(1);
+    let session = Session::start(store, target, &manifest.stage_id, opts)?;
     let work = async {
         let mut reports = Vec::new();
-        for c in &chosen {
+        for c in chosen {
+            let files = futures::stream::iter(c.files.clone());
             reports.push(
-                import_collection(
-                    &store,
-                    &db,
-                    c,
-                    &manifest.stage_id,
-                    &tmp,
-                    parallelism,
-                    observer.clone(),
-                )
-                .await?,
+                session
+                    .collection(c.clone(), files, observer.clone())
+                    .await?,
             );
         }
-        Ok::<Vec<TableReport>, PipelineError>(reports)
+        Ok(reports)
     };
     let outcome = tokio::select! {
         r = work => r,
         () = cancel => Err(PipelineError::Cancelled),
     };
-    let _ = std::fs::remove_dir(&tmp);
-    let mut outcome = outcome.map(|tables| RunReport {
-        resumed,
-        ..RunReport::of(tables, started.elapsed().as_secs_f64())
-    });
-    job.end(target, outcome.as_mut().map_err(|e| &*e))?;
-    outcome
+    session.end(outcome)
 }
 
-async fn import_collection(
-    store: &Store,
-    db: &Database,
-    coll: &StagedCollection,
-    stage_id: &str,
-    tmp: &Path,
-    parallelism: usize,
+/// Imports the stage at `url` as the same command writes it: each collection's import starts
+/// when the stage opens it, each file is fetched, checked and committed as soon as the stage
+/// has finished it, and a collection's indexes are built when its last file is in (while the
+/// stage may still write others). Progress is shown as `<table> (import)` beside the stage's.
+pub(super) async fn import_following(
+    url: &str,
+    target: &Path,
+    mut staged: StagedRx,
+    opts: &ImportOptions,
     observer: Arc<dyn RunObserver>,
-) -> Result<TableReport, PipelineError> {
-    let started = Instant::now();
-    let name = coll.source_table.clone();
-    observer.table_started(&name, Some(coll.rows));
-    observer.phase(&name, Phase::Reading);
-    let key_prefix = format!("stage/{stage_id}/");
-    if db.list()?.contains(&coll.name) {
-        // A collection that an earlier load of something else filled is replaced, as a
-        // fresh `etl run` replaces it; one this stage was importing into is resumed.
-        let existing = db.collection(&coll.name)?;
-        if !existing
-            .manifest()
-            .checkpoints
-            .keys()
-            .any(|k| k.starts_with(&key_prefix))
-        {
-            db.drop_collection(&coll.name)?;
-        }
-    }
-    let c = db.ensure_collection(&coll.name, coll.schema.clone())?;
-    let done = c.manifest().checkpoints.clone();
-    let todo: Vec<StagedFile> = coll
-        .files
-        .iter()
-        .filter(|f| !done.contains_key(&format!("{key_prefix}{}", f.path)))
-        .cloned()
-        .collect();
-    let clock = Arc::new(StepClock::default());
-    let (tx, writer) = WriterThread::spawn(Box::new(EngineSink(c.writer()?)), clock.clone());
-    let imported = Arc::new(AtomicU64::new(0));
-    let bytes = Arc::new(AtomicU64::new(0));
-    let one = |f: StagedFile| {
-        let tx = tx.clone();
-        let key = format!("{key_prefix}{}", f.path);
-        let schema = coll.schema.clone();
-        let imported = imported.clone();
-        let bytes = bytes.clone();
-        let observer = observer.clone();
-        let name = name.clone();
-        let clock = clock.clone();
-        async move {
-            let fetching = Instant::now();
-            let (local, copied) = download(store, &f, tmp).await?;
-            clock.add(Step::Read, fetching.elapsed());
-            let file_name = format!("{}/{}", store.url.trim_end_matches('/'), f.path);
-            let part = key.clone();
-            let tx2 = tx.clone();
-            let clock2 = clock.clone();
-            let rows = tokio::task::spawn_blocking(move || -> Result<u64, PipelineError> {
-                let result = decode(&local, &schema, (&file_name, &part), &tx2, &clock2);
-                if copied {
-                    let _ = std::fs::remove_file(&local);
-                }
-                result
-            })
-            .await
-            .map_err(|e| PipelineError::Internal {
-                message: e.to_string(),
-            })??;
-            if rows != f.rows {
-                return Err(PipelineError::Usage {
-                    message: format!(
-                        "{}/{}: {rows} rows, the manifest says {}",
-                        store.url, f.path, f.rows
-                    ),
-                });
-            }
-            let mut cp = BTreeMap::new();
-            cp.insert(key.clone(), serde_json::json!({ "rows": rows }));
-            let (reply, wait) = oneshot::channel();
-            tx.send(WriterMsg::Commit(key, cp, reply))
-                .await
-                .map_err(|_| closed())?;
-            wait.await.map_err(|_| closed())??;
-            let total = imported.fetch_add(rows, Ordering::Relaxed) + rows;
-            let b = bytes.fetch_add(f.bytes, Ordering::Relaxed) + f.bytes;
-            observer.progress(&name, total, b);
-            Ok::<(), PipelineError>(())
-        }
+    cancel: BoxFuture<'static, ()>,
+) -> Result<RunReport, PipelineError> {
+    let store = Store::open(url)?;
+    let stage_id = match staged.recv().await {
+        Some(Staged::Begun { stage_id }) => stage_id,
+        _ => return Err(unfinished(url)),
     };
-    let results: Vec<Result<(), PipelineError>> =
-        futures::stream::iter(todo.iter().cloned().map(one))
-            .buffer_unordered(parallelism)
+    let session = Session::start(store, target, &stage_id, opts)?;
+    let observer: Arc<dyn RunObserver> = Arc::new(Importing(observer));
+    let work = async {
+        let mut files: HashMap<String, mpsc::UnboundedSender<StagedFile>> = HashMap::new();
+        let mut running = FuturesUnordered::new();
+        let mut reports = Vec::new();
+        let mut complete = false;
+        loop {
+            tokio::select! {
+                event = staged.recv(), if !complete => match event {
+                    Some(Staged::Opened(c)) => {
+                        let (tx, rx) = mpsc::unbounded_channel();
+                        files.insert(c.name.clone(), tx);
+                        let arrivals = futures::stream::unfold(rx, |mut rx| async move {
+                            rx.recv().await.map(|f| (f, rx))
+                        });
+                        running.push(session.collection(c, arrivals, observer.clone()));
+                    }
+                    Some(Staged::File { collection, file }) => {
+                        if let Some(tx) = files.get(&collection) {
+                            let _ = tx.send(file);
+                        }
+                    }
+                    Some(Staged::Closed { collection }) => {
+                        files.remove(&collection);
+                    }
+                    Some(Staged::Done) => {
+                        complete = true;
+                        files.clear();
+                    }
+                    Some(Staged::Begun { .. }) => {}
+                    None => return Err(unfinished(url)),
+                },
+                Some(report) = running.next(), if !running.is_empty() => reports.push(report?),
+                else => break,
+            }
+        }
+        reports.sort_by(|a: &TableReport, b| a.collection.cmp(&b.collection));
+        Ok(reports)
+    };
+    let outcome = tokio::select! {
+        r = work => r,
+        () = cancel => Err(PipelineError::Cancelled),
+    };
+    session.end(outcome)
+}
+
+/// An import's progress under `<table> (import)`, so it shows beside the stage's own.
+struct Importing(Arc<dyn RunObserver>);
+
+impl Importing {
+    fn name(table: &str) -> String {
+        format!("{table} (import)")
+    }
+}
+
+impl RunObserver for Importing {
+    fn table_started(&self, table: &str, estimate: Option<u64>) {
+        self.0.table_started(&Self::name(table), estimate);
+    }
+    fn progress(&self, table: &str, rows: u64, bytes: u64) {
+        self.0.progress(&Self::name(table), rows, bytes);
+    }
+    fn phase(&self, table: &str, phase: Phase) {
+        self.0.phase(&Self::name(table), phase);
+    }
+    fn table_finished(&self, report: &TableReport) {
+        self.0.table_finished(&TableReport {
+            table: Self::name(&report.table),
+            ..report.clone()
+        });
+    }
+}
+
+/// One import of a stage into an engine directory: its job record and the files' scratch space.
+struct Session {
+    store: Store,
+    db: Database,
+    target: std::path::PathBuf,
+    stage_id: String,
+    job: Job,
+    resumed: bool,
+    tmp: std::path::PathBuf,
+    parallelism: usize,
+    started: Instant,
+}
+
+impl Session {
+    fn start(
+        store: Store,
+        target: &Path,
+        stage_id: &str,
+        opts: &ImportOptions,
+    ) -> Result<Session, PipelineError> {
+        let db = Database::open(target)?;
+        let job_key = Path::new(&format!("{}#{stage_id}", store.url)).to_path_buf();
+        let (job, resumed) = Job::start(target, &job_key, false)?;
+        let tmp = target.join("_import");
+        fs_err::create_dir_all(&tmp)?;
+        Ok(Session {
+            store,
+            db,
+            target: target.to_path_buf(),
+            stage_id: stage_id.to_string(),
+            job,
+            resumed,
+            tmp,
+            parallelism: opts.parallelism.unwrap_or(2).max(1),
+            started: Instant::now(),
+        })
+    }
+
+    /// Records the job's outcome: the collections' reports, or what stopped them.
+    fn end(
+        mut self,
+        outcome: Result<Vec<TableReport>, PipelineError>,
+    ) -> Result<RunReport, PipelineError> {
+        let _ = std::fs::remove_dir(&self.tmp);
+        let mut outcome = outcome.map(|tables| RunReport {
+            resumed: self.resumed,
+            ..RunReport::of(tables, self.started.elapsed().as_secs_f64())
+        });
+        self.job
+            .end(&self.target, outcome.as_mut().map_err(|e| &*e))?;
+        outcome
+    }
+
+    /// Imports the collection `coll`, file by file as `files` yields them (those an earlier
+    /// run of this stage committed are skipped), then builds its indexes and loads it.
+    async fn collection(
+        &self,
+        coll: StagedCollection,
+        files: impl futures::Stream<Item = StagedFile>,
+        observer: Arc<dyn RunObserver>,
+    ) -> Result<TableReport, PipelineError> {
+        let (store, db, tmp) = (&self.store, &self.db, self.tmp.as_path());
+        let started = Instant::now();
+        let name = coll.source_table.clone();
+        observer.table_started(&name, (coll.rows > 0).then_some(coll.rows));
+        observer.phase(&name, Phase::Reading);
+        let key_prefix = format!("stage/{}/", self.stage_id);
+        if db.list()?.contains(&coll.name) {
+            // A collection that an earlier load of something else filled is replaced, as a
+            // fresh `etl run` replaces it; one this stage was importing into is resumed.
+            let existing = db.collection(&coll.name)?;
+            if !existing
+                .manifest()
+                .checkpoints
+                .keys()
+                .any(|k| k.starts_with(&key_prefix))
+            {
+                db.drop_collection(&coll.name)?;
+            }
+        }
+        let c = db.ensure_collection(&coll.name, coll.schema.clone())?;
+        let done = c.manifest().checkpoints.clone();
+        let (mut seen, mut resumed) = (0usize, 0usize);
+        let todo = files.filter(|f| {
+            seen += 1;
+            let committed = done.contains_key(&format!("{key_prefix}{}", f.path));
+            resumed += usize::from(committed);
+            std::future::ready(!committed)
+        });
+        let clock = Arc::new(StepClock::default());
+        let (tx, writer) = WriterThread::spawn(Box::new(EngineSink(c.writer()?)), clock.clone());
+        let imported = Arc::new(AtomicU64::new(0));
+        let bytes = Arc::new(AtomicU64::new(0));
+        let one = |f: StagedFile| {
+            let tx = tx.clone();
+            let key = format!("{key_prefix}{}", f.path);
+            let schema = coll.schema.clone();
+            let imported = imported.clone();
+            let bytes = bytes.clone();
+            let observer = observer.clone();
+            let name = name.clone();
+            let clock = clock.clone();
+            async move {
+                let fetching = Instant::now();
+                let (local, copied) = download(store, &f, tmp).await?;
+                clock.add(Step::Read, fetching.elapsed());
+                let file_name = format!("{}/{}", store.url.trim_end_matches('/'), f.path);
+                let part = key.clone();
+                let tx2 = tx.clone();
+                let clock2 = clock.clone();
+                let rows = tokio::task::spawn_blocking(move || -> Result<u64, PipelineError> {
+                    let result = decode(&local, &schema, (&file_name, &part), &tx2, &clock2);
+                    if copied {
+                        let _ = std::fs::remove_file(&local);
+                    }
+                    result
+                })
+                .await
+                .map_err(|e| PipelineError::Internal {
+                    message: e.to_string(),
+                })??;
+                if rows != f.rows {
+                    return Err(PipelineError::Usage {
+                        message: format!(
+                            "{}/{}: {rows} rows, the manifest says {}",
+                            store.url, f.path, f.rows
+                        ),
+                    });
+                }
+                let mut cp = BTreeMap::new();
+                cp.insert(key.clone(), serde_json::json!({ "rows": rows }));
+                let (reply, wait) = oneshot::channel();
+                tx.send(WriterMsg::Commit(key, cp, reply))
+                    .await
+                    .map_err(|_| closed())?;
+                wait.await.map_err(|_| closed())??;
+                let total = imported.fetch_add(rows, Ordering::Relaxed) + rows;
+                let b = bytes.fetch_add(f.bytes, Ordering::Relaxed) + f.bytes;
+                observer.progress(&name, total, b);
+                Ok::<(), PipelineError>(())
+            }
+        };
+        let results: Vec<Result<(), PipelineError>> = todo
+            .map(one)
+            .buffer_unordered(self.parallelism)
             .collect()
             .await;
-    drop(tx);
-    writer.join()?;
-    results.into_iter().collect::<Result<Vec<_>, _>>()?;
-    let specs = coll
-        .indexes
-        .iter()
-        .map(|i| (i.field.clone(), i.spec))
-        .collect();
-    let rows = imported.load(Ordering::Relaxed);
-    let mut report = TableReport {
-        table: name.clone(),
-        collection: coll.name.clone(),
-        rows_read: rows,
-        rows_written: rows,
-        rows_rejected: 0,
-        rows_skipped: 0,
-        bytes: bytes.load(Ordering::Relaxed),
-        ranges: coll.files.len(),
-        ranges_resumed: coll.files.len() - todo.len(),
-        phases: clock.phases(),
-        ..TableReport::default()
-    };
-    index_and_load(
-        &c,
-        etl_engine::MergePolicy::default(),
-        specs,
-        observer.clone(),
-        &mut report,
-    )
-    .await?;
-    report.collection_rows = c.count_rows();
-    report.seconds = started.elapsed().as_secs_f64();
-    report.rows_per_s = rows as f64 / report.seconds.max(1e-9);
-    observer.phase(&name, Phase::Done);
-    observer.table_finished(&report);
-    Ok(report)
+        drop(tx);
+        writer.join()?;
+        results.into_iter().collect::<Result<Vec<_>, _>>()?;
+        let specs = coll
+            .indexes
+            .iter()
+            .map(|i| (i.field.clone(), i.spec))
+            .collect();
+        let rows = imported.load(Ordering::Relaxed);
+        let mut report = TableReport {
+            table: name.clone(),
+            collection: coll.name.clone(),
+            rows_read: rows,
+            rows_written: rows,
+            rows_rejected: 0,
+            rows_skipped: 0,
+            bytes: bytes.load(Ordering::Relaxed),
+            ranges: seen,
+            ranges_resumed: resumed,
+            phases: clock.phases(),
+            ..TableReport::default()
+        };
+        index_and_load(
+            &c,
+            etl_engine::MergePolicy::default(),
+            specs,
+            observer.clone(),
+            &mut report,
+        )
+        .await?;
+        report.collection_rows = c.count_rows();
+        report.seconds = started.elapsed().as_secs_f64();
+        report.rows_per_s = rows as f64 / report.seconds.max(1e-9);
+        observer.phase(&name, Phase::Done);
+        observer.table_finished(&report);
+        Ok(report)
+    }
 }
 
 /// Decodes a local staged file into the writer as part `part`; returns its rows.

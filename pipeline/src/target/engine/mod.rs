@@ -24,6 +24,7 @@ use futures::StreamExt;
 use futures::future::BoxFuture;
 
 use self::job::Job;
+use super::stage::follow::StagedRx;
 use super::{
     Admin, Answer, Begun, Checkpoint, CollectionReader, EachBatch, ImportOptions, OpenTable,
     TableSink, Target, TargetOptions,
@@ -173,6 +174,17 @@ impl Target for EngineTarget {
         cancel: BoxFuture<'static, ()>,
     ) -> Result<RunReport, PipelineError> {
         import::import(stage, &self.dir, opts, observer, cancel).await
+    }
+
+    async fn import_following(
+        &self,
+        stage: &str,
+        staged: StagedRx,
+        opts: &ImportOptions,
+        observer: Arc<dyn RunObserver>,
+        cancel: BoxFuture<'static, ()>,
+    ) -> Result<RunReport, PipelineError> {
+        import::import_following(stage, &self.dir, staged, opts, observer, cancel).await
     }
 
     async fn search(

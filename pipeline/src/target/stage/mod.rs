@@ -6,6 +6,7 @@
 //! read side); a stage itself neither imports nor is searched.
 
 pub mod fetch;
+pub mod follow;
 pub mod layout;
 pub mod manifest;
 pub mod writer;
@@ -23,6 +24,7 @@ use futures::StreamExt;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 
 use self::fetch::read_manifest;
+use self::follow::Staged;
 use self::manifest::{FORMAT, MANIFEST, StageManifest, StagedCollection, StagedIndex, rfc3339};
 use self::writer::{DEFAULT_MAX_FILE_BYTES, StageWriter};
 use super::milvus::MilvusTarget;
@@ -70,6 +72,9 @@ pub struct StageTarget {
     kept: Vec<StagedCollection>,
     started: Instant,
     snapshot: u64,
+    /// The id this stage's manifest carries (decided by `begin`, so an import that follows
+    /// in the same command records its files under it as they come).
+    stage_id: String,
 }
 
 impl StageTarget {
@@ -92,6 +97,7 @@ impl StageTarget {
             kept: Vec::new(),
             started: Instant::now(),
             snapshot: 0,
+            stage_id: String::new(),
         })
     }
 
@@ -162,6 +168,19 @@ impl Target for StageTarget {
             clear(&self.store, &t.collection).await?;
         }
         self.snapshot = super::engine::job::now();
+        self.stage_id = format!(
+            "stage-{:x}",
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0)
+        );
+        follow::tell(
+            self.opts.follow.as_ref(),
+            Staged::Begun {
+                stage_id: self.stage_id.clone(),
+            },
+        );
         Ok(Begun::default())
     }
 
@@ -182,20 +201,24 @@ impl Target for StageTarget {
             .into_iter()
             .map(|(field, spec)| StagedIndex { field, spec })
             .collect();
+        let entry = StagedCollection {
+            name: table.collection.clone(),
+            source_table: table.source.to_string(),
+            schema: schema.clone(),
+            indexes,
+            rows: 0,
+            files: Vec::new(),
+        };
+        follow::tell(self.opts.follow.as_ref(), Staged::Opened(entry.clone()));
         Ok(OpenTable {
             checkpoints: Checkpoint::new(),
             sink: Box::new(StageSink {
                 writer,
                 fill_nulls: fill.then(|| schema.clone()),
                 staged: self.staged.clone(),
-                entry: StagedCollection {
-                    name: table.collection.clone(),
-                    source_table: table.source.to_string(),
-                    schema: schema.clone(),
-                    indexes,
-                    rows: 0,
-                    files: Vec::new(),
-                },
+                entry,
+                follow: self.opts.follow.clone(),
+                told: 0,
             }),
         })
     }
@@ -219,13 +242,7 @@ impl Target for StageTarget {
         }
         collections.append(&mut self.kept);
         collections.sort_by(|a, b| a.name.cmp(&b.name));
-        let stage_id = format!(
-            "stage-{:x}",
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos())
-                .unwrap_or(0)
-        );
+        let stage_id = self.stage_id.clone();
         let files: usize = collections.iter().map(|c| c.files.len()).sum();
         let bytes: u64 = collections
             .iter()
@@ -248,6 +265,7 @@ impl Target for StageTarget {
             .put(&self.store.path(MANIFEST), PutPayload::from(body))
             .await
             .map_err(|e| self.store.error(MANIFEST, e))?;
+        follow::tell(self.opts.follow.as_ref(), Staged::Done);
         report.stage = Some(StageSummary {
             url: self.url.clone(),
             stage_id,
@@ -293,6 +311,26 @@ struct StageSink {
     fill_nulls: Option<CollectionSchema>,
     staged: Arc<Mutex<Vec<StagedCollection>>>,
     entry: StagedCollection,
+    /// The import that follows in the same command, told of each finished file.
+    follow: Option<follow::StagedTx>,
+    /// The writer's files told so far.
+    told: usize,
+}
+
+impl StageSink {
+    /// Tells the following import of the files finished since the last call.
+    fn tell_files(&mut self) {
+        for file in &self.writer.files[self.told..] {
+            follow::tell(
+                self.follow.as_ref(),
+                Staged::File {
+                    collection: self.entry.name.clone(),
+                    file: file.clone(),
+                },
+            );
+        }
+        self.told = self.writer.files.len();
+    }
 }
 
 impl TableSink for StageSink {
@@ -300,17 +338,28 @@ impl TableSink for StageSink {
         match &self.fill_nulls {
             Some(schema) => self
                 .writer
-                .write(range, &super::milvus::fill_nulls(batch, schema)?),
-            None => self.writer.write(range, batch),
+                .write(range, &super::milvus::fill_nulls(batch, schema)?)?,
+            None => self.writer.write(range, batch)?,
         }
+        self.tell_files();
+        Ok(())
     }
 
     fn commit(&mut self, _range: &str, _checkpoint: Checkpoint) -> Result<(), PipelineError> {
-        self.writer.finish()
+        self.writer.finish()?;
+        self.tell_files();
+        Ok(())
     }
 
     fn close(mut self: Box<Self>) -> Result<(), PipelineError> {
         self.writer.finish()?;
+        self.tell_files();
+        follow::tell(
+            self.follow.as_ref(),
+            Staged::Closed {
+                collection: self.entry.name.clone(),
+            },
+        );
         let mut entry = self.entry;
         entry.files = std::mem::take(&mut self.writer.files);
         entry.rows = entry.files.iter().map(|f| f.rows).sum();
