@@ -214,7 +214,7 @@ pub trait Target: Send + Sync {
         observer: Arc<dyn RunObserver>,
         cancel: BoxFuture<'static, ()>,
     ) -> Result<RunReport, PipelineError> {
-        stage::follow::until_done(stage, &mut staged).await?;
+        stage::follow::until_done(&mut staged).await?;
         self.import(stage, opts, observer, cancel).await
     }
 

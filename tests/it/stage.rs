@@ -582,7 +582,10 @@ fn the_combined_command_imports_a_table_while_the_stage_writes_the_next() {
         serde_json::from_str(&std::fs::read_to_string(stage_dir.join("manifest.json")).unwrap())
             .unwrap();
     let stage_id = manifest["stage_id"].as_str().unwrap();
-    assert!(key.starts_with(&format!("{stage_id}/")), "{key} vs {stage_id}");
+    assert!(
+        key.starts_with(&format!("{stage_id}/")),
+        "{key} vs {stage_id}"
+    );
     assert_eq!(done["stage"]["stage_id"], stage_id, "{done}");
     let rows: Vec<u64> = done["tables"]
         .as_array()

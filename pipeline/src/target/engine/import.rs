@@ -75,7 +75,7 @@ pub(super) async fn import_following(
     let store = Store::open(url)?;
     let stage_id = match staged.recv().await {
         Some(Staged::Begun { stage_id }) => stage_id,
-        _ => return Err(unfinished(url)),
+        _ => return Err(unfinished()),
     };
     let session = Session::start(store, target, &stage_id, opts)?;
     let observer: Arc<dyn RunObserver> = Arc::new(Importing(observer));
@@ -108,7 +108,7 @@ pub(super) async fn import_following(
                         files.clear();
                     }
                     Some(Staged::Begun { .. }) => {}
-                    None => return Err(unfinished(url)),
+                    None => return Err(unfinished()),
                 },
                 Some(report) = running.next(), if !running.is_empty() => reports.push(report?),
                 else => break,

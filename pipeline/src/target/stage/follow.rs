@@ -57,21 +57,19 @@ pub(crate) fn tell(to: Option<&StagedTx>, event: Staged) {
     }
 }
 
-/// The error of a stage that ended without [`Staged::Done`] (the run reports the stage's own).
-pub(crate) fn unfinished(stage: &str) -> PipelineError {
-    PipelineError::Usage {
-        message: format!(
-            "{stage}: the stage stopped before it was complete; nothing more is imported"
-        ),
-    }
+/// What an import that follows a stage returns when the stage stopped before it was complete:
+/// the stage's own error (or the user's Ctrl-C) is the one the run reports, so this one says
+/// only that the import stopped with it.
+pub(crate) fn unfinished() -> PipelineError {
+    PipelineError::Cancelled
 }
 
 /// Waits until the stage is complete.
-pub async fn until_done(stage: &str, rx: &mut StagedRx) -> Result<(), PipelineError> {
+pub async fn until_done(rx: &mut StagedRx) -> Result<(), PipelineError> {
     while let Some(event) = rx.recv().await {
         if let Staged::Done = event {
             return Ok(());
         }
     }
-    Err(unfinished(stage))
+    Err(unfinished())
 }
