@@ -81,6 +81,15 @@ pub enum PrimaryKey {
     },
 }
 
+impl TablePlan {
+    /// Whether the collection's key is the source's own single-column primary key, whose
+    /// values a read in one snapshot never repeats.
+    pub fn key_is_the_sources(&self) -> bool {
+        matches!(&self.primary_key, PrimaryKey::Column { column, .. }
+            if self.source_key.len() == 1 && self.source_key[0] == *column)
+    }
+}
+
 impl PrimaryKey {
     /// The primary key field's name.
     pub fn field(&self) -> &str {

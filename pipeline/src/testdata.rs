@@ -65,8 +65,12 @@ fn column(f: &Field, n: usize) -> ArrayRef {
     let c: ArrayRef = match f.data_type {
         FieldType::Bool => Arc::new(BooleanArray::from_iter(rows.map(|r| Some(r % 3 == 0)))),
         FieldType::Int8 => Arc::new(Int8Array::from_iter_values(rows.map(|r| (r % 100) as i8))),
-        FieldType::Int16 => Arc::new(Int16Array::from_iter_values(rows.map(|r| r as i16 - 7))),
-        FieldType::Int32 => Arc::new(Int32Array::from_iter_values(rows.map(|r| r as i32 * 3))),
+        FieldType::Int16 => Arc::new(Int16Array::from_iter_values(
+            rows.map(|r| (r as i16).wrapping_sub(7)),
+        )),
+        FieldType::Int32 => Arc::new(Int32Array::from_iter_values(
+            rows.map(|r| (r as i32).wrapping_mul(3)),
+        )),
         FieldType::Int64 => Arc::new(Int64Array::from_iter_values(rows.map(|r| r * 1000 + 1))),
         FieldType::Float => Arc::new(Float32Array::from_iter_values(rows.map(|r| r as f32 / 4.0))),
         FieldType::Double => Arc::new(Float64Array::from_iter_values(rows.map(|r| r as f64 / 3.0))),

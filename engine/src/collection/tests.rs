@@ -514,6 +514,38 @@ fn loading_a_key_again_replaces_the_row() {
     assert_eq!(c.count(Some("id >= 100")).unwrap(), 50);
 }
 
+/// A load promised unique keys keeps none into an empty collection (its parts commit without
+/// pairing); into one with rows the promise is ignored and a key loaded again still replaces.
+#[test]
+fn a_promise_of_unique_keys_keeps_no_keys_only_into_an_empty_collection() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path()).unwrap();
+    let mut rng = Rng(5);
+    let c = db
+        .ensure_collection("u", schema(FieldType::FloatVector, 4))
+        .unwrap();
+    let mut w = c.writer().unwrap().assume_unique_keys();
+    for (part, range) in [("a", 0..100), ("b", 100..250)] {
+        let (b, _) = dense_batch(range, 4, false, &mut rng);
+        w.write_part(part, &b).unwrap();
+        w.commit_part(part, BTreeMap::new()).unwrap();
+        assert_eq!(w.keys_kept(), 0);
+    }
+    drop(w);
+    assert_eq!(c.count_rows(), 250);
+    // Now the collection has rows: the same promise pairs keys as usual.
+    let (again, vecs) = dense_batch(200..300, 4, false, &mut rng);
+    let mut w = c.writer().unwrap().assume_unique_keys();
+    w.write(&again).unwrap();
+    assert_eq!(w.keys_kept(), 100);
+    let stats = w.commit(BTreeMap::new()).unwrap();
+    assert_eq!((stats.rows, stats.replaced), (100, 50));
+    assert_eq!(c.count_rows(), 300);
+    let got = c.get(&[json!(220)], &["v".into()]).unwrap();
+    let v: Vec<f32> = serde_json::from_value(got[0]["v"].clone()).unwrap();
+    assert_eq!(v, vecs[20]);
+}
+
 #[test]
 fn indexes_persist_and_are_not_rebuilt_on_open() {
     let dir = tempfile::tempdir().unwrap();

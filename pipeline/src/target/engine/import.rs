@@ -11,7 +11,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use etl_connectors::store::Store;
 use etl_engine::Database;
 use futures::StreamExt;
@@ -23,9 +22,9 @@ use super::job::Job;
 use super::{EngineSink, index_and_load};
 use crate::error::PipelineError;
 use crate::report::{Phase, RunObserver, RunReport, Step, StepClock, TableReport};
-use crate::target::stage::fetch::{choose, download, read_manifest};
+use crate::target::stage::dense::read_staged;
+use crate::target::stage::fetch::{Local, check_local, choose, local, read_manifest};
 use crate::target::stage::follow::{Staged, StagedRx, unfinished};
-use crate::target::stage::layout::from_milvus;
 use crate::target::stage::manifest::{StagedCollection, StagedFile};
 use crate::target::{ImportOptions, WriterMsg, WriterThread, closed};
 
@@ -255,16 +254,16 @@ impl Session {
             let clock = clock.clone();
             async move {
                 let fetching = Instant::now();
-                let (local, copied) = download(store, &f, tmp).await?;
+                let got = local(store, &f, tmp).await?;
                 clock.add(Step::Read, fetching.elapsed());
-                let file_name = format!("{}/{}", store.url.trim_end_matches('/'), f.path);
                 let part = key.clone();
                 let tx2 = tx.clone();
                 let clock2 = clock.clone();
+                let (store2, f2) = (store.clone(), f.clone());
                 let rows = tokio::task::spawn_blocking(move || -> Result<u64, PipelineError> {
-                    let result = decode(&local, &schema, (&file_name, &part), &tx2, &clock2);
-                    if copied {
-                        let _ = std::fs::remove_file(&local);
+                    let result = decode(&store2, &f2, &got, &schema, &part, &tx2, &clock2);
+                    if got.copy {
+                        let _ = std::fs::remove_file(&got.path);
                     }
                     result
                 })
@@ -337,31 +336,34 @@ impl Session {
     }
 }
 
-/// Decodes a local staged file into the writer as part `part`; returns its rows.
+/// Decodes the local copy of staged file `f` into the writer as part `part` (hashing it at
+/// the same time on a thread of its own when it is not checked yet: the rows are committed
+/// only once the file is); returns its rows.
 fn decode(
-    local: &Path,
+    store: &Store,
+    f: &StagedFile,
+    got: &Local,
     schema: &etl_engine::CollectionSchema,
-    (file_name, part): (&str, &str),
+    part: &str,
     tx: &mpsc::Sender<WriterMsg>,
     clock: &StepClock,
 ) -> Result<u64, PipelineError> {
-    let bad = |e: &dyn std::fmt::Display| PipelineError::Usage {
-        message: format!("{file_name}: not a readable Parquet file ({e})"),
-    };
-    let file = std::fs::File::open(local)?;
-    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
-        .map_err(|e| bad(&e))?
-        .with_batch_size(2048)
-        .build()
-        .map_err(|e| bad(&e))?;
-    let mut rows = 0u64;
-    let mut reader = reader;
-    while let Some(batch) = clock.time(Step::Read, || reader.next()) {
-        let batch = batch.map_err(|e| bad(&e))?;
-        rows += batch.num_rows() as u64;
-        let mapped = clock.time(Step::Map, || from_milvus(&batch, schema, file_name))?;
-        tx.blocking_send(WriterMsg::Write(part.to_string(), mapped))
-            .map_err(|_| closed())?;
-    }
-    Ok(rows)
+    let file_name = format!("{}/{}", store.url.trim_end_matches('/'), f.path);
+    std::thread::scope(|s| {
+        let checking = (!got.checked).then(|| s.spawn(|| check_local(store, f, &got.path)));
+        let mut each = |batch| {
+            tx.blocking_send(WriterMsg::Write(part.to_string(), batch))
+                .map_err(|_| closed())
+        };
+        let started = Instant::now();
+        let read = read_staged(&got.path, schema, &file_name, 2048, &mut each);
+        clock.add(Step::Read, started.elapsed());
+        // A file that fails its checksum is reported as that, whatever its decoding said.
+        if let Some(h) = checking {
+            h.join().map_err(|_| PipelineError::Internal {
+                message: format!("{file_name}: the checksum thread panicked"),
+            })??;
+        }
+        read
+    })
 }

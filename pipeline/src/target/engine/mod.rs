@@ -97,7 +97,12 @@ impl Target for EngineTarget {
         let c = self
             .db()?
             .ensure_collection(&table.collection, schema.clone())?;
-        let writer = c.writer()?.with_segment_rows(self.opts.max_segment_rows);
+        let mut writer = c.writer()?.with_segment_rows(self.opts.max_segment_rows);
+        if table.key_is_the_sources() {
+            // Read in one snapshot, the source's own primary key repeats no value: the writer
+            // need not remember keys to replace (a resumed table, with rows in, still does).
+            writer = writer.assume_unique_keys();
+        }
         Ok(OpenTable {
             checkpoints: c.manifest().checkpoints.clone(),
             sink: Box::new(EngineSink(writer)),

@@ -41,52 +41,86 @@ pub(crate) fn choose<'a>(
     Ok(out)
 }
 
-/// A staged file as a local file whose size and SHA-256 match the manifest: read in place from
-/// a `file://` stage, fetched into `dir` from any other. The flag says whether it is a copy.
+/// A staged file on this machine.
+pub(crate) struct Local {
+    /// Where it is.
+    pub path: PathBuf,
+    /// A fetched copy, deleted once it is read.
+    pub copy: bool,
+    /// Its size and SHA-256 are checked already (fetched copies are, while they are fetched);
+    /// otherwise the reader checks them with [`check_local`] before anything of it is kept.
+    pub checked: bool,
+}
+
+/// A staged file as a local file: read in place from a `file://` stage (not checked yet, so a
+/// reader can hash it while it decodes), fetched into `dir` and checked on the way from any
+/// other.
+pub(crate) async fn local(
+    store: &Store,
+    f: &StagedFile,
+    dir: &Path,
+) -> Result<Local, PipelineError> {
+    if let Some(root) = &store.local_dir {
+        return Ok(Local {
+            path: root.join(&f.path),
+            copy: false,
+            checked: false,
+        });
+    }
+    let path = dir.join(f.path.replace('/', "__"));
+    let mut out = tokio::fs::File::create(&path)
+        .await
+        .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+    let (n, actual) = read_hashed(store, f, Some(&mut out)).await?;
+    if let Err(e) = check(store, f, n, &actual) {
+        let _ = tokio::fs::remove_file(&path).await;
+        return Err(e);
+    }
+    Ok(Local {
+        path,
+        copy: true,
+        checked: true,
+    })
+}
+
+/// A staged file as a local file whose size and SHA-256 match the manifest (see [`local`]).
 pub(crate) async fn download(
     store: &Store,
     f: &StagedFile,
     dir: &Path,
-) -> Result<(PathBuf, bool), PipelineError> {
-    if let Some(root) = &store.local_dir {
-        let path = root.join(&f.path);
-        let (n, actual) = {
-            let path = path.clone();
-            tokio::task::spawn_blocking(move || -> std::io::Result<(u64, String)> {
-                use std::io::Read;
-                let mut file = std::fs::File::open(&path)?;
-                let mut hash = Sha256::new();
-                let mut buf = vec![0u8; 1 << 20];
-                let mut n = 0u64;
-                loop {
-                    let k = file.read(&mut buf)?;
-                    if k == 0 {
-                        break;
-                    }
-                    hash.update(&buf[..k]);
-                    n += k as u64;
-                }
-                Ok((n, sha256_hex(hash)))
-            })
+) -> Result<Local, PipelineError> {
+    let got = local(store, f, dir).await?;
+    if !got.checked {
+        let (store2, f2, path) = (store.clone(), f.clone(), got.path.clone());
+        tokio::task::spawn_blocking(move || check_local(&store2, &f2, &path))
             .await
             .map_err(|e| PipelineError::Internal {
                 message: e.to_string(),
-            })?
-            .map_err(|e| store.error(&f.path, e))?
-        };
-        check(store, f, n, &actual)?;
-        return Ok((path, false));
+            })??;
     }
-    let local = dir.join(f.path.replace('/', "__"));
-    let mut out = tokio::fs::File::create(&local)
-        .await
-        .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", local.display())))?;
-    let (n, actual) = read_hashed(store, f, Some(&mut out)).await?;
-    if let Err(e) = check(store, f, n, &actual) {
-        let _ = tokio::fs::remove_file(&local).await;
-        return Err(e);
+    Ok(Local {
+        checked: true,
+        ..got
+    })
+}
+
+/// Hashes the local copy of `f` at `path` and refuses it unless its size and SHA-256 are the
+/// manifest's (blocking).
+pub(crate) fn check_local(store: &Store, f: &StagedFile, path: &Path) -> Result<(), PipelineError> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path).map_err(|e| store.error(&f.path, e))?;
+    let mut hash = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut n = 0u64;
+    loop {
+        let k = file.read(&mut buf).map_err(|e| store.error(&f.path, e))?;
+        if k == 0 {
+            break;
+        }
+        hash.update(&buf[..k]);
+        n += k as u64;
     }
-    Ok((local, true))
+    check(store, f, n, &sha256_hex(hash))
 }
 
 /// Reads a staged file from the store, hashing it and copying it to `out` when given; returns

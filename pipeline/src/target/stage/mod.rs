@@ -5,6 +5,7 @@
 //! its import needs). The engine and Milvus targets import stages ([`fetch`] is their shared
 //! read side); a stage itself neither imports nor is searched.
 
+pub(crate) mod dense;
 pub mod fetch;
 pub mod follow;
 pub mod layout;

@@ -26,6 +26,37 @@ pub const DEFAULT_MAX_FILE_BYTES: u64 = 512 << 20;
 /// Rows per Parquet row group.
 const ROW_GROUP_ROWS: usize = 16_384;
 
+/// How a staged file is written: zstd, row groups of [`ROW_GROUP_ROWS`]; dense float vectors
+/// barely compress (measured: zstd saves ~10% on them at the cost of a third of the import's
+/// time), so their leaf columns are stored plain, uncompressed, without a dictionary (which
+/// also lets the import copy their pages straight into fixed-size lists, [`super::dense`]). Nor
+/// do they get min/max statistics: no reader prunes on a vector's elements, and computing them
+/// over every float was most of the stage writer's time.
+pub(crate) fn file_properties(
+    schema: &CollectionSchema,
+    target: &SchemaRef,
+) -> Result<WriterProperties, datafusion::parquet::errors::ParquetError> {
+    let mut props = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(1)?))
+        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS));
+    let descr = ArrowSchemaConverter::new().convert(target)?;
+    for col in descr.columns() {
+        let path = col.path().clone();
+        let field = path.parts().first().cloned().unwrap_or_default();
+        let dense = schema
+            .fields
+            .iter()
+            .any(|f| f.name == field && f.data_type == FieldType::FloatVector);
+        if dense {
+            props = props
+                .set_column_compression(path.clone(), Compression::UNCOMPRESSED)
+                .set_column_statistics_enabled(path.clone(), EnabledStatistics::None)
+                .set_column_dictionary_enabled(path, false);
+        }
+    }
+    Ok(props.build())
+}
+
 /// The bytes ArrowWriter produces, hashed and sent to the store's multipart upload.
 struct Upload {
     writer: BufWriter,
@@ -111,34 +142,8 @@ impl StageWriter {
             bytes: 0,
             handle: self.handle.clone(),
         };
-        let mut props = WriterProperties::builder()
-            .set_compression(Compression::ZSTD(
-                ZstdLevel::try_new(1).map_err(|e| store_err(&self.store, &rel, e))?,
-            ))
-            .set_max_row_group_row_count(Some(ROW_GROUP_ROWS));
-        // Dense float vectors barely compress (measured: zstd saves ~10% on them at the cost of
-        // a third of the import's time): their leaf columns are stored plain; the rest is zstd.
-        // Nor do they get min/max statistics: no reader prunes on a vector's elements, and
-        // computing them over every float was most of the stage writer's time.
-        let descr = ArrowSchemaConverter::new()
-            .convert(&self.target)
+        let props = file_properties(&self.schema, &self.target)
             .map_err(|e| store_err(&self.store, &rel, e))?;
-        for col in descr.columns() {
-            let path = col.path().clone();
-            let field = path.parts().first().cloned().unwrap_or_default();
-            let dense = self
-                .schema
-                .fields
-                .iter()
-                .any(|f| f.name == field && f.data_type == FieldType::FloatVector);
-            if dense {
-                props = props
-                    .set_column_compression(path.clone(), Compression::UNCOMPRESSED)
-                    .set_column_statistics_enabled(path.clone(), EnabledStatistics::None)
-                    .set_column_dictionary_enabled(path, false);
-            }
-        }
-        let props = props.build();
         let writer = ArrowWriter::try_new(upload, self.target.clone(), Some(props))
             .map_err(|e| store_err(&self.store, &rel, e))?;
         self.open = Some(OpenFile {
