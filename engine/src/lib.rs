@@ -6,6 +6,7 @@
 pub mod collection;
 pub mod convert;
 pub mod database;
+pub mod direct;
 pub mod error;
 pub mod fault;
 pub mod filter;

@@ -2,7 +2,6 @@
 //! row offsets) that mark rows replaced by later loads.
 
 use std::fs::File;
-use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 
 use arrow::array::RecordBatch;
@@ -11,6 +10,7 @@ use arrow::datatypes::SchemaRef;
 use arrow::ipc::reader::FileReader;
 use arrow::ipc::writer::FileWriter;
 
+use crate::direct::DirectWriter;
 use crate::error::{EngineError, Result};
 use crate::fsutil;
 
@@ -27,30 +27,23 @@ pub fn unique_name(prefix: &str, id: u64, ext: &str) -> String {
     )
 }
 
-/// Bytes written between two starts of writeback.
-const WRITEBACK_BYTES: u64 = 16 << 20;
-
-/// Writes one segment file. Writeback of what is written starts every [`WRITEBACK_BYTES`]
-/// (`sync_file_range`, which does not wait), so the fsync that commits the segment finds most
-/// of it on disk already instead of writing the whole file on the writer's critical path.
+/// Writes one segment file, around the page cache where the file system allows
+/// ([`crate::direct`]).
 pub struct SegmentWriter {
     path: PathBuf,
-    writer: FileWriter<BufWriter<File>>,
+    writer: FileWriter<DirectWriter>,
     rows: u64,
-    /// Bytes handed to writeback so far.
-    written_back: u64,
 }
 
 impl SegmentWriter {
     /// Creates `path` for batches of `schema`.
     pub fn create(path: PathBuf, schema: &SchemaRef) -> Result<SegmentWriter> {
-        let file = File::create(&path).map_err(EngineError::io("create", &path))?;
-        let writer = FileWriter::try_new(BufWriter::with_capacity(1 << 20, file), schema)?;
+        let file = DirectWriter::create(&path).map_err(EngineError::io("create", &path))?;
+        let writer = FileWriter::try_new(file, schema)?;
         Ok(SegmentWriter {
             path,
             writer,
             rows: 0,
-            written_back: 0,
         })
     }
 
@@ -58,15 +51,6 @@ impl SegmentWriter {
     pub fn write(&mut self, batch: &RecordBatch) -> Result<()> {
         self.writer.write(batch)?;
         self.rows += batch.num_rows() as u64;
-        let file = self.writer.get_ref().get_ref();
-        let end = file
-            .metadata()
-            .map_err(EngineError::io("stat", &self.path))?
-            .len();
-        if end >= self.written_back + WRITEBACK_BYTES {
-            start_writeback(file, self.written_back, end - self.written_back);
-            self.written_back = end;
-        }
         Ok(())
     }
 
@@ -78,12 +62,11 @@ impl SegmentWriter {
     /// Finishes and fsyncs the file; returns its path and size.
     pub fn finish(mut self) -> Result<(PathBuf, u64)> {
         self.writer.finish()?;
-        let inner = self.writer.into_inner()?;
-        let file = inner.into_inner().map_err(|e| EngineError::Io {
-            op: "flush",
-            path: self.path.clone(),
-            source: e.into_error(),
-        })?;
+        let file = self
+            .writer
+            .into_inner()?
+            .finish()
+            .map_err(EngineError::io("write", &self.path))?;
         file.sync_all()
             .map_err(EngineError::io("fsync", &self.path))?;
         let bytes = file
@@ -179,31 +162,6 @@ pub fn map_batches(path: &Path, projection: Option<Vec<usize>>) -> Result<Vec<Re
     }
     Ok(out)
 }
-
-/// Starts writing `len` bytes at `offset` of `file` back to disk without waiting (Linux's
-/// `sync_file_range(SYNC_FILE_RANGE_WRITE)`); elsewhere, and on any error, nothing: the commit's
-/// fsync writes them anyway.
-#[cfg(target_os = "linux")]
-#[allow(
-    unsafe_code,
-    reason = "sync_file_range on a file descriptor we own, with a range inside the file; it only \
-              schedules writeback and touches no memory of ours"
-)]
-fn start_writeback(file: &File, offset: u64, len: u64) {
-    use std::os::fd::AsRawFd;
-    // SAFETY: see the reason above.
-    let _ = unsafe {
-        libc::sync_file_range(
-            file.as_raw_fd(),
-            offset as libc::off64_t,
-            len as libc::off64_t,
-            libc::SYNC_FILE_RANGE_WRITE,
-        )
-    };
-}
-
-#[cfg(not(target_os = "linux"))]
-fn start_writeback(_file: &File, _offset: u64, _len: u64) {}
 
 #[allow(
     unsafe_code,
