@@ -80,7 +80,7 @@ impl SegmentWriter {
 /// Reads a segment (or the given columns of it) as one batch: mapped, so only the pages of the
 /// columns asked for are read.
 pub fn read_segment(path: &Path, projection: Option<Vec<usize>>) -> Result<RecordBatch> {
-    let batches = map_batches(path, projection.clone())?;
+    let batches = map_batches(path, projection.clone(), Access::Few)?;
     let schema = match batches.first() {
         Some(b) => b.schema(),
         None => {
@@ -100,21 +100,39 @@ pub fn read_segment(path: &Path, projection: Option<Vec<usize>>) -> Result<Recor
 /// dense f32 and binary vectors are the file's own pages (no copy, no heap).
 pub fn read_vectors(path: &Path, column: usize) -> Result<crate::vector::VectorData> {
     let mut parts = Vec::new();
-    for b in map_batches(path, Some(vec![column]))? {
+    for b in map_batches(path, Some(vec![column]), Access::Through)? {
         parts.push(crate::vector::VectorData::from_array(b.column(0).as_ref())?);
     }
     crate::vector::VectorData::concat(parts)
 }
 
+/// How the batches of [`map_batches`] will be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// A few small columns of each batch (keys, scalars copied out): no readahead.
+    Few,
+    /// Through, in order (vectors searched exactly, a merge, a scan): readahead.
+    Through,
+}
+
 /// A segment file's batches (or the given columns of them) decoded in place from a mapping of
 /// the file: their buffers point into the mapping, which lives as long as any of them does.
 /// The writer aligns every buffer (Arrow IPC's 64 bytes), so nothing is copied.
-pub fn map_batches(path: &Path, projection: Option<Vec<usize>>) -> Result<Vec<RecordBatch>> {
+pub fn map_batches(
+    path: &Path,
+    projection: Option<Vec<usize>>,
+    access: Access,
+) -> Result<Vec<RecordBatch>> {
     use arrow::ipc::convert::fb_to_schema;
     use arrow::ipc::reader::{FileDecoder, read_footer_length};
     let file = File::open(path).map_err(EngineError::io("open", path))?;
     let map = std::sync::Arc::new(map_file(&file, path)?);
-    let buffer = mapped_buffer(map);
+    // Decoding touches each batch's header. A file written around the page cache
+    // (`crate::direct`) is read from disk, where each fault would pull the device's whole
+    // readahead window (8 MiB here: all of a batch's vectors, for a load that wants its key).
+    #[cfg(unix)]
+    let _ = map.advise(memmap2::Advice::Random);
+    let buffer = mapped_buffer(map.clone());
     let bad = |reason: String| EngineError::Corrupt {
         path: path.to_path_buf(),
         reason,
@@ -160,6 +178,10 @@ pub fn map_batches(path: &Path, projection: Option<Vec<usize>>) -> Result<Vec<Re
             out.push(b);
         }
     }
+    #[cfg(unix)]
+    if access == Access::Through {
+        let _ = map.advise(memmap2::Advice::Sequential);
+    }
     Ok(out)
 }
 
@@ -195,7 +217,9 @@ pub fn scan_segment(
     path: &Path,
     projection: Option<Vec<usize>>,
 ) -> Result<impl Iterator<Item = Result<RecordBatch>> + use<>> {
-    Ok(map_batches(path, projection)?.into_iter().map(Ok))
+    Ok(map_batches(path, projection, Access::Through)?
+        .into_iter()
+        .map(Ok))
 }
 
 fn corrupt(path: &Path, e: arrow::error::ArrowError) -> EngineError {
