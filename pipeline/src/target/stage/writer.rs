@@ -154,6 +154,21 @@ impl StageWriter {
         Ok(())
     }
 
+    /// A writer with the same settings and no files yet (for another range).
+    pub fn like(&self) -> StageWriter {
+        StageWriter {
+            store: self.store.clone(),
+            collection: self.collection.clone(),
+            schema: self.schema.clone(),
+            target: self.target.clone(),
+            max_file_bytes: self.max_file_bytes,
+            handle: self.handle.clone(),
+            open: None,
+            counter: 0,
+            files: Vec::new(),
+        }
+    }
+
     /// Appends a mapped batch of range `part`.
     pub fn write(&mut self, part: &str, batch: &RecordBatch) -> Result<(), PipelineError> {
         let staged = to_milvus(batch, &self.schema, &self.target)?;
