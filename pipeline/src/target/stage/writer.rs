@@ -24,7 +24,7 @@ use crate::error::PipelineError;
 /// Default bound of a staged file.
 pub const DEFAULT_MAX_FILE_BYTES: u64 = 512 << 20;
 /// Rows per Parquet row group.
-const ROW_GROUP_ROWS: usize = 16_384;
+const ROW_GROUP_ROWS: usize = 4_096;
 
 /// How a staged file is written: zstd, row groups of [`ROW_GROUP_ROWS`]; dense float vectors
 /// barely compress (measured: zstd saves ~10% on them at the cost of a third of the import's
@@ -133,11 +133,14 @@ impl StageWriter {
         let rel = format!("{}/{name}-{:04}.parquet", self.collection, self.counter);
         self.counter += 1;
         let upload = Upload {
+            // Parts of 10 MiB, two in flight: a stage writes a file per range being read,
+            // so memory is (parts in flight + 1) × 10 MiB per reader.
             writer: BufWriter::with_capacity(
                 self.store.store.clone(),
                 self.store.path(&rel),
                 10 << 20,
-            ),
+            )
+            .with_max_concurrency(2),
             hash: Sha256::new(),
             bytes: 0,
             handle: self.handle.clone(),
