@@ -348,7 +348,7 @@ fn levels_all(data: &[u8], n: usize, max: i16) -> bool {
 mod tests {
     use super::*;
     use crate::target::stage::layout::{milvus_schema, to_milvus};
-    use crate::target::stage::writer::file_properties;
+    use crate::target::stage::writer::{ROW_GROUP_ROWS, file_properties};
     use crate::testdata;
     use datafusion::arrow::compute::concat_batches;
     use datafusion::parquet::arrow::ArrowWriter;
@@ -460,7 +460,7 @@ mod tests {
             for rg in 0..pages.metadata().num_row_groups() {
                 let group_rows = pages.metadata().row_group(rg).num_rows() as usize;
                 let fast = read_dense(&pages, rg, &d, group_rows).unwrap().is_some();
-                let has_null = null_row.is_some() && rg == 1;
+                let has_null = null_row.is_some_and(|r| r / ROW_GROUP_ROWS == rg);
                 assert_eq!(fast, !has_null, "{dim}: row group {rg}");
             }
         }

@@ -24,7 +24,7 @@ use crate::error::PipelineError;
 /// Default bound of a staged file.
 pub const DEFAULT_MAX_FILE_BYTES: u64 = 512 << 20;
 /// Rows per Parquet row group.
-const ROW_GROUP_ROWS: usize = 4_096;
+pub(crate) const ROW_GROUP_ROWS: usize = 4_096;
 
 /// How a staged file is written: zstd, row groups of [`ROW_GROUP_ROWS`]; dense float vectors
 /// barely compress (measured: zstd saves ~10% on them at the cost of a third of the import's
