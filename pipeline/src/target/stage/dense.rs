@@ -255,7 +255,7 @@ fn runs(data: &[u8], width: usize) -> impl Iterator<Item = (Option<u8>, usize, &
 fn rep_levels_are_rows(data: &[u8], at: usize, n: usize, dim: usize) -> bool {
     let mut pos = at;
     let end = at + n;
-    let starts_row = |p: usize| p % dim == 0;
+    let starts_row = |p: usize| p.is_multiple_of(dim);
     for (value, count, bytes) in runs(data, 1) {
         if pos >= end {
             break;
