@@ -242,19 +242,52 @@ fn kill_after_first_import_commit(url: &str, args: &[&str], collection: &Path) {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let manifest_path = collection.join("manifest.json");
     wait_for(120, "the import's first staged file committed", || {
-        std::fs::read_to_string(&manifest_path)
-            .ok()
-            .and_then(|t| serde_json::from_str::<Value>(&t).ok())
-            .is_some_and(|m| {
-                m["checkpoints"]
-                    .as_object()
-                    .is_some_and(|c| c.keys().any(|k| k.starts_with("stage/")))
-            })
+        staged_checkpoint(collection).is_some()
     });
     child.kill().unwrap();
     child.wait().unwrap();
+}
+
+/// The first checkpoint (`<stage id>/<file>`, without `stage/`) an import committed into the
+/// engine collection at `collection`, if any.
+fn staged_checkpoint(collection: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(collection.join("manifest.json")).ok()?;
+    let m: Value = serde_json::from_str(&text).ok()?;
+    m["checkpoints"]
+        .as_object()?
+        .keys()
+        .find_map(|k| k.strip_prefix("stage/").map(str::to_string))
+}
+
+/// A mapping in `dir` that stages `tables` (each with a FLAT-indexed `v`) at `dir/stage` and
+/// imports them into the engine at `dir/engine` in the same command; returns the three paths.
+fn stage_and_engine_mapping(
+    dir: &Path,
+    url: &str,
+    tables: &[&str],
+    parallelism: usize,
+) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
+    let engine = dir.join("engine");
+    let stage_dir = dir.join("stage");
+    let tables: String = tables
+        .iter()
+        .map(|t| {
+            format!(
+                "  - source: public.{t}\n    fields:\n      - source: v\n        index: {{ type: FLAT, metric: L2 }}\n"
+            )
+        })
+        .collect();
+    let mapping = write(
+        dir,
+        "m.yaml",
+        &format!(
+            "version: 1\nsource:\n  postgres: '{url}'\ntarget:\n  engine: '{}'\n  stage: 'file://{}'\ntables:\n{tables}options:\n  batch_size: 2000\n  parallelism: {parallelism}\n",
+            engine.display(),
+            stage_dir.display()
+        ),
+    );
+    (engine, stage_dir, mapping)
 }
 
 fn parquet_files(dir: &Path) -> usize {
@@ -485,17 +518,7 @@ fn a_killed_stage_and_import_command_finishes_with_every_row_once() {
         ),
     );
     let dir = tempfile::tempdir().unwrap();
-    let engine = dir.path().join("engine");
-    let stage_dir = dir.path().join("stage");
-    let mapping = write(
-        dir.path(),
-        "m.yaml",
-        &format!(
-            "version: 1\nsource:\n  postgres: '{url}'\ntarget:\n  engine: '{}'\n  stage: 'file://{}'\ntables:\n  - source: public.items\n    fields:\n      - source: v\n        index: {{ type: FLAT, metric: L2 }}\noptions:\n  batch_size: 2000\n  parallelism: 4\n",
-            engine.display(),
-            stage_dir.display()
-        ),
-    );
+    let (engine, _, mapping) = stage_and_engine_mapping(dir.path(), &url, &["items"], 4);
     // Four readers, four ranges, four staged files, imported one commit each.
     let args = [
         "run",
@@ -533,17 +556,8 @@ fn the_combined_command_imports_a_table_while_the_stage_writes_the_next() {
         ),
     );
     let dir = tempfile::tempdir().unwrap();
-    let engine = dir.path().join("engine");
-    let stage_dir = dir.path().join("stage");
-    let mapping = write(
-        dir.path(),
-        "m.yaml",
-        &format!(
-            "version: 1\nsource:\n  postgres: '{url}'\ntarget:\n  engine: '{}'\n  stage: 'file://{}'\ntables:\n  - source: public.a_small\n    fields:\n      - source: v\n        index: {{ type: FLAT, metric: L2 }}\n  - source: public.b_big\n    fields:\n      - source: v\n        index: {{ type: FLAT, metric: L2 }}\noptions:\n  batch_size: 2000\n  parallelism: 1\n",
-            engine.display(),
-            stage_dir.display()
-        ),
-    );
+    let (engine, stage_dir, mapping) =
+        stage_and_engine_mapping(dir.path(), &url, &["a_small", "b_big"], 1);
     let args = [
         "run",
         mapping.to_str().unwrap(),
@@ -556,26 +570,15 @@ fn the_combined_command_imports_a_table_while_the_stage_writes_the_next() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let small = engine.join("a_small").join("manifest.json");
-    let committed = || {
-        std::fs::read_to_string(&small)
-            .ok()
-            .and_then(|t| serde_json::from_str::<Value>(&t).ok())
-            .and_then(|m| {
-                m["checkpoints"].as_object().and_then(|c| {
-                    c.keys()
-                        .find_map(|k| k.strip_prefix("stage/").map(|k| k.to_string()))
-                })
-            })
-    };
+    let small = engine.join("a_small");
     wait_for(120, "the small table's staged file imported", || {
-        committed().is_some()
+        staged_checkpoint(&small).is_some()
     });
     assert!(
         !stage_dir.join("manifest.json").exists(),
         "the first table was imported only after the whole stage was written"
     );
-    let key = committed().unwrap();
+    let key = staged_checkpoint(&small).unwrap();
     let out = child.wait_with_output().unwrap();
     let done = ok(&out, "the combined command");
     let manifest: Value =
