@@ -89,6 +89,19 @@ pub struct Phases {
     pub load: f64,
 }
 
+impl Phases {
+    /// Adds `other`'s seconds, phase by phase (the two halves of a staged run).
+    pub fn add(&mut self, other: &Phases) {
+        self.read += other.read;
+        self.map += other.map;
+        self.write += other.write;
+        self.commit += other.commit;
+        self.merge += other.merge;
+        self.index += other.index;
+        self.load += other.load;
+    }
+}
+
 /// A step of a table's load, as [`Phases`] counts it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Step {

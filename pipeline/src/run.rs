@@ -176,6 +176,13 @@ pub async fn run(
         (Err(e), _) | (Ok(_), Err(e)) => return Err(e),
         (Ok(staged), Ok(report)) => (staged, report),
     };
+    // Where the time went, both halves: the source read, mapped and staged, then the files read
+    // and written into the destination, indexed and loaded.
+    for t in &mut report.tables {
+        if let Some(s) = staged.tables.iter().find(|s| s.table == t.table) {
+            t.phases.add(&s.phases);
+        }
+    }
     report.stage = staged.stage;
     report.totals.rows_read = staged.totals.rows_read;
     report.totals.rows_rejected = staged.totals.rows_rejected;

@@ -598,6 +598,12 @@ fn the_combined_command_imports_a_table_while_the_stage_writes_the_next() {
         .collect();
     assert_eq!(rows, vec![1000, BIG], "{done}");
     assert_eq!(done["totals"]["rows_read"], 1000 + BIG, "{done}");
+    // The report's phases cover both halves: the source mapped by the stage, the files written
+    // into the engine by the import.
+    let phases = &done["tables"][1]["phases"];
+    for key in ["read", "map", "write", "commit"] {
+        assert!(phases[key].as_f64().unwrap() > 0.0, "{key}: {done}");
+    }
     // Importing the same stage again finds every file in.
     let again = ok(
         &etl_env(
