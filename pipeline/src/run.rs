@@ -308,6 +308,7 @@ impl RunContext {
             )
             .await?,
         );
+        tracing::debug!(table = %name, at = started.elapsed().as_secs_f64(), "scan planned");
         let stats = scan.stats.clone();
         let parts = scan.partitions();
         report.ranges = parts;
@@ -420,23 +421,38 @@ impl RunContext {
                 if first_commit {
                     cp.insert(RANGES_KEY.to_string(), serde_json::json!(parts));
                 }
+                // The reader goes on to its next range while the writer commits this one
+                // (waiting here had each reader idle while the writer drained the queue and
+                // finished the segment, once per range); the commits are awaited at the end.
                 let (reply, wait) = oneshot::channel();
                 tx.send(WriterMsg::Commit(part_key, cp, reply))
                     .await
                     .map_err(|_| closed())?;
-                wait.await.map_err(|_| closed())??;
-                Ok::<(), PipelineError>(())
+                Ok::<_, PipelineError>(wait)
             }
         };
         let concurrency = self.parallelism.max(1);
-        let results: Vec<Result<(), PipelineError>> =
+        let results: Vec<Result<_, PipelineError>> =
             futures::stream::iter(todo.iter().map(|p| read_part(*p)))
                 .buffer_unordered(concurrency)
                 .collect()
                 .await;
+        tracing::debug!(table = %name, at = started.elapsed().as_secs_f64(), "ranges read");
         drop(tx);
+        let mut committed = Ok(());
+        for wait in results {
+            match wait {
+                Ok(wait) => match wait.await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => committed = committed.and(Err(e)),
+                    Err(_) => committed = committed.and(Err(closed())),
+                },
+                Err(e) => committed = committed.and(Err(e)),
+            }
+        }
         writer.join()?;
-        results.into_iter().collect::<Result<Vec<_>, _>>()?;
+        tracing::debug!(table = %name, at = started.elapsed().as_secs_f64(), "ranges committed");
+        committed?;
         report.phases = clock.phases();
         report.rows_read = table_rows.load(Ordering::Relaxed);
         report.rows_written = written.load(Ordering::Relaxed);
@@ -452,6 +468,7 @@ impl RunContext {
         self.target
             .finish_table(tp, &mut report, self.observer.clone())
             .await?;
+        tracing::debug!(table = %name, at = started.elapsed().as_secs_f64(), "finished");
         report.seconds = started.elapsed().as_secs_f64();
         report.rows_per_s = report.rows_read as f64 / report.seconds.max(1e-9);
         self.observer.phase(&name, Phase::Done);
