@@ -585,6 +585,10 @@ fn the_combined_command_imports_a_table_while_the_stage_writes_the_next() {
         serde_json::from_str(&std::fs::read_to_string(stage_dir.join("manifest.json")).unwrap())
             .unwrap();
     let stage_id = manifest["stage_id"].as_str().unwrap();
+    // Both tables are keyed by their own primary key: the import may keep no keys.
+    for c in manifest["collections"].as_array().unwrap() {
+        assert_eq!(c["unique_keys"], true, "{c}");
+    }
     assert!(
         key.starts_with(&format!("{stage_id}/")),
         "{key} vs {stage_id}"

@@ -245,7 +245,12 @@ impl Session {
             std::future::ready(!committed)
         });
         let clock = Arc::new(StepClock::default());
-        let (tx, writer) = WriterThread::spawn(Box::new(EngineSink(c.writer()?)), clock.clone());
+        let mut bulk = c.writer()?;
+        if coll.unique_keys {
+            // As for `etl run`: the source's own key, staged from one snapshot.
+            bulk = bulk.assume_unique_keys();
+        }
+        let (tx, writer) = WriterThread::spawn(Box::new(EngineSink(bulk)), clock.clone());
         let imported = Arc::new(AtomicU64::new(0));
         let bytes = Arc::new(AtomicU64::new(0));
         let one = |f: StagedFile| {

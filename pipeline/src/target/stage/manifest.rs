@@ -44,6 +44,10 @@ pub struct StagedCollection {
     pub schema: CollectionSchema,
     /// Indexes to build after loading.
     pub indexes: Vec<StagedIndex>,
+    /// Its key is the source table's own primary key, read in one snapshot: no value repeats,
+    /// so an import into an empty collection keeps no keys (absent in older manifests: false).
+    #[serde(default)]
+    pub unique_keys: bool,
     /// Rows in all its files.
     pub rows: u64,
     /// Its files.

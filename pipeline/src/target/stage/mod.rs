@@ -211,6 +211,7 @@ impl Target for StageTarget {
             source_table: table.source.to_string(),
             schema: schema.clone(),
             indexes,
+            unique_keys: table.key_is_the_sources(),
             rows: 0,
             files: Vec::new(),
         };
