@@ -89,13 +89,9 @@ pub async fn run(
     .await?;
     // A stage imported by the same command tells the import each file as it finishes it.
     let import_after = route.import_after().filter(|_| !opts.dry_run);
-    let (follow, staged) = match import_after {
-        Some(_) => {
-            let (tx, rx) = crate::target::stage::follow::channel();
-            (Some(tx), Some(rx))
-        }
-        None => (None, None),
-    };
+    let (follow, staged) = import_after
+        .map(|_| crate::target::stage::follow::channel())
+        .unzip();
     let target_opts = TargetOptions {
         restart: opts.restart,
         some_tables: opts.tables.is_some(),
