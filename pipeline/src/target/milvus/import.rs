@@ -24,7 +24,7 @@ use object_store::ObjectStoreExt;
 use crate::error::PipelineError;
 use crate::report::{Phase, RunObserver, RunReport, TableReport};
 use crate::target::ImportOptions;
-use crate::target::stage::fetch::{check_in_place, choose, download, read_manifest};
+use crate::target::stage::fetch::{check_in_place, choose, read_manifest};
 use crate::target::stage::manifest::StagedCollection;
 
 /// The description a collection imported from a stage carries.
@@ -84,7 +84,6 @@ pub(super) async fn import(
         }
     }
     let parallelism = opts.parallelism.unwrap_or(2).max(1);
-    let tmp = std::env::temp_dir().join(format!("etl-milvus-import-{}", std::process::id()));
     let work = async {
         let mut reports = Vec::new();
         for c in &chosen {
@@ -97,7 +96,6 @@ pub(super) async fn import(
                     &marker,
                     opts.replace_own,
                     opts.recreate,
-                    &tmp,
                     parallelism,
                     observer.clone(),
                 )
@@ -110,7 +108,6 @@ pub(super) async fn import(
         r = work => r,
         () = cancel => Err(PipelineError::Cancelled),
     };
-    let _ = std::fs::remove_dir_all(&tmp);
     let tables = outcome?;
     Ok(RunReport {
         job_id: manifest.stage_id.clone(),
@@ -145,7 +142,6 @@ async fn import_collection(
     marker: &str,
     replace_own: bool,
     recreate: bool,
-    tmp: &std::path::Path,
     parallelism: usize,
     observer: Arc<dyn RunObserver>,
 ) -> Result<TableReport, PipelineError> {
@@ -252,11 +248,7 @@ async fn import_collection(
                     Some(t) => t,
                     None => {
                         // Checked against the manifest before the server sees it.
-                        if store.local_dir.is_some() {
-                            download(store, f, tmp).await?;
-                        } else {
-                            check_in_place(store, f).await?;
-                        }
+                        check_in_place(store, f).await?;
                         client.start_import(&name, &path).await?
                     }
                 };

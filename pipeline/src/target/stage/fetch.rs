@@ -83,27 +83,6 @@ pub(crate) async fn local(
     })
 }
 
-/// A staged file as a local file whose size and SHA-256 match the manifest (see [`local`]).
-pub(crate) async fn download(
-    store: &Store,
-    f: &StagedFile,
-    dir: &Path,
-) -> Result<Local, PipelineError> {
-    let got = local(store, f, dir).await?;
-    if !got.checked {
-        let (store2, f2, path) = (store.clone(), f.clone(), got.path.clone());
-        tokio::task::spawn_blocking(move || check_local(&store2, &f2, &path))
-            .await
-            .map_err(|e| PipelineError::Internal {
-                message: e.to_string(),
-            })??;
-    }
-    Ok(Local {
-        checked: true,
-        ..got
-    })
-}
-
 /// Hashes the local copy of `f` at `path` and refuses it unless its size and SHA-256 are the
 /// manifest's (blocking).
 pub(crate) fn check_local(store: &Store, f: &StagedFile, path: &Path) -> Result<(), PipelineError> {
