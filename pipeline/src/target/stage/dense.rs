@@ -347,14 +347,13 @@ fn levels_all(data: &[u8], n: usize, max: i16) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::target::stage::layout::{milvus_schema, to_milvus};
-    use crate::target::stage::writer::{ROW_GROUP_ROWS, file_properties};
+    use crate::target::stage::writer::{DEFAULT_MAX_FILE_BYTES, ROW_GROUP_ROWS, StageWriter};
     use crate::testdata;
+    use datafusion::arrow::array::AsArray;
     use datafusion::arrow::compute::concat_batches;
-    use datafusion::parquet::arrow::ArrowWriter;
 
-    /// `rows` rows of the sample schema with a `dim`-d float vector, staged to a file as the
-    /// stage writes it.
+    /// `rows` rows of the sample schema with a `dim`-d float vector, staged to a file by the
+    /// stage's writer (its vector pages are [`super::super::pages`]').
     fn staged(
         dir: &Path,
         dim: u32,
@@ -385,21 +384,33 @@ mod tests {
             cols[i] = Arc::new(with_null);
             batch = RecordBatch::try_new(batch.schema(), cols).unwrap();
         }
-        let target = milvus_schema(&schema);
-        let path = dir.join(format!("v{dim}-{nullable}-{null_row:?}.parquet"));
-        let props = file_properties(&schema, &target).unwrap();
-        let mut w = ArrowWriter::try_new(
-            std::fs::File::create(&path).unwrap(),
-            target.clone(),
-            Some(props),
-        )
-        .unwrap();
+        // Through the stage's own writer, in batches of 5000 rows (row groups straddle them).
+        // Multi-threaded: the store's upload tasks run while the writer blocks on them.
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let url = format!("file://{}", dir.display());
+        let store = etl_connectors::store::Store::open(&url).unwrap();
+        let collection = format!("v{dim}-{nullable}-{null_row:?}");
+        let mut w = StageWriter::new(
+            store,
+            &collection,
+            schema.clone(),
+            DEFAULT_MAX_FILE_BYTES,
+            runtime.handle().clone(),
+        );
         for start in (0..rows).step_by(5000) {
-            let part = batch.slice(start, 5000.min(rows - start));
-            w.write(&to_milvus(&part, &schema, &target).unwrap())
+            w.write("r", &batch.slice(start, 5000.min(rows - start)))
                 .unwrap();
         }
-        w.close().unwrap();
+        w.finish().unwrap();
+        let [file] = &w.files[..] else {
+            panic!("{} files", w.files.len())
+        };
+        assert_eq!(file.rows, rows as u64);
+        let path = dir.join(&file.path);
         (path, schema, batch)
     }
 
@@ -442,6 +453,28 @@ mod tests {
                     );
                 } else {
                     assert_eq!(want.as_ref(), have.as_ref(), "{dim}: {}", f.name);
+                }
+            }
+            // Arrow's own reader reads every page the stage wrote, in every row group.
+            let plain: Vec<RecordBatch> = ParquetRecordBatchReaderBuilder::try_new(
+                std::fs::File::open(&path).unwrap(),
+            )
+            .unwrap()
+            .build()
+            .unwrap()
+            .map(|b| b.unwrap())
+            .collect();
+            let plain = concat_batches(&plain[0].schema(), &plain).unwrap();
+            let plain = from_milvus(&plain, &schema, "f.parquet").unwrap();
+            assert_eq!(plain.num_rows(), rows);
+            let (w, p) = (
+                batch.column_by_name("v").unwrap().as_fixed_size_list(),
+                plain.column_by_name("v").unwrap().as_fixed_size_list(),
+            );
+            for r in 0..rows {
+                assert_eq!(w.is_valid(r), p.is_valid(r), "{dim}: row {r}");
+                if w.is_valid(r) {
+                    assert_eq!(w.value(r).as_ref(), p.value(r).as_ref(), "{dim}: row {r}");
                 }
             }
             // Which way each row group went.

@@ -6,6 +6,7 @@
 //! read side); a stage itself neither imports nor is searched.
 
 pub(crate) mod dense;
+pub(crate) mod pages;
 pub mod fetch;
 pub mod follow;
 pub mod layout;

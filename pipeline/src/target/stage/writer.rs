@@ -1,13 +1,20 @@
 //! Writing one collection's staged files: the mapper's batches in Milvus' layout, into
 //! zstd-compressed Parquet files of at most `max_file_bytes`, each streamed to the store as a
-//! multipart upload (the store retries parts) and hashed on the way. Runs on the collection's
-//! writer thread; uploads are driven through the runtime's handle.
+//! multipart upload (the store retries parts) and hashed on the way. Runs on the range's
+//! writer thread; uploads are driven through the runtime's handle. Row groups are assembled
+//! column by column: arrow's column writers encode the scalars, dense float vectors are encoded
+//! by [`super::pages`] straight from their buffers.
 
 use std::io::Write;
 
-use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::array::{AsArray, RecordBatch};
 use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::parquet::arrow::arrow_writer::{
+    ArrowColumnWriter, ArrowRowGroupWriterFactory, compute_leaves,
+};
 use datafusion::parquet::arrow::{ArrowSchemaConverter, ArrowWriter};
+use datafusion::parquet::errors::ParquetError;
+use datafusion::parquet::file::writer::SerializedFileWriter;
 use datafusion::parquet::basic::{Compression, ZstdLevel};
 use datafusion::parquet::file::properties::{EnabledStatistics, WriterProperties};
 use etl_connectors::store::Store;
@@ -19,6 +26,7 @@ use tokio::runtime::Handle;
 
 use super::layout::{milvus_schema, to_milvus};
 use super::manifest::{StagedFile, sha256_hex};
+use super::pages::DenseChunk;
 use crate::error::PipelineError;
 
 /// Default bound of a staged file.
@@ -78,10 +86,104 @@ impl Write for Upload {
     }
 }
 
+/// A leaf column of the row group being assembled.
+enum Column {
+    Arrow(ArrowColumnWriter),
+    Dense(DenseChunk),
+}
+
+/// A staged file being written: the Parquet file, its row group in progress.
 struct OpenFile {
     rel: String,
-    writer: ArrowWriter<Upload>,
+    file: SerializedFileWriter<Upload>,
+    factory: ArrowRowGroupWriterFactory,
+    /// The dimension of each field that is a dense float vector (by field position).
+    dense: Vec<Option<usize>>,
+    group: Vec<Column>,
+    group_rows: usize,
+    groups: usize,
     rows: u64,
+}
+
+impl OpenFile {
+    /// Column writers for the next row group.
+    fn columns(&self) -> Result<Vec<Column>, ParquetError> {
+        let descr = self.file.schema_descr();
+        let writers = self.factory.create_column_writers(self.groups)?;
+        Ok(writers
+            .into_iter()
+            .enumerate()
+            .map(|(leaf, w)| {
+                let dim = self.dense[descr.get_column_root_idx(leaf)];
+                match dim.and_then(|d| DenseChunk::new(descr.column(leaf), d, ROW_GROUP_ROWS)) {
+                    Some(chunk) => Column::Dense(chunk),
+                    None => Column::Arrow(w),
+                }
+            })
+            .collect())
+    }
+
+    /// Appends `batch` (at most the rows the row group has room for).
+    fn append(&mut self, target: &SchemaRef, batch: &RecordBatch) -> Result<(), ParquetError> {
+        if self.group.is_empty() {
+            self.group = self.columns()?;
+        }
+        let mut leaf = 0;
+        for (field, array) in target.fields().iter().zip(batch.columns()) {
+            if let Some(Column::Dense(chunk)) = self.group.get_mut(leaf) {
+                let list = array.as_list_opt::<i32>().ok_or_else(|| {
+                    ParquetError::General(format!("`{}` is not a list", field.name()))
+                })?;
+                chunk.write(list)?;
+                leaf += 1;
+                continue;
+            }
+            for leaves in compute_leaves(field, array)? {
+                match self.group.get_mut(leaf) {
+                    Some(Column::Arrow(w)) => w.write(&leaves)?,
+                    _ => return Err(ParquetError::General("a column without a writer".into())),
+                }
+                leaf += 1;
+            }
+        }
+        self.group_rows += batch.num_rows();
+        self.rows += batch.num_rows() as u64;
+        if self.group_rows >= ROW_GROUP_ROWS {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Writes the row group in progress to the file.
+    fn flush(&mut self) -> Result<(), ParquetError> {
+        if self.group.is_empty() {
+            return Ok(());
+        }
+        let mut group = self.file.next_row_group()?;
+        for column in std::mem::take(&mut self.group) {
+            match column {
+                Column::Arrow(w) => w.close()?.append_to_row_group(&mut group)?,
+                Column::Dense(chunk) => chunk.append_to(&mut group)?,
+            }
+        }
+        group.close()?;
+        self.groups += 1;
+        self.group_rows = 0;
+        Ok(())
+    }
+
+    /// The file's size so far, its row group in progress estimated.
+    fn size(&self) -> u64 {
+        let pending: usize = self
+            .group
+            .iter()
+            .map(|c| match c {
+                Column::Arrow(w) => w.get_estimated_total_bytes(),
+                Column::Dense(chunk) => chunk.size(),
+            })
+            .sum();
+        (self.file.bytes_written() + pending) as u64
+    }
 }
 
 /// The staged files of one collection.
@@ -147,11 +249,32 @@ impl StageWriter {
         };
         let props = file_properties(&self.schema, &self.target)
             .map_err(|e| store_err(&self.store, &rel, e))?;
-        let writer = ArrowWriter::try_new(upload, self.target.clone(), Some(props))
+        // ArrowWriter adds the Arrow schema to the file's metadata; its file writer and column
+        // writer factory then assemble the row groups.
+        let (file, factory) = ArrowWriter::try_new(upload, self.target.clone(), Some(props))
+            .and_then(|w| w.into_serialized_writer())
             .map_err(|e| store_err(&self.store, &rel, e))?;
+        let dense = self
+            .target
+            .fields()
+            .iter()
+            .map(|f| {
+                self.schema
+                    .fields
+                    .iter()
+                    .find(|s| &s.name == f.name() && s.data_type == FieldType::FloatVector)
+                    .and_then(|s| s.dim)
+                    .map(|d| d as usize)
+            })
+            .collect();
         self.open = Some(OpenFile {
             rel,
-            writer,
+            file,
+            factory,
+            dense,
+            group: Vec::new(),
+            group_rows: 0,
+            groups: 0,
             rows: 0,
         });
         Ok(())
@@ -175,16 +298,17 @@ impl StageWriter {
     /// Appends a mapped batch of range `part`.
     pub fn write(&mut self, part: &str, batch: &RecordBatch) -> Result<(), PipelineError> {
         let staged = to_milvus(batch, &self.schema, &self.target)?;
-        if self.open.is_none() {
-            self.start(part)?;
-        }
-        if let Some(f) = self.open.as_mut() {
-            f.writer
-                .write(&staged)
+        let mut at = 0;
+        while at < staged.num_rows() {
+            let Some(f) = self.open.as_mut() else {
+                self.start(part)?;
+                continue;
+            };
+            let n = (ROW_GROUP_ROWS - f.group_rows).min(staged.num_rows() - at);
+            f.append(&self.target, &staged.slice(at, n))
                 .map_err(|e| store_err(&self.store, &f.rel, e))?;
-            f.rows += staged.num_rows() as u64;
-            let size = f.writer.bytes_written() as u64 + f.writer.in_progress_size() as u64;
-            if size >= self.max_file_bytes {
+            at += n;
+            if f.size() >= self.max_file_bytes {
                 self.finish()?;
             }
         }
@@ -194,13 +318,13 @@ impl StageWriter {
     /// Closes the open file (at the end of a range, or when it is full) and completes its
     /// upload.
     pub fn finish(&mut self) -> Result<(), PipelineError> {
-        let Some(f) = self.open.take() else {
+        let Some(mut f) = self.open.take() else {
             return Ok(());
         };
         let rel = f.rel.clone();
         let mut upload = f
-            .writer
-            .into_inner()
+            .flush()
+            .and_then(|()| f.file.into_inner())
             .map_err(|e| store_err(&self.store, &rel, e))?;
         self.handle
             .block_on(upload.writer.shutdown())
