@@ -456,14 +456,13 @@ mod tests {
                 }
             }
             // Arrow's own reader reads every page the stage wrote, in every row group.
-            let plain: Vec<RecordBatch> = ParquetRecordBatchReaderBuilder::try_new(
-                std::fs::File::open(&path).unwrap(),
-            )
-            .unwrap()
-            .build()
-            .unwrap()
-            .map(|b| b.unwrap())
-            .collect();
+            let plain: Vec<RecordBatch> =
+                ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&path).unwrap())
+                    .unwrap()
+                    .build()
+                    .unwrap()
+                    .map(|b| b.unwrap())
+                    .collect();
             let plain = concat_batches(&plain[0].schema(), &plain).unwrap();
             let plain = from_milvus(&plain, &schema, "f.parquet").unwrap();
             assert_eq!(plain.num_rows(), rows);

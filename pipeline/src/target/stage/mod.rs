@@ -6,11 +6,11 @@
 //! read side); a stage itself neither imports nor is searched.
 
 pub(crate) mod dense;
-pub(crate) mod pages;
 pub mod fetch;
 pub mod follow;
 pub mod layout;
 pub mod manifest;
+pub(crate) mod pages;
 pub mod writer;
 
 use std::collections::HashMap;

@@ -13,10 +13,10 @@ use datafusion::parquet::arrow::arrow_writer::{
     ArrowColumnWriter, ArrowRowGroupWriterFactory, compute_leaves,
 };
 use datafusion::parquet::arrow::{ArrowSchemaConverter, ArrowWriter};
-use datafusion::parquet::errors::ParquetError;
-use datafusion::parquet::file::writer::SerializedFileWriter;
 use datafusion::parquet::basic::{Compression, ZstdLevel};
+use datafusion::parquet::errors::ParquetError;
 use datafusion::parquet::file::properties::{EnabledStatistics, WriterProperties};
+use datafusion::parquet::file::writer::SerializedFileWriter;
 use etl_connectors::store::Store;
 use etl_engine::{CollectionSchema, FieldType};
 use object_store::buffered::BufWriter;
@@ -88,7 +88,7 @@ impl Write for Upload {
 
 /// A leaf column of the row group being assembled.
 enum Column {
-    Arrow(ArrowColumnWriter),
+    Arrow(Box<ArrowColumnWriter>),
     Dense(DenseChunk),
 }
 
@@ -117,7 +117,7 @@ impl OpenFile {
                 let dim = self.dense[descr.get_column_root_idx(leaf)];
                 match dim.and_then(|d| DenseChunk::new(descr.column(leaf), d, ROW_GROUP_ROWS)) {
                     Some(chunk) => Column::Dense(chunk),
-                    None => Column::Arrow(w),
+                    None => Column::Arrow(Box::new(w)),
                 }
             })
             .collect())
