@@ -708,3 +708,71 @@ fn a_hot_standby_is_read_in_parallel_at_one_point_in_time() {
         std::thread::sleep(Duration::from_millis(200));
     }
 }
+
+/// Ranges read one after another (as `etl run` reads its ranges, two at a time) share one
+/// connection: the second range's reader takes the first's, still in the snapshot, instead of
+/// connecting, authenticating and joining the snapshot again. Every row arrives once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ranges_read_one_after_another_share_one_connection() {
+    let url = fresh_db("reuse");
+    const N: i64 = 20_000;
+    sql(&url, &format!(
+        "CREATE TABLE seq (id bigint PRIMARY KEY, v vector(64));
+         INSERT INTO seq SELECT i, array_fill(i::real, ARRAY[64])::vector FROM generate_series(1, {N}) i;
+         ANALYZE seq;"
+    ));
+    const RANGES: usize = 6;
+    let options = ReadOptions {
+        partitions: RANGES,
+        batch_rows: 500,
+        channel_depth: 1,
+        ..ReadOptions::default()
+    };
+    let p = provider(&url, "public.seq", options).await;
+    let ctx = SessionContext::new();
+    let plan = p.scan(&ctx.state(), None, &[], None).await.unwrap();
+    assert_eq!(
+        plan.properties().output_partitioning().partition_count(),
+        RANGES
+    );
+    // Which readers' connections exist while the ranges are read.
+    let done = Arc::new(AtomicBool::new(false));
+    let watcher = {
+        let (url, done) = (url.clone(), done.clone());
+        tokio::spawn(async move {
+            let client = connect(&PgUrl::parse(&url).unwrap()).await.unwrap();
+            let mut seen = HashSet::new();
+            while !done.load(Ordering::Relaxed) {
+                for row in client
+                    .query("SELECT pid, application_name FROM pg_stat_activity WHERE application_name LIKE 'etl-reader-%'", &[])
+                    .await
+                    .unwrap()
+                {
+                    seen.insert((row.get::<_, i32>(0), row.get::<_, String>(1)));
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            seen
+        })
+    };
+    let mut ids = HashSet::new();
+    for part in 0..RANGES {
+        let mut s = plan.execute(part, ctx.task_ctx()).unwrap();
+        while let Some(b) = s.next().await {
+            let b = b.unwrap();
+            let id = b.column(0).as_any().downcast_ref::<Int64Array>().unwrap();
+            for v in id.values().iter() {
+                assert!(ids.insert(*v), "id {v} arrived twice");
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+    done.store(true, Ordering::Relaxed);
+    let seen = watcher.await.unwrap();
+    assert_eq!(ids.len() as i64, N);
+    assert_eq!(
+        seen.len(),
+        1,
+        "one reader connection for {RANGES} ranges read in turn, saw {seen:?}"
+    );
+}
