@@ -525,7 +525,7 @@ async fn a_reader_whose_backend_is_terminated_resumes_without_loss_or_duplicates
             let client = connect(&PgUrl::parse(&url).unwrap()).await.unwrap();
             for _ in 0..200 {
                 let rows = client
-                    .query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'etl-reader-0' AND state = 'active' AND query LIKE 'COPY%'", &[])
+                    .query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'etl-reader-0' AND state = 'active' AND query LIKE 'COPY%'", &[])
                     .await
                     .unwrap();
                 if !rows.is_empty() {
@@ -744,7 +744,8 @@ async fn ranges_read_one_after_another_share_one_connection() {
             let mut seen = HashSet::new();
             while !done.load(Ordering::Relaxed) {
                 for row in client
-                    .query("SELECT pid, application_name FROM pg_stat_activity WHERE application_name LIKE 'etl-reader-%'", &[])
+                    // This test's database only: other tests read their own at the same time.
+                    .query("SELECT pid, application_name FROM pg_stat_activity WHERE datname = current_database() AND application_name LIKE 'etl-reader-%'", &[])
                     .await
                     .unwrap()
                 {
