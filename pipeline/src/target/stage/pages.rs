@@ -16,7 +16,7 @@ use bytes::Bytes;
 use datafusion::arrow::array::{Array, ListArray};
 use datafusion::arrow::buffer::ScalarBuffer;
 use datafusion::arrow::datatypes::Float32Type;
-use datafusion::parquet::basic::{Compression, Encoding, Type as PhysicalType};
+use datafusion::parquet::basic::{Compression, Encoding, Repetition, Type as PhysicalType};
 use datafusion::parquet::column::writer::ColumnCloseResult;
 use datafusion::parquet::errors::ParquetError;
 use datafusion::parquet::file::metadata::{ColumnChunkMetaData, OffsetIndexBuilder};
@@ -47,7 +47,11 @@ impl DenseChunk {
     /// layout's (`list<float>`, items required, the list required or optional); `None` for
     /// any other shape, which arrow's writer then encodes. Room is made for `rows` rows.
     pub(crate) fn new(descr: ColumnDescPtr, dim: usize, rows: usize) -> Option<Self> {
+        // Items required: then a definition level of 2 can only mean an optional list.
+        let items_required =
+            descr.self_type().get_basic_info().repetition() == Repetition::REQUIRED;
         let shape = descr.physical_type() == PhysicalType::FLOAT
+            && items_required
             && descr.max_rep_level() == 1
             && (1..=2).contains(&descr.max_def_level())
             && dim > 0;
@@ -258,4 +262,49 @@ fn header(out: &mut Vec<u8>, entries: usize, size: usize) -> Result<(), ParquetE
     out.push(0); // end of DataPageHeader
     out.push(0); // end of PageHeader
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::target::stage::layout::milvus_schema;
+    use crate::testdata;
+    use datafusion::parquet::arrow::ArrowSchemaConverter;
+    use etl_engine::FieldType;
+
+    /// The staged layout's float vector leaf, required or nullable, is one this writer takes
+    /// (not silently left to arrow's), and the levels of a page are a few runs per row.
+    #[test]
+    fn the_staged_vector_leaf_is_written_here_with_runs_per_row() {
+        for nullable in [false, true] {
+            let mut schema = testdata::schema(FieldType::FloatVector);
+            let v = schema.fields.iter_mut().find(|f| f.name == "v").unwrap();
+            v.dim = Some(768);
+            v.nullable = nullable;
+            let descr = ArrowSchemaConverter::new()
+                .convert(&milvus_schema(&schema))
+                .unwrap();
+            let leaf = (0..descr.num_columns())
+                .find(|&i| descr.column(i).path().parts()[0] == "v")
+                .unwrap();
+            let chunk = DenseChunk::new(descr.column(leaf), 768, 16);
+            assert!(chunk.is_some(), "nullable {nullable}");
+        }
+        // Two rows of 3 floats, then a NULL row: rep 0,1,1,0,1,1,0; def 2×6 then 0.
+        let mut rep = Runs::default();
+        let mut def = Runs::default();
+        for _ in 0..2 {
+            rep.push(0, 1);
+            rep.push(1, 2);
+            def.push(2, 3);
+        }
+        rep.push(0, 1);
+        def.push(0, 1);
+        let mut out = Vec::new();
+        rep.encode(&mut out);
+        assert_eq!(out, [10, 0, 0, 0, 2, 0, 4, 1, 2, 0, 4, 1, 2, 0]);
+        out.clear();
+        def.encode(&mut out);
+        assert_eq!(out, [4, 0, 0, 0, 12, 2, 2, 0]);
+    }
 }

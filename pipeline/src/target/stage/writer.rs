@@ -114,7 +114,11 @@ impl OpenFile {
             .into_iter()
             .enumerate()
             .map(|(leaf, w)| {
-                let dim = self.dense[descr.get_column_root_idx(leaf)];
+                let dim = self
+                    .dense
+                    .get(descr.get_column_root_idx(leaf))
+                    .copied()
+                    .flatten();
                 match dim.and_then(|d| DenseChunk::new(descr.column(leaf), d, ROW_GROUP_ROWS)) {
                     Some(chunk) => Column::Dense(chunk),
                     None => Column::Arrow(Box::new(w)),
